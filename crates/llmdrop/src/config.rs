@@ -1,0 +1,230 @@
+//! The runtime model configuration, built from an HF config.json or GGUF metadata.
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::arch::{ArchSpec, SlidingWindow};
+use crate::error::{Error, Result};
+
+/// RoPE frequency scaling, as HF's `rope_scaling` describes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum RopeScaling {
+    /// Llama 3.x: low frequencies divided by `factor`, smooth ramp between.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: usize,
+    },
+    /// Positions divided by `factor`.
+    Linear { factor: f64 },
+}
+
+/// Everything the decoder needs to know about a model's shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    #[serde(serialize_with = "ser_arch")]
+    pub arch: &'static ArchSpec,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: Option<RopeScaling>,
+    pub max_position_embeddings: usize,
+    pub tie_word_embeddings: bool,
+    /// Attention window in tokens, when the family applies one.
+    pub sliding_window: Option<usize>,
+    pub qkv_bias: bool,
+    pub o_bias: bool,
+    pub mlp_bias: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_ids: Vec<u32>,
+}
+
+fn ser_arch<S: serde::Serializer>(a: &&'static ArchSpec, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(a.name)
+}
+
+impl Config {
+    /// Reads an HF `config.json`.
+    pub fn from_hf_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| Error::BadConfig {
+            path: path.into(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+        Self::from_hf_json(&v, path)
+    }
+
+    /// Builds the config from a parsed HF config.json; `path` is only used in errors.
+    pub fn from_hf_json(v: &Value, path: &Path) -> Result<Self> {
+        let bad = |reason: String| Error::BadConfig {
+            path: path.into(),
+            reason,
+        };
+        let model_type = v
+            .get("model_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("no `model_type`".into()))?;
+        let arch = ArchSpec::from_model_type(model_type).ok_or_else(|| Error::UnknownArch {
+            path: path.into(),
+            arch: model_type.into(),
+            supported: ArchSpec::supported(),
+        })?;
+        let usize_key = |k: &str| -> Result<usize> {
+            v.get(k)
+                .and_then(Value::as_u64)
+                .map(|x| x as usize)
+                .ok_or_else(|| bad(format!("`{k}` missing or not a non-negative integer")))
+        };
+        let opt_usize = |k: &str| v.get(k).and_then(Value::as_u64).map(|x| x as usize);
+        let opt_bool = |k: &str| v.get(k).and_then(Value::as_bool);
+        if let Some(act) = v
+            .get("hidden_act")
+            .or_else(|| v.get("hidden_activation"))
+            .and_then(Value::as_str)
+        {
+            if act != "silu" {
+                return Err(bad(format!("hidden_act `{act}` is not supported (only silu)")));
+            }
+        }
+        let hidden_size = usize_key("hidden_size")?;
+        let num_heads = usize_key("num_attention_heads")?;
+        let num_kv_heads = opt_usize("num_key_value_heads").unwrap_or(num_heads);
+        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+            return Err(bad(format!(
+                "num_attention_heads {num_heads} is not a positive multiple of num_key_value_heads {num_kv_heads}"
+            )));
+        }
+        let head_dim = match opt_usize("head_dim") {
+            Some(d) => d,
+            None if hidden_size % num_heads == 0 => hidden_size / num_heads,
+            None => {
+                return Err(bad(format!(
+                    "hidden_size {hidden_size} is not divisible by num_attention_heads {num_heads}"
+                )))
+            }
+        };
+        if head_dim % 2 != 0 {
+            return Err(bad(format!("head_dim {head_dim} must be even for RoPE")));
+        }
+        // transformers 5 moves rope settings into `rope_parameters`.
+        let rope = v.get("rope_parameters").filter(|r| r.is_object());
+        let rope_theta = v
+            .get("rope_theta")
+            .or_else(|| rope.and_then(|r| r.get("rope_theta")))
+            .and_then(Value::as_f64)
+            .unwrap_or(10000.0);
+        let scaling = v
+            .get("rope_scaling")
+            .filter(|r| r.is_object())
+            .or(rope);
+        let rope_scaling = match scaling {
+            Some(s) => parse_rope_scaling(s).map_err(bad)?,
+            None => None,
+        };
+        let attention_bias = arch.config_attention_bias && opt_bool("attention_bias").unwrap_or(false);
+        let sliding_window = match arch.sliding_window {
+            SlidingWindow::Never => None,
+            SlidingWindow::WhenSet => opt_usize("sliding_window"),
+            SlidingWindow::WhenEnabled => {
+                if opt_bool("use_sliding_window").unwrap_or(false) {
+                    return Err(bad(
+                        "use_sliding_window = true is not supported for this family yet".into(),
+                    ));
+                }
+                None
+            }
+        };
+        let eos_token_ids = match v.get("eos_token_id") {
+            Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
+            _ => vec![],
+        };
+        let cfg = Config {
+            arch,
+            vocab_size: usize_key("vocab_size")?,
+            hidden_size,
+            intermediate_size: usize_key("intermediate_size")?,
+            num_layers: usize_key("num_hidden_layers")?,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            rms_norm_eps: v
+                .get("rms_norm_eps")
+                .and_then(Value::as_f64)
+                .unwrap_or(1e-6),
+            rope_theta,
+            rope_scaling,
+            max_position_embeddings: opt_usize("max_position_embeddings").unwrap_or(4096),
+            tie_word_embeddings: opt_bool("tie_word_embeddings").unwrap_or(false),
+            sliding_window,
+            qkv_bias: arch.qkv_bias || attention_bias,
+            o_bias: attention_bias,
+            mlp_bias: opt_bool("mlp_bias").unwrap_or(false),
+            bos_token_id: v.get("bos_token_id").and_then(Value::as_u64).map(|x| x as u32),
+            eos_token_ids,
+        };
+        cfg.validate().map_err(bad)?;
+        Ok(cfg)
+    }
+
+    /// Sanity checks shared by every source.
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        for (name, x) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_layers),
+        ] {
+            if x == 0 {
+                return Err(format!("`{name}` must be positive"));
+            }
+        }
+        if self.rms_norm_eps <= 0.0 || !self.rms_norm_eps.is_finite() {
+            return Err(format!("rms_norm_eps {} must be positive", self.rms_norm_eps));
+        }
+        if self.rope_theta <= 0.0 || !self.rope_theta.is_finite() {
+            return Err(format!("rope_theta {} must be positive", self.rope_theta));
+        }
+        Ok(())
+    }
+
+    /// Query heads per key/value head.
+    pub fn gqa_groups(&self) -> usize {
+        self.num_heads / self.num_kv_heads
+    }
+}
+
+fn parse_rope_scaling(s: &Value) -> std::result::Result<Option<RopeScaling>, String> {
+    let kind = s
+        .get("rope_type")
+        .or_else(|| s.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let f = |k: &str| {
+        s.get(k)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| format!("rope scaling `{kind}` needs `{k}`"))
+    };
+    match kind {
+        "default" => Ok(None),
+        "linear" => Ok(Some(RopeScaling::Linear {
+            factor: f("factor")?,
+        })),
+        "llama3" => Ok(Some(RopeScaling::Llama3 {
+            factor: f("factor")?,
+            low_freq_factor: f("low_freq_factor")?,
+            high_freq_factor: f("high_freq_factor")?,
+            original_max_position_embeddings: f("original_max_position_embeddings")? as usize,
+        })),
+        other => Err(format!("rope scaling type `{other}` is not supported")),
+    }
+}

@@ -1,0 +1,69 @@
+//! The library's error type: every variant names the file, tensor or setting at fault.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable model: {reason}")]
+    BadFile { path: PathBuf, reason: String },
+    #[error("{path}: invalid config: {reason}")]
+    BadConfig { path: PathBuf, reason: String },
+    #[error("{path}: unknown architecture `{arch}` (supported: {supported})")]
+    UnknownArch {
+        path: PathBuf,
+        arch: String,
+        supported: String,
+    },
+    #[error("{path}: tensor `{name}` is missing{hint}")]
+    MissingTensor {
+        path: PathBuf,
+        name: String,
+        hint: String,
+    },
+    #[error("{path}: tensor `{name}` has shape {found:?}, the config implies {expected:?}")]
+    TensorShape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{path}: tensor `{name}`: {reason}")]
+    BadTensor {
+        path: PathBuf,
+        name: String,
+        reason: String,
+    },
+    #[error("{path}: tokenizer: {reason}")]
+    Tokenizer { path: PathBuf, reason: String },
+    #[error("{path}: not valid UTF-8 text (first bad byte at offset {offset})")]
+    NotUtf8 { path: PathBuf, offset: usize },
+    #[error("drop plan: {0}")]
+    Plan(String),
+    #[error("{0}")]
+    Input(String),
+    #[error("{what}: {reason}. Fetch it with `{fetch}`")]
+    MissingAsset {
+        what: String,
+        reason: String,
+        fetch: String,
+    },
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

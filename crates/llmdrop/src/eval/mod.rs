@@ -1,0 +1,5 @@
+//! Measuring what a drop costs.
+
+pub mod ppl;
+
+pub use ppl::{perplexity, PplOptions, PplResult};

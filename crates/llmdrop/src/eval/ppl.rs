@@ -1,0 +1,106 @@
+//! Perplexity over non-overlapping windows (DESIGN §5).
+
+use candle_core::Tensor;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::{Decoder, Logits};
+use crate::probe::NoProbe;
+use crate::progress::Progress;
+
+/// How perplexity is computed.
+#[derive(Debug, Clone)]
+pub struct PplOptions {
+    /// Window length L in tokens.
+    pub seq_len: usize,
+    /// Use at most this many windows.
+    pub max_windows: Option<usize>,
+    /// Score only the second half of each window, as llama.cpp's `llama-perplexity` does;
+    /// otherwise every token of a window but its first.
+    pub second_half: bool,
+}
+
+/// The result, with what is needed to combine or check it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PplResult {
+    pub ppl: f64,
+    /// Total negative log-likelihood (nats) over the scored tokens.
+    pub nll: f64,
+    pub tokens_scored: usize,
+    pub windows: usize,
+    pub seq_len: usize,
+    /// Tokens in the text (a trailing partial window is not scored).
+    pub tokens_total: usize,
+}
+
+/// ppl = exp(total NLL / total scored tokens) over the windows `ids` cuts into.
+pub fn perplexity(
+    dec: &Decoder,
+    ids: &[u32],
+    opts: &PplOptions,
+    progress: &mut dyn Progress,
+) -> Result<PplResult> {
+    let l = opts.seq_len;
+    if l < 2 {
+        return Err(Error::Input(format!("seq-len {l} must be at least 2")));
+    }
+    let mut windows = ids.len() / l;
+    if let Some(m) = opts.max_windows {
+        windows = windows.min(m);
+    }
+    if windows == 0 {
+        return Err(Error::Input(format!(
+            "the text has {} tokens, fewer than one window of {l}",
+            ids.len()
+        )));
+    }
+    let first = if opts.second_half { l / 2 } else { 0 };
+    progress.start("perplexity", windows as u64);
+    let mut nll = 0f64;
+    let mut scored = 0usize;
+    for w in 0..windows {
+        let win = &ids[w * l..(w + 1) * l];
+        let input = Tensor::new(win, dec.device())?.unsqueeze(0)?;
+        let logits = dec
+            .forward(&input, None, &mut NoProbe, Logits::All)?
+            .expect("logits requested");
+        let logits = logits.squeeze(0)?;
+        // position p predicts token p + 1
+        let rows = logits.narrow(0, first, l - 1 - first)?.to_vec2::<f32>()?;
+        for (r, row) in rows.iter().enumerate() {
+            let target = win[first + r + 1] as usize;
+            nll -= log_softmax_at(row, target);
+            scored += 1;
+        }
+        progress.advance(1);
+    }
+    progress.finish();
+    Ok(PplResult {
+        ppl: (nll / scored as f64).exp(),
+        nll,
+        tokens_scored: scored,
+        windows,
+        seq_len: l,
+        tokens_total: ids.len(),
+    })
+}
+
+/// log softmax(row)[i], accumulated in f64.
+pub fn log_softmax_at(row: &[f32], i: usize) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+    row[i] as f64 - max - sum.ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_softmax_matches_definition() {
+        let row = [1.0f32, 2.0, 3.0];
+        let z: f64 = row.iter().map(|&x| (x as f64).exp()).sum();
+        let want = (2.0f64).exp().ln() - z.ln();
+        assert!((log_softmax_at(&row, 1) - want).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,291 @@
+//! GGUF files (v2/v3): metadata -> [`Config`], tensors -> HF names and layout.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::{DType, Device, Tensor};
+
+use super::names::{gguf_to_hf, hf_to_gguf};
+use super::{TensorMeta, WeightSource};
+use crate::arch::ArchSpec;
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// An open GGUF file.
+pub struct GgufSource {
+    path: PathBuf,
+    content: Content,
+    file: Mutex<File>,
+    arch: &'static ArchSpec,
+    num_heads: usize,
+    num_kv_heads: usize,
+}
+
+impl GgufSource {
+    /// Opens and parses the header of a GGUF file; no tensor data is read.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let content = Content::read(&mut file).map_err(|e| Error::BadFile {
+            path: path.into(),
+            reason: format!("invalid GGUF: {e}"),
+        })?;
+        let arch_name = meta_str(&content, "general.architecture").ok_or_else(|| Error::BadFile {
+            path: path.into(),
+            reason: "GGUF has no `general.architecture`".into(),
+        })?;
+        let arch = ArchSpec::from_gguf_arch(&arch_name).ok_or_else(|| Error::UnknownArch {
+            path: path.into(),
+            arch: arch_name.clone(),
+            supported: ArchSpec::supported_gguf(),
+        })?;
+        let get = |k: &str| meta_u64(&content, &format!("{arch_name}.{k}"));
+        let num_heads = get("attention.head_count").unwrap_or(0) as usize;
+        let num_kv_heads = get("attention.head_count_kv").unwrap_or(num_heads as u64) as usize;
+        Ok(Self {
+            path: path.into(),
+            content,
+            file: Mutex::new(file),
+            arch,
+            num_heads,
+            num_kv_heads,
+        })
+    }
+
+    /// The parsed header: metadata and tensor directory.
+    pub fn content(&self) -> &Content {
+        &self.content
+    }
+
+    /// The runtime config described by the metadata.
+    pub fn config(&self) -> Result<Config> {
+        let c = &self.content;
+        let a = self.arch.gguf_arch.expect("opened from its gguf name");
+        let bad = |reason: String| Error::BadConfig {
+            path: self.path.clone(),
+            reason,
+        };
+        let req = |k: &str| -> Result<usize> {
+            meta_u64(c, &format!("{a}.{k}"))
+                .map(|x| x as usize)
+                .ok_or_else(|| bad(format!("GGUF metadata `{a}.{k}` missing")))
+        };
+        let hidden_size = req("embedding_length")?;
+        let num_heads = req("attention.head_count")?;
+        let num_kv_heads = meta_u64(c, &format!("{a}.attention.head_count_kv"))
+            .map(|x| x as usize)
+            .unwrap_or(num_heads);
+        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+            return Err(bad(format!(
+                "head_count {num_heads} is not a positive multiple of head_count_kv {num_kv_heads}"
+            )));
+        }
+        let head_dim = meta_u64(c, &format!("{a}.attention.key_length"))
+            .map(|x| x as usize)
+            .unwrap_or(hidden_size / num_heads);
+        let vocab_size = match meta_u64(c, &format!("{a}.vocab_size")) {
+            Some(v) => v as usize,
+            None => match c.metadata.get("tokenizer.ggml.tokens") {
+                Some(Value::Array(t)) => t.len(),
+                _ => self
+                    .content
+                    .tensor_infos
+                    .get("token_embd.weight")
+                    .map(|t| t.shape.dims()[0])
+                    .ok_or_else(|| bad("cannot tell the vocabulary size".into()))?,
+            },
+        };
+        let eps = meta_f64(c, &format!("{a}.attention.layer_norm_rms_epsilon")).unwrap_or(1e-5);
+        let cfg = Config {
+            arch: self.arch,
+            vocab_size,
+            hidden_size,
+            intermediate_size: req("feed_forward_length")?,
+            num_layers: req("block_count")?,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            rms_norm_eps: eps,
+            rope_theta: meta_f64(c, &format!("{a}.rope.freq_base")).unwrap_or(10000.0),
+            rope_scaling: None,
+            max_position_embeddings: req("context_length").unwrap_or(4096),
+            tie_word_embeddings: !self.content.tensor_infos.contains_key("output.weight"),
+            sliding_window: None,
+            qkv_bias: self.arch.qkv_bias
+                || self.content.tensor_infos.contains_key("blk.0.attn_q.bias"),
+            o_bias: self.content.tensor_infos.contains_key("blk.0.attn_output.bias"),
+            mlp_bias: false,
+            bos_token_id: meta_u64(c, "tokenizer.ggml.bos_token_id").map(|x| x as u32),
+            eos_token_ids: meta_u64(c, "tokenizer.ggml.eos_token_id")
+                .map(|x| vec![x as u32])
+                .unwrap_or_default(),
+        };
+        if self.content.tensor_infos.contains_key("rope_freqs.weight") {
+            return Err(bad(
+                "GGUF carries `rope_freqs.weight` (llama3 rope scaling), not supported yet".into(),
+            ));
+        }
+        cfg.validate().map_err(bad)?;
+        Ok(cfg)
+    }
+
+    fn read_f32(&self, gguf_name: &str) -> Result<Tensor> {
+        let mut file = self.file.lock().expect("no panics while the file lock is held");
+        let q = self
+            .content
+            .tensor(&mut *file, gguf_name, &Device::Cpu)
+            .map_err(|e| Error::BadTensor {
+                path: self.path.clone(),
+                name: gguf_name.into(),
+                reason: e.to_string(),
+            })?;
+        Ok(q.dequantize(&Device::Cpu)?)
+    }
+}
+
+impl WeightSource for GgufSource {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tensors(&self) -> Vec<TensorMeta> {
+        let mut out: Vec<TensorMeta> = self
+            .content
+            .tensor_infos
+            .iter()
+            .map(|(name, info)| {
+                let elems = info.shape.elem_count();
+                let bytes = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+                TensorMeta {
+                    name: gguf_to_hf(name).unwrap_or_else(|| name.clone()),
+                    shape: info.shape.dims().to_vec(),
+                    dtype: format!("{:?}", info.ggml_dtype),
+                    bytes: bytes as u64,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let g = hf_to_gguf(name)?;
+        self.content
+            .tensor_infos
+            .get(&g)
+            .map(|i| i.shape.dims().to_vec())
+    }
+
+    fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
+        let g = hf_to_gguf(name)
+            .filter(|g| self.content.tensor_infos.contains_key(g))
+            .ok_or_else(|| Error::MissingTensor {
+                path: self.path.clone(),
+                name: format!("{name} (GGUF: {})", hf_to_gguf(name).unwrap_or_default()),
+                hint: String::new(),
+            })?;
+        let mut t = self.read_f32(&g)?;
+        if self.arch.gguf_qk_permuted {
+            let heads = if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
+                Some(self.num_heads)
+            } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
+                Some(self.num_kv_heads)
+            } else {
+                None
+            };
+            if let Some(h) = heads {
+                t = unpermute_qk(&t, h).map_err(|e| Error::BadTensor {
+                    path: self.path.clone(),
+                    name: g.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        Ok(t.to_dtype(dtype)?.to_device(device)?)
+    }
+}
+
+/// llama.cpp's converter reorders each head's q/k rows from HF's half-split RoPE layout
+/// `[x0..x(d/2), y0..y(d/2)]` to the interleaved `[x0, y0, x1, y1, …]`. Undo it.
+/// `t` is `[heads * head_dim, …]` (weight) or `[heads * head_dim]` (bias).
+pub fn unpermute_qk(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    reorder_qk(t, heads, true)
+}
+
+/// The converter's permutation: HF layout -> interleaved GGUF layout.
+pub fn permute_qk(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    reorder_qk(t, heads, false)
+}
+
+fn reorder_qk(t: &Tensor, heads: usize, inverse: bool) -> candle_core::Result<Tensor> {
+    let dims = t.dims().to_vec();
+    let rows = dims[0];
+    if heads == 0 || rows % (2 * heads) != 0 {
+        candle_core::bail!("{rows} rows do not split into {heads} heads of even size")
+    }
+    let half = rows / heads / 2;
+    let rest: Vec<usize> = dims[1..].to_vec();
+    let mut shape = vec![heads];
+    // HF layout is [heads, 2, half, …]; GGUF is [heads, half, 2, …].
+    if inverse {
+        shape.extend([half, 2]);
+    } else {
+        shape.extend([2, half]);
+    }
+    shape.extend(&rest);
+    t.reshape(shape)?.transpose(1, 2)?.contiguous()?.reshape(dims)
+}
+
+pub(crate) fn meta_str(c: &Content, key: &str) -> Option<String> {
+    match c.metadata.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+pub(crate) fn meta_u64(c: &Content, key: &str) -> Option<u64> {
+    let v = c.metadata.get(key)?;
+    match v {
+        Value::U8(x) => Some(*x as u64),
+        Value::U16(x) => Some(*x as u64),
+        Value::U32(x) => Some(*x as u64),
+        Value::U64(x) => Some(*x),
+        Value::I8(x) if *x >= 0 => Some(*x as u64),
+        Value::I16(x) if *x >= 0 => Some(*x as u64),
+        Value::I32(x) if *x >= 0 => Some(*x as u64),
+        Value::I64(x) if *x >= 0 => Some(*x as u64),
+        _ => None,
+    }
+}
+
+pub(crate) fn meta_f64(c: &Content, key: &str) -> Option<f64> {
+    match c.metadata.get(key)? {
+        Value::F32(x) => Some(*x as f64),
+        Value::F64(x) => Some(*x),
+        _ => None,
+    }
+}
+
+pub(crate) fn meta_bool(c: &Content, key: &str) -> Option<bool> {
+    match c.metadata.get(key)? {
+        Value::Bool(b) => Some(*b),
+        _ => None,
+    }
+}
+
+/// All metadata keys and a short rendering of each value (for `inspect`).
+pub fn metadata_summary(c: &Content) -> HashMap<String, String> {
+    c.metadata
+        .iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Value::Array(a) => format!("[{} items]", a.len()),
+                Value::String(s) if s.len() > 80 => format!("{}…", &s[..s.floor_char_boundary(80)]),
+                other => format!("{other:?}"),
+            };
+            (k.clone(), s)
+        })
+        .collect()
+}

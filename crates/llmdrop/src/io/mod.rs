@@ -1,0 +1,40 @@
+//! Reading model files: safetensors (HF directories), GGUF, tokenizers, hashes.
+//!
+//! Every weight source yields tensors under HF names and in HF layout, whatever the
+//! file calls them or however it stores them.
+
+pub mod gguf;
+pub mod hash;
+pub mod names;
+pub mod safetensors;
+pub mod source;
+pub mod tokenizer;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::error::Result;
+
+/// A tensor as stored in a file: its HF name, shape and storage type.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TensorMeta {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Storage type as the file names it (`F32`, `BF16`, `Q4_1`, …).
+    pub dtype: String,
+    /// Bytes the tensor occupies in its file.
+    pub bytes: u64,
+}
+
+/// Anything that yields named weights in HF layout.
+pub trait WeightSource: Send + Sync {
+    /// The file or directory the weights come from (used in errors).
+    fn path(&self) -> &Path;
+    /// Every tensor the source holds, under HF names, sorted by name.
+    fn tensors(&self) -> Vec<TensorMeta>;
+    /// Shape of one tensor, if present.
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
+    /// Reads one tensor, converted to `dtype` on `device`.
+    fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor>;
+}

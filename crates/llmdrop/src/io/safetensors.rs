@@ -1,0 +1,167 @@
+//! Memory-mapped safetensors, single file or sharded through `model.safetensors.index.json`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype, Metadata};
+use safetensors::SafeTensors;
+
+use super::{TensorMeta, WeightSource};
+use crate::error::{Error, Result};
+
+struct Shard {
+    path: PathBuf,
+    mmap: Mmap,
+    /// Offset of the data section in the file.
+    data_start: usize,
+    meta: Metadata,
+}
+
+/// All safetensors files of one HF directory, mapped into memory.
+pub struct SafetensorsSource {
+    dir: PathBuf,
+    shards: Vec<Shard>,
+    /// Tensor name -> shard index.
+    routing: HashMap<String, usize>,
+}
+
+impl SafetensorsSource {
+    /// Opens `dir/model.safetensors`, or every shard listed in
+    /// `dir/model.safetensors.index.json`.
+    pub fn open_dir(dir: &Path) -> Result<Self> {
+        let index = dir.join("model.safetensors.index.json");
+        let files: Vec<PathBuf> = if index.exists() {
+            let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::BadFile {
+                    path: index.clone(),
+                    reason: format!("not valid JSON: {e}"),
+                })?;
+            let map = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| Error::BadFile {
+                    path: index.clone(),
+                    reason: "no `weight_map` object".into(),
+                })?;
+            let mut files: Vec<String> = map
+                .values()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect();
+            files.sort();
+            files.dedup();
+            files.into_iter().map(|f| dir.join(f)).collect()
+        } else {
+            let single = dir.join("model.safetensors");
+            if !single.exists() {
+                return Err(Error::BadFile {
+                    path: dir.into(),
+                    reason: "no model.safetensors or model.safetensors.index.json".into(),
+                });
+            }
+            vec![single]
+        };
+        Self::open_files(dir, &files)
+    }
+
+    /// Opens the given safetensors files as one source.
+    pub fn open_files(dir: &Path, files: &[PathBuf]) -> Result<Self> {
+        let mut shards = Vec::with_capacity(files.len());
+        let mut routing = HashMap::new();
+        for path in files {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            // SAFETY: the mapping is read-only; llmdrop never writes to its input files.
+            // Another process truncating the file while it is mapped is outside our control
+            // (the same contract as every mmap-based loader).
+            let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            let (n, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| Error::BadFile {
+                path: path.clone(),
+                reason: format!("invalid safetensors ({e:?}); the file may be truncated"),
+            })?;
+            for name in meta.tensors().keys() {
+                routing.insert(name.clone(), shards.len());
+            }
+            shards.push(Shard {
+                path: path.clone(),
+                mmap,
+                data_start: 8 + n,
+                meta,
+            });
+        }
+        Ok(Self {
+            dir: dir.into(),
+            shards,
+            routing,
+        })
+    }
+
+    /// The safetensors files backing this source.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.shards.iter().map(|s| s.path.clone()).collect()
+    }
+}
+
+fn candle_dtype(d: Dtype) -> Option<DType> {
+    Some(match d {
+        Dtype::F32 => DType::F32,
+        Dtype::F16 => DType::F16,
+        Dtype::BF16 => DType::BF16,
+        Dtype::F64 => DType::F64,
+        Dtype::U8 => DType::U8,
+        Dtype::U32 => DType::U32,
+        Dtype::I64 => DType::I64,
+        _ => return None,
+    })
+}
+
+impl WeightSource for SafetensorsSource {
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn tensors(&self) -> Vec<TensorMeta> {
+        let mut out: Vec<TensorMeta> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                s.meta.tensors().into_iter().map(|(name, info)| TensorMeta {
+                    name,
+                    shape: info.shape.clone(),
+                    dtype: format!("{:?}", info.dtype),
+                    bytes: (info.data_offsets.1 - info.data_offsets.0) as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let shard = &self.shards[*self.routing.get(name)?];
+        shard.meta.info(name).map(|i| i.shape.clone())
+    }
+
+    fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
+        let idx = *self.routing.get(name).ok_or_else(|| Error::MissingTensor {
+            path: self.dir.clone(),
+            name: name.into(),
+            hint: String::new(),
+        })?;
+        let shard = &self.shards[idx];
+        let info = shard.meta.info(name).expect("routing points at the shard holding it");
+        let bad = |reason: String| Error::BadTensor {
+            path: shard.path.clone(),
+            name: name.into(),
+            reason,
+        };
+        let src = candle_dtype(info.dtype)
+            .ok_or_else(|| bad(format!("unsupported storage type {:?}", info.dtype)))?;
+        let (a, b) = info.data_offsets;
+        let bytes = &shard.mmap[shard.data_start + a..shard.data_start + b];
+        let t = Tensor::from_raw_buffer(bytes, src, &info.shape, device)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(if src == dtype { t } else { t.to_dtype(dtype)? })
+    }
+}

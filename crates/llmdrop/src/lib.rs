@@ -1,0 +1,43 @@
+//! llmdrop: score the blocks, attention and MLP layers of a decoder-only LLM by how little
+//! they change the hidden states, drop the redundant ones, and measure what that costs.
+//!
+//! The library never prints and never exits; the `llmdrop` binary owns the terminal.
+//!
+//! Data flows one way:
+//! text -> [`io::tokenizer`] -> token ids -> [`model::Decoder::forward`] (with a
+//! [`probe::Probe`]) -> scores -> [`plan::DropPlan`] -> pruned decoder -> evaluation.
+
+pub mod arch;
+pub mod assets;
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod generate;
+pub mod io;
+pub mod model;
+pub mod plan;
+pub mod probe;
+pub mod progress;
+pub mod testkit;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use io::source::ModelSource;
+pub use model::{Decoder, KvCache, Logits};
+pub use plan::DropPlan;
+pub use probe::{NoProbe, Probe, Site};
+
+/// The tool's version, recorded in every report.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Parses a compute dtype name: `f32`, `bf16`, `f16`.
+pub fn parse_dtype(s: &str) -> Result<candle_core::DType> {
+    match s {
+        "f32" => Ok(candle_core::DType::F32),
+        "bf16" => Ok(candle_core::DType::BF16),
+        "f16" => Ok(candle_core::DType::F16),
+        other => Err(Error::Input(format!(
+            "dtype `{other}` is not supported (f32, bf16, f16)"
+        ))),
+    }
+}

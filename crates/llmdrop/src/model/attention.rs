@@ -1,0 +1,160 @@
+//! Grouped-query self-attention with RoPE, optional q/k norm, bias and sliding window.
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::cache::KvCache;
+use super::linear::{Linear, RmsNorm};
+use super::rope::Rope;
+use super::weights::Weights;
+use crate::config::Config;
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+    sliding_window: Option<usize>,
+}
+
+impl Attention {
+    /// Loads `model.layers.{i}.self_attn.*`.
+    pub fn load(w: &Weights, cfg: &Config, prefix: &str) -> Result<Self> {
+        let (h, d) = (cfg.hidden_size, cfg.head_dim);
+        let q_dim = cfg.num_heads * d;
+        let kv_dim = cfg.num_kv_heads * d;
+        let norm = |n: &str| RmsNorm::load(w, &format!("{prefix}.{n}.weight"), d, cfg.rms_norm_eps);
+        Ok(Self {
+            q: Linear::load(w, &format!("{prefix}.q_proj"), h, q_dim, cfg.qkv_bias)?,
+            k: Linear::load(w, &format!("{prefix}.k_proj"), h, kv_dim, cfg.qkv_bias)?,
+            v: Linear::load(w, &format!("{prefix}.v_proj"), h, kv_dim, cfg.qkv_bias)?,
+            o: Linear::load(w, &format!("{prefix}.o_proj"), q_dim, h, cfg.o_bias)?,
+            q_norm: cfg.arch.qk_norm.then(|| norm("q_norm")).transpose()?,
+            k_norm: cfg.arch.qk_norm.then(|| norm("k_norm")).transpose()?,
+            num_heads: cfg.num_heads,
+            num_kv_heads: cfg.num_kv_heads,
+            head_dim: d,
+            sliding_window: cfg.sliding_window,
+        })
+    }
+
+    /// `x`: normalised input `[b, t, hidden]` at positions `offset..offset+t`.
+    /// With a cache, this layer's keys/values are appended to its slot.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        offset: usize,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let d = self.head_dim;
+        let heads = |y: Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
+            let y = y.reshape((b, t, n, d))?;
+            let y = match norm {
+                Some(nm) => nm.forward(&y)?,
+                None => y,
+            };
+            Ok(y.transpose(1, 2)?.contiguous()?)
+        };
+        let q = heads(self.q.forward(x)?, self.num_heads, &self.q_norm)?;
+        let k = heads(self.k.forward(x)?, self.num_kv_heads, &self.k_norm)?;
+        let v = heads(self.v.forward(x)?, self.num_kv_heads, &None)?;
+        let q = rope.apply(&q, offset)?;
+        let k = rope.apply(&k, offset)?;
+        let (k, v) = match cache {
+            Some((c, layer)) => c.append(layer, k, v)?,
+            None => (k, v),
+        };
+        let groups = self.num_heads / self.num_kv_heads;
+        let k = repeat_kv(&k, groups)?;
+        let v = repeat_kv(&v, groups)?;
+        let total = k.dim(2)?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let att = (q.matmul(&k.t()?)? * scale)?;
+        let att = match causal_mask(t, total, offset, self.sliding_window, x.device())? {
+            Some(mask) => att.broadcast_add(&mask.to_dtype(att.dtype())?)?,
+            None => att,
+        };
+        let dtype = att.dtype();
+        let att = candle_nn::ops::softmax_last_dim(&att.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
+        let y = att.matmul(&v.contiguous()?)?;
+        let y = y.transpose(1, 2)?.reshape((b, t, self.num_heads * d))?;
+        self.o.forward(&y)
+    }
+}
+
+/// `[b, kv_heads, s, d]` -> `[b, kv_heads * groups, s, d]`, each kv head repeated `groups`
+/// times in a row (query head j reads kv head j / groups), as HF's `repeat_kv`.
+pub fn repeat_kv(x: &Tensor, groups: usize) -> Result<Tensor> {
+    if groups == 1 {
+        return Ok(x.clone());
+    }
+    let (b, h, s, d) = x.dims4()?;
+    Ok(x.unsqueeze(2)?
+        .expand((b, h, groups, s, d))?
+        .reshape((b, h * groups, s, d))?)
+}
+
+/// Additive mask `[t, total]` for queries at positions `offset..offset+t` over keys
+/// `0..total`: 0 where key j is visible to query i (j <= i, and i - j < window), -inf
+/// elsewhere. None when every key is visible.
+pub fn causal_mask(
+    t: usize,
+    total: usize,
+    offset: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    let visible = |i: usize, j: usize| j <= i && window.is_none_or(|w| i - j < w);
+    let mut m = vec![0f32; t * total];
+    let mut any = false;
+    for r in 0..t {
+        for j in 0..total {
+            if !visible(offset + r, j) {
+                m[r * total + j] = f32::NEG_INFINITY;
+                any = true;
+            }
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    Ok(Some(Tensor::from_vec(m, (t, total), device)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_values() {
+        let m = causal_mask(3, 3, 0, None, &Device::Cpu).unwrap().unwrap();
+        let v = m.to_vec2::<f32>().unwrap();
+        assert_eq!(v[0], vec![0.0, f32::NEG_INFINITY, f32::NEG_INFINITY]);
+        assert_eq!(v[2], vec![0.0, 0.0, 0.0]);
+        // one new token after 4 cached: everything visible, no mask needed
+        assert!(causal_mask(1, 5, 4, None, &Device::Cpu).unwrap().is_none());
+        // window 2: position 4 sees keys 3 and 4 only
+        let m = causal_mask(1, 5, 4, Some(2), &Device::Cpu).unwrap().unwrap();
+        let v = m.to_vec2::<f32>().unwrap();
+        assert_eq!(v[0][..3], [f32::NEG_INFINITY; 3]);
+        assert_eq!(v[0][3..], [0.0, 0.0]);
+    }
+
+    #[test]
+    fn repeat_kv_order() {
+        let x = Tensor::arange(0f32, 2.0, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 2, 1, 1))
+            .unwrap();
+        let y = repeat_kv(&x, 3).unwrap().flatten_all().unwrap();
+        assert_eq!(y.to_vec1::<f32>().unwrap(), vec![0., 0., 0., 1., 1., 1.]);
+    }
+}

@@ -1,0 +1,216 @@
+//! The one generic decoder: embeddings, layers with optional attention / MLP, final norm,
+//! lm_head. Configured by [`Config`]; pruned by a [`DropPlan`] at load time.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::attention::Attention;
+use super::cache::KvCache;
+use super::linear::{Linear, RmsNorm};
+use super::mlp::Mlp;
+use super::rope::Rope;
+use super::weights::Weights;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::io::WeightSource;
+use crate::plan::DropPlan;
+use crate::probe::{Probe, Site};
+
+/// Which logits `forward` computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Every position: `[b, t, vocab]` (perplexity, multiple choice).
+    All,
+    /// Only the last position: `[b, 1, vocab]` (generation).
+    Last,
+    /// None: skip the final norm and lm_head (scoring only needs the probe).
+    None,
+}
+
+/// One decoder layer. A dropped module is `None`, together with its pre-norm.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub attn: Option<(RmsNorm, Attention)>,
+    pub mlp: Option<(RmsNorm, Mlp)>,
+}
+
+/// A decoder-only transformer.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    cfg: Config,
+    plan: DropPlan,
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rope: Rope,
+    dtype: DType,
+    device: Device,
+}
+
+impl Decoder {
+    /// Loads the model from `src`; the weights of modules dropped by `plan` are never read.
+    pub fn load(
+        src: &dyn WeightSource,
+        cfg: &Config,
+        plan: &DropPlan,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        plan.validate(cfg.num_layers)?;
+        let w = Weights {
+            src,
+            dtype,
+            device,
+        };
+        let (v, h) = (cfg.vocab_size, cfg.hidden_size);
+        let embed = w.get("model.embed_tokens.weight", &[v, h])?;
+        let mut layers = Vec::with_capacity(cfg.num_layers);
+        for i in 0..cfg.num_layers {
+            let p = format!("model.layers.{i}");
+            let attn = if plan.drops_attn(i) {
+                None
+            } else {
+                Some((
+                    RmsNorm::load(&w, &format!("{p}.input_layernorm.weight"), h, cfg.rms_norm_eps)?,
+                    Attention::load(&w, cfg, &format!("{p}.self_attn"))?,
+                ))
+            };
+            let mlp = if plan.drops_mlp(i) {
+                None
+            } else {
+                Some((
+                    RmsNorm::load(
+                        &w,
+                        &format!("{p}.post_attention_layernorm.weight"),
+                        h,
+                        cfg.rms_norm_eps,
+                    )?,
+                    Mlp::load(&w, cfg, &format!("{p}.mlp"))?,
+                ))
+            };
+            layers.push(Layer { attn, mlp });
+        }
+        let norm = RmsNorm::load(&w, "model.norm.weight", h, cfg.rms_norm_eps)?;
+        let lm_head = if !cfg.tie_word_embeddings && w.has("lm_head.weight") {
+            Linear::load(&w, "lm_head", h, v, false)?
+        } else if cfg.tie_word_embeddings {
+            Linear {
+                weight: embed.clone(),
+                bias: None,
+            }
+        } else {
+            return Err(Error::MissingTensor {
+                path: src.path().into(),
+                name: "lm_head.weight".into(),
+                hint: " (the config says tie_word_embeddings = false)".into(),
+            });
+        };
+        let rope = Rope::new(cfg, cfg.max_position_embeddings.max(1), dtype, device)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            plan: plan.clone(),
+            embed,
+            layers,
+            norm,
+            lm_head,
+            rope,
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn plan(&self) -> &DropPlan {
+        &self.plan
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// A fresh KV cache with a slot for each kept attention layer.
+    pub fn new_cache(&self) -> KvCache {
+        let kept: Vec<bool> = self.layers.iter().map(|l| l.attn.is_some()).collect();
+        KvCache::new(&kept)
+    }
+
+    /// Runs `ids` (`[b, t]`, u32) at positions `offset..offset+t`, where `offset` is the
+    /// number of positions already in `cache` (0 without one). Calls `probe` at every site
+    /// of every layer. Returns f32 logits as `which` asks (None for [`Logits::None`]).
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        probe: &mut dyn Probe,
+        which: Logits,
+    ) -> Result<Option<Tensor>> {
+        let (_b, t) = ids.dims2()?;
+        let offset = cache.as_ref().map_or(0, |c| c.seq_len());
+        if offset + t > self.rope.max_positions() {
+            return Err(Error::Input(format!(
+                "{} positions exceed the model's maximum of {}",
+                offset + t,
+                self.rope.max_positions()
+            )));
+        }
+        if let Some(bad) = ids
+            .flatten_all()?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .find(|&i| i as usize >= self.cfg.vocab_size)
+        {
+            return Err(Error::Input(format!(
+                "token id {bad} is outside the vocabulary (size {})",
+                self.cfg.vocab_size
+            )));
+        }
+        let mut x = self.embed.embedding(&ids.flatten_all()?)?.reshape((
+            ids.dim(0)?,
+            t,
+            self.cfg.hidden_size,
+        ))?;
+        let branches = probe.wants_branches();
+        for (i, layer) in self.layers.iter().enumerate() {
+            probe.observe(i, Site::Input, &x)?;
+            if let Some((ln, attn)) = &layer.attn {
+                let h = ln.forward(&x)?;
+                let slot = cache.as_deref_mut().map(|c| (c, i));
+                let a = attn.forward(&h, &self.rope, offset, slot)?;
+                if branches {
+                    probe.observe(i, Site::AttnIn, &h)?;
+                    probe.observe(i, Site::AttnOut, &a)?;
+                }
+                x = (x + a)?;
+            }
+            probe.observe(i, Site::AfterAttn, &x)?;
+            if let Some((ln, mlp)) = &layer.mlp {
+                let h = ln.forward(&x)?;
+                let m = mlp.forward(&h)?;
+                if branches {
+                    probe.observe(i, Site::MlpIn, &h)?;
+                    probe.observe(i, Site::MlpOut, &m)?;
+                }
+                x = (x + m)?;
+            }
+            probe.observe(i, Site::AfterMlp, &x)?;
+        }
+        let x = match which {
+            Logits::None => return Ok(None),
+            Logits::All => x,
+            Logits::Last => x.narrow(1, t - 1, 1)?,
+        };
+        let logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
+        Ok(Some(logits.to_dtype(DType::F32)?))
+    }
+}

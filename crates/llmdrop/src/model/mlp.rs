@@ -1,0 +1,33 @@
+//! The gated SiLU MLP: `down(silu(gate(x)) * up(x))`.
+
+use candle_core::Tensor;
+
+use super::linear::Linear;
+use super::weights::Weights;
+use crate::config::Config;
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl Mlp {
+    /// Loads `model.layers.{i}.mlp.*`.
+    pub fn load(w: &Weights, cfg: &Config, prefix: &str) -> Result<Self> {
+        let (h, i, b) = (cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias);
+        Ok(Self {
+            gate: Linear::load(w, &format!("{prefix}.gate_proj"), h, i, b)?,
+            up: Linear::load(w, &format!("{prefix}.up_proj"), h, i, b)?,
+            down: Linear::load(w, &format!("{prefix}.down_proj"), i, h, b)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let g = self.gate.forward(x)?.silu()?;
+        let u = self.up.forward(x)?;
+        self.down.forward(&(g * u)?)
+    }
+}

@@ -1,0 +1,12 @@
+//! The generic decoder and its parts.
+
+pub mod attention;
+pub mod cache;
+pub mod decoder;
+pub mod linear;
+pub mod mlp;
+pub mod rope;
+pub mod weights;
+
+pub use cache::KvCache;
+pub use decoder::{Decoder, Layer, Logits};

@@ -1,0 +1,92 @@
+//! [`DropPlan`]: the single description of a pruned model.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Which attention and MLP sub-layers are removed. Dropping block i = i in both sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropPlan {
+    pub attn: BTreeSet<usize>,
+    pub mlp: BTreeSet<usize>,
+}
+
+impl DropPlan {
+    /// The plan that keeps everything.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    pub fn new(attn: impl IntoIterator<Item = usize>, mlp: impl IntoIterator<Item = usize>) -> Self {
+        Self {
+            attn: attn.into_iter().collect(),
+            mlp: mlp.into_iter().collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.attn.is_empty() && self.mlp.is_empty()
+    }
+
+    pub fn drops_attn(&self, layer: usize) -> bool {
+        self.attn.contains(&layer)
+    }
+
+    pub fn drops_mlp(&self, layer: usize) -> bool {
+        self.mlp.contains(&layer)
+    }
+
+    /// Checks every index against the model's layer count.
+    pub fn validate(&self, num_layers: usize) -> Result<()> {
+        for (kind, set) in [("attention", &self.attn), ("MLP", &self.mlp)] {
+            if let Some(&bad) = set.iter().find(|&&i| i >= num_layers) {
+                return Err(Error::Plan(format!(
+                    "{kind} layer {bad} does not exist: the model has {num_layers} layers (0..{})",
+                    num_layers.saturating_sub(1)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses a comma-separated list of layer indices (`"3,5,7"`, also ranges `"20-23"`).
+    pub fn parse_list(s: &str) -> Result<BTreeSet<usize>> {
+        let mut out = BTreeSet::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad = || Error::Plan(format!("`{part}` is not a layer index or range a-b"));
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let a: usize = a.trim().parse().map_err(|_| bad())?;
+                    let b: usize = b.trim().parse().map_err(|_| bad())?;
+                    if a > b {
+                        return Err(bad());
+                    }
+                    out.extend(a..=b);
+                }
+                None => {
+                    out.insert(part.parse().map_err(|_| bad())?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_validate() {
+        let s = DropPlan::parse_list("3, 5,20-22").unwrap();
+        assert_eq!(s.into_iter().collect::<Vec<_>>(), vec![3, 5, 20, 21, 22]);
+        assert!(DropPlan::parse_list("3,x").is_err());
+        assert!(DropPlan::parse_list("5-3").is_err());
+        let p = DropPlan::new([1], [4]);
+        assert!(p.validate(5).is_ok());
+        let e = p.validate(4).unwrap_err().to_string();
+        assert!(e.contains("MLP layer 4 does not exist"), "{e}");
+    }
+}

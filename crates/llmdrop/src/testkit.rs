@@ -1,0 +1,88 @@
+//! Helpers for tests and examples: fixture paths, reference files, comparisons.
+//! Tiny models are real files (tests/fixtures/tiny/*, saved by transformers).
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::error::Result;
+use crate::io::source::ModelSource;
+use crate::model::{Decoder, Logits};
+use crate::plan::DropPlan;
+use crate::probe::{Probe, Site};
+
+/// `tests/fixtures` of the source tree.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+/// Directory of the tiny checkpoint of `arch` (llama, mistral, qwen2, qwen3).
+pub fn tiny_dir(arch: &str) -> PathBuf {
+    fixtures_dir().join("tiny").join(arch)
+}
+
+/// Reads a little-endian f32 file.
+pub fn read_f32_file(path: &std::path::Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Opens a model and loads it in f32 on the CPU with `plan`.
+pub fn load(path: &std::path::Path, plan: &DropPlan) -> Result<(ModelSource, Decoder)> {
+    let src = ModelSource::open(path)?;
+    let dec = Decoder::load(src.weights(), src.config(), plan, DType::F32, &Device::Cpu)?;
+    Ok((src, dec))
+}
+
+/// Logits of every position for a batch of equal-length id rows, flattened.
+pub fn logits(dec: &Decoder, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
+    let t = Tensor::new(ids.to_vec(), dec.device())?;
+    let l = dec
+        .forward(&t, None, &mut crate::probe::NoProbe, Logits::All)?
+        .expect("logits requested");
+    Ok(l.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// Largest absolute difference; panics on length mismatch.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// A probe that records (sum, sum of squares) in f64 of X for every layer and of the
+/// last layer's output.
+#[derive(Default)]
+pub struct StatsProbe {
+    pub stats: Vec<(f64, f64)>,
+    last: Option<(f64, f64)>,
+}
+
+impl StatsProbe {
+    /// Layer inputs 0..L-1 then the last layer's output (L + 1 entries).
+    pub fn finish(mut self) -> Vec<(f64, f64)> {
+        self.stats.extend(self.last);
+        self.stats
+    }
+}
+
+fn sums(h: &Tensor) -> Result<(f64, f64)> {
+    let v = h.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    Ok((v.iter().sum(), v.iter().map(|x| x * x).sum()))
+}
+
+impl Probe for StatsProbe {
+    fn observe(&mut self, _layer: usize, site: Site, h: &Tensor) -> Result<()> {
+        match site {
+            Site::Input => self.stats.push(sums(h)?),
+            Site::AfterMlp => self.last = Some(sums(h)?),
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,77 @@
+//! Tiny random checkpoints saved by transformers: our logits and hidden states must match
+//! the ones transformers computed (scripts/fixtures/make_fixtures.py).
+
+use candle_core::{DType, Device, Tensor};
+use llmdrop::testkit::{self, StatsProbe};
+use llmdrop::{Decoder, DropPlan, Logits, ModelSource};
+use serde_json::Value;
+
+fn reference(arch: &str) -> (Vec<Vec<u32>>, Vec<f32>, Value) {
+    let dir = testkit::tiny_dir(arch);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("ref.json")).unwrap()).unwrap();
+    let ids: Vec<Vec<u32>> = serde_json::from_value(r["ids"].clone()).unwrap();
+    let logits = testkit::read_f32_file(&dir.join("ref_logits.f32"));
+    (ids, logits, r)
+}
+
+fn check_arch(arch: &str) {
+    let (ids, want, r) = reference(arch);
+    let (_src, dec) = testkit::load(&testkit::tiny_dir(arch), &DropPlan::empty()).unwrap();
+    let got = testkit::logits(&dec, &ids).unwrap();
+    let d = testkit::max_abs_diff(&got, &want);
+    assert!(d <= 1e-4, "{arch}: max |Δlogit| = {d} vs transformers");
+
+    let mut probe = StatsProbe::default();
+    let t = Tensor::new(ids, &Device::Cpu).unwrap();
+    dec.forward(&t, None, &mut probe, Logits::None).unwrap();
+    let stats = probe.finish();
+    let want = r["hidden"].as_array().unwrap();
+    assert_eq!(stats.len(), want.len(), "{arch}: hidden-state count");
+    for (i, ((s, sq), w)) in stats.iter().zip(want).enumerate() {
+        let (ws, wsq) = (w["sum"].as_f64().unwrap(), w["sumsq"].as_f64().unwrap());
+        assert!((sq - wsq).abs() <= 1e-5 * wsq, "{arch} hidden {i}: sumsq {sq} vs {wsq}");
+        assert!((s - ws).abs() <= 1e-5 * wsq.sqrt().max(1.0), "{arch} hidden {i}: sum {s} vs {ws}");
+    }
+}
+
+#[test]
+fn tiny_llama_matches_transformers() {
+    check_arch("llama");
+}
+
+#[test]
+fn tiny_mistral_sliding_window_matches_transformers() {
+    check_arch("mistral");
+}
+
+#[test]
+fn tiny_qwen2_matches_transformers() {
+    check_arch("qwen2");
+}
+
+#[test]
+fn tiny_qwen3_matches_transformers() {
+    check_arch("qwen3");
+}
+
+/// The GGUF copy (written by gguf-py as llama.cpp's converter does, q/k permuted) and the
+/// safetensors copy of the same weights give the same logits, and both match transformers.
+#[test]
+fn tiny_llama_gguf_equals_safetensors() {
+    let dir = testkit::tiny_dir("llama");
+    let (ids, _, _) = reference("llama");
+    let want = testkit::read_f32_file(&dir.join("ref_logits_norope_scaling.f32"));
+    let (gsrc, gdec) = testkit::load(&dir.join("model.gguf"), &DropPlan::empty()).unwrap();
+    assert_eq!(gsrc.config().num_layers, 3);
+    let from_gguf = testkit::logits(&gdec, &ids).unwrap();
+    // the safetensors copy, with the same (unscaled) RoPE as the GGUF metadata describes
+    let st = ModelSource::open(&dir).unwrap();
+    let mut cfg = st.config().clone();
+    cfg.rope_scaling = None;
+    let sdec = Decoder::load(st.weights(), &cfg, &DropPlan::empty(), DType::F32, &Device::Cpu).unwrap();
+    let from_st = testkit::logits(&sdec, &ids).unwrap();
+    let d = testkit::max_abs_diff(&from_gguf, &from_st);
+    assert!(d <= 1e-5, "GGUF vs safetensors: max |Δlogit| = {d}");
+    let d = testkit::max_abs_diff(&from_gguf, &want);
+    assert!(d <= 1e-4, "GGUF vs transformers: max |Δlogit| = {d}");
+}
