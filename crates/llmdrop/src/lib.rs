@@ -9,6 +9,7 @@
 
 pub mod arch;
 pub mod assets;
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod eval;

@@ -86,3 +86,63 @@ impl Probe for StatsProbe {
         Ok(())
     }
 }
+
+/// Writes a copy of the HF directory `src` to `dst` (config.json, tokenizer files and one
+/// f32 `model.safetensors`), passing every tensor through `edit(name, shape, data)`:
+/// return `None` to leave the tensor out of the copy.
+pub fn copy_hf_dir_with(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    mut edit: impl FnMut(&str, &[usize], Vec<f32>) -> Option<Vec<f32>>,
+) -> Result<()> {
+    use crate::io::WeightSource;
+    std::fs::create_dir_all(dst).map_err(|e| crate::Error::io(dst, e))?;
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        if src.join(f).exists() {
+            std::fs::copy(src.join(f), dst.join(f)).map_err(|e| crate::Error::io(dst.join(f), e))?;
+        }
+    }
+    let st = crate::io::safetensors::SafetensorsSource::open_dir(src)?;
+    let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for meta in st.tensors() {
+        let t = st.load(&meta.name, DType::F32, &Device::Cpu)?;
+        let data = t.flatten_all()?.to_vec1::<f32>()?;
+        if let Some(data) = edit(&meta.name, &meta.shape, data) {
+            let bytes = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            out.push((meta.name.clone(), meta.shape.clone(), bytes));
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = out
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .expect("sizes agree"),
+            )
+        })
+        .collect();
+    let path = dst.join("model.safetensors");
+    safetensors::serialize_to_file(views, None, &path).map_err(|e| crate::Error::BadFile {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// The cached default model; panics with the setup command when it has not been fetched.
+pub fn default_model() -> PathBuf {
+    crate::assets::default_model().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The cached docutils documentation (real English text); panics naming the setup command.
+pub fn english_text_dir() -> PathBuf {
+    let d = crate::assets::cache_dir().join("text/docutils-0.21.2");
+    assert!(
+        d.join(".complete").exists(),
+        "English text not found in {}: run `{}`",
+        d.display(),
+        crate::assets::SETUP_COMMAND
+    );
+    d
+}

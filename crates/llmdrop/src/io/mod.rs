@@ -8,6 +8,8 @@ pub mod hash;
 pub mod names;
 pub mod safetensors;
 pub mod source;
+pub mod summary;
+pub mod text;
 pub mod tokenizer;
 
 use std::path::Path;

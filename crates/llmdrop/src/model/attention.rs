@@ -1,6 +1,6 @@
 //! Grouped-query self-attention with RoPE, optional q/k norm, bias and sliding window.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
 use super::cache::KvCache;
 use super::linear::{Linear, RmsNorm};

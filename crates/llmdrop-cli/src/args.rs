@@ -1,0 +1,78 @@
+//! Argument groups shared by the commands, and their validation into checked values.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use candle_core::{DType, Device};
+use clap::Args;
+use llmdrop::io::tokenizer::Tokenizer;
+use llmdrop::{Decoder, DropPlan, ModelSource};
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model: an HF directory (config.json + safetensors) or a GGUF file.
+    /// Default: the cached SmolLM2-135M-Instruct (fetched by ./setup.sh).
+    #[arg(long, short = 'm')]
+    pub model: Option<PathBuf>,
+    /// Compute dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct DropArgs {
+    /// Attention layers to drop, e.g. `3,5,20-23`.
+    #[arg(long, value_name = "LAYERS")]
+    pub drop_attn: Option<String>,
+    /// MLP layers to drop, e.g. `4`.
+    #[arg(long, value_name = "LAYERS")]
+    pub drop_mlp: Option<String>,
+}
+
+impl DropArgs {
+    pub fn plan(&self) -> anyhow::Result<DropPlan> {
+        let parse = |s: &Option<String>| -> anyhow::Result<_> {
+            Ok(match s {
+                Some(s) => DropPlan::parse_list(s)?,
+                None => Default::default(),
+            })
+        };
+        Ok(DropPlan {
+            attn: parse(&self.drop_attn).context("--drop-attn")?,
+            mlp: parse(&self.drop_mlp).context("--drop-mlp")?,
+        })
+    }
+}
+
+impl ModelArgs {
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        match &self.model {
+            Some(p) => Ok(p.clone()),
+            None => Ok(llmdrop::assets::default_model()?),
+        }
+    }
+
+    pub fn dtype(&self) -> anyhow::Result<DType> {
+        Ok(llmdrop::parse_dtype(&self.dtype)?)
+    }
+
+    /// Opens the model files (no tensor data read).
+    pub fn open(&self) -> anyhow::Result<ModelSource> {
+        let path = self.path()?;
+        Ok(ModelSource::open(&path)?)
+    }
+
+    /// Opens and loads the model with `plan`, and its tokenizer.
+    pub fn load(&self, plan: &DropPlan) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
+        let dtype = self.dtype()?;
+        let src = self.open()?;
+        let tok = src.tokenizer()?;
+        let dec = Decoder::load(src.weights(), src.config(), plan, dtype, &Device::Cpu)?;
+        Ok((src, dec, tok))
+    }
+}
+
+/// Threads candle's CPU kernels use.
+pub fn threads() -> usize {
+    candle_core::utils::get_num_threads()
+}

@@ -1,0 +1,91 @@
+use std::fmt::Write;
+use std::process::ExitCode;
+
+use clap::Args;
+use llmdrop::bench::{bench, BenchOptions, BenchResult};
+use serde::Serialize;
+
+use crate::args::{threads, DropArgs, ModelArgs};
+use crate::output;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    drop: DropArgs,
+    /// Prompt lengths to measure, comma-separated.
+    #[arg(long, default_value = "128", value_delimiter = ',')]
+    context: Vec<usize>,
+    /// Tokens to decode after each prompt.
+    #[arg(long, default_value_t = 32)]
+    generate: usize,
+    /// Timed repetitions (after one warm-up).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct BenchReport {
+    model: String,
+    dtype: String,
+    threads: usize,
+    plan: llmdrop::DropPlan,
+    weight_load_secs: f64,
+    results: Vec<BenchResult>,
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let plan = a.drop.plan()?;
+    let t0 = std::time::Instant::now();
+    let (src, dec, _tok) = a.model.load(&plan)?;
+    let weight_load_secs = t0.elapsed().as_secs_f64();
+    let mut results = Vec::new();
+    for &context in &a.context {
+        results.push(bench(
+            &dec,
+            &BenchOptions {
+                context,
+                generate: a.generate,
+                reps: a.reps,
+            },
+        )?);
+    }
+    let report = BenchReport {
+        model: src.path().display().to_string(),
+        dtype: a.model.dtype.clone(),
+        threads: threads(),
+        plan,
+        weight_load_secs,
+        results,
+    };
+    if a.json {
+        output::print_json("bench", &report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = String::new();
+    writeln!(t, "model {}  dtype {}  threads {}", report.model, report.dtype, report.threads)?;
+    writeln!(t, "context  prefill tok/s (min-max)     decode tok/s (min-max)    kv cache")?;
+    for r in &report.results {
+        let p = &r.prefill_tokens_per_sec;
+        let d = &r.decode_tokens_per_sec;
+        writeln!(
+            t,
+            "{:>7}  {:>8.1} ({:.1}-{:.1})  {:>8.1} ({:.1}-{:.1})  {:.2} MiB in {} slots",
+            r.context,
+            p.median,
+            p.min,
+            p.max,
+            d.median,
+            d.min,
+            d.max,
+            r.kv_cache_bytes as f64 / (1 << 20) as f64,
+            r.kv_slots
+        )?;
+    }
+    output::print_text(&t)?;
+    Ok(ExitCode::SUCCESS)
+}
