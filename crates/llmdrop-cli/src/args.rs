@@ -66,8 +66,8 @@ impl ModelArgs {
     pub fn load(&self, plan: &DropPlan) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
         let dtype = self.dtype()?;
         let src = self.open()?;
-        let tok = src.tokenizer()?;
         let dec = Decoder::load(src.weights(), src.config(), plan, dtype, &Device::Cpu)?;
+        let tok = src.tokenizer()?;
         Ok((src, dec, tok))
     }
 }

@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "llmdrop", version, about = "Find and remove the redundant layers of an LLM, and measure what it costs")]
+#[command(
+    name = "llmdrop",
+    version,
+    about = "Find and remove the redundant layers of an LLM, and measure what it costs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: commands::Command,

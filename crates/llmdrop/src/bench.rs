@@ -65,7 +65,9 @@ pub fn bench(dec: &Decoder, opts: &BenchOptions) -> Result<BenchResult> {
         return Err(Error::Input("context and reps must be positive".into()));
     }
     let vocab = dec.config().vocab_size as u32;
-    let prompt: Vec<u32> = (0..opts.context as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+    let prompt: Vec<u32> = (0..opts.context as u32)
+        .map(|i| (i * 7919 + 13) % vocab)
+        .collect();
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
     let mut kv = (0, 0);

@@ -92,7 +92,9 @@ impl Config {
             .and_then(Value::as_str)
         {
             if act != "silu" {
-                return Err(bad(format!("hidden_act `{act}` is not supported (only silu)")));
+                return Err(bad(format!(
+                    "hidden_act `{act}` is not supported (only silu)"
+                )));
             }
         }
         let hidden_size = usize_key("hidden_size")?;
@@ -122,15 +124,13 @@ impl Config {
             .or_else(|| rope.and_then(|r| r.get("rope_theta")))
             .and_then(Value::as_f64)
             .unwrap_or(10000.0);
-        let scaling = v
-            .get("rope_scaling")
-            .filter(|r| r.is_object())
-            .or(rope);
+        let scaling = v.get("rope_scaling").filter(|r| r.is_object()).or(rope);
         let rope_scaling = match scaling {
             Some(s) => parse_rope_scaling(s).map_err(bad)?,
             None => None,
         };
-        let attention_bias = arch.config_attention_bias && opt_bool("attention_bias").unwrap_or(false);
+        let attention_bias =
+            arch.config_attention_bias && opt_bool("attention_bias").unwrap_or(false);
         let sliding_window = match arch.sliding_window {
             SlidingWindow::Never => None,
             SlidingWindow::WhenSet => opt_usize("sliding_window"),
@@ -145,7 +145,11 @@ impl Config {
         };
         let eos_token_ids = match v.get("eos_token_id") {
             Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|x| x as u32)
+                .collect(),
             _ => vec![],
         };
         let cfg = Config {
@@ -169,7 +173,10 @@ impl Config {
             qkv_bias: arch.qkv_bias || attention_bias,
             o_bias: attention_bias,
             mlp_bias: opt_bool("mlp_bias").unwrap_or(false),
-            bos_token_id: v.get("bos_token_id").and_then(Value::as_u64).map(|x| x as u32),
+            bos_token_id: v
+                .get("bos_token_id")
+                .and_then(Value::as_u64)
+                .map(|x| x as u32),
             eos_token_ids,
         };
         cfg.validate().map_err(bad)?;
@@ -189,7 +196,10 @@ impl Config {
             }
         }
         if self.rms_norm_eps <= 0.0 || !self.rms_norm_eps.is_finite() {
-            return Err(format!("rms_norm_eps {} must be positive", self.rms_norm_eps));
+            return Err(format!(
+                "rms_norm_eps {} must be positive",
+                self.rms_norm_eps
+            ));
         }
         if self.rope_theta <= 0.0 || !self.rope_theta.is_finite() {
             return Err(format!("rope_theta {} must be positive", self.rope_theta));

@@ -19,7 +19,10 @@ impl DropPlan {
         Self::default()
     }
 
-    pub fn new(attn: impl IntoIterator<Item = usize>, mlp: impl IntoIterator<Item = usize>) -> Self {
+    pub fn new(
+        attn: impl IntoIterator<Item = usize>,
+        mlp: impl IntoIterator<Item = usize>,
+    ) -> Self {
         Self {
             attn: attn.into_iter().collect(),
             mlp: mlp.into_iter().collect(),

@@ -88,18 +88,19 @@ impl Probe for StatsProbe {
 }
 
 /// Writes a copy of the HF directory `src` to `dst` (config.json, tokenizer files and one
-/// f32 `model.safetensors`), passing every tensor through `edit(name, shape, data)`:
-/// return `None` to leave the tensor out of the copy.
+/// f32 `model.safetensors`), passing every tensor through `edit(name, shape, data)`; the
+/// edit may change the shape; return `None` to leave the tensor out of the copy.
 pub fn copy_hf_dir_with(
     src: &std::path::Path,
     dst: &std::path::Path,
-    mut edit: impl FnMut(&str, &[usize], Vec<f32>) -> Option<Vec<f32>>,
+    mut edit: impl FnMut(&str, &mut Vec<usize>, Vec<f32>) -> Option<Vec<f32>>,
 ) -> Result<()> {
     use crate::io::WeightSource;
     std::fs::create_dir_all(dst).map_err(|e| crate::Error::io(dst, e))?;
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
         if src.join(f).exists() {
-            std::fs::copy(src.join(f), dst.join(f)).map_err(|e| crate::Error::io(dst.join(f), e))?;
+            std::fs::copy(src.join(f), dst.join(f))
+                .map_err(|e| crate::Error::io(dst.join(f), e))?;
         }
     }
     let st = crate::io::safetensors::SafetensorsSource::open_dir(src)?;
@@ -107,9 +108,10 @@ pub fn copy_hf_dir_with(
     for meta in st.tensors() {
         let t = st.load(&meta.name, DType::F32, &Device::Cpu)?;
         let data = t.flatten_all()?.to_vec1::<f32>()?;
-        if let Some(data) = edit(&meta.name, &meta.shape, data) {
+        let mut shape = meta.shape.clone();
+        if let Some(data) = edit(&meta.name, &mut shape, data) {
             let bytes = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-            out.push((meta.name.clone(), meta.shape.clone(), bytes));
+            out.push((meta.name.clone(), shape, bytes));
         }
     }
     let views: Vec<(String, safetensors::tensor::TensorView)> = out

@@ -14,7 +14,10 @@ fn empty_plan_is_bit_identical_to_the_model_without_plan() {
     let dir = testkit::tiny_dir("qwen2");
     let (_, a) = testkit::load(&dir, &DropPlan::default()).unwrap();
     let (_, b) = testkit::load(&dir, &DropPlan::new([], [])).unwrap();
-    assert_eq!(testkit::logits(&a, &ids()).unwrap(), testkit::logits(&b, &ids()).unwrap());
+    assert_eq!(
+        testkit::logits(&a, &ids()).unwrap(),
+        testkit::logits(&b, &ids()).unwrap()
+    );
 }
 
 /// Dropping attention i must equal running the full model whose o_proj (and bias) of
@@ -81,8 +84,14 @@ fn dropped_weights_are_never_read() {
         testkit::logits(&pruned, &ids()).unwrap(),
         testkit::logits(&reference, &ids()).unwrap()
     );
-    let err = testkit::load(tmp.path(), &DropPlan::empty()).err().unwrap().to_string();
-    assert!(err.contains("model.layers.0.") && err.contains("missing"), "{err}");
+    let err = testkit::load(tmp.path(), &DropPlan::empty())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("model.layers.0.") && err.contains("missing"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -93,9 +102,11 @@ fn dropped_attention_has_no_kv_slot() {
     let run = |dec: &llmdrop::Decoder| {
         let mut cache = dec.new_cache();
         let t = Tensor::new(ids(), &Device::Cpu).unwrap();
-        dec.forward(&t, Some(&mut cache), &mut NoProbe, Logits::Last).unwrap();
+        dec.forward(&t, Some(&mut cache), &mut NoProbe, Logits::Last)
+            .unwrap();
         let next = Tensor::new(&[[3u32]], &Device::Cpu).unwrap();
-        dec.forward(&next, Some(&mut cache), &mut NoProbe, Logits::Last).unwrap();
+        dec.forward(&next, Some(&mut cache), &mut NoProbe, Logits::Last)
+            .unwrap();
         cache
     };
     let (cf, cp) = (run(&full), run(&pruned));
@@ -114,11 +125,15 @@ fn cached_decoding_equals_full_forward() {
     for arch in ["llama", "mistral", "qwen2", "qwen3"] {
         let (_, dec) = testkit::load(&testkit::tiny_dir(arch), &DropPlan::new([1], [])).unwrap();
         let seq: Vec<u32> = ids()[0].clone();
-        let full = testkit::logits(&dec, &[seq.clone()]).unwrap();
+        let full = testkit::logits(&dec, std::slice::from_ref(&seq)).unwrap();
         let vocab = 256;
         let mut cache = dec.new_cache();
-        let prefix = Tensor::new(&seq[..12], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        dec.forward(&prefix, Some(&mut cache), &mut NoProbe, Logits::All).unwrap();
+        let prefix = Tensor::new(&seq[..12], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        dec.forward(&prefix, Some(&mut cache), &mut NoProbe, Logits::All)
+            .unwrap();
         for (p, &tok) in seq.iter().enumerate().skip(12) {
             let t = Tensor::new(&[[tok]], &Device::Cpu).unwrap();
             let l = dec

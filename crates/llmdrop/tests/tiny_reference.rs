@@ -8,7 +8,8 @@ use serde_json::Value;
 
 fn reference(arch: &str) -> (Vec<Vec<u32>>, Vec<f32>, Value) {
     let dir = testkit::tiny_dir(arch);
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("ref.json")).unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ref.json")).unwrap()).unwrap();
     let ids: Vec<Vec<u32>> = serde_json::from_value(r["ids"].clone()).unwrap();
     let logits = testkit::read_f32_file(&dir.join("ref_logits.f32"));
     (ids, logits, r)
@@ -29,8 +30,14 @@ fn check_arch(arch: &str) {
     assert_eq!(stats.len(), want.len(), "{arch}: hidden-state count");
     for (i, ((s, sq), w)) in stats.iter().zip(want).enumerate() {
         let (ws, wsq) = (w["sum"].as_f64().unwrap(), w["sumsq"].as_f64().unwrap());
-        assert!((sq - wsq).abs() <= 1e-5 * wsq, "{arch} hidden {i}: sumsq {sq} vs {wsq}");
-        assert!((s - ws).abs() <= 1e-5 * wsq.sqrt().max(1.0), "{arch} hidden {i}: sum {s} vs {ws}");
+        assert!(
+            (sq - wsq).abs() <= 1e-5 * wsq,
+            "{arch} hidden {i}: sumsq {sq} vs {wsq}"
+        );
+        assert!(
+            (s - ws).abs() <= 1e-5 * wsq.sqrt().max(1.0),
+            "{arch} hidden {i}: sum {s} vs {ws}"
+        );
     }
 }
 
@@ -68,7 +75,14 @@ fn tiny_llama_gguf_equals_safetensors() {
     let st = ModelSource::open(&dir).unwrap();
     let mut cfg = st.config().clone();
     cfg.rope_scaling = None;
-    let sdec = Decoder::load(st.weights(), &cfg, &DropPlan::empty(), DType::F32, &Device::Cpu).unwrap();
+    let sdec = Decoder::load(
+        st.weights(),
+        &cfg,
+        &DropPlan::empty(),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
     let from_st = testkit::logits(&sdec, &ids).unwrap();
     let d = testkit::max_abs_diff(&from_gguf, &from_st);
     assert!(d <= 1e-5, "GGUF vs safetensors: max |Δlogit| = {d}");

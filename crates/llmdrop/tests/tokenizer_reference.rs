@@ -44,7 +44,11 @@ fn gguf_tokenizer_matches_llama_cpp_on_english_documentation() {
     for f in files {
         let name = f["file"].as_str().unwrap();
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
-        assert_eq!(text.len() as u64, f["bytes"].as_u64().unwrap(), "{name}: text differs");
+        assert_eq!(
+            text.len() as u64,
+            f["bytes"].as_u64().unwrap(),
+            "{name}: text differs"
+        );
         bytes += text.len();
         let ids = tok.encode(&text).unwrap();
         if ids_sha(&ids) != f["ids_sha256"].as_str().unwrap() {
@@ -52,5 +56,8 @@ fn gguf_tokenizer_matches_llama_cpp_on_english_documentation() {
         }
     }
     assert!(bytes >= 1_000_000, "only {bytes} bytes compared");
-    assert!(mismatched.is_empty(), "ids differ from llama.cpp for: {mismatched:?}");
+    assert!(
+        mismatched.is_empty(),
+        "ids differ from llama.cpp for: {mismatched:?}"
+    );
 }

@@ -67,8 +67,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = String::new();
-    writeln!(t, "model {}  dtype {}  threads {}", report.model, report.dtype, report.threads)?;
-    writeln!(t, "context  prefill tok/s (min-max)     decode tok/s (min-max)    kv cache")?;
+    writeln!(
+        t,
+        "model {}  dtype {}  threads {}",
+        report.model, report.dtype, report.threads
+    )?;
+    writeln!(
+        t,
+        "context  prefill tok/s (min-max)     decode tok/s (min-max)    kv cache"
+    )?;
     for r in &report.results {
         let p = &r.prefill_tokens_per_sec;
         let d = &r.decode_tokens_per_sec;

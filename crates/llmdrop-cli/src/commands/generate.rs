@@ -58,7 +58,11 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         max_tokens: a.max_tokens,
         temperature: a.temperature,
         seed: a.seed,
-        stop: if a.ignore_eos { vec![] } else { tok.eos.clone() },
+        stop: if a.ignore_eos {
+            vec![]
+        } else {
+            tok.eos.clone()
+        },
     };
     // Stream text as it is generated: decode the whole suffix, print what is new.
     let mut ids = Vec::new();
@@ -70,7 +74,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             let text = tok.decode(&ids, false)?;
             if text.len() > shown && text.is_char_boundary(shown) {
                 let mut out = std::io::stdout().lock();
-                let _ = out.write_all(text[shown..].as_bytes());
+                let _ = out.write_all(&text.as_bytes()[shown..]);
                 let _ = out.flush();
                 shown = text.len();
             }

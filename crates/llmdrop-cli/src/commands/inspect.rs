@@ -40,10 +40,21 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
         t,
         "rope         theta {}{}, max positions {}",
         c.rope_theta,
-        c.rope_scaling.as_ref().map(|r| format!(", scaling {r:?}")).unwrap_or_default(),
+        c.rope_scaling
+            .as_ref()
+            .map(|r| format!(", scaling {r:?}"))
+            .unwrap_or_default(),
         c.max_position_embeddings
     )?;
-    writeln!(t, "embeddings   {}", if c.tie_word_embeddings { "tied" } else { "separate lm_head" })?;
+    writeln!(
+        t,
+        "embeddings   {}",
+        if c.tie_word_embeddings {
+            "tied"
+        } else {
+            "separate lm_head"
+        }
+    )?;
     writeln!(
         t,
         "parameters   {} ({:.1} M; embedding {:.1} M)",
@@ -51,7 +62,11 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
         s.params as f64 / 1e6,
         s.embedding_params as f64 / 1e6
     )?;
-    let dts: Vec<String> = s.tensor_dtypes.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+    let dts: Vec<String> = s
+        .tensor_dtypes
+        .iter()
+        .map(|(k, v)| format!("{k} x{v}"))
+        .collect();
     writeln!(t, "tensor types {}", dts.join(", "))?;
     writeln!(t, "\nlayer  attn params  mlp params  attn type  mlp type")?;
     for l in &s.layers {

@@ -32,10 +32,11 @@ impl GgufSource {
             path: path.into(),
             reason: format!("invalid GGUF: {e}"),
         })?;
-        let arch_name = meta_str(&content, "general.architecture").ok_or_else(|| Error::BadFile {
-            path: path.into(),
-            reason: "GGUF has no `general.architecture`".into(),
-        })?;
+        let arch_name =
+            meta_str(&content, "general.architecture").ok_or_else(|| Error::BadFile {
+                path: path.into(),
+                reason: "GGUF has no `general.architecture`".into(),
+            })?;
         let arch = ArchSpec::from_gguf_arch(&arch_name).ok_or_else(|| Error::UnknownArch {
             path: path.into(),
             arch: arch_name.clone(),
@@ -115,7 +116,10 @@ impl GgufSource {
             sliding_window: None,
             qkv_bias: self.arch.qkv_bias
                 || self.content.tensor_infos.contains_key("blk.0.attn_q.bias"),
-            o_bias: self.content.tensor_infos.contains_key("blk.0.attn_output.bias"),
+            o_bias: self
+                .content
+                .tensor_infos
+                .contains_key("blk.0.attn_output.bias"),
             mlp_bias: false,
             bos_token_id: meta_u64(c, "tokenizer.ggml.bos_token_id").map(|x| x as u32),
             eos_token_ids: meta_u64(c, "tokenizer.ggml.eos_token_id")
@@ -132,7 +136,10 @@ impl GgufSource {
     }
 
     fn read_f32(&self, gguf_name: &str) -> Result<Tensor> {
-        let mut file = self.file.lock().expect("no panics while the file lock is held");
+        let mut file = self
+            .file
+            .lock()
+            .expect("no panics while the file lock is held");
         let q = self
             .content
             .tensor(&mut *file, gguf_name, &Device::Cpu)
@@ -222,7 +229,7 @@ pub fn permute_qk(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
 fn reorder_qk(t: &Tensor, heads: usize, inverse: bool) -> candle_core::Result<Tensor> {
     let dims = t.dims().to_vec();
     let rows = dims[0];
-    if heads == 0 || rows % (2 * heads) != 0 {
+    if heads == 0 || !rows.is_multiple_of(2 * heads) {
         candle_core::bail!("{rows} rows do not split into {heads} heads of even size")
     }
     let half = rows / heads / 2;
@@ -235,7 +242,10 @@ fn reorder_qk(t: &Tensor, heads: usize, inverse: bool) -> candle_core::Result<Te
         shape.extend([2, half]);
     }
     shape.extend(&rest);
-    t.reshape(shape)?.transpose(1, 2)?.contiguous()?.reshape(dims)
+    t.reshape(shape)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)
 }
 
 pub(crate) fn meta_str(c: &Content, key: &str) -> Option<String> {

@@ -34,11 +34,10 @@ impl SafetensorsSource {
         let index = dir.join("model.safetensors.index.json");
         let files: Vec<PathBuf> = if index.exists() {
             let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-            let v: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| Error::BadFile {
-                    path: index.clone(),
-                    reason: format!("not valid JSON: {e}"),
-                })?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadFile {
+                path: index.clone(),
+                reason: format!("not valid JSON: {e}"),
+            })?;
             let map = v
                 .get("weight_map")
                 .and_then(|m| m.as_object())
@@ -150,7 +149,10 @@ impl WeightSource for SafetensorsSource {
             hint: String::new(),
         })?;
         let shard = &self.shards[idx];
-        let info = shard.meta.info(name).expect("routing points at the shard holding it");
+        let info = shard
+            .meta
+            .info(name)
+            .expect("routing points at the shard holding it");
         let bad = |reason: String| Error::BadTensor {
             path: shard.path.clone(),
             name: name.into(),

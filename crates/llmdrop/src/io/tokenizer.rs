@@ -80,8 +80,8 @@ impl Tokenizer {
             )));
         }
         let pre = meta_str(c, "tokenizer.ggml.pre").unwrap_or_else(|| "default".into());
-        let pre_tok =
-            pre_tokenizer(&pre).ok_or_else(|| bad(format!("pre-tokenizer `{pre}` is not supported")))?;
+        let pre_tok = pre_tokenizer(&pre)
+            .ok_or_else(|| bad(format!("pre-tokenizer `{pre}` is not supported")))?;
         let tokens = match c.metadata.get("tokenizer.ggml.tokens") {
             Some(Value::Array(a)) => a
                 .iter()
@@ -160,10 +160,13 @@ impl Tokenizer {
 
     /// Token ids of `text` with no special tokens added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| Error::Tokenizer {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(enc.get_ids().to_vec())
     }
 

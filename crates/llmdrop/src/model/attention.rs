@@ -142,7 +142,9 @@ mod tests {
         // one new token after 4 cached: everything visible, no mask needed
         assert!(causal_mask(1, 5, 4, None, &Device::Cpu).unwrap().is_none());
         // window 2: position 4 sees keys 3 and 4 only
-        let m = causal_mask(1, 5, 4, Some(2), &Device::Cpu).unwrap().unwrap();
+        let m = causal_mask(1, 5, 4, Some(2), &Device::Cpu)
+            .unwrap()
+            .unwrap();
         let v = m.to_vec2::<f32>().unwrap();
         assert_eq!(v[0][..3], [f32::NEG_INFINITY; 3]);
         assert_eq!(v[0][3..], [0.0, 0.0]);

@@ -61,7 +61,12 @@ impl KvCache {
     }
 
     /// Appends this step's `k`, `v` to layer `layer`'s slot; returns the full keys and values.
-    pub(crate) fn append(&mut self, layer: usize, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn append(
+        &mut self,
+        layer: usize,
+        k: Tensor,
+        v: Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let slot = self.slot_of[layer].expect("only kept attention layers use the cache");
         let entry = &mut self.slots[slot];
         let (k, v) = match entry.take() {

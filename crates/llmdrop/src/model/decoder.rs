@@ -57,11 +57,7 @@ impl Decoder {
         device: &Device,
     ) -> Result<Self> {
         plan.validate(cfg.num_layers)?;
-        let w = Weights {
-            src,
-            dtype,
-            device,
-        };
+        let w = Weights { src, dtype, device };
         let (v, h) = (cfg.vocab_size, cfg.hidden_size);
         let embed = w.get("model.embed_tokens.weight", &[v, h])?;
         let mut layers = Vec::with_capacity(cfg.num_layers);
@@ -71,7 +67,12 @@ impl Decoder {
                 None
             } else {
                 Some((
-                    RmsNorm::load(&w, &format!("{p}.input_layernorm.weight"), h, cfg.rms_norm_eps)?,
+                    RmsNorm::load(
+                        &w,
+                        &format!("{p}.input_layernorm.weight"),
+                        h,
+                        cfg.rms_norm_eps,
+                    )?,
                     Attention::load(&w, cfg, &format!("{p}.self_attn"))?,
                 ))
             };

@@ -29,7 +29,11 @@ pub fn inv_freq(cfg: &Config) -> Vec<f32> {
             high_freq_factor,
             original_max_position_embeddings,
         }) => {
-            let (factor, lo, hi) = (*factor as f32, *low_freq_factor as f32, *high_freq_factor as f32);
+            let (factor, lo, hi) = (
+                *factor as f32,
+                *low_freq_factor as f32,
+                *high_freq_factor as f32,
+            );
             let old = *original_max_position_embeddings as f32;
             let low_wavelen = old / lo;
             let high_wavelen = old / hi;
@@ -37,7 +41,7 @@ pub fn inv_freq(cfg: &Config) -> Vec<f32> {
                 .map(|&f| {
                     let wavelen = 2.0 * std::f32::consts::PI / f;
                     let scaled = if wavelen > low_wavelen { f / factor } else { f };
-                    let medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+                    let medium = wavelen >= high_wavelen && wavelen <= low_wavelen; // finite values
                     if medium {
                         let smooth = (old / wavelen - lo) / (hi - lo);
                         (1.0 - smooth) * scaled / factor + smooth * scaled
