@@ -10,15 +10,18 @@
 pub mod arch;
 pub mod assets;
 pub mod bench;
+pub mod calib;
 pub mod config;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod io;
 pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod progress;
+pub mod score;
 pub mod testkit;
 
 pub use config::Config;

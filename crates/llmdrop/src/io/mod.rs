@@ -39,4 +39,8 @@ pub trait WeightSource: Send + Sync {
     fn shape(&self, name: &str) -> Option<Vec<usize>>;
     /// Reads one tensor, converted to `dtype` on `device`.
     fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor>;
+    /// The stored bytes of a safetensors tensor (type, shape, data), for byte-exact copies.
+    fn raw_safetensors(&self, _name: &str) -> Option<(::safetensors::Dtype, Vec<usize>, &[u8])> {
+        None
+    }
 }

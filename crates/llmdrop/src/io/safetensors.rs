@@ -142,6 +142,17 @@ impl WeightSource for SafetensorsSource {
         shard.meta.info(name).map(|i| i.shape.clone())
     }
 
+    fn raw_safetensors(&self, name: &str) -> Option<(Dtype, Vec<usize>, &[u8])> {
+        let shard = &self.shards[*self.routing.get(name)?];
+        let info = shard.meta.info(name)?;
+        let (a, b) = info.data_offsets;
+        Some((
+            info.dtype,
+            info.shape.clone(),
+            &shard.mmap[shard.data_start + a..shard.data_start + b],
+        ))
+    }
+
     fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
         let idx = *self.routing.get(name).ok_or_else(|| Error::MissingTensor {
             path: self.dir.clone(),

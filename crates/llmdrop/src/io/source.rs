@@ -8,6 +8,7 @@ use super::tokenizer::Tokenizer;
 use super::WeightSource;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::plan::DropPlan;
 
 /// The on-disk format of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +30,8 @@ pub struct ModelSource {
     path: PathBuf,
     format: Format,
     config: Config,
+    /// Modules the files say are already dropped (`drop_attn_list` / `drop_mlp_list`).
+    stored_plan: DropPlan,
     inner: Inner,
 }
 
@@ -37,12 +40,15 @@ impl ModelSource {
     pub fn open(path: &Path) -> Result<Self> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
-            let config = Config::from_hf_file(&path.join("config.json"))?;
+            let cfg_path = path.join("config.json");
+            let config = Config::from_hf_file(&cfg_path)?;
+            let stored_plan = stored_plan_of(&cfg_path, config.num_layers)?;
             let st = SafetensorsSource::open_dir(path)?;
             Ok(Self {
                 path: path.into(),
                 format: Format::HfDir,
                 config,
+                stored_plan,
                 inner: Inner::Hf(st),
             })
         } else {
@@ -52,6 +58,7 @@ impl ModelSource {
                 path: path.into(),
                 format: Format::Gguf,
                 config,
+                stored_plan: DropPlan::empty(),
                 inner: Inner::Gguf(g),
             })
         }
@@ -67,6 +74,11 @@ impl ModelSource {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The modules the model files say are dropped (empty for an unpruned model).
+    pub fn stored_plan(&self) -> &DropPlan {
+        &self.stored_plan
     }
 
     pub fn weights(&self) -> &dyn WeightSource {
@@ -107,4 +119,28 @@ impl ModelSource {
             Inner::Hf(_) => None,
         }
     }
+}
+
+/// `drop_attn_list` / `drop_mlp_list` of an HF config.json (LLM-Drop's keys).
+fn stored_plan_of(cfg_path: &Path, num_layers: usize) -> Result<DropPlan> {
+    let text = std::fs::read_to_string(cfg_path).map_err(|e| Error::io(cfg_path, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadConfig {
+        path: cfg_path.into(),
+        reason: e.to_string(),
+    })?;
+    let list = |key: &str| -> Result<Vec<usize>> {
+        match v.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(vec![]),
+            Some(x) => serde_json::from_value(x.clone()).map_err(|_| Error::BadConfig {
+                path: cfg_path.into(),
+                reason: format!("`{key}` must be a list of layer indices"),
+            }),
+        }
+    };
+    let plan = DropPlan::new(list("drop_attn_list")?, list("drop_mlp_list")?);
+    plan.validate(num_layers).map_err(|e| Error::BadConfig {
+        path: cfg_path.into(),
+        reason: e.to_string(),
+    })?;
+    Ok(plan)
 }

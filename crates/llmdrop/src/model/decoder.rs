@@ -140,6 +140,22 @@ impl Decoder {
         &self.layers
     }
 
+    /// The same model with the modules `plan` names removed as well (nothing is reloaded;
+    /// tensors are shared). Used to re-score a pruned model step by step.
+    pub fn pruned(&self, plan: &DropPlan) -> Result<Decoder> {
+        plan.validate(self.cfg.num_layers)?;
+        let mut d = self.clone();
+        for &i in &plan.attn {
+            d.layers[i].attn = None;
+            d.plan.attn.insert(i);
+        }
+        for &i in &plan.mlp {
+            d.layers[i].mlp = None;
+            d.plan.mlp.insert(i);
+        }
+        Ok(d)
+    }
+
     /// A fresh KV cache with a slot for each kept attention layer.
     pub fn new_cache(&self) -> KvCache {
         let kept: Vec<bool> = self.layers.iter().map(|l| l.attn.is_some()).collect();

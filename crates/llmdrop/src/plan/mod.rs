@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+pub mod strategy;
+
 use crate::error::{Error, Result};
 
 /// Which attention and MLP sub-layers are removed. Dropping block i = i in both sets.
@@ -39,6 +41,34 @@ impl DropPlan {
 
     pub fn drops_mlp(&self, layer: usize) -> bool {
         self.mlp.contains(&layer)
+    }
+
+    /// Both plans' drops.
+    pub fn union(&self, other: &DropPlan) -> DropPlan {
+        DropPlan {
+            attn: self.attn.union(&other.attn).copied().collect(),
+            mlp: self.mlp.union(&other.mlp).copied().collect(),
+        }
+    }
+
+    /// Whether layer `i` is dropped whole.
+    pub fn drops_block(&self, i: usize) -> bool {
+        self.drops_attn(i) && self.drops_mlp(i)
+    }
+
+    /// Whether the HF tensor `name` belongs to a module this plan drops (the module's
+    /// weights and its pre-norm).
+    pub fn drops_tensor(&self, name: &str) -> bool {
+        match crate::io::names::split_layer_name(name) {
+            Some((i, suffix)) => {
+                (self.drops_attn(i)
+                    && (suffix.starts_with("self_attn.") || suffix.starts_with("input_layernorm.")))
+                    || (self.drops_mlp(i)
+                        && (suffix.starts_with("mlp.")
+                            || suffix.starts_with("post_attention_layernorm.")))
+            }
+            None => false,
+        }
     }
 
     /// Checks every index against the model's layer count.

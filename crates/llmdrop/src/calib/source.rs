@@ -1,0 +1,98 @@
+//! Reading calibration documents from plain text, JSON Lines, or a directory of such files.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::text::read_utf8;
+
+/// Where calibration documents come from.
+#[derive(Debug, Clone)]
+pub struct TextSource {
+    /// A `.txt` file (one document), a `.jsonl`/`.json` file (one document per line), or a
+    /// directory: every such file below it, in sorted path order.
+    pub path: PathBuf,
+    /// JSON Lines field that holds the text.
+    pub field: String,
+}
+
+impl TextSource {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            field: "text".into(),
+        }
+    }
+}
+
+fn is_jsonl(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("jsonl") | Some("json") | Some("ndjson")
+    )
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in rd {
+        let p = entry.map_err(|e| Error::io(dir, e))?.path();
+        if p.is_dir() {
+            collect_files(&p, out)?;
+        } else if is_jsonl(&p) || p.extension().and_then(|e| e.to_str()) == Some("txt") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Reads every document of `src`, in a deterministic order. Empty documents are skipped.
+pub fn read_documents(src: &TextSource) -> Result<Vec<String>> {
+    let meta = std::fs::metadata(&src.path).map_err(|e| Error::io(&src.path, e))?;
+    let files = if meta.is_dir() {
+        let mut f = Vec::new();
+        collect_files(&src.path, &mut f)?;
+        f.sort();
+        if f.is_empty() {
+            return Err(Error::Input(format!(
+                "{}: no .txt or .jsonl files found",
+                src.path.display()
+            )));
+        }
+        f
+    } else {
+        vec![src.path.clone()]
+    };
+    let mut docs = Vec::new();
+    for f in files {
+        let text = read_utf8(&f)?;
+        if is_jsonl(&f) {
+            for (n, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                    Error::Input(format!("{}:{}: not valid JSON: {e}", f.display(), n + 1))
+                })?;
+                let t = v.get(&src.field).and_then(|t| t.as_str()).ok_or_else(|| {
+                    Error::Input(format!(
+                        "{}:{}: no string field `{}`",
+                        f.display(),
+                        n + 1,
+                        src.field
+                    ))
+                })?;
+                if !t.is_empty() {
+                    docs.push(t.to_string());
+                }
+            }
+        } else if !text.is_empty() {
+            docs.push(text);
+        }
+    }
+    if docs.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: the calibration data holds no text",
+            src.path.display()
+        )));
+    }
+    Ok(docs)
+}

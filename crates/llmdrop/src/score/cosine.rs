@@ -1,0 +1,71 @@
+//! Per-token cosine similarity in f32, and running sums in f64.
+
+use candle_core::{DType, Tensor, D};
+
+use crate::error::Result;
+
+/// Norms below this count as zero: cos(a, b) = a·b / (max(|a|, EPS) · max(|b|, EPS)), as
+/// torch's `cosine_similarity` (a zero vector has similarity 0 with anything).
+pub const EPS: f64 = 1e-8;
+
+/// `[…, hidden]` -> `[tokens, hidden]` in f32.
+pub fn rows_f32(h: &Tensor) -> Result<Tensor> {
+    let hidden = h.dim(D::Minus1)?;
+    Ok(h.to_dtype(DType::F32)?.reshape(((), hidden))?)
+}
+
+/// Rows scaled to unit length (rows with norm < EPS are scaled by 1/EPS, as torch does).
+pub fn unit_rows(x: &Tensor) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(EPS, f64::INFINITY)?;
+    Ok(x.broadcast_div(&norm)?)
+}
+
+/// Per-row cosine similarity of two `[tokens, hidden]` f32 tensors.
+pub fn row_cosines(a: &Tensor, b: &Tensor) -> Result<Vec<f32>> {
+    let c = (unit_rows(a)? * unit_rows(b)?)?.sum(1)?;
+    Ok(c.to_vec1::<f32>()?)
+}
+
+/// Running mean of per-token similarities.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CosSum {
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl CosSum {
+    pub fn add(&mut self, cos: &[f32]) {
+        self.sum += cos.iter().map(|&c| c as f64).sum::<f64>();
+        self.count += cos.len() as u64;
+    }
+
+    /// The mean; 1 (the module changes nothing) when nothing was observed, i.e. the
+    /// module is dropped.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            1.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn cosines_and_zero_rows() {
+        let a = Tensor::new(&[[1f32, 0.0], [3.0, 4.0], [0.0, 0.0]], &Device::Cpu).unwrap();
+        let b = Tensor::new(&[[0f32, 2.0], [6.0, 8.0], [1.0, 1.0]], &Device::Cpu).unwrap();
+        let c = row_cosines(&a, &b).unwrap();
+        assert!((c[0] - 0.0).abs() < 1e-7);
+        assert!((c[1] - 1.0).abs() < 1e-6);
+        assert_eq!(c[2], 0.0);
+        let mut s = CosSum::default();
+        assert_eq!(s.mean(), 1.0);
+        s.add(&c);
+        assert!((s.mean() - 1.0 / 3.0).abs() < 1e-6);
+    }
+}

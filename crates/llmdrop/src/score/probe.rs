@@ -1,0 +1,162 @@
+//! The scoring probe: block, attention and MLP similarities and the consecutive matrix,
+//! streamed; memory holds one calibration block's hidden states at most.
+
+use candle_core::Tensor;
+
+use super::cosine::{row_cosines, rows_f32, unit_rows, CosSum};
+use super::table::ScoreTable;
+use crate::error::Result;
+use crate::probe::{Probe, Site};
+
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ScoreOptions {
+    /// Attention / MLP similarity with the residual: cos(X, X + Attn(LN1 X)) (the paper,
+    /// LLM-Drop's `layer_drop_norm=True`). Without: cos(LN1 X, Attn(LN1 X)).
+    pub residual: bool,
+    /// Also compute the consecutive-layer matrix S[i][n].
+    pub consecutive: bool,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        Self {
+            residual: true,
+            consecutive: true,
+        }
+    }
+}
+
+/// Streams similarities of every layer; see [`ScoreTable`] for what they mean.
+pub struct ScoreProbe {
+    opts: ScoreOptions,
+    layers: usize,
+    block: Vec<CosSum>,
+    attn: Vec<CosSum>,
+    mlp: Vec<CosSum>,
+    /// Sums of cos(h_i, h_j) over tokens, `(L+1) x (L+1)`.
+    pairs: Vec<f64>,
+    pair_tokens: u64,
+    tokens: u64,
+    x: Option<Tensor>,
+    y: Option<Tensor>,
+    branch_in: Option<Tensor>,
+    /// Unit-length h_0..h_L of the current block (for the consecutive matrix).
+    units: Vec<Tensor>,
+}
+
+impl ScoreProbe {
+    pub fn new(layers: usize, opts: &ScoreOptions) -> Self {
+        Self {
+            opts: *opts,
+            layers,
+            block: vec![CosSum::default(); layers],
+            attn: vec![CosSum::default(); layers],
+            mlp: vec![CosSum::default(); layers],
+            pairs: vec![0.0; (layers + 1) * (layers + 1)],
+            pair_tokens: 0,
+            tokens: 0,
+            x: None,
+            y: None,
+            branch_in: None,
+            units: Vec::new(),
+        }
+    }
+
+    /// All pairwise cosines of this block's hidden states, as one batched matmul over
+    /// tokens: `[tokens, L+1, hidden] x [tokens, hidden, L+1]`, summed over tokens.
+    fn flush_pairs(&mut self) -> Result<()> {
+        let n = self.layers + 1;
+        if self.units.len() != n {
+            self.units.clear();
+            return Ok(());
+        }
+        let h = Tensor::stack(&self.units, 1)?; // [tokens, L+1, hidden]
+        let tokens = h.dim(0)?;
+        let gram = h.matmul(&h.t()?)?.sum(0)?; // [L+1, L+1]
+        let g = gram.flatten_all()?.to_vec1::<f32>()?;
+        for (acc, v) in self.pairs.iter_mut().zip(g) {
+            *acc += v as f64;
+        }
+        self.pair_tokens += tokens as u64;
+        self.units.clear();
+        Ok(())
+    }
+
+    pub fn finish(self) -> ScoreTable {
+        let n = self.layers + 1;
+        let consecutive = (self.opts.consecutive && self.pair_tokens > 0).then(|| {
+            (0..self.layers)
+                .map(|i| {
+                    (1..=self.layers - i)
+                        .map(|gap| self.pairs[i * n + i + gap] / self.pair_tokens as f64)
+                        .collect()
+                })
+                .collect()
+        });
+        ScoreTable {
+            num_layers: self.layers,
+            tokens: self.tokens,
+            residual: self.opts.residual,
+            block: self.block.iter().map(CosSum::mean).collect(),
+            attn: self.attn.iter().map(CosSum::mean).collect(),
+            mlp: self.mlp.iter().map(CosSum::mean).collect(),
+            consecutive,
+        }
+    }
+}
+
+impl Probe for ScoreProbe {
+    fn observe(&mut self, layer: usize, site: Site, h: &Tensor) -> Result<()> {
+        match site {
+            Site::Input => {
+                let x = rows_f32(h)?;
+                if layer == 0 {
+                    self.tokens += x.dim(0)? as u64;
+                }
+                if self.opts.consecutive {
+                    self.units.push(unit_rows(&x)?);
+                }
+                self.x = Some(x);
+            }
+            Site::AfterAttn => {
+                let y = rows_f32(h)?;
+                if self.opts.residual {
+                    let x = self.x.as_ref().expect("Input precedes AfterAttn");
+                    self.attn[layer].add(&row_cosines(x, &y)?);
+                }
+                self.y = Some(y);
+            }
+            Site::AfterMlp => {
+                let z = rows_f32(h)?;
+                let x = self.x.take().expect("Input precedes AfterMlp");
+                let y = self.y.take().expect("AfterAttn precedes AfterMlp");
+                if self.opts.residual {
+                    self.mlp[layer].add(&row_cosines(&y, &z)?);
+                }
+                self.block[layer].add(&row_cosines(&x, &z)?);
+                if self.opts.consecutive && layer + 1 == self.layers {
+                    self.units.push(unit_rows(&z)?);
+                    self.flush_pairs()?;
+                }
+            }
+            Site::AttnIn | Site::MlpIn => self.branch_in = Some(rows_f32(h)?),
+            Site::AttnOut | Site::MlpOut => {
+                let input = self
+                    .branch_in
+                    .take()
+                    .expect("branch input precedes its output");
+                let c = row_cosines(&input, &rows_f32(h)?)?;
+                if site == Site::AttnOut {
+                    self.attn[layer].add(&c);
+                } else {
+                    self.mlp[layer].add(&c);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn wants_branches(&self) -> bool {
+        !self.opts.residual
+    }
+}
