@@ -76,3 +76,49 @@ impl ModelArgs {
 pub fn threads() -> usize {
     candle_core::utils::get_num_threads()
 }
+
+#[derive(Args, Debug, Clone)]
+pub struct CalibArgs {
+    /// Calibration text: a .txt file, a .jsonl file, or a directory of them.
+    /// Default: the cached docutils documentation (fetched by ./setup.sh).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// JSON Lines field holding the text.
+    #[arg(long, default_value = "text")]
+    pub field: String,
+    /// Calibration blocks.
+    #[arg(long, default_value_t = 64)]
+    pub samples: usize,
+    /// Tokens per block.
+    #[arg(long, default_value_t = 512)]
+    pub seq_len: usize,
+    /// Pick the blocks at random (with --seed) instead of the first ones.
+    #[arg(long)]
+    pub shuffle: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Attention / MLP similarity without the residual: cos(LN(x), module(LN(x))).
+    #[arg(long)]
+    pub no_residual: bool,
+}
+
+impl CalibArgs {
+    pub fn data_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.data {
+            Some(p) => Ok(p.clone()),
+            None => {
+                let d = llmdrop::assets::cache_dir().join("text/docutils-0.21.2/docs");
+                if d.is_dir() {
+                    Ok(d)
+                } else {
+                    Err(llmdrop::Error::MissingAsset {
+                        what: format!("default calibration text {}", d.display()),
+                        reason: "not found".into(),
+                        fetch: llmdrop::assets::SETUP_COMMAND.into(),
+                    }
+                    .into())
+                }
+            }
+        }
+    }
+}

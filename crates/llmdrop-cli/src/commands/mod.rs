@@ -1,9 +1,11 @@
 //! One file per command.
 
 mod bench;
+mod drop;
 mod generate;
 mod inspect;
 mod ppl;
+mod score;
 
 use std::process::ExitCode;
 
@@ -17,6 +19,10 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Perplexity of a text file over non-overlapping windows.
     Ppl(ppl::PplArgs),
+    /// Score every block, attention and MLP layer on calibration text.
+    Score(score::ScoreArgs),
+    /// Choose what to drop with a strategy and write the pruned model.
+    Drop(drop::DropArgs),
     /// Prefill and decode speed, KV-cache bytes.
     Bench(bench::BenchArgs),
 }
@@ -26,6 +32,8 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Ppl(a) => ppl::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Drop(a) => drop::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

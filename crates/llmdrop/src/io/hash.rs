@@ -30,3 +30,21 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The model's content hash: the file's sha256 for one file, else sha256 over
+/// "name sha256\n" lines of every file (config and weights).
+pub fn model_sha256(src: &super::source::ModelSource) -> Result<String> {
+    let files = src.files();
+    if files.len() == 1 {
+        return sha256_file(&files[0]);
+    }
+    let mut lines = String::new();
+    for f in &files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        lines.push_str(&format!("{name} {}\n", sha256_file(f)?));
+    }
+    Ok(sha256_bytes(lines.as_bytes()))
+}

@@ -167,8 +167,8 @@ fn select_consecutive(
         return Err(too_many(Strategy::Consecutive, o.n, hi - lo));
     }
     let mut best: Option<(f64, usize)> = None;
-    for i in lo..=hi - o.n {
-        let v = s[i][o.n - 1];
+    for (i, row) in s.iter().enumerate().take(hi - o.n + 1).skip(lo) {
+        let v = row[o.n - 1];
         if best.is_none_or(|(b, _)| v > b) {
             best = Some((v, i));
         }

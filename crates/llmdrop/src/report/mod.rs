@@ -1,0 +1,6 @@
+//! Reports: serde structs first; SVG plots are renderings of them.
+
+pub mod scores;
+pub mod svg;
+
+pub use scores::{ScoreReport, ScoreSettings};
