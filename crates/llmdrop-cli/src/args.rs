@@ -66,7 +66,7 @@ impl ModelArgs {
     pub fn load(&self, plan: &DropPlan) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
         let dtype = self.dtype()?;
         let src = self.open()?;
-        let dec = Decoder::load(src.weights(), src.config(), plan, dtype, &Device::Cpu)?;
+        let dec = src.load_decoder(plan, dtype, &Device::Cpu)?;
         let tok = src.tokenizer()?;
         Ok((src, dec, tok))
     }

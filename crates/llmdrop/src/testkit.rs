@@ -33,7 +33,7 @@ pub fn read_f32_file(path: &std::path::Path) -> Vec<f32> {
 /// Opens a model and loads it in f32 on the CPU with `plan`.
 pub fn load(path: &std::path::Path, plan: &DropPlan) -> Result<(ModelSource, Decoder)> {
     let src = ModelSource::open(path)?;
-    let dec = Decoder::load(src.weights(), src.config(), plan, DType::F32, &Device::Cpu)?;
+    let dec = src.load_decoder(plan, DType::F32, &Device::Cpu)?;
     Ok((src, dec))
 }
 

@@ -151,12 +151,8 @@ pub fn run(a: DropArgs) -> anyhow::Result<ExitCode> {
     let out = staging.commit()?;
 
     // the export must load as the model we evaluated: same plan, same logits
-    let (osrc, odec) = {
-        let s = llmdrop::ModelSource::open(&out)?;
-        let plan = s.stored_plan().clone();
-        let d = llmdrop::Decoder::load(s.weights(), s.config(), &plan, dec.dtype(), dec.device())?;
-        (s, d)
-    };
+    let osrc = llmdrop::ModelSource::open(&out)?;
+    let odec = osrc.load_decoder(&DropPlan::empty(), dec.dtype(), dec.device())?;
     if osrc.stored_plan() != &plan {
         anyhow::bail!(
             "{}: reloaded plan {:?} differs from {:?}",

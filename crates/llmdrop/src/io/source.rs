@@ -88,6 +88,17 @@ impl ModelSource {
         }
     }
 
+    /// Loads the decoder with `plan` plus whatever the files say is already dropped.
+    pub fn load_decoder(
+        &self,
+        plan: &DropPlan,
+        dtype: candle_core::DType,
+        device: &candle_core::Device,
+    ) -> Result<crate::model::Decoder> {
+        let plan = plan.union(&self.stored_plan);
+        crate::model::Decoder::load(self.weights(), &self.config, &plan, dtype, device)
+    }
+
     /// The files that make up the model (for sizes and hashes).
     pub fn files(&self) -> Vec<PathBuf> {
         match &self.inner {
