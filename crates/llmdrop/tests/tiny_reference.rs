@@ -89,3 +89,32 @@ fn tiny_llama_gguf_equals_safetensors() {
     let d = testkit::max_abs_diff(&from_gguf, &want);
     assert!(d <= 1e-4, "GGUF vs transformers: max |Δlogit| = {d}");
 }
+
+/// Half-precision compute: our bf16 / f16 logits may move away from the f32 reference no
+/// further than transformers' own bf16 / f16 computation of the same model does (plus 25%
+/// for a different order of rounding), and stay close to transformers' half result.
+#[test]
+fn half_precision_compute_tracks_transformers() {
+    let dir = testkit::tiny_dir("llama");
+    let (ids, f32_ref, _) = reference("llama");
+    let src = ModelSource::open(&dir).unwrap();
+    for (dtype, name) in [(DType::BF16, "bf16"), (DType::F16, "f16")] {
+        let theirs = testkit::read_f32_file(&dir.join(format!("ref_logits_{name}.f32")));
+        let dec = src
+            .load_decoder(&DropPlan::empty(), dtype, &Device::Cpu)
+            .unwrap();
+        assert_eq!(dec.dtype(), dtype);
+        let ours = testkit::logits(&dec, &ids).unwrap();
+        let (d_ours, d_theirs) = (
+            testkit::max_abs_diff(&ours, &f32_ref),
+            testkit::max_abs_diff(&theirs, &f32_ref),
+        );
+        let d_between = testkit::max_abs_diff(&ours, &theirs);
+        eprintln!("{name}: vs f32 ours {d_ours}, transformers {d_theirs}; ours vs transformers {d_between}");
+        assert!(
+            d_ours <= 1.25 * d_theirs,
+            "{name}: {d_ours} vs transformers' {d_theirs}"
+        );
+        assert!(d_between <= 2.0 * d_theirs, "{name}: {d_between}");
+    }
+}
