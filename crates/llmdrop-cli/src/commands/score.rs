@@ -98,6 +98,11 @@ pub fn run_scoring(
         threads: threads(),
         seconds,
         tokens_per_sec: table.tokens as f64 / seconds,
+        gflops_per_sec: cal.blocks.blocks.len() as f64
+            * llmdrop::bench::forward_flops(dec, cal.settings.seq_len)
+            / seconds
+            / 1e9,
+        peak_rss_bytes: llmdrop::bench::peak_rss_bytes(),
         table,
     })
 }
@@ -131,11 +136,12 @@ pub fn render_table(r: &ScoreReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} calibration tokens ({} x {}), {:.0} tokens/s, {} threads{}",
+        "{} calibration tokens ({} x {}), {:.0} tokens/s ({:.1} GFLOP/s), {} threads{}",
         t.tokens,
         r.settings.samples,
         r.settings.seq_len,
         r.tokens_per_sec,
+        r.gflops_per_sec,
         r.threads,
         if t.residual { "" } else { ", without residual" }
     );

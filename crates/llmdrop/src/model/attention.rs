@@ -44,6 +44,16 @@ impl Attention {
         })
     }
 
+    /// Bytes of the projection and norm weights.
+    pub fn weight_bytes(&self) -> usize {
+        let norms = [&self.q_norm, &self.k_norm]
+            .iter()
+            .filter_map(|n| n.as_ref())
+            .map(|n| n.weight.elem_count() * n.weight.dtype().size_in_bytes())
+            .sum::<usize>();
+        self.q.bytes() + self.k.bytes() + self.v.bytes() + self.o.bytes() + norms
+    }
+
     /// `x`: normalised input `[b, t, hidden]` at positions `offset..offset+t`.
     /// With a cache, this layer's keys/values are appended to its slot.
     pub fn forward(

@@ -230,4 +230,22 @@ impl Decoder {
         let logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
         Ok(Some(logits.to_dtype(DType::F32)?))
     }
+
+    /// Bytes of the weights this decoder holds (shared tensors counted once).
+    pub fn weight_bytes(&self) -> usize {
+        let t = |x: &Tensor| x.elem_count() * x.dtype().size_in_bytes();
+        let mut n = t(&self.embed) + t(&self.norm.weight);
+        if !self.cfg.tie_word_embeddings {
+            n += self.lm_head.bytes();
+        }
+        for l in &self.layers {
+            if let Some((ln, a)) = &l.attn {
+                n += t(&ln.weight) + a.weight_bytes();
+            }
+            if let Some((ln, m)) = &l.mlp {
+                n += t(&ln.weight) + m.weight_bytes();
+            }
+        }
+        n
+    }
 }

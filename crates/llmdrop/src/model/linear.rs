@@ -29,6 +29,12 @@ impl Linear {
         Ok(Self { weight, bias })
     }
 
+    /// Bytes of weight and bias.
+    pub fn bytes(&self) -> usize {
+        let t = |x: &Tensor| x.elem_count() * x.dtype().size_in_bytes();
+        t(&self.weight) + self.bias.as_ref().map_or(0, t)
+    }
+
     /// `x`: `[..., in]` -> `[..., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims();

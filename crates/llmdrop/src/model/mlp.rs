@@ -25,6 +25,11 @@ impl Mlp {
         })
     }
 
+    /// Bytes of the three projections.
+    pub fn weight_bytes(&self) -> usize {
+        self.gate.bytes() + self.up.bytes() + self.down.bytes()
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let g = self.gate.forward(x)?.silu()?;
         let u = self.up.forward(x)?;

@@ -34,6 +34,12 @@ pub struct ScoreReport {
     pub threads: usize,
     pub seconds: f64,
     pub tokens_per_sec: f64,
+    /// Forward-pass arithmetic per second (see `bench::forward_flops`).
+    #[serde(default)]
+    pub gflops_per_sec: f64,
+    /// Peak resident memory of the scoring process.
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
     pub table: ScoreTable,
 }
 

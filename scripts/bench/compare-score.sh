@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `llmdrop score` vs a PyTorch one-pass implementation on the default model: tokens/s at
+# the same thread count, achieved GFLOP/s against this machine's f32 matmul peak, and
+# peak RSS against the f32 weights' size. Needs the reference venv
+# (scripts/fixtures/setup-venv.sh). Usage: compare-score.sh [THREADS] [SAMPLES] [SEQ_LEN]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+THREADS="${1:-1}"; SAMPLES="${2:-64}"; SEQ="${3:-512}"
+CACHE="${LLMDROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmdrop}"
+VENV="${LLMDROP_REF_VENV:-$CACHE/refvenv}"
+MODEL="$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf"
+cargo build --release -q -p llmdrop-cli
+BIN=./target/release/llmdrop
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+peak=$(RAYON_NUM_THREADS="$THREADS" "$BIN" bench --model "$MODEL" --context 8 --generate 0 --reps 1 --peak --json)
+ours=$(RAYON_NUM_THREADS="$THREADS" "$BIN" score --model "$MODEL" --samples "$SAMPLES" --seq-len "$SEQ" \
+        --out "$tmp/scores.json" --json)
+theirs=$(OMP_NUM_THREADS="$THREADS" "$VENV/bin/python" scripts/bench/torch_score.py --model "$MODEL" \
+        --threads "$THREADS" --samples "$SAMPLES" --seq-len "$SEQ" 2>/dev/null)
+python3 - "$peak" "$ours" "$theirs" <<'PY'
+import json, sys
+pk, o, t = (json.loads(x) for x in sys.argv[1:])
+mib = lambda b: b / 2**20
+print(f"scoring {o['table']['tokens']} tokens ({o['settings']['samples']} x {o['settings']['seq_len']}), {o['threads']} thread(s)")
+print(f"  llmdrop      {o['tokens_per_sec']:8.1f} tok/s   peak RSS {mib(o['peak_rss_bytes']):7.1f} MiB")
+print(f"  PyTorch      {t['tokens_per_sec']:8.1f} tok/s   peak RSS {mib(t['peak_rss_bytes']):7.1f} MiB")
+print(f"  ratio        {o['tokens_per_sec'] / t['tokens_per_sec']:8.2f}x")
+print(f"  arithmetic   {o['gflops_per_sec']:.1f} GFLOP/s = {100 * o['gflops_per_sec'] / pk['matmul_peak_gflops']:.0f}% "
+      f"of the f32 matmul peak ({pk['matmul_peak_gflops']:.1f} GFLOP/s, same threads)")
+print(f"  memory       peak RSS / f32 weights = {o['peak_rss_bytes'] / pk['weight_bytes']:.2f} "
+      f"(weights {mib(pk['weight_bytes']):.1f} MiB)")
+print(f"  peer: {t['peer']}")
+PY
