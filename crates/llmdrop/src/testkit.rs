@@ -148,3 +148,89 @@ pub fn english_text_dir() -> PathBuf {
     );
     d
 }
+
+/// Writes the HF directory `src` again as two safetensors shards plus
+/// `model.safetensors.index.json`, as transformers does for large checkpoints.
+pub fn write_sharded_copy(src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
+    use crate::io::WeightSource;
+    copy_hf_dir_with(src, dst, |_, _, d| Some(d))?;
+    let single = dst.join("model.safetensors");
+    let st =
+        crate::io::safetensors::SafetensorsSource::open_files(dst, std::slice::from_ref(&single))?;
+    let metas = st.tensors();
+    let half = metas.len() / 2;
+    let mut weight_map = serde_json::Map::new();
+    for (k, part) in [&metas[..half], &metas[half..]].iter().enumerate() {
+        let file = format!("model-{:05}-of-00002.safetensors", k + 1);
+        let views: Vec<(String, safetensors::tensor::TensorView)> = part
+            .iter()
+            .map(|m| {
+                let (dt, shape, bytes) = st.raw_safetensors(&m.name).expect("present");
+                weight_map.insert(m.name.clone(), file.clone().into());
+                (
+                    m.name.clone(),
+                    safetensors::tensor::TensorView::new(dt, shape, bytes).expect("valid"),
+                )
+            })
+            .collect();
+        let path = dst.join(&file);
+        safetensors::serialize_to_file(views, None, &path).map_err(|e| crate::Error::BadFile {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    drop(st);
+    std::fs::remove_file(&single).map_err(|e| crate::Error::io(&single, e))?;
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    let p = dst.join("model.safetensors.index.json");
+    std::fs::write(&p, index.to_string()).map_err(|e| crate::Error::io(&p, e))?;
+    Ok(())
+}
+
+/// Writes a llama-family HF directory as a GGUF v2 file with candle's writer: llama.cpp's
+/// tensor names, q/k rows permuted for interleaved RoPE, f32 tensors, no tokenizer.
+pub fn write_gguf_v2_from_hf(src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
+    use crate::io::gguf::permute_qk;
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    let ms = ModelSource::open(src)?;
+    let c = ms.config().clone();
+    let u32v = |x: usize| gguf_file::Value::U32(x as u32);
+    let meta: Vec<(&str, gguf_file::Value)> = vec![
+        (
+            "general.architecture",
+            gguf_file::Value::String("llama".into()),
+        ),
+        ("llama.block_count", u32v(c.num_layers)),
+        ("llama.context_length", u32v(c.max_position_embeddings)),
+        ("llama.embedding_length", u32v(c.hidden_size)),
+        ("llama.feed_forward_length", u32v(c.intermediate_size)),
+        ("llama.attention.head_count", u32v(c.num_heads)),
+        ("llama.attention.head_count_kv", u32v(c.num_kv_heads)),
+        (
+            "llama.rope.freq_base",
+            gguf_file::Value::F32(c.rope_theta as f32),
+        ),
+        (
+            "llama.attention.layer_norm_rms_epsilon",
+            gguf_file::Value::F32(c.rms_norm_eps as f32),
+        ),
+    ];
+    let mut tensors = Vec::new();
+    for m in ms.weights().tensors() {
+        let Some(g) = crate::io::names::hf_to_gguf(&m.name) else {
+            continue;
+        };
+        let mut t = ms.weights().load(&m.name, DType::F32, &Device::Cpu)?;
+        if m.name.ends_with("q_proj.weight") {
+            t = permute_qk(&t, c.num_heads)?;
+        } else if m.name.ends_with("k_proj.weight") {
+            t = permute_qk(&t, c.num_kv_heads)?;
+        }
+        tensors.push((g, QTensor::quantize(&t, GgmlDType::F32)?));
+    }
+    let mut f = std::fs::File::create(dst).map_err(|e| crate::Error::io(dst, e))?;
+    let meta_refs: Vec<(&str, &gguf_file::Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut f, &meta_refs, &t_refs)?;
+    Ok(())
+}

@@ -118,3 +118,41 @@ fn half_precision_compute_tracks_transformers() {
         assert!(d_between <= 2.0 * d_theirs, "{name}: {d_between}");
     }
 }
+
+/// qwen2 GGUF (gguf-py, biases, no q/k permutation) matches transformers.
+#[test]
+fn tiny_qwen2_gguf_matches_transformers() {
+    let (ids, want, _) = reference("qwen2");
+    let (src, dec) = testkit::load(
+        &testkit::tiny_dir("qwen2").join("model.gguf"),
+        &DropPlan::empty(),
+    )
+    .unwrap();
+    assert_eq!(src.config().arch.name, "qwen2");
+    assert!(src.config().qkv_bias && !src.config().tie_word_embeddings);
+    let d = testkit::max_abs_diff(&testkit::logits(&dec, &ids).unwrap(), &want);
+    assert!(d <= 1e-4, "max |Δlogit| = {d}");
+}
+
+/// Sharded safetensors (index.json) and a GGUF v2 file written by candle load the same
+/// weights as the single-file original.
+#[test]
+fn sharded_safetensors_and_gguf_v2_load_the_same_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sharded = tmp.path().join("sharded");
+    testkit::write_sharded_copy(&testkit::tiny_dir("mistral"), &sharded).unwrap();
+    assert!(sharded.join("model-00002-of-00002.safetensors").exists());
+    assert!(!sharded.join("model.safetensors").exists());
+    let (ids, want, _) = reference("mistral");
+    let (_, dec) = testkit::load(&sharded, &DropPlan::empty()).unwrap();
+    assert!(testkit::max_abs_diff(&testkit::logits(&dec, &ids).unwrap(), &want) <= 1e-4);
+
+    let v2 = tmp.path().join("llama-v2.gguf");
+    testkit::write_gguf_v2_from_hf(&testkit::tiny_dir("llama"), &v2).unwrap();
+    assert_eq!(&std::fs::read(&v2).unwrap()[4..8], &2u32.to_le_bytes());
+    let (ids, _, _) = reference("llama");
+    let want =
+        testkit::read_f32_file(&testkit::tiny_dir("llama").join("ref_logits_norope_scaling.f32"));
+    let (_, dec) = testkit::load(&v2, &DropPlan::empty()).unwrap();
+    assert!(testkit::max_abs_diff(&testkit::logits(&dec, &ids).unwrap(), &want) <= 1e-4);
+}
