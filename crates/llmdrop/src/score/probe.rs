@@ -13,7 +13,7 @@ pub struct ScoreOptions {
     /// Attention / MLP similarity with the residual: cos(X, X + Attn(LN1 X)) (the paper,
     /// LLM-Drop's `layer_drop_norm=True`). Without: cos(LN1 X, Attn(LN1 X)).
     pub residual: bool,
-    /// Also compute the consecutive-layer matrix S[i][n].
+    /// Also compute the consecutive-layer matrix `S[i][n]`.
     pub consecutive: bool,
 }
 

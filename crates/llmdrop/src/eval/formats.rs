@@ -1,0 +1,231 @@
+//! Task readers: lm-eval-style JSON Lines (with templates for common HF dataset exports)
+//! and BIG-bench `task.json`.
+//!
+//! JSON Lines layouts, one example per line (`--tasks LAYOUT:FILE`):
+//! - `mc` (default): `{"query": str, "choices": [str], "gold": int}` (`context` or `prompt`
+//!   may stand for `query`); continuations are `" " + choice`.
+//! - `arc`, `openbookqa`: HF `ai2_arc` / `openbookqa` rows (`question` or `question_stem`,
+//!   `choices: {text, label}`, `answerKey`); prompt `Question: {q}\nAnswer:` (arc) or the
+//!   stem (openbookqa), as lm-eval.
+//! - `hellaswag`: HF rows (`activity_label`, `ctx_a`, `ctx_b`, `endings`, `label`), lm-eval's
+//!   preprocessing.
+//! - `piqa`: `goal`, `sol1`, `sol2`, `label`; prompt `Question: {goal}\nAnswer:`.
+//! - `boolq`: `passage`, `question`, `label` (0/1) or `answer` (bool); choices no / yes.
+//! - `winogrande`: `sentence` with `_`, `option1`, `option2`, `answer` ("1"/"2"); the
+//!   option fills the context, the rest of the sentence is the shared continuation.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::task::{McExample, Task};
+use crate::error::{Error, Result};
+use crate::io::text::read_utf8;
+
+/// The JSON Lines layouts `read_jsonl` understands.
+pub const LAYOUTS: &[&str] = &["mc", "arc", "openbookqa", "hellaswag", "piqa", "boolq", "winogrande"];
+
+fn field<'a>(v: &'a Value, keys: &[&str]) -> std::result::Result<&'a Value, String> {
+    keys.iter()
+        .find_map(|k| v.get(*k))
+        .ok_or_else(|| format!("missing field `{}`", keys.join("` or `")))
+}
+
+fn string(v: &Value, keys: &[&str]) -> std::result::Result<String, String> {
+    field(v, keys)?
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("`{}` is not a string", keys[0]))
+}
+
+fn strings(v: &Value) -> std::result::Result<Vec<String>, String> {
+    v.as_array()
+        .ok_or("choices are not a list")?
+        .iter()
+        .map(|c| c.as_str().map(str::to_string).ok_or_else(|| "a choice is not a string".to_string()))
+        .collect()
+}
+
+fn index(v: &Value) -> std::result::Result<i64, String> {
+    match v {
+        Value::Number(n) => n.as_i64().ok_or_else(|| "gold index is not an integer".into()),
+        Value::String(s) => s.trim().parse().map_err(|_| format!("gold index {s:?} is not an integer")),
+        Value::Bool(b) => Ok(*b as i64),
+        _ => Err("gold index is not an integer".into()),
+    }
+}
+
+/// lm-eval's hellaswag text cleanup.
+fn hellaswag_clean(s: &str) -> String {
+    let s = s.trim().replace(" [title]", ". ");
+    let mut out = String::with_capacity(s.len());
+    let mut depth = 0;
+    for c in s.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("  ", " ")
+}
+
+fn lettered(v: &Value) -> std::result::Result<(Vec<String>, usize), String> {
+    let ch = field(v, &["choices"])?;
+    let texts = strings(field(ch, &["text"])?)?;
+    let labels = strings(field(ch, &["label"])?)?;
+    let key = string(v, &["answerKey"])?;
+    let gold = labels
+        .iter()
+        .position(|l| *l == key)
+        .ok_or_else(|| format!("answerKey {key:?} is not among the labels {labels:?}"))?;
+    Ok((texts, gold))
+}
+
+fn example(layout: &str, v: &Value) -> std::result::Result<McExample, String> {
+    let (ex, n) = match layout {
+        "mc" => {
+            let q = string(v, &["query", "context", "prompt"])?;
+            let choices = strings(field(v, &["choices"])?)?;
+            let gold = index(field(v, &["gold", "label", "answer"])?)?;
+            let n = choices.len();
+            (McExample::shared_context(&q, choices, gold.max(0) as usize), (gold, n))
+        }
+        "arc" | "openbookqa" => {
+            let (choices, gold) = lettered(v)?;
+            let q = if layout == "arc" {
+                format!("Question: {}\nAnswer:", string(v, &["question"])?)
+            } else {
+                string(v, &["question_stem"])?
+            };
+            let n = choices.len();
+            (McExample::shared_context(&q, choices, gold), (gold as i64, n))
+        }
+        "hellaswag" => {
+            let ctx = format!(
+                "{} {}",
+                string(v, &["ctx_a"])?,
+                capitalize(&string(v, &["ctx_b"])?)
+            );
+            let q = hellaswag_clean(&format!("{}: {ctx}", string(v, &["activity_label"])?));
+            let choices: Vec<String> = strings(field(v, &["endings"])?)?.iter().map(|e| hellaswag_clean(e)).collect();
+            let gold = index(field(v, &["label"])?)?;
+            let n = choices.len();
+            (McExample::shared_context(&q, choices, gold.max(0) as usize), (gold, n))
+        }
+        "piqa" => {
+            let q = format!("Question: {}\nAnswer:", string(v, &["goal"])?);
+            let choices = vec![string(v, &["sol1"])?, string(v, &["sol2"])?];
+            let gold = index(field(v, &["label"])?)?;
+            (McExample::shared_context(&q, choices, gold.max(0) as usize), (gold, 2))
+        }
+        "boolq" => {
+            let q = format!("{}\nQuestion: {}?\nAnswer:", string(v, &["passage"])?, string(v, &["question"])?);
+            let gold = index(field(v, &["label", "answer"])?)?;
+            (McExample::shared_context(&q, vec!["no".into(), "yes".into()], gold.max(0) as usize), (gold, 2))
+        }
+        "winogrande" => {
+            let s = string(v, &["sentence"])?;
+            let i = s.find('_').ok_or("sentence has no `_`")?;
+            let options = vec![string(v, &["option1"])?, string(v, &["option2"])?];
+            let cont = format!(" {}", s[i + 1..].trim());
+            let requests = options.iter().map(|o| (format!("{}{o}", &s[..i]), cont.clone())).collect();
+            let gold = index(field(v, &["answer"])?)? - 1;
+            (McExample { requests, choices: options, gold: gold.max(0) as usize }, (gold, 2))
+        }
+        other => return Err(format!("unknown layout `{other}` (known: {})", LAYOUTS.join(", "))),
+    };
+    let (gold, n) = n;
+    if n == 0 {
+        return Err("no choices".into());
+    }
+    if ex.choices.iter().any(|c| c.trim().is_empty()) {
+        return Err("a choice is empty".into());
+    }
+    if gold < 0 || gold as usize >= n {
+        return Err(format!("gold index {gold} is out of range for {n} choices"));
+    }
+    Ok(ex)
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// Reads a JSON Lines task file in `layout`; errors name the file and line.
+pub fn read_jsonl(path: &Path, layout: &str, name: &str) -> Result<Task> {
+    if !LAYOUTS.contains(&layout) {
+        return Err(Error::Input(format!("unknown task layout `{layout}` (known: {})", LAYOUTS.join(", "))));
+    }
+    let text = read_utf8(path)?;
+    let mut examples = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |e: String| Error::Input(format!("{}:{}: {e}", path.display(), n + 1));
+        let v: Value = serde_json::from_str(line).map_err(|e| at(format!("not valid JSON: {e}")))?;
+        examples.push(example(layout, &v).map_err(at)?);
+    }
+    if examples.is_empty() {
+        return Err(Error::Input(format!("{}: no examples", path.display())));
+    }
+    Ok(Task { name: name.into(), examples })
+}
+
+/// Reads a BIG-bench `task.json` (multiple-choice examples with `target_scores`), formatted
+/// as BIG-bench's JSON tasks do: `task_prefix`, then `example_input_prefix` (default
+/// `"\nQ: "`) + input, the choices appended after `choice_prefix` (default
+/// `"\n  choice: "`, in sorted order) unless `append_choices_to_input` is false, then
+/// `example_output_prefix` (default `"\nA: "`). The gold choice has the highest score.
+pub fn read_bigbench(path: &Path, name: &str) -> Result<Task> {
+    let text = read_utf8(path)?;
+    let bad = |e: String| Error::Input(format!("{}: {e}", path.display()));
+    let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let s = |k: &str, d: &str| v.get(k).and_then(Value::as_str).unwrap_or(d).to_string();
+    let task_prefix = s("task_prefix", "");
+    let in_prefix = s("example_input_prefix", "\nQ: ");
+    let out_prefix = s("example_output_prefix", "\nA: ");
+    let choice_prefix = s("choice_prefix", "\n  choice: ");
+    let append = v.get("append_choices_to_input").and_then(Value::as_bool).unwrap_or(true);
+    let list = v.get("examples").and_then(Value::as_array).ok_or_else(|| bad("no `examples` list".into()))?;
+    let mut examples = Vec::new();
+    for (i, e) in list.iter().enumerate() {
+        let at = |m: String| bad(format!("example {}: {m}", i + 1));
+        let Some(scores) = e.get("target_scores").and_then(Value::as_object) else {
+            continue; // not multiple choice
+        };
+        let input = e.get("input").and_then(Value::as_str).ok_or_else(|| at("no `input`".into()))?;
+        let mut choices: Vec<(String, f64)> = scores
+            .iter()
+            .map(|(k, s)| Ok((k.clone(), s.as_f64().ok_or_else(|| at(format!("score of {k:?} is not a number")))?)))
+            .collect::<Result<_>>()?;
+        if choices.is_empty() {
+            return Err(at("empty `target_scores`".into()));
+        }
+        choices.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut gold = 0;
+        for (j, (_, sc)) in choices.iter().enumerate() {
+            if *sc > choices[gold].1 {
+                gold = j;
+            }
+        }
+        let names: Vec<String> = choices.into_iter().map(|c| c.0).collect();
+        let mut body = input.to_string();
+        if append {
+            body.push_str(&choice_prefix);
+            body.push_str(&names.join(&choice_prefix));
+        }
+        let ctx = format!("{task_prefix}{in_prefix}{body}{out_prefix}");
+        examples.push(McExample::shared_context(&ctx, names, gold));
+    }
+    if examples.is_empty() {
+        return Err(bad("no multiple-choice examples".into()));
+    }
+    Ok(Task { name: name.into(), examples })
+}

@@ -1,0 +1,197 @@
+//! Multiple-choice log-likelihood scoring as lm-eval-harness's HF backend does it.
+
+use candle_core::Tensor;
+use serde::Serialize;
+
+use super::ppl::log_softmax_at;
+use super::task::{McExample, Task};
+use crate::error::{Error, Result};
+use crate::io::tokenizer::Tokenizer;
+use crate::model::{Decoder, Logits};
+use crate::probe::NoProbe;
+use crate::progress::Progress;
+
+/// Context and continuation token ids, split as lm-eval's `_encode_pair`: trailing spaces
+/// of the context move to the continuation; the continuation's tokens are those of
+/// `context + continuation` beyond the context's own token count. An empty context becomes
+/// the model's BOS (or EOS) token.
+pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> Result<(Vec<u32>, Vec<u32>)> {
+    let trimmed = context.trim_end_matches(' ');
+    let n_spaces = context.len() - trimmed.len();
+    let (context, continuation) = if n_spaces > 0 {
+        (trimmed.to_string(), format!("{}{continuation}", &context[trimmed.len()..]))
+    } else {
+        (context.to_string(), continuation.to_string())
+    };
+    if context.is_empty() {
+        let prefix = tok
+            .bos
+            .or(tok.eos.first().copied())
+            .ok_or_else(|| Error::Input("an empty context needs a BOS or EOS token".into()))?;
+        return Ok((vec![prefix], tok.encode(&continuation)?));
+    }
+    let mut ctx = Vec::new();
+    if tok.add_bos {
+        ctx.extend(tok.bos);
+    }
+    let whole_text = format!("{context}{continuation}");
+    let mut whole = ctx.clone();
+    whole.extend(tok.encode(&whole_text)?);
+    ctx.extend(tok.encode(&context)?);
+    let cont = whole[ctx.len().min(whole.len())..].to_vec();
+    Ok((ctx, cont))
+}
+
+/// Scores of one example.
+#[derive(Debug, Clone, Serialize)]
+pub struct McResult {
+    /// Sum of the continuation tokens' log-probabilities, per choice.
+    pub loglikelihoods: Vec<f64>,
+    /// Whether each continuation is the greedy one token by token.
+    pub greedy: Vec<bool>,
+    pub gold: usize,
+    pub pred: usize,
+    pub pred_norm: usize,
+}
+
+impl McResult {
+    pub fn acc(&self) -> f64 {
+        (self.pred == self.gold) as u8 as f64
+    }
+    pub fn acc_norm(&self) -> f64 {
+        (self.pred_norm == self.gold) as u8 as f64
+    }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Scores one example: all its requests in one right-padded batch (a causal model never
+/// looks at the padding). Requests longer than the model's window are cut from the left.
+pub fn score_example(dec: &Decoder, tok: &Tokenizer, ex: &McExample) -> Result<McResult> {
+    if ex.requests.is_empty() {
+        return Err(Error::Input("an example has no choices".into()));
+    }
+    let max_len = dec.config().max_position_embeddings;
+    let mut seqs = Vec::with_capacity(ex.requests.len());
+    for (ctx, cont) in &ex.requests {
+        let (c, k) = encode_pair(tok, ctx, cont)?;
+        if k.is_empty() {
+            return Err(Error::Input(format!("choice {cont:?} encodes to no tokens")));
+        }
+        let mut all = c;
+        all.extend(&k);
+        // the input is all tokens but the last; cut from the left to fit
+        let mut input: Vec<u32> = all[..all.len() - 1].to_vec();
+        if input.len() > max_len {
+            input.drain(..input.len() - max_len);
+        }
+        seqs.push((input, k));
+    }
+    let width = seqs.iter().map(|(i, _)| i.len()).max().expect("non-empty");
+    let pad = tok.eos.first().copied().unwrap_or(0);
+    let rows: Vec<Vec<u32>> = seqs
+        .iter()
+        .map(|(i, _)| {
+            let mut r = i.clone();
+            r.resize(width, pad);
+            r
+        })
+        .collect();
+    let ids = Tensor::new(rows, dec.device())?;
+    let logits = dec
+        .forward(&ids, None, &mut NoProbe, Logits::All)?
+        .expect("logits requested");
+    let mut lls = Vec::with_capacity(seqs.len());
+    let mut greedy = Vec::with_capacity(seqs.len());
+    for (b, (input, cont)) in seqs.iter().enumerate() {
+        // position p predicts input[p + 1]; the continuation's first token is predicted at
+        // position input.len() - cont.len()
+        let start = input.len() - cont.len();
+        let rows = logits.get(b)?.narrow(0, start, cont.len())?.to_vec2::<f32>()?;
+        let mut ll = 0.0;
+        let mut is_greedy = true;
+        for (row, &t) in rows.iter().zip(cont) {
+            ll += log_softmax_at(row, t as usize);
+            is_greedy &= crate::generate::argmax(row) == t;
+        }
+        lls.push(ll);
+        greedy.push(is_greedy);
+    }
+    let normed: Vec<f64> = lls
+        .iter()
+        .zip(&ex.choices)
+        .map(|(ll, c)| ll / c.chars().count().max(1) as f64)
+        .collect();
+    Ok(McResult {
+        pred: argmax(&lls),
+        pred_norm: argmax(&normed),
+        loglikelihoods: lls,
+        greedy,
+        gold: ex.gold,
+    })
+}
+
+/// Accuracy of a task with its standard error.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskScore {
+    pub task: String,
+    pub examples: usize,
+    pub chance: f64,
+    pub acc: f64,
+    pub acc_stderr: f64,
+    pub acc_norm: f64,
+    pub acc_norm_stderr: f64,
+}
+
+/// Standard error of the mean with the sample standard deviation (n − 1), as lm-eval.
+pub fn mean_stderr(v: &[f64]) -> f64 {
+    let n = v.len() as f64;
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (var / n).sqrt()
+}
+
+/// Scores every example of `task`.
+pub fn evaluate_task(
+    dec: &Decoder,
+    tok: &Tokenizer,
+    task: &Task,
+    progress: &mut dyn Progress,
+) -> Result<(TaskScore, Vec<McResult>)> {
+    if task.examples.is_empty() {
+        return Err(Error::Input(format!("task {} has no examples", task.name)));
+    }
+    progress.start(&task.name, task.examples.len() as u64);
+    let mut results = Vec::with_capacity(task.examples.len());
+    for ex in &task.examples {
+        results.push(score_example(dec, tok, ex)?);
+        progress.advance(1);
+    }
+    progress.finish();
+    let acc: Vec<f64> = results.iter().map(McResult::acc).collect();
+    let accn: Vec<f64> = results.iter().map(McResult::acc_norm).collect();
+    let n = acc.len() as f64;
+    Ok((
+        TaskScore {
+            task: task.name.clone(),
+            examples: results.len(),
+            chance: task.chance(),
+            acc: acc.iter().sum::<f64>() / n,
+            acc_stderr: mean_stderr(&acc),
+            acc_norm: accn.iter().sum::<f64>() / n,
+            acc_norm_stderr: mean_stderr(&accn),
+        },
+        results,
+    ))
+}
