@@ -14,6 +14,11 @@ MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_SHA="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 DOCS_SDIST="docutils-0.21.2.tar.gz"
 DOCS_SHA="3a6b18732edf182daa3cd12775bbb338cf5691468f91eeeb109deff6ebfa986f"
+BB_SDIST="bigbench-1.0.0.tar.gz"
+BB_SHA="1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
+# BIG-bench tasks extracted into the cache: the default suite plus $LLMDROP_BIGBENCH_TASKS
+# (space-separated names, or "all" for every task.json, ~1.7 GB).
+BB_DEFAULT="$(grep -v '^#' "$(dirname "$0")/../crates/llmdrop/src/eval/default_suite.txt")"
 
 log() { echo "fetch-assets: $*" >&2; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
@@ -61,4 +66,39 @@ else
   mv "$tmp" "$TEXT_DIR"
   touch "$TEXT_DIR/.complete"
   log "English text: ok ($TEXT_DIR, $(wc -l < "$TEXT_DIR/files.txt") files)"
+fi
+
+# --- BIG-bench tasks ---------------------------------------------------------------
+BB_DIR="$CACHE/bigbench"
+want="$BB_DEFAULT ${LLMDROP_BIGBENCH_TASKS:-}"
+missing=""
+for t in $want; do
+  if [ "$t" = all ]; then [ -f "$BB_DIR/.all" ] || missing="$missing all"; continue; fi
+  [ -f "$BB_DIR/$t/task.json" ] || missing="$missing $t"
+done
+if [ -z "$missing" ] && [ -f "$BB_DIR/all_tasks.txt" ]; then
+  log "BIG-bench: cached ($BB_DIR)"
+else
+  if [ ! -f "$CACHE/downloads/$BB_SDIST" ] || [ "$(sha "$CACHE/downloads/$BB_SDIST")" != "$BB_SHA" ]; then
+    log "BIG-bench: downloading bigbench==1.0.0 sdist from PyPI (358 MB)"
+    "$PY" -m pip download --quiet --no-deps --no-binary=:all: bigbench==1.0.0 -d "$CACHE/downloads"
+  fi
+  got=$(sha "$CACHE/downloads/$BB_SDIST")
+  if [ "$got" != "$BB_SHA" ]; then
+    log "BIG-bench: sha256 mismatch: expected $BB_SHA, got $got"
+    exit 1
+  fi
+  mkdir -p "$BB_DIR"
+  tar -tzf "$CACHE/downloads/$BB_SDIST" | sed -n 's|^bigbench-1.0.0/bigbench/benchmark_tasks/\([^/]*\)/task.json$|\1|p' \
+    | LC_ALL=C sort > "$BB_DIR/all_tasks.txt.tmp" && mv "$BB_DIR/all_tasks.txt.tmp" "$BB_DIR/all_tasks.txt"
+  patterns=()
+  for t in $missing; do
+    if [ "$t" = all ]; then patterns=('bigbench-1.0.0/bigbench/benchmark_tasks/*/task.json'); break; fi
+    patterns+=("bigbench-1.0.0/bigbench/benchmark_tasks/$t/task.json")
+  done
+  if [ ${#patterns[@]} -gt 0 ]; then
+    tar -xzf "$CACHE/downloads/$BB_SDIST" -C "$BB_DIR" --strip-components=3 --wildcards "${patterns[@]}"
+  fi
+  case " $missing " in *" all "*) touch "$BB_DIR/.all" ;; esac
+  log "BIG-bench: ok ($BB_DIR)"
 fi

@@ -2,6 +2,7 @@
 
 mod bench;
 mod drop;
+mod eval;
 mod generate;
 mod inspect;
 mod ppl;
@@ -23,6 +24,8 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Choose what to drop with a strategy and write the pruned model.
     Drop(drop::DropArgs),
+    /// Multiple-choice accuracy and perplexity of the model and its pruned variants.
+    Eval(eval::EvalArgs),
     /// Prefill and decode speed, KV-cache bytes.
     Bench(bench::BenchArgs),
 }
@@ -34,6 +37,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Ppl(a) => ppl::run(a),
         Command::Score(a) => score::run(a),
         Command::Drop(a) => drop::run(a),
+        Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

@@ -11,15 +11,22 @@ use crate::model::{Decoder, Logits};
 use crate::probe::NoProbe;
 use crate::progress::Progress;
 
-/// Context and continuation token ids, split as lm-eval's `_encode_pair`: trailing spaces
-/// of the context move to the continuation; the continuation's tokens are those of
+/// Context and continuation token ids, split as lm-eval's `_encode_pair`: trailing
+/// whitespace of the context moves to the continuation; the continuation's tokens are those of
 /// `context + continuation` beyond the context's own token count. An empty context becomes
 /// the model's BOS (or EOS) token.
-pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> Result<(Vec<u32>, Vec<u32>)> {
-    let trimmed = context.trim_end_matches(' ');
+pub fn encode_pair(
+    tok: &Tokenizer,
+    context: &str,
+    continuation: &str,
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    let trimmed = context.trim_end();
     let n_spaces = context.len() - trimmed.len();
     let (context, continuation) = if n_spaces > 0 {
-        (trimmed.to_string(), format!("{}{continuation}", &context[trimmed.len()..]))
+        (
+            trimmed.to_string(),
+            format!("{}{continuation}", &context[trimmed.len()..]),
+        )
     } else {
         (context.to_string(), continuation.to_string())
     };
@@ -84,7 +91,9 @@ pub fn score_example(dec: &Decoder, tok: &Tokenizer, ex: &McExample) -> Result<M
     for (ctx, cont) in &ex.requests {
         let (c, k) = encode_pair(tok, ctx, cont)?;
         if k.is_empty() {
-            return Err(Error::Input(format!("choice {cont:?} encodes to no tokens")));
+            return Err(Error::Input(format!(
+                "choice {cont:?} encodes to no tokens"
+            )));
         }
         let mut all = c;
         all.extend(&k);
@@ -115,7 +124,10 @@ pub fn score_example(dec: &Decoder, tok: &Tokenizer, ex: &McExample) -> Result<M
         // position p predicts input[p + 1]; the continuation's first token is predicted at
         // position input.len() - cont.len()
         let start = input.len() - cont.len();
-        let rows = logits.get(b)?.narrow(0, start, cont.len())?.to_vec2::<f32>()?;
+        let rows = logits
+            .get(b)?
+            .narrow(0, start, cont.len())?
+            .to_vec2::<f32>()?;
         let mut ll = 0.0;
         let mut is_greedy = true;
         for (row, &t) in rows.iter().zip(cont) {
@@ -140,7 +152,7 @@ pub fn score_example(dec: &Decoder, tok: &Tokenizer, ex: &McExample) -> Result<M
 }
 
 /// Accuracy of a task with its standard error.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TaskScore {
     pub task: String,
     pub examples: usize,
@@ -194,4 +206,16 @@ pub fn evaluate_task(
         },
         results,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_stderr;
+
+    #[test]
+    fn stderr_uses_the_sample_deviation() {
+        // values 1, 0, 1, 0: mean 0.5, sample variance 1/3, stderr sqrt(1/12)
+        assert!((mean_stderr(&[1.0, 0.0, 1.0, 0.0]) - (1.0f64 / 12.0).sqrt()).abs() < 1e-15);
+        assert_eq!(mean_stderr(&[1.0]), 0.0);
+    }
 }

@@ -3,6 +3,7 @@
 pub mod formats;
 pub mod mc;
 pub mod ppl;
+pub mod suite;
 pub mod task;
 
 pub use mc::{evaluate_task, score_example, McResult, TaskScore};

@@ -21,7 +21,7 @@ pub struct PplOptions {
 }
 
 /// The result, with what is needed to combine or check it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PplResult {
     pub ppl: f64,
     /// Total negative log-likelihood (nats) over the scored tokens.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// One multiple-choice example.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct McExample {
     /// One (context, continuation) per choice. Usually the context is shared and the
     /// continuations are `" " + choice`; WinoGrande-style tasks vary the context instead.
@@ -15,7 +15,7 @@ pub struct McExample {
 }
 
 /// A named list of examples.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Task {
     pub name: String,
     pub examples: Vec<McExample>,

@@ -1,5 +1,6 @@
 //! Reports: serde structs first; SVG plots are renderings of them.
 
+pub mod eval;
 pub mod scores;
 pub mod svg;
 
