@@ -7,6 +7,7 @@ mod generate;
 mod inspect;
 mod ppl;
 mod score;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ pub enum Command {
     Drop(drop::DropArgs),
     /// Multiple-choice accuracy and perplexity of the model and its pruned variants.
     Eval(eval::EvalArgs),
+    /// Quality against modules dropped for each strategy: the paper's curves.
+    Sweep(sweep::SweepArgs),
     /// Prefill and decode speed, KV-cache bytes.
     Bench(bench::BenchArgs),
 }
@@ -38,6 +41,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Score(a) => score::run(a),
         Command::Drop(a) => drop::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Sweep(a) => sweep::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

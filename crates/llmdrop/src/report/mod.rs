@@ -3,5 +3,6 @@
 pub mod eval;
 pub mod scores;
 pub mod svg;
+pub mod sweep;
 
 pub use scores::{ScoreReport, ScoreSettings};

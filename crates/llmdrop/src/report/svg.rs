@@ -133,3 +133,107 @@ pub fn heatmap(title: &str, rows: &[Vec<f64>], row_label: &str, col_label: &str)
     s.push_str("</svg>\n");
     s
 }
+
+/// Line plot: one line per named series of (x, y) points.
+pub fn lines(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> String {
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    let (w, h, left, right, top, bottom) = (560.0, 340.0, 60.0, 20.0, 40.0, 50.0);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="10">"#
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="16" font-size="13" text-anchor="middle">{}</text>"#,
+        w / 2.0,
+        esc(title)
+    );
+    if pts.is_empty() {
+        s.push_str("</svg>\n");
+        return s;
+    }
+    let (x0, x1) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let (y0, y1) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
+    let (x1, y1) = (
+        if x1 > x0 { x1 } else { x0 + 1.0 },
+        if y1 > y0 { y1 } else { y0 + 1.0 },
+    );
+    let px = |x: f64| left + (w - left - right) * (x - x0) / (x1 - x0);
+    let py = |y: f64| top + (h - top - bottom) * (1.0 - (y - y0) / (y1 - y0));
+    for k in 0..=4 {
+        let v = y0 + (y1 - y0) * k as f64 / 4.0;
+        let (yy, x2, tx) = (py(v), w - right, left - 4.0);
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{tx}" y="{:.1}" text-anchor="end">{v:.2}</text>"##,
+            yy + 3.0
+        );
+    }
+    let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.dedup();
+    for x in xs {
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{x}</text>"#,
+            px(x),
+            h - bottom + 14.0
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        (left + w - right) / 2.0,
+        h - 12.0,
+        esc(x_label)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="14" y="{0}" transform="rotate(-90 14 {0})" text-anchor="middle">{1}</text>"#,
+        (top + h - bottom) / 2.0,
+        esc(y_label)
+    );
+    for (j, (name, p)) in series.iter().enumerate() {
+        let color = COLORS[j % COLORS.len()];
+        let path: Vec<String> = p
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        let _ = write!(
+            s,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            path.join(" ")
+        );
+        for &(x, y) in p {
+            let _ = write!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"><title>{name} k={x}: {y:.4}</title></circle>"#,
+                px(x),
+                py(y)
+            );
+        }
+        let lx = left + 10.0 + 100.0 * j as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{lx}" y="24" width="10" height="10" fill="{color}"/><text x="{}" y="33">{}</text>"#,
+            lx + 14.0,
+            esc(name)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
