@@ -80,14 +80,16 @@ fn argmax(v: &[f64]) -> usize {
     best
 }
 
-/// Scores one example: all its requests in one right-padded batch (a causal model never
-/// looks at the padding). Requests longer than the model's window are cut from the left.
+/// Scores one example. Requests that share a context are scored together: the context
+/// runs once into a KV cache, then all continuations run as one right-padded batch on top
+/// of it (a causal model never looks at the padding). The input is lm-eval's: context ids
+/// then continuation ids. Requests longer than the model's window are cut from the left and
+/// run without sharing.
 pub fn score_example(dec: &Decoder, tok: &Tokenizer, ex: &McExample) -> Result<McResult> {
     if ex.requests.is_empty() {
         return Err(Error::Input("an example has no choices".into()));
     }
-    let max_len = dec.config().max_position_embeddings;
-    let mut seqs = Vec::with_capacity(ex.requests.len());
+    let mut pairs = Vec::with_capacity(ex.requests.len());
     for (ctx, cont) in &ex.requests {
         let (c, k) = encode_pair(tok, ctx, cont)?;
         if k.is_empty() {
@@ -95,47 +97,43 @@ pub fn score_example(dec: &Decoder, tok: &Tokenizer, ex: &McExample) -> Result<M
                 "choice {cont:?} encodes to no tokens"
             )));
         }
-        let mut all = c;
-        all.extend(&k);
-        // the input is all tokens but the last; cut from the left to fit
-        let mut input: Vec<u32> = all[..all.len() - 1].to_vec();
-        if input.len() > max_len {
-            input.drain(..input.len() - max_len);
-        }
-        seqs.push((input, k));
+        pairs.push((c, k));
     }
-    let width = seqs.iter().map(|(i, _)| i.len()).max().expect("non-empty");
-    let pad = tok.eos.first().copied().unwrap_or(0);
-    let rows: Vec<Vec<u32>> = seqs
-        .iter()
-        .map(|(i, _)| {
-            let mut r = i.clone();
-            r.resize(width, pad);
-            r
-        })
-        .collect();
-    let ids = Tensor::new(rows, dec.device())?;
-    let logits = dec
-        .forward(&ids, None, &mut NoProbe, Logits::All)?
-        .expect("logits requested");
-    let mut lls = Vec::with_capacity(seqs.len());
-    let mut greedy = Vec::with_capacity(seqs.len());
-    for (b, (input, cont)) in seqs.iter().enumerate() {
-        // position p predicts input[p + 1]; the continuation's first token is predicted at
-        // position input.len() - cont.len()
-        let start = input.len() - cont.len();
-        let rows = logits
-            .get(b)?
-            .narrow(0, start, cont.len())?
-            .to_vec2::<f32>()?;
-        let mut ll = 0.0;
-        let mut is_greedy = true;
-        for (row, &t) in rows.iter().zip(cont) {
-            ll += log_softmax_at(row, t as usize);
-            is_greedy &= crate::generate::argmax(row) == t;
+    let max_len = dec.config().max_position_embeddings;
+    let mut lls = vec![0.0; pairs.len()];
+    let mut greedy = vec![true; pairs.len()];
+    let mut done = vec![false; pairs.len()];
+    for i in 0..pairs.len() {
+        if done[i] {
+            continue;
         }
-        lls.push(ll);
-        greedy.push(is_greedy);
+        let group: Vec<usize> = (i..pairs.len())
+            .filter(|&j| !done[j] && pairs[j].0 == pairs[i].0)
+            .collect();
+        let fits = group
+            .iter()
+            .all(|&j| pairs[j].0.len() + pairs[j].1.len() - 1 <= max_len);
+        let scored = if fits {
+            score_shared(
+                dec,
+                tok,
+                &pairs[i].0,
+                &group
+                    .iter()
+                    .map(|&j| pairs[j].1.as_slice())
+                    .collect::<Vec<_>>(),
+            )?
+        } else {
+            group
+                .iter()
+                .map(|&j| score_alone(dec, &pairs[j].0, &pairs[j].1, max_len))
+                .collect::<Result<Vec<_>>>()?
+        };
+        for (&j, (ll, g)) in group.iter().zip(scored) {
+            lls[j] = ll;
+            greedy[j] = g;
+            done[j] = true;
+        }
     }
     let normed: Vec<f64> = lls
         .iter()
@@ -149,6 +147,92 @@ pub fn score_example(dec: &Decoder, tok: &Tokenizer, ex: &McExample) -> Result<M
         greedy,
         gold: ex.gold,
     })
+}
+
+/// Log-probability of `target` under `row`, and whether it is the row's argmax.
+fn token_score(row: &[f32], target: u32) -> (f64, bool) {
+    (
+        log_softmax_at(row, target as usize),
+        crate::generate::argmax(row) == target,
+    )
+}
+
+/// One context, several continuations: context once, continuations batched on its cache.
+fn score_shared(
+    dec: &Decoder,
+    tok: &Tokenizer,
+    ctx: &[u32],
+    conts: &[&[u32]],
+) -> Result<Vec<(f64, bool)>> {
+    let mut cache = dec.new_cache();
+    let input = Tensor::new(ctx, dec.device())?.unsqueeze(0)?;
+    let last = dec
+        .forward(&input, Some(&mut cache), &mut NoProbe, Logits::Last)?
+        .expect("logits requested")
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let mut out: Vec<(f64, bool)> = conts.iter().map(|k| token_score(&last, k[0])).collect();
+    let width = conts.iter().map(|k| k.len() - 1).max().unwrap_or(0);
+    if width == 0 {
+        return Ok(out);
+    }
+    let pad = tok.eos.first().copied().unwrap_or(0);
+    let rows: Vec<Vec<u32>> = conts
+        .iter()
+        .map(|k| {
+            let mut r = k[..k.len() - 1].to_vec();
+            r.resize(width, pad);
+            r
+        })
+        .collect();
+    let mut batch_cache = cache.repeat_batch(conts.len())?;
+    let logits = dec
+        .forward(
+            &Tensor::new(rows, dec.device())?,
+            Some(&mut batch_cache),
+            &mut NoProbe,
+            Logits::All,
+        )?
+        .expect("logits requested");
+    for (b, k) in conts.iter().enumerate() {
+        if k.len() < 2 {
+            continue;
+        }
+        let rows = logits.get(b)?.narrow(0, 0, k.len() - 1)?.to_vec2::<f32>()?;
+        for (row, &t) in rows.iter().zip(&k[1..]) {
+            let (ll, g) = token_score(row, t);
+            out[b].0 += ll;
+            out[b].1 &= g;
+        }
+    }
+    Ok(out)
+}
+
+/// One request on its own, cut from the left to the model's window.
+fn score_alone(dec: &Decoder, ctx: &[u32], cont: &[u32], max_len: usize) -> Result<(f64, bool)> {
+    let mut all = ctx.to_vec();
+    all.extend(cont);
+    let mut input: Vec<u32> = all[..all.len() - 1].to_vec();
+    if input.len() > max_len {
+        input.drain(..input.len() - max_len);
+    }
+    let start = input.len().saturating_sub(cont.len());
+    let ids = Tensor::new(input.as_slice(), dec.device())?.unsqueeze(0)?;
+    let logits = dec
+        .forward(&ids, None, &mut NoProbe, Logits::All)?
+        .expect("logits requested");
+    let rows = logits
+        .get(0)?
+        .narrow(0, start, input.len() - start)?
+        .to_vec2::<f32>()?;
+    let mut ll = 0.0;
+    let mut greedy = true;
+    for (row, &t) in rows.iter().zip(&cont[cont.len() - (input.len() - start)..]) {
+        let (l, g) = token_score(row, t);
+        ll += l;
+        greedy &= g;
+    }
+    Ok((ll, greedy))
 }
 
 /// Accuracy of a task with its standard error.

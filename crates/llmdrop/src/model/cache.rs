@@ -77,6 +77,23 @@ impl KvCache {
         Ok((k, v))
     }
 
+    /// The same cache repeated `n` times along the batch (for several continuations of
+    /// one cached prompt). The cache must hold a batch of one.
+    pub fn repeat_batch(&self, n: usize) -> Result<KvCache> {
+        let slots = self
+            .slots
+            .iter()
+            .map(|s| match s {
+                Some((k, v)) => Ok(Some((k.repeat((n, 1, 1, 1))?, v.repeat((n, 1, 1, 1))?))),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            slot_of: self.slot_of.clone(),
+            slots,
+        })
+    }
+
     /// Forgets every cached position.
     pub fn clear(&mut self) {
         self.slots.iter_mut().for_each(|s| *s = None);
