@@ -73,6 +73,13 @@ impl Config {
             .get("model_type")
             .and_then(Value::as_str)
             .ok_or_else(|| bad("no `model_type`".into()))?;
+        // nemotron-nas (DeciLM) is llama with per-layer shapes in `block_configs`
+        let deci = if model_type == "nemotron-nas" {
+            Some(deci_shapes(v).map_err(&bad)?)
+        } else {
+            None
+        };
+        let model_type = if deci.is_some() { "llama" } else { model_type };
         let arch = ArchSpec::from_model_type(model_type).ok_or_else(|| Error::UnknownArch {
             path: path.into(),
             arch: model_type.into(),
@@ -99,7 +106,10 @@ impl Config {
         }
         let hidden_size = usize_key("hidden_size")?;
         let num_heads = usize_key("num_attention_heads")?;
-        let num_kv_heads = opt_usize("num_key_value_heads").unwrap_or(num_heads);
+        let num_kv_heads = match deci {
+            Some((Some(groups), _)) => num_heads / groups.max(1),
+            _ => opt_usize("num_key_value_heads").unwrap_or(num_heads),
+        };
         if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
             return Err(bad(format!(
                 "num_attention_heads {num_heads} is not a positive multiple of num_key_value_heads {num_kv_heads}"
@@ -156,7 +166,10 @@ impl Config {
             arch,
             vocab_size: usize_key("vocab_size")?,
             hidden_size,
-            intermediate_size: usize_key("intermediate_size")?,
+            intermediate_size: match deci {
+                Some((_, Some(i))) => i,
+                _ => usize_key("intermediate_size")?,
+            },
             num_layers: usize_key("num_hidden_layers")?,
             num_heads,
             num_kv_heads,
@@ -211,6 +224,52 @@ impl Config {
     pub fn gqa_groups(&self) -> usize {
         self.num_heads / self.num_kv_heads
     }
+}
+
+/// The uniform (n_heads_in_group, intermediate size) of a nemotron-nas config's kept
+/// modules (None where every module of that kind is a no-op).
+fn deci_shapes(v: &Value) -> std::result::Result<(Option<usize>, Option<usize>), String> {
+    let blocks = v
+        .get("block_configs")
+        .and_then(Value::as_array)
+        .ok_or("nemotron-nas config without `block_configs`")?;
+    let hidden = v.get("hidden_size").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let mut groups = None;
+    let mut inter = None;
+    for (i, b) in blocks.iter().enumerate() {
+        let a = &b["attention"];
+        if !a["no_op"].as_bool().unwrap_or(false) {
+            if a["replace_with_linear"].as_bool().unwrap_or(false) {
+                return Err(format!(
+                    "block {i}: linear-replaced attention is not supported"
+                ));
+            }
+            let g = a["n_heads_in_group"]
+                .as_u64()
+                .ok_or(format!("block {i}: no n_heads_in_group"))? as usize;
+            if groups.is_some_and(|x| x != g) {
+                return Err("per-layer attention shapes differ: not supported".into());
+            }
+            groups = Some(g);
+        }
+        let f = &b["ffn"];
+        if !f["no_op"].as_bool().unwrap_or(false) {
+            if f["replace_with_linear"].as_bool().unwrap_or(false) {
+                return Err(format!("block {i}: linear-replaced FFN is not supported"));
+            }
+            let n = match f.get("ffn_mult").and_then(Value::as_f64) {
+                Some(m) => crate::export::nemotron::ffn_mult_to_intermediate(m, hidden),
+                None => f["intermediate_size"]
+                    .as_u64()
+                    .ok_or(format!("block {i}: no ffn size"))? as usize,
+            };
+            if inter.is_some_and(|x| x != n) {
+                return Err("per-layer FFN sizes differ: not supported".into());
+            }
+            inter = Some(n);
+        }
+    }
+    Ok((groups, inter))
 }
 
 fn parse_rope_scaling(s: &Value) -> std::result::Result<Option<RopeScaling>, String> {

@@ -1,14 +1,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use candle_core::Tensor;
 use clap::Args;
-use llmdrop::export::{write_hf_llmdrop, ExportInfo, Staging};
+use llmdrop::export::{ExportFormat, Staging};
 use llmdrop::plan::strategy::{select, select_iterative, SelectOptions, Strategy};
 use llmdrop::progress::NoProgress;
 use llmdrop::report::ScoreReport;
 use llmdrop::score::{score, ScoreOptions};
-use llmdrop::{DropPlan, Logits, NoProbe};
+use llmdrop::DropPlan;
 use serde::Serialize;
 use serde_json::json;
 
@@ -47,6 +46,12 @@ pub struct DropArgs {
     /// Replace an existing output directory.
     #[arg(long)]
     force: bool,
+    /// Output format: hf-llmdrop (default), hf (block drops), nemotron-nas, gguf.
+    #[arg(long, default_value = "hf-llmdrop")]
+    format: String,
+    /// Tensor type for GGUF output from a safetensors model: f32, f16, q8_0, q4_k.
+    #[arg(long)]
+    quant: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -66,6 +71,12 @@ struct DropReport {
 
 pub fn run(a: DropArgs) -> anyhow::Result<ExitCode> {
     let strategy: Strategy = a.strategy.parse()?;
+    let format: ExportFormat = a.format.parse()?;
+    let quant = a
+        .quant
+        .as_deref()
+        .map(llmdrop::export::gguf::parse_quant)
+        .transpose()?;
     let src = a.model.open()?;
     let staging = Staging::new(&a.out, src.path(), a.force)?;
     let (src, dec, tok) = a.model.load(&DropPlan::empty())?;
@@ -136,51 +147,17 @@ pub fn run(a: DropArgs) -> anyhow::Result<ExitCode> {
         select(&report.table, strategy, &o)?
     };
 
-    let info = ExportInfo {
-        tool_version: llmdrop::VERSION.into(),
-        source_model: src.path().display().to_string(),
-        source_sha256: Some(model_sha.clone()),
-        details: json!({
-            "strategy": strategy, "n": a.n, "iterative": a.iterative,
-            "keep_first": a.keep_first, "keep_last": a.keep_last,
-            "calibration": {"data": cal.data_path.display().to_string(),
-                            "data_sha256": cal.blocks.hash, "settings": cal.settings},
-        }),
-    };
-    write_hf_llmdrop(&src, &tok, &plan, &info, staging.dir())?;
-    let out = staging.commit()?;
-
-    // the export must load as the model we evaluated: same plan, same logits
-    let osrc = llmdrop::ModelSource::open(&out)?;
-    let odec = osrc.load_decoder(&DropPlan::empty(), dec.dtype(), dec.device())?;
-    if osrc.stored_plan() != &plan {
-        anyhow::bail!(
-            "{}: reloaded plan {:?} differs from {:?}",
-            out.display(),
-            osrc.stored_plan(),
-            plan
-        );
-    }
-    let probe: Vec<u32> = cal.blocks.blocks[0].iter().take(64).copied().collect();
-    let ids = Tensor::new(probe.as_slice(), dec.device())?.unsqueeze(0)?;
-    let want = dec
-        .pruned(&plan)?
-        .forward(&ids, None, &mut NoProbe, Logits::All)?
-        .expect("logits");
-    let got = odec
-        .forward(&ids, None, &mut NoProbe, Logits::All)?
-        .expect("logits");
-    let diff = (want - got)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_scalar::<f32>()?;
-    if diff > 1e-5 {
-        anyhow::bail!(
-            "{}: reloaded export differs from the pruned model (max |Δlogit| {diff})",
-            out.display()
-        );
-    }
+    let details = json!({
+        "strategy": strategy, "n": a.n, "iterative": a.iterative,
+        "keep_first": a.keep_first, "keep_last": a.keep_last,
+        "calibration": {"data": cal.data_path.display().to_string(),
+                        "data_sha256": cal.blocks.hash, "settings": cal.settings},
+    });
+    drop(staging);
+    let res = super::export::export_and_check(
+        &src, &model_sha, &plan, format, quant, details, &a.out, a.force,
+    )?;
+    let (out, diff) = (res.path.clone(), res.reload_max_abs_diff);
 
     let r = DropReport {
         out: out.display().to_string(),

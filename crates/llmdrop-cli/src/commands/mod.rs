@@ -3,8 +3,10 @@
 mod bench;
 mod drop;
 mod eval;
+mod export;
 mod generate;
 mod inspect;
+mod logits;
 mod ppl;
 mod score;
 mod sweep;
@@ -25,10 +27,14 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Choose what to drop with a strategy and write the pruned model.
     Drop(drop::DropArgs),
+    /// Write a pruned model in a format engines load (hf-llmdrop, hf, nemotron-nas, gguf).
+    Export(export::ExportArgs),
     /// Multiple-choice accuracy and perplexity of the model and its pruned variants.
     Eval(eval::EvalArgs),
     /// Quality against modules dropped for each strategy: the paper's curves.
     Sweep(sweep::SweepArgs),
+    /// Logits of every position as JSON (to compare with other engines).
+    Logits(logits::LogitsArgs),
     /// Prefill and decode speed, KV-cache bytes.
     Bench(bench::BenchArgs),
 }
@@ -40,8 +46,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Ppl(a) => ppl::run(a),
         Command::Score(a) => score::run(a),
         Command::Drop(a) => drop::run(a),
+        Command::Export(a) => export::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Sweep(a) => sweep::run(a),
+        Command::Logits(a) => logits::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

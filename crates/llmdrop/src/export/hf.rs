@@ -1,12 +1,12 @@
-//! `hf-llmdrop`: an HF directory without the dropped modules' weights, with LLM-Drop's
-//! `drop_attn_list` / `drop_mlp_list` in config.json and an `llmdrop` section.
+//! HF-directory exports: `hf-llmdrop` (LLM-Drop's drop lists, no renumbering) and `hf`
+//! (whole blocks removed, layers renumbered: a standard checkpoint).
 
 use std::path::Path;
 
-use candle_core::{DType, Device};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::tensors::{block_renumbering, kept_tensors, write_safetensors};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::io::source::{Format, ModelSource};
@@ -25,7 +25,6 @@ pub struct ExportInfo {
 
 fn hf_architecture(cfg: &Config) -> &'static str {
     match cfg.arch.name {
-        "llama" => "LlamaForCausalLM",
         "mistral" => "MistralForCausalLM",
         "qwen2" => "Qwen2ForCausalLM",
         "qwen3" => "Qwen3ForCausalLM",
@@ -63,83 +62,23 @@ pub fn hf_config_json(cfg: &Config) -> Value {
     v
 }
 
-/// Writes the pruned model into `dir` (an empty staging directory): config.json,
-/// model.safetensors, tokenizer files, plan.json. Tensors of an HF input keep their dtype
-/// byte for byte; a GGUF input is dequantized to f32.
-pub fn write_hf_llmdrop(
-    src: &ModelSource,
-    tok: &Tokenizer,
-    plan: &DropPlan,
-    info: &ExportInfo,
-    dir: &Path,
-) -> Result<()> {
-    let cfg = src.config();
-    let plan = plan.union(src.stored_plan());
-    plan.validate(cfg.num_layers)?;
-    // config.json
-    let mut config = match src.format() {
+/// The source's config.json, or one made from its GGUF metadata.
+pub(crate) fn source_config(src: &ModelSource) -> Result<Value> {
+    match src.format() {
         Format::HfDir => {
             let p = src.path().join("config.json");
             let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
             serde_json::from_str(&text).map_err(|e| Error::BadConfig {
                 path: p,
                 reason: e.to_string(),
-            })?
+            })
         }
-        Format::Gguf => hf_config_json(cfg),
-    };
-    config["drop_attn_list"] = json!(plan.attn);
-    config["drop_mlp_list"] = json!(plan.mlp);
-    config["llmdrop"] = json!({"plan": plan, "info": info});
-    write_json(&dir.join("config.json"), &config)?;
+        Format::Gguf => Ok(hf_config_json(src.config())),
+    }
+}
 
-    // weights
-    let w = src.weights();
-    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    let mut borrowed: Vec<(String, safetensors::Dtype, Vec<usize>, &[u8])> = Vec::new();
-    for t in w.tensors() {
-        if plan.drops_tensor(&t.name)
-            || (t.name == "lm_head.weight" && cfg.tie_word_embeddings)
-            || crate::io::names::split_layer_name(&t.name).is_none()
-                && !t.name.starts_with("model.")
-                && t.name != "lm_head.weight"
-        {
-            continue;
-        }
-        if let Some((dt, shape, bytes)) = w.raw_safetensors(&t.name) {
-            borrowed.push((t.name.clone(), dt, shape, bytes));
-        } else {
-            let x = w.load(&t.name, DType::F32, &Device::Cpu)?;
-            let data: Vec<u8> = x
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            owned.push((
-                t.name.clone(),
-                safetensors::Dtype::F32,
-                x.dims().to_vec(),
-                data,
-            ));
-        }
-    }
-    let mut views = Vec::new();
-    for (n, dt, s, b) in &borrowed {
-        views.push((n.clone(), view(*dt, s, b)?));
-    }
-    for (n, dt, s, b) in &owned {
-        views.push((n.clone(), view(*dt, s, b)?));
-    }
-    let path = dir.join("model.safetensors");
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    safetensors::serialize_to_file(views, Some(meta), &path).map_err(|e| Error::BadFile {
-        path: path.clone(),
-        reason: format!("cannot write: {e}"),
-    })?;
-
-    // tokenizer
+/// tokenizer.json (+ tokenizer_config.json) next to the weights.
+pub(crate) fn write_tokenizer(src: &ModelSource, tok: &Tokenizer, dir: &Path) -> Result<()> {
     let tj = dir.join("tokenizer.json");
     tok.hf().save(&tj, false).map_err(|e| Error::Tokenizer {
         path: tj.clone(),
@@ -149,6 +88,7 @@ pub fn write_hf_llmdrop(
     if src.format() == Format::HfDir && src_tc.exists() {
         std::fs::copy(&src_tc, dir.join("tokenizer_config.json"))
             .map_err(|e| Error::io(&src_tc, e))?;
+        Ok(())
     } else {
         let name = |id: Option<u32>| id.and_then(|i| tok.hf().id_to_token(i));
         write_json(
@@ -159,19 +99,88 @@ pub fn write_hf_llmdrop(
                 "eos_token": name(tok.eos.first().copied()),
                 "tokenizer_class": "PreTrainedTokenizerFast",
             }),
-        )?;
+        )
     }
-    write_json(&dir.join("plan.json"), &json!({"plan": plan, "info": info}))?;
-    Ok(())
 }
 
-fn view<'a>(
-    dt: safetensors::Dtype,
-    shape: &[usize],
-    bytes: &'a [u8],
-) -> Result<safetensors::tensor::TensorView<'a>> {
-    safetensors::tensor::TensorView::new(dt, shape.to_vec(), bytes)
-        .map_err(|e| Error::Input(format!("tensor view: {e}")))
+/// `hf-llmdrop`: dropped modules' weights removed, `drop_attn_list` / `drop_mlp_list` as
+/// LLM-Drop writes them, an `llmdrop` section, tokenizer files and plan.json.
+pub fn write_hf_llmdrop(
+    src: &ModelSource,
+    tok: &Tokenizer,
+    plan: &DropPlan,
+    info: &ExportInfo,
+    dir: &Path,
+    shard_bytes: u64,
+) -> Result<()> {
+    let cfg = src.config();
+    let plan = plan.union(src.stored_plan());
+    plan.validate(cfg.num_layers)?;
+    let mut config = source_config(src)?;
+    config["drop_attn_list"] = json!(plan.attn);
+    config["drop_mlp_list"] = json!(plan.mlp);
+    config["llmdrop"] = json!({"format": "hf-llmdrop", "plan": plan, "info": info});
+    write_json(&dir.join("config.json"), &config)?;
+    let tensors = kept_tensors(src.weights(), &plan, cfg.tie_word_embeddings, None);
+    write_safetensors(src.weights(), &tensors, dir, shard_bytes)?;
+    write_tokenizer(src, tok, dir)?;
+    write_json(&dir.join("plan.json"), &json!({"plan": plan, "info": info}))
+}
+
+/// `hf`: a standard checkpoint without the dropped blocks, layers renumbered, every
+/// per-layer config array shortened. Only whole-block plans.
+pub fn write_hf_blocks(
+    src: &ModelSource,
+    tok: &Tokenizer,
+    plan: &DropPlan,
+    info: &ExportInfo,
+    dir: &Path,
+    shard_bytes: u64,
+) -> Result<()> {
+    let cfg = src.config();
+    let plan = plan.union(src.stored_plan());
+    plan.validate(cfg.num_layers)?;
+    require_blocks(&plan, "hf")?;
+    let map = block_renumbering(cfg.num_layers, &plan);
+    let kept = map.iter().flatten().count();
+    let mut config = source_config(src)?;
+    if let Some(obj) = config.as_object_mut() {
+        obj.remove("drop_attn_list");
+        obj.remove("drop_mlp_list");
+        for v in obj.values_mut() {
+            if let Some(a) = v.as_array_mut().filter(|a| a.len() == cfg.num_layers) {
+                let keep: Vec<Value> = a
+                    .iter()
+                    .zip(&map)
+                    .filter(|(_, m)| m.is_some())
+                    .map(|(x, _)| x.clone())
+                    .collect();
+                *a = keep;
+            }
+        }
+    }
+    config["num_hidden_layers"] = json!(kept);
+    config["llmdrop"] = json!({"format": "hf", "dropped_blocks": plan.attn, "info": info});
+    write_json(&dir.join("config.json"), &config)?;
+    let tensors = kept_tensors(src.weights(), &plan, cfg.tie_word_embeddings, Some(&map));
+    write_safetensors(src.weights(), &tensors, dir, shard_bytes)?;
+    write_tokenizer(src, tok, dir)?;
+    write_json(
+        &dir.join("plan.json"),
+        &json!({"plan": plan, "renumbered": true, "info": info}),
+    )
+}
+
+/// Errors unless `plan` drops only whole blocks.
+pub(crate) fn require_blocks(plan: &DropPlan, format: &str) -> Result<()> {
+    if plan.attn != plan.mlp {
+        return Err(Error::Plan(format!(
+            "format `{format}` removes whole blocks only, but the plan drops attention {:?} and MLP {:?}; \
+             use hf-llmdrop, nemotron-nas or gguf (deci) for attention / MLP drops",
+            plan.attn, plan.mlp
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {

@@ -1,8 +1,179 @@
-//! Writing pruned models. Every output is staged in a temporary directory next to its
-//! destination and renamed into place; an input is never written to.
+//! Writing pruned models. Every output is staged next to its destination and renamed into
+//! place; an input is never written to.
 
+pub mod gguf;
 pub mod hf;
+pub mod nemotron;
 pub mod staging;
+pub mod tensors;
 
-pub use hf::{write_hf_llmdrop, ExportInfo};
+use std::str::FromStr;
+
+pub use hf::{write_hf_blocks, write_hf_llmdrop, ExportInfo};
+pub use nemotron::write_nemotron_nas;
 pub use staging::Staging;
+
+use crate::error::{Error, Result};
+
+/// The export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExportFormat {
+    /// HF directory with LLM-Drop's drop lists (no renumbering).
+    HfLlmdrop,
+    /// Standard HF checkpoint, whole blocks removed and layers renumbered.
+    Hf,
+    /// NVIDIA's DeciLM layout with per-layer no-op attention / FFN.
+    NemotronNas,
+    /// GGUF: renumbered blocks, or arch `deci` for attention / MLP drops.
+    Gguf,
+}
+
+impl FromStr for ExportFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "hf-llmdrop" => Self::HfLlmdrop,
+            "hf" => Self::Hf,
+            "nemotron-nas" => Self::NemotronNas,
+            "gguf" => Self::Gguf,
+            other => {
+                return Err(Error::Input(format!(
+                    "unknown format `{other}` (hf-llmdrop, hf, nemotron-nas, gguf)"
+                )))
+            }
+        })
+    }
+}
+
+/// What an export wrote and how it reloaded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportResult {
+    pub path: std::path::PathBuf,
+    pub format: ExportFormat,
+    pub plan: crate::plan::DropPlan,
+    /// max |Δlogit| of the reloaded export against the in-memory pruned model.
+    pub reload_max_abs_diff: f32,
+    /// Positions where both give the same top token.
+    pub reload_argmax_agreement: f64,
+    /// Whether the format stores weights exactly (then any difference is an error).
+    pub lossless: bool,
+}
+
+/// Writes `plan` applied to `src` as `format` to `dest` (staged, renamed into place),
+/// after reloading the staged output and comparing its logits on `probe` with
+/// `reference` (the in-memory pruned model). Lossless exports must match to 1e-4.
+#[allow(clippy::too_many_arguments)]
+pub fn export(
+    src: &crate::ModelSource,
+    tok: &crate::io::tokenizer::Tokenizer,
+    plan: &crate::plan::DropPlan,
+    format: ExportFormat,
+    quant: Option<candle_core::quantized::GgmlDType>,
+    info: &ExportInfo,
+    dest: &std::path::Path,
+    force: bool,
+    reference: &crate::Decoder,
+    probe: &[u32],
+) -> Result<ExportResult> {
+    use candle_core::quantized::GgmlDType;
+    let staging = Staging::new(dest, src.path(), force)?;
+    let shard = tensors::DEFAULT_SHARD_BYTES;
+    let file_name = "model.gguf";
+    let written = match format {
+        ExportFormat::HfLlmdrop => {
+            write_hf_llmdrop(src, tok, plan, info, staging.dir(), shard)?;
+            staging.dir().to_path_buf()
+        }
+        ExportFormat::Hf => {
+            write_hf_blocks(src, tok, plan, info, staging.dir(), shard)?;
+            staging.dir().to_path_buf()
+        }
+        ExportFormat::NemotronNas => {
+            write_nemotron_nas(src, tok, plan, info, staging.dir(), shard)?;
+            staging.dir().to_path_buf()
+        }
+        ExportFormat::Gguf => {
+            let p = staging.dir().join(file_name);
+            gguf::write_gguf(src, tok, plan, quant, &p)?;
+            p
+        }
+    };
+    let lossless = match format {
+        ExportFormat::Gguf => src.gguf().is_some() || matches!(quant, Some(GgmlDType::F32)),
+        _ => true,
+    };
+    let full_plan = plan.union(src.stored_plan());
+    let (diff, agree) = compare_reload(&written, reference, probe)?;
+    let reloaded_plan = {
+        let s = crate::ModelSource::open(&written)?;
+        s.stored_plan().clone()
+    };
+    let renumbered = matches!(format, ExportFormat::Hf)
+        || (format == ExportFormat::Gguf && !gguf::needs_deci(&full_plan));
+    if !renumbered && reloaded_plan != full_plan {
+        return Err(Error::Input(format!(
+            "the export reloads with plan {reloaded_plan:?}, not {full_plan:?}"
+        )));
+    }
+    if lossless && !(diff <= 1e-4) {
+        return Err(Error::Input(format!(
+            "the export does not reload as the pruned model: max |Δlogit| {diff}"
+        )));
+    }
+    if !lossless && !(agree >= 0.5) {
+        return Err(Error::Input(format!(
+            "the quantized export disagrees with the pruned model on {:.0}% of next-token choices",
+            100.0 * (1.0 - agree)
+        )));
+    }
+    let path = match format {
+        ExportFormat::Gguf => staging.commit_file(file_name)?,
+        _ => staging.commit()?,
+    };
+    Ok(ExportResult {
+        path,
+        format,
+        plan: full_plan,
+        reload_max_abs_diff: diff,
+        reload_argmax_agreement: agree,
+        lossless,
+    })
+}
+
+/// Loads `path` and compares its logits on `probe` with `reference`: (max |Δ|, share of
+/// positions with the same argmax).
+pub fn compare_reload(
+    path: &std::path::Path,
+    reference: &crate::Decoder,
+    probe: &[u32],
+) -> Result<(f32, f64)> {
+    use crate::{Logits, NoProbe};
+    let s = crate::ModelSource::open(path)?;
+    let d = s.load_decoder(
+        &crate::plan::DropPlan::empty(),
+        reference.dtype(),
+        reference.device(),
+    )?;
+    let ids = candle_core::Tensor::new(probe, reference.device())?.unsqueeze(0)?;
+    let a = reference
+        .forward(&ids, None, &mut NoProbe, Logits::All)?
+        .expect("logits")
+        .squeeze(0)?;
+    let b = d
+        .forward(&ids, None, &mut NoProbe, Logits::All)?
+        .expect("logits")
+        .squeeze(0)?;
+    let diff = (&a - &b)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f32>()?;
+    let (a, b) = (a.to_vec2::<f32>()?, b.to_vec2::<f32>()?);
+    let same = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| crate::generate::argmax(x) == crate::generate::argmax(y))
+        .count();
+    Ok((diff, same as f64 / a.len().max(1) as f64))
+}

@@ -81,6 +81,16 @@ impl Staging {
         &self.tmp
     }
 
+    /// Moves the file `name` written in the staging directory to the destination path
+    /// (replacing an old file) and removes the staging directory.
+    pub fn commit_file(mut self, name: &str) -> Result<PathBuf> {
+        let staged = self.tmp.join(name);
+        std::fs::rename(&staged, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
+        let _ = std::fs::remove_dir_all(&self.tmp);
+        self.committed = true;
+        Ok(self.dest.clone())
+    }
+
     /// Moves the staged directory into place (replacing an old one).
     pub fn commit(mut self) -> Result<PathBuf> {
         if self.dest.exists() {

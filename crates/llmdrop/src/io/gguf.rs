@@ -20,6 +20,8 @@ pub struct GgufSource {
     content: Content,
     file: Mutex<File>,
     arch: &'static ArchSpec,
+    /// `general.architecture` as written (`llama`, `qwen2`, `deci`).
+    arch_name: String,
     num_heads: usize,
     num_kv_heads: usize,
 }
@@ -37,12 +39,18 @@ impl GgufSource {
                 path: path.into(),
                 reason: "GGUF has no `general.architecture`".into(),
             })?;
-        let arch = ArchSpec::from_gguf_arch(&arch_name).ok_or_else(|| Error::UnknownArch {
+        // llama.cpp's `deci` is llama with per-layer head counts and FFN sizes
+        let family = if arch_name == "deci" {
+            "llama"
+        } else {
+            arch_name.as_str()
+        };
+        let arch = ArchSpec::from_gguf_arch(family).ok_or_else(|| Error::UnknownArch {
             path: path.into(),
             arch: arch_name.clone(),
-            supported: ArchSpec::supported_gguf(),
+            supported: format!("{}, deci", ArchSpec::supported_gguf()),
         })?;
-        let get = |k: &str| meta_u64(&content, &format!("{arch_name}.{k}"));
+        let get = |k: &str| meta_uniform(&content, &format!("{arch_name}.{k}"));
         let num_heads = get("attention.head_count").unwrap_or(0) as usize;
         let num_kv_heads = get("attention.head_count_kv").unwrap_or(num_heads as u64) as usize;
         Ok(Self {
@@ -50,6 +58,7 @@ impl GgufSource {
             content,
             file: Mutex::new(file),
             arch,
+            arch_name,
             num_heads,
             num_kv_heads,
         })
@@ -60,22 +69,60 @@ impl GgufSource {
         &self.content
     }
 
+    /// `general.architecture` as written in the file.
+    pub fn arch_name(&self) -> &str {
+        &self.arch_name
+    }
+
+    /// Modules a `deci` file marks as absent: head count 0 (attention) or feed-forward
+    /// length 0 (MLP) in the per-layer arrays.
+    pub fn stored_plan(&self, num_layers: usize) -> crate::plan::DropPlan {
+        let a = &self.arch_name;
+        let zeros = |k: &str| -> Vec<usize> {
+            meta_per_layer(&self.content, &format!("{a}.{k}"), num_layers)
+                .map(|v| {
+                    v.iter()
+                        .enumerate()
+                        .filter(|(_, &x)| x == 0)
+                        .map(|(i, _)| i)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        crate::plan::DropPlan::new(zeros("attention.head_count"), zeros("feed_forward_length"))
+    }
+
+    /// The stored bytes of a tensor (by GGUF name): type, dims (rows first), data.
+    pub fn raw_tensor(&self, gguf_name: &str) -> Result<candle_core::quantized::QTensor> {
+        let mut file = self
+            .file
+            .lock()
+            .expect("no panics while the file lock is held");
+        self.content
+            .tensor(&mut *file, gguf_name, &Device::Cpu)
+            .map_err(|e| Error::BadTensor {
+                path: self.path.clone(),
+                name: gguf_name.into(),
+                reason: e.to_string(),
+            })
+    }
+
     /// The runtime config described by the metadata.
     pub fn config(&self) -> Result<Config> {
         let c = &self.content;
-        let a = self.arch.gguf_arch.expect("opened from its gguf name");
+        let a = self.arch_name.as_str();
         let bad = |reason: String| Error::BadConfig {
             path: self.path.clone(),
             reason,
         };
         let req = |k: &str| -> Result<usize> {
-            meta_u64(c, &format!("{a}.{k}"))
+            meta_uniform(c, &format!("{a}.{k}"))
                 .map(|x| x as usize)
                 .ok_or_else(|| bad(format!("GGUF metadata `{a}.{k}` missing")))
         };
         let hidden_size = req("embedding_length")?;
         let num_heads = req("attention.head_count")?;
-        let num_kv_heads = meta_u64(c, &format!("{a}.attention.head_count_kv"))
+        let num_kv_heads = meta_uniform(c, &format!("{a}.attention.head_count_kv"))
             .map(|x| x as usize)
             .unwrap_or(num_heads);
         if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
@@ -267,6 +314,40 @@ pub(crate) fn meta_u64(c: &Content, key: &str) -> Option<u64> {
         Value::I32(x) if *x >= 0 => Some(*x as u64),
         Value::I64(x) if *x >= 0 => Some(*x as u64),
         _ => None,
+    }
+}
+
+/// A per-layer array (or a scalar repeated) of `n` entries.
+pub(crate) fn meta_per_layer(c: &Content, key: &str, n: usize) -> Option<Vec<u64>> {
+    match c.metadata.get(key)? {
+        Value::Array(a) => {
+            let v: Vec<u64> = a
+                .iter()
+                .filter_map(|x| match x {
+                    Value::U32(x) => Some(*x as u64),
+                    Value::I32(x) if *x >= 0 => Some(*x as u64),
+                    Value::U64(x) => Some(*x),
+                    Value::I64(x) if *x >= 0 => Some(*x as u64),
+                    _ => None,
+                })
+                .collect();
+            (v.len() == a.len()).then_some(v)
+        }
+        _ => meta_u64(c, key).map(|x| vec![x; n]),
+    }
+}
+
+/// A scalar, or the one non-zero value of a per-layer array (deci); None if missing or
+/// the non-zero entries differ.
+pub(crate) fn meta_uniform(c: &Content, key: &str) -> Option<u64> {
+    match c.metadata.get(key)? {
+        Value::Array(_) => {
+            let v = meta_per_layer(c, key, 0)?;
+            let mut nz = v.into_iter().filter(|&x| x != 0);
+            let first = nz.next()?;
+            nz.all(|x| x == first).then_some(first)
+        }
+        _ => meta_u64(c, key),
     }
 }
 

@@ -54,11 +54,12 @@ impl ModelSource {
         } else {
             let g = GgufSource::open(path)?;
             let config = g.config()?;
+            let stored_plan = g.stored_plan(config.num_layers);
             Ok(Self {
                 path: path.into(),
                 format: Format::Gguf,
                 config,
-                stored_plan: DropPlan::empty(),
+                stored_plan,
                 inner: Inner::Gguf(g),
             })
         }
@@ -148,10 +149,32 @@ fn stored_plan_of(cfg_path: &Path, num_layers: usize) -> Result<DropPlan> {
             }),
         }
     };
-    let plan = DropPlan::new(list("drop_attn_list")?, list("drop_mlp_list")?);
+    let mut plan = DropPlan::new(list("drop_attn_list")?, list("drop_mlp_list")?);
+    // nemotron-nas: no-op attention / FFN blocks
+    if let Some(blocks) = v.get("block_configs").and_then(|b| b.as_array()) {
+        for (i, b) in blocks.iter().enumerate() {
+            if b["attention"]["no_op"].as_bool() == Some(true) {
+                plan.attn.insert(i);
+            }
+            if b["ffn"]["no_op"].as_bool() == Some(true) {
+                plan.mlp.insert(i);
+            }
+        }
+    }
     plan.validate(num_layers).map_err(|e| Error::BadConfig {
         path: cfg_path.into(),
         reason: e.to_string(),
     })?;
     Ok(plan)
+}
+
+impl std::fmt::Debug for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelSource")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("arch", &self.config.arch.name)
+            .field("stored_plan", &self.stored_plan)
+            .finish()
+    }
 }

@@ -111,7 +111,7 @@ impl Tokenizer {
                     _ => None,
                 })
                 .collect(),
-            _ => return Err(bad("no tokenizer.ggml.merges".into())),
+            _ => vec![], // a byte-level vocabulary needs no merges
         };
         let vocab: serde_json::Map<String, serde_json::Value> = tokens
             .iter()

@@ -1,0 +1,326 @@
+//! GGUF exports: blocks removed and renumbered in the input's architecture, or llama.cpp's
+//! `deci` architecture with per-layer head counts and FFN lengths (0 = module absent) for
+//! attention / MLP drops. Quantized tensors of a GGUF input are copied byte for byte.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device};
+
+use super::hf::require_blocks;
+use super::tensors::{block_renumbering, kept_tensors};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::io::gguf::permute_qk;
+use crate::io::names::hf_to_gguf;
+use crate::io::source::ModelSource;
+use crate::io::tokenizer::Tokenizer;
+use crate::plan::DropPlan;
+
+/// Storage type for tensors of a non-GGUF input.
+pub fn parse_quant(s: &str) -> Result<GgmlDType> {
+    Ok(match s {
+        "f32" => GgmlDType::F32,
+        "f16" => GgmlDType::F16,
+        "q8_0" => GgmlDType::Q8_0,
+        "q4_k" => GgmlDType::Q4K,
+        other => {
+            return Err(Error::Input(format!(
+                "unknown --quant `{other}` (f32, f16, q8_0, q4_k)"
+            )))
+        }
+    })
+}
+
+fn u32v(x: usize) -> Value {
+    Value::U32(x as u32)
+}
+
+fn per_layer(v: impl Iterator<Item = usize>) -> Value {
+    Value::Array(v.map(|x| Value::I32(x as i32)).collect())
+}
+
+/// Whether the plan needs llama.cpp's `deci` architecture (anything but whole blocks).
+pub fn needs_deci(plan: &DropPlan) -> bool {
+    plan.attn != plan.mlp
+}
+
+/// Writes the GGUF file `path` for `plan`. `quant` applies to non-GGUF inputs (default f16).
+pub fn write_gguf(
+    src: &ModelSource,
+    tok: &Tokenizer,
+    plan: &DropPlan,
+    quant: Option<GgmlDType>,
+    path: &Path,
+) -> Result<()> {
+    let cfg = src.config();
+    let plan = plan.union(src.stored_plan());
+    plan.validate(cfg.num_layers)?;
+    let deci = needs_deci(&plan);
+    if deci && cfg.arch.name != "llama" {
+        return Err(Error::Plan(format!(
+            "attention / MLP drops go to GGUF arch `deci`, which is llama-family only; this model is `{}` \
+             (drop whole blocks, or use hf-llmdrop)",
+            cfg.arch.name
+        )));
+    }
+    if !deci {
+        require_blocks(&plan, "gguf")?;
+    }
+    if cfg.rope_scaling.is_some() || cfg.sliding_window.is_some() {
+        return Err(Error::Plan(
+            "GGUF export of models with RoPE scaling or a sliding window is not supported yet"
+                .into(),
+        ));
+    }
+    let gguf_in = src.gguf();
+    if gguf_in.is_some() && quant.is_some() {
+        return Err(Error::Input(
+            "--quant applies to safetensors inputs; GGUF tensors are copied as they are".into(),
+        ));
+    }
+    let (renumber, layers) = if deci {
+        (None, cfg.num_layers)
+    } else {
+        let map = block_renumbering(cfg.num_layers, &plan);
+        let kept = map.iter().flatten().count();
+        (Some(map), kept)
+    };
+    let arch = if deci {
+        "deci"
+    } else {
+        cfg.arch.gguf_arch.unwrap_or(cfg.arch.name)
+    };
+
+    // metadata
+    let mut meta: Vec<(String, Value)> = Vec::new();
+    match gguf_in {
+        Some(g) => {
+            let old = g.arch_name().to_string();
+            let mut keys: Vec<&String> = g.content().metadata.keys().collect();
+            keys.sort();
+            for k in keys {
+                if k == "general.alignment" {
+                    continue; // the writer aligns to 32
+                }
+                let v = g.content().metadata[k].clone();
+                let k = match k.strip_prefix(&format!("{old}.")) {
+                    Some(rest) => format!("{arch}.{rest}"),
+                    None => k.clone(),
+                };
+                meta.push((k, v));
+            }
+            meta.retain(|(k, _)| k != "general.architecture");
+            meta.push(("general.architecture".into(), Value::String(arch.into())));
+        }
+        None => {
+            meta.extend(base_metadata(cfg, arch));
+            meta.extend(tokenizer_metadata(tok)?);
+        }
+    }
+    let set = |meta: &mut Vec<(String, Value)>, k: String, v: Value| {
+        meta.retain(|(x, _)| *x != k);
+        meta.push((k, v));
+    };
+    set(&mut meta, format!("{arch}.block_count"), u32v(layers));
+    if deci {
+        let l = cfg.num_layers;
+        set(
+            &mut meta,
+            format!("{arch}.attention.head_count"),
+            per_layer((0..l).map(|i| if plan.drops_attn(i) { 0 } else { cfg.num_heads })),
+        );
+        set(
+            &mut meta,
+            format!("{arch}.attention.head_count_kv"),
+            per_layer((0..l).map(|i| {
+                if plan.drops_attn(i) {
+                    0
+                } else {
+                    cfg.num_kv_heads
+                }
+            })),
+        );
+        set(
+            &mut meta,
+            format!("{arch}.feed_forward_length"),
+            per_layer((0..l).map(|i| {
+                if plan.drops_mlp(i) {
+                    0
+                } else {
+                    cfg.intermediate_size
+                }
+            })),
+        );
+    }
+    set(
+        &mut meta,
+        "general.name".into(),
+        Value::String(format!("{} (llmdrop)", file_stem(src.path()))),
+    );
+
+    // tensors
+    let names = kept_tensors(
+        src.weights(),
+        &plan,
+        cfg.tie_word_embeddings,
+        renumber.as_deref(),
+    );
+    let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());
+    for (new, old) in &names {
+        let g_new = hf_to_gguf(new)
+            .ok_or_else(|| Error::Input(format!("no GGUF name for tensor {new}")))?;
+        let q = match gguf_in {
+            Some(g) => g.raw_tensor(&hf_to_gguf(old).expect("read from GGUF names"))?,
+            None => {
+                let mut t = src.weights().load(old, DType::F32, &Device::Cpu)?;
+                if cfg.arch.gguf_qk_permuted {
+                    if old.ends_with("q_proj.weight") {
+                        t = permute_qk(&t, cfg.num_heads)?;
+                    } else if old.ends_with("k_proj.weight") {
+                        t = permute_qk(&t, cfg.num_kv_heads)?;
+                    }
+                }
+                // norms and biases stay f32, as llama.cpp's converter keeps them
+                let dt = if t.rank() == 1 {
+                    GgmlDType::F32
+                } else {
+                    quant.unwrap_or(GgmlDType::F16)
+                };
+                let cols = t.dims()[t.rank() - 1];
+                if cols % dt.block_size() != 0 {
+                    return Err(Error::Input(format!(
+                        "tensor {old}: {cols} columns are not a multiple of {dt:?}'s block of {}; choose another --quant",
+                        dt.block_size()
+                    )));
+                }
+                QTensor::quantize(&t, dt)?
+            }
+        };
+        tensors.push((g_new, q));
+    }
+    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut f, &meta_refs, &t_refs).map_err(|e| Error::BadFile {
+        path: path.into(),
+        reason: format!("cannot write: {e}"),
+    })?;
+    f.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+fn file_stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Shape metadata for a model read from safetensors.
+fn base_metadata(cfg: &Config, arch: &str) -> Vec<(String, Value)> {
+    let k = |s: &str| format!("{arch}.{s}");
+    vec![
+        ("general.architecture".into(), Value::String(arch.into())),
+        (k("context_length"), u32v(cfg.max_position_embeddings)),
+        (k("embedding_length"), u32v(cfg.hidden_size)),
+        (k("feed_forward_length"), u32v(cfg.intermediate_size)),
+        (k("attention.head_count"), u32v(cfg.num_heads)),
+        (k("attention.head_count_kv"), u32v(cfg.num_kv_heads)),
+        (k("attention.key_length"), u32v(cfg.head_dim)),
+        (k("attention.value_length"), u32v(cfg.head_dim)),
+        (k("rope.dimension_count"), u32v(cfg.head_dim)),
+        (k("rope.freq_base"), Value::F32(cfg.rope_theta as f32)),
+        (
+            k("attention.layer_norm_rms_epsilon"),
+            Value::F32(cfg.rms_norm_eps as f32),
+        ),
+        (k("vocab_size"), u32v(cfg.vocab_size)),
+    ]
+}
+
+/// GGUF tokenizer metadata from an HF byte-level BPE tokenizer.
+fn tokenizer_metadata(tok: &Tokenizer) -> Result<Vec<(String, Value)>> {
+    let v: serde_json::Value = serde_json::from_str(
+        &tok.hf()
+            .to_string(false)
+            .map_err(|e| Error::Input(e.to_string()))?,
+    )
+    .map_err(|e| Error::Input(e.to_string()))?;
+    let model = &v["model"];
+    if model["type"] != "BPE" {
+        return Err(Error::Input("GGUF export needs a BPE tokenizer".into()));
+    }
+    let vocab = model["vocab"]
+        .as_object()
+        .ok_or_else(|| Error::Input("tokenizer has no vocab".into()))?;
+    let mut tokens = vec![String::new(); vocab.len()];
+    for (t, id) in vocab {
+        let id = id.as_u64().unwrap_or(0) as usize;
+        if id < tokens.len() {
+            tokens[id] = t.clone();
+        }
+    }
+    let mut types = vec![1i32; tokens.len()];
+    for a in v["added_tokens"].as_array().into_iter().flatten() {
+        if let Some(id) = a["id"]
+            .as_u64()
+            .map(|x| x as usize)
+            .filter(|&i| i < types.len())
+        {
+            types[id] = if a["special"].as_bool() == Some(true) {
+                3
+            } else {
+                4
+            };
+        }
+    }
+    let merges: Vec<Value> = model["merges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| match m {
+            serde_json::Value::String(s) => Some(Value::String(s.clone())),
+            serde_json::Value::Array(p) => Some(Value::String(format!(
+                "{} {}",
+                p[0].as_str()?,
+                p[1].as_str()?
+            ))),
+            _ => None,
+        })
+        .collect();
+    let pre = v["pre_tokenizer"].to_string();
+    let pre = if pre.contains("\"Digits\"") && pre.contains("\"individual_digits\":true") {
+        "smollm"
+    } else if pre.contains("\\\\p{N}{1,3}") {
+        "llama-bpe"
+    } else {
+        "gpt2"
+    };
+    let mut out = vec![
+        ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
+        ("tokenizer.ggml.pre".into(), Value::String(pre.into())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        ),
+        (
+            "tokenizer.ggml.add_bos_token".into(),
+            Value::Bool(tok.add_bos),
+        ),
+    ];
+    if !merges.is_empty() {
+        out.push(("tokenizer.ggml.merges".into(), Value::Array(merges)));
+    }
+    if let Some(b) = tok.bos {
+        out.push(("tokenizer.ggml.bos_token_id".into(), Value::U32(b)));
+    }
+    if let Some(&e) = tok.eos.first() {
+        out.push(("tokenizer.ggml.eos_token_id".into(), Value::U32(e)));
+    }
+    Ok(out)
+}

@@ -1,0 +1,163 @@
+//! Which tensors an export keeps (and under which names), and writing them as
+//! (possibly sharded) safetensors.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device};
+
+use crate::error::{Error, Result};
+use crate::io::names::split_layer_name;
+use crate::io::WeightSource;
+use crate::plan::DropPlan;
+
+/// Shard size above which safetensors output is split (like transformers' default 5 GB).
+pub const DEFAULT_SHARD_BYTES: u64 = 5_000_000_000;
+
+/// (name in the export, name in the source) of every kept HF tensor, sorted by source name.
+/// With `renumber`, layer `i` becomes `renumber[i]` (None: the whole layer is gone).
+pub fn kept_tensors(
+    src: &dyn WeightSource,
+    plan: &DropPlan,
+    tied: bool,
+    renumber: Option<&[Option<usize>]>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for t in src.tensors() {
+        let name = t.name;
+        if plan.drops_tensor(&name) || (tied && name == "lm_head.weight") {
+            continue;
+        }
+        let new = match (split_layer_name(&name), renumber) {
+            (Some((i, suffix)), Some(map)) => match map.get(i).copied().flatten() {
+                Some(j) => format!("model.layers.{j}.{suffix}"),
+                None => continue,
+            },
+            (Some(_), None) => name.clone(),
+            (None, _) if name.starts_with("model.") || name == "lm_head.weight" => name.clone(),
+            (None, _) => continue, // e.g. GGUF's rope_freqs: not an HF weight
+        };
+        out.push((new, name));
+    }
+    out
+}
+
+/// Layer renumbering for a block drop: kept layers in order, dropped ones None.
+pub fn block_renumbering(num_layers: usize, plan: &DropPlan) -> Vec<Option<usize>> {
+    let mut next = 0;
+    (0..num_layers)
+        .map(|i| {
+            if plan.drops_block(i) {
+                None
+            } else {
+                next += 1;
+                Some(next - 1)
+            }
+        })
+        .collect()
+}
+
+enum Data<'a> {
+    Borrowed(safetensors::Dtype, Vec<usize>, &'a [u8]),
+    Owned(safetensors::Dtype, Vec<usize>, Vec<u8>),
+}
+
+impl Data<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Data::Borrowed(_, _, b) => b.len(),
+            Data::Owned(_, _, b) => b.len(),
+        }
+    }
+}
+
+fn data<'a>(src: &'a dyn WeightSource, name: &str) -> Result<Data<'a>> {
+    if let Some((dt, shape, bytes)) = src.raw_safetensors(name) {
+        return Ok(Data::Borrowed(dt, shape, bytes));
+    }
+    let x = src.load(name, DType::F32, &Device::Cpu)?;
+    let bytes = x
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    Ok(Data::Owned(
+        safetensors::Dtype::F32,
+        x.dims().to_vec(),
+        bytes,
+    ))
+}
+
+/// Writes `tensors` ((export name, source name)) into `dir` as `model.safetensors`, or as
+/// `model-0000k-of-0000n.safetensors` shards plus `model.safetensors.index.json` when they
+/// exceed `shard_bytes`. HF sources keep their bytes; GGUF sources are dequantized to f32.
+pub fn write_safetensors(
+    src: &dyn WeightSource,
+    tensors: &[(String, String)],
+    dir: &Path,
+    shard_bytes: u64,
+) -> Result<()> {
+    // plan the shards from sizes first, then materialise one shard at a time
+    let sizes: Vec<u64> = tensors
+        .iter()
+        .map(|(_, old)| {
+            let shape = src.shape(old).unwrap_or_default();
+            let elems: u64 = shape.iter().map(|&d| d as u64).product();
+            match src.raw_safetensors(old) {
+                Some((_, _, b)) => b.len() as u64,
+                None => elems * 4,
+            }
+        })
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    let mut shards: Vec<Vec<usize>> = vec![vec![]];
+    let mut acc = 0u64;
+    for (i, &s) in sizes.iter().enumerate() {
+        if acc > 0 && acc + s > shard_bytes {
+            shards.push(vec![]);
+            acc = 0;
+        }
+        shards.last_mut().expect("one shard").push(i);
+        acc += s;
+    }
+    let n = shards.len();
+    let mut weight_map = BTreeMap::new();
+    for (k, shard) in shards.iter().enumerate() {
+        let file = if n == 1 {
+            "model.safetensors".to_string()
+        } else {
+            format!("model-{:05}-of-{n:05}.safetensors", k + 1)
+        };
+        let datas: Vec<(String, Data)> = shard
+            .iter()
+            .map(|&i| Ok((tensors[i].0.clone(), data(src, &tensors[i].1)?)))
+            .collect::<Result<_>>()?;
+        let mut views = Vec::with_capacity(datas.len());
+        for (name, d) in &datas {
+            let (dt, shape, bytes): (safetensors::Dtype, &[usize], &[u8]) = match d {
+                Data::Borrowed(dt, s, b) => (*dt, s, b),
+                Data::Owned(dt, s, b) => (*dt, s, b),
+            };
+            debug_assert_eq!(bytes.len(), d.len());
+            let v = safetensors::tensor::TensorView::new(dt, shape.to_vec(), bytes)
+                .map_err(|e| Error::Input(format!("tensor {name}: {e}")))?;
+            views.push((name.clone(), v));
+            weight_map.insert(name.clone(), file.clone());
+        }
+        let path = dir.join(&file);
+        let meta = [("format".to_string(), "pt".to_string())]
+            .into_iter()
+            .collect();
+        safetensors::serialize_to_file(views, Some(meta), &path).map_err(|e| Error::BadFile {
+            path: path.clone(),
+            reason: format!("cannot write: {e}"),
+        })?;
+    }
+    if n > 1 {
+        let index =
+            serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
+        super::hf::write_json(&dir.join("model.safetensors.index.json"), &index)?;
+    }
+    Ok(())
+}
