@@ -116,12 +116,12 @@ pub fn export(
             "the export reloads with plan {reloaded_plan:?}, not {full_plan:?}"
         )));
     }
-    if lossless && !(diff <= 1e-4) {
+    if lossless && (diff.is_nan() || diff > 1e-4) {
         return Err(Error::Input(format!(
             "the export does not reload as the pruned model: max |Δlogit| {diff}"
         )));
     }
-    if !lossless && !(agree >= 0.5) {
+    if !lossless && (agree.is_nan() || agree < 0.5) {
         return Err(Error::Input(format!(
             "the quantized export disagrees with the pruned model on {:.0}% of next-token choices",
             100.0 * (1.0 - agree)
