@@ -349,7 +349,7 @@ fn refusals_write_nothing() {
         assert!(e.to_string().contains("ro"), "{e}");
         assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0);
     }
-    perm.set_readonly(false);
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
     std::fs::set_permissions(&ro, perm).unwrap();
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
