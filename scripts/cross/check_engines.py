@@ -42,19 +42,22 @@ def ours(model, drop_attn=None, drop_mlp=None):
 def llamacpp(path, ids):
     """Logits of every position and the KV-cache size llama.cpp reports for n_ctx 2048."""
     from llama_cpp import Llama
-    r, w = os.pipe()
+    log_file = tempfile.TemporaryFile()
     saved = os.dup(2)
-    os.dup2(w, 2)  # llama.cpp logs to fd 2
+    os.dup2(log_file.fileno(), 2)  # llama.cpp logs to fd 2
     try:
-        llm = Llama(model_path=str(path), n_ctx=2048, logits_all=True, verbose=True, n_threads=2)
+        # flash attention: without it llama.cpp pads every layer's V cache to the widest
+        # layer, so attention-free deci layers still hold V
+        llm = Llama(model_path=str(path), n_ctx=2048, logits_all=True, verbose=True, n_threads=2, flash_attn=True)
         toks = llm.tokenize(PROMPT.encode(), add_bos=False, special=False)
         llm.eval(ids)
         logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
+        del llm
     finally:
         os.dup2(saved, 2)
-        os.close(w)
-    log = os.read(r, 1 << 22).decode(errors="replace")
-    os.close(r)
+        os.close(saved)
+    log_file.seek(0)
+    log = log_file.read().decode(errors="replace")
     kv = [float(m) for m in re.findall(r"KV[^\n]*?size\s*=\s*([0-9.]+)\s*MiB", log)]
     return toks, logits, (kv[-1] if kv else None)
 

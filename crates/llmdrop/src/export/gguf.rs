@@ -41,6 +41,16 @@ fn per_layer(v: impl Iterator<Item = usize>) -> Value {
     Value::Array(v.map(|x| Value::I32(x as i32)).collect())
 }
 
+/// Width of the all-zero FFN written for layers whose MLP is dropped but whose attention
+/// is kept. llama.cpp's deci graph (as of llama-cpp-python 0.3.36) treats a layer with
+/// feed-forward length 0 as absent altogether, discarding its attention output too; a zero
+/// FFN adds exactly nothing to the residual instead, at negligible cost. The layers are
+/// listed in `llmdrop.drop_mlp_list` so llmdrop reads them as dropped.
+pub const ZERO_FFN_WIDTH: usize = 32;
+
+/// Metadata key listing MLP-dropped layers that carry a zero FFN.
+pub const DROP_MLP_KEY: &str = "llmdrop.drop_mlp_list";
+
 /// Whether the plan needs llama.cpp's `deci` architecture (anything but whole blocks).
 pub fn needs_deci(plan: &DropPlan) -> bool {
     plan.attn != plan.mlp
@@ -142,17 +152,23 @@ pub fn write_gguf(
                 }
             })),
         );
+        let ffn = |i: usize| match (plan.drops_mlp(i), plan.drops_attn(i)) {
+            (false, _) => cfg.intermediate_size,
+            (true, true) => 0,
+            (true, false) => ZERO_FFN_WIDTH,
+        };
         set(
             &mut meta,
             format!("{arch}.feed_forward_length"),
-            per_layer((0..l).map(|i| {
-                if plan.drops_mlp(i) {
-                    0
-                } else {
-                    cfg.intermediate_size
-                }
-            })),
+            per_layer((0..l).map(ffn)),
         );
+        let zero_ffn: Vec<Value> = (0..l)
+            .filter(|&i| plan.drops_mlp(i) && !plan.drops_attn(i))
+            .map(|i| Value::I32(i as i32))
+            .collect();
+        if !zero_ffn.is_empty() {
+            set(&mut meta, DROP_MLP_KEY.into(), Value::Array(zero_ffn));
+        }
     }
     set(
         &mut meta,
@@ -199,6 +215,32 @@ pub fn write_gguf(
             }
         };
         tensors.push((g_new, q));
+    }
+    if deci {
+        let h = cfg.hidden_size;
+        for i in (0..cfg.num_layers).filter(|&i| plan.drops_mlp(i) && !plan.drops_attn(i)) {
+            let dev = Device::Cpu;
+            let zeros = |r: usize, c: usize| candle_core::Tensor::zeros((r, c), DType::F32, &dev);
+            tensors.push((
+                format!("blk.{i}.ffn_norm.weight"),
+                QTensor::quantize(
+                    &candle_core::Tensor::ones(h, DType::F32, &dev)?,
+                    GgmlDType::F32,
+                )?,
+            ));
+            tensors.push((
+                format!("blk.{i}.ffn_gate.weight"),
+                QTensor::quantize(&zeros(ZERO_FFN_WIDTH, h)?, GgmlDType::F32)?,
+            ));
+            tensors.push((
+                format!("blk.{i}.ffn_up.weight"),
+                QTensor::quantize(&zeros(ZERO_FFN_WIDTH, h)?, GgmlDType::F32)?,
+            ));
+            tensors.push((
+                format!("blk.{i}.ffn_down.weight"),
+                QTensor::quantize(&zeros(h, ZERO_FFN_WIDTH)?, GgmlDType::F32)?,
+            ));
+        }
     }
     let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
     let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();

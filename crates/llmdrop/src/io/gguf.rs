@@ -89,7 +89,25 @@ impl GgufSource {
                 })
                 .unwrap_or_default()
         };
-        crate::plan::DropPlan::new(zeros("attention.head_count"), zeros("feed_forward_length"))
+        let mut plan =
+            crate::plan::DropPlan::new(zeros("attention.head_count"), zeros("feed_forward_length"));
+        plan.mlp.extend(self.zero_ffn_layers());
+        plan
+    }
+
+    /// Layers llmdrop wrote with a zero FFN in place of a dropped MLP.
+    fn zero_ffn_layers(&self) -> Vec<usize> {
+        match self.content.metadata.get(crate::export::gguf::DROP_MLP_KEY) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| match v {
+                    Value::I32(x) if *x >= 0 => Some(*x as usize),
+                    Value::U32(x) => Some(*x as usize),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        }
     }
 
     /// The stored bytes of a tensor (by GGUF name): type, dims (rows first), data.
@@ -146,11 +164,32 @@ impl GgufSource {
             },
         };
         let eps = meta_f64(c, &format!("{a}.attention.layer_norm_rms_epsilon")).unwrap_or(1e-5);
+        // per-layer FFN lengths: ignore dropped (0) and zero-FFN layers
+        let ffn_key = format!("{a}.feed_forward_length");
+        let intermediate_size = match c.metadata.get(&ffn_key) {
+            Some(Value::Array(_)) => {
+                let skip = self.zero_ffn_layers();
+                let v = meta_per_layer(c, &ffn_key, 0).unwrap_or_default();
+                let mut sizes = v
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, &x)| x != 0 && !skip.contains(i))
+                    .map(|(_, &x)| x);
+                let first = sizes.next().unwrap_or(0);
+                if !sizes.all(|x| x == first) {
+                    return Err(bad(
+                        "per-layer feed-forward lengths differ: not supported".into()
+                    ));
+                }
+                first as usize
+            }
+            _ => req("feed_forward_length")?,
+        };
         let cfg = Config {
             arch: self.arch,
             vocab_size,
             hidden_size,
-            intermediate_size: req("feed_forward_length")?,
+            intermediate_size: intermediate_size.max(1),
             num_layers: req("block_count")?,
             num_heads,
             num_kv_heads,
