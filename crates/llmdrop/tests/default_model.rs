@@ -126,16 +126,21 @@ fn cached_generation_equals_recomputation_on_pruned_model() {
         &DropPlan::new([20, 24, 26, 28], []),
     )
     .unwrap();
-    let prompt: Vec<u32> = vec![504, 3575, 282, 4649, 314];
+    // 250 prompt tokens + 12 generated: the cache grows past its first allocation (256)
+    let (src, _) = model();
+    let text =
+        std::fs::read_to_string(testkit::english_text_dir().join("docs/user/rst/quickstart.txt"))
+            .unwrap();
+    let prompt: Vec<u32> = src.tokenizer().unwrap().encode(&text).unwrap()[..250].to_vec();
     let opts = GenerateOptions {
-        max_tokens: 8,
+        max_tokens: 12,
         temperature: 0.0,
         seed: 0,
         stop: vec![],
     };
     let g = generate(&dec, &prompt, &opts, &mut |_| Ok(())).unwrap();
     let mut seq = prompt.clone();
-    seq.extend(&g.tokens[..7]);
+    seq.extend(&g.tokens[..11]);
     let t = Tensor::new(seq.as_slice(), &Device::Cpu)
         .unwrap()
         .unsqueeze(0)

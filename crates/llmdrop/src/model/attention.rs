@@ -82,20 +82,27 @@ impl Attention {
             Some((c, layer)) => c.append(layer, k, v)?,
             None => (k, v),
         };
+        // GQA without copying keys/values: the `groups` query heads that share a kv head
+        // are stacked along the sequence axis, [b, kv_heads, groups * t, d]
         let groups = self.num_heads / self.num_kv_heads;
-        let k = repeat_kv(&k, groups)?;
-        let v = repeat_kv(&v, groups)?;
+        let q = q.reshape((b, self.num_kv_heads, groups * t, d))?;
         let total = k.dim(2)?;
         let scale = 1.0 / (d as f64).sqrt();
         let att = (q.matmul(&k.t()?)? * scale)?;
         let att = match causal_mask(t, total, offset, self.sliding_window, x.device())? {
-            Some(mask) => att.broadcast_add(&mask.to_dtype(att.dtype())?)?,
+            Some(mask) => att
+                .reshape((b, self.num_kv_heads, groups, t, total))?
+                .broadcast_add(&mask.to_dtype(att.dtype())?)?
+                .reshape((b, self.num_kv_heads, groups * t, total))?,
             None => att,
         };
         let dtype = att.dtype();
         let att = candle_nn::ops::softmax_last_dim(&att.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-        let y = att.matmul(&v.contiguous()?)?;
-        let y = y.transpose(1, 2)?.reshape((b, t, self.num_heads * d))?;
+        let y = att.matmul(&v)?; // [b, kv_heads, groups * t, d]
+        let y = y
+            .reshape((b, self.num_heads, t, d))?
+            .transpose(1, 2)?
+            .reshape((b, t, self.num_heads * d))?;
         self.o.forward(&y)
     }
 }
