@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Timed repetitions (after one warm-up).
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// With a drop plan: measure the original model too, in the same run, and print ratios.
+    #[arg(long)]
+    compare_original: bool,
     /// Also measure the machine's f32 matmul throughput (2048^3) with the same threads.
     #[arg(long)]
     peak: bool,
@@ -39,6 +42,8 @@ struct BenchReport {
     plan: llmdrop::DropPlan,
     weight_load_secs: f64,
     weight_bytes: u64,
+    /// The unpruned model, measured in the same run (with --compare-original).
+    original: Option<Vec<BenchResult>>,
     matmul_peak_gflops: Option<f64>,
     peak_rss_bytes: Option<u64>,
     results: Vec<BenchResult>,
@@ -47,19 +52,29 @@ struct BenchReport {
 pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let plan = a.drop.plan()?;
     let t0 = std::time::Instant::now();
-    let (src, dec, _tok) = a.model.load(&plan)?;
+    let (src, full, _tok) = a.model.load(&llmdrop::DropPlan::empty())?;
+    let dec = full.pruned(&plan)?;
     let weight_load_secs = t0.elapsed().as_secs_f64();
-    let mut results = Vec::new();
-    for &context in &a.context {
-        results.push(bench(
-            &dec,
-            &BenchOptions {
-                context,
-                generate: a.generate,
-                reps: a.reps,
-            },
-        )?);
-    }
+    let run_all = |d: &llmdrop::Decoder| -> anyhow::Result<Vec<BenchResult>> {
+        let mut out = Vec::new();
+        for &context in &a.context {
+            out.push(bench(
+                d,
+                &BenchOptions {
+                    context,
+                    generate: a.generate,
+                    reps: a.reps,
+                },
+            )?);
+        }
+        Ok(out)
+    };
+    let original = if a.compare_original && !plan.is_empty() {
+        Some(run_all(&full)?)
+    } else {
+        None
+    };
+    let results = run_all(&dec)?;
     let matmul_peak_gflops = if a.peak {
         Some(llmdrop::bench::matmul_gflops(2048, 5)?)
     } else {
@@ -72,6 +87,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         plan,
         weight_load_secs,
         weight_bytes: dec.weight_bytes() as u64,
+        original,
         matmul_peak_gflops,
         peak_rss_bytes: llmdrop::bench::peak_rss_bytes(),
         results,
@@ -106,6 +122,22 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             r.kv_cache_bytes as f64 / (1 << 20) as f64,
             r.kv_slots
         )?;
+    }
+    if let Some(orig) = &report.original {
+        writeln!(t, "original model, same run:")?;
+        for (r, o) in report.results.iter().zip(orig) {
+            writeln!(
+                t,
+                "{:>7}  prefill {:.1} tok/s (pruned {:.2}x)  decode {:.1} tok/s (pruned {:.2}x)  kv {:.2} MiB (pruned {:.4}x)",
+                o.context,
+                o.prefill_tokens_per_sec.median,
+                r.prefill_tokens_per_sec.median / o.prefill_tokens_per_sec.median,
+                o.decode_tokens_per_sec.median,
+                r.decode_tokens_per_sec.median / o.decode_tokens_per_sec.median.max(f64::MIN_POSITIVE),
+                o.kv_cache_bytes as f64 / (1 << 20) as f64,
+                r.kv_cache_bytes as f64 / o.kv_cache_bytes.max(1) as f64
+            )?;
+        }
     }
     output::print_text(&t)?;
     Ok(ExitCode::SUCCESS)
