@@ -128,3 +128,41 @@ fn full_disk_leaves_no_partial_output() {
     assert!(err.contains("No space left on device"), "{err}");
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// A read-only directory (a read-only tmpfs mount: root ignores file modes): the export
+/// fails with the OS error and writes nothing.
+#[test]
+fn read_only_directory_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("ro");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "ro,size=1m",
+            "tmpfs",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "this test needs to mount a read-only tmpfs (root)");
+    let model = testkit::tiny_dir("llama");
+    let (code, _, err) = llmdrop(&[
+        "export",
+        "--model",
+        model.to_str().unwrap(),
+        "--drop-attn",
+        "1",
+        "--format",
+        "hf-llmdrop",
+        "--out",
+        mnt.join("out").to_str().unwrap(),
+    ]);
+    let left = entries(&mnt);
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

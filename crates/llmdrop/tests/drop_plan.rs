@@ -150,3 +150,33 @@ fn cached_decoding_equals_full_forward() {
         }
     }
 }
+
+/// Perplexity is exactly reproducible run to run (and with the model reloaded).
+#[test]
+fn perplexity_is_exactly_reproducible() {
+    use llmdrop::eval::{perplexity, PplOptions};
+    let ids: Vec<u32> = (0..200).map(|i| (i * 7 + 3) % 256).collect();
+    let o = PplOptions {
+        seq_len: 64,
+        max_windows: None,
+        second_half: false,
+    };
+    let run = || {
+        let (_, dec) = testkit::load(&testkit::tiny_dir("qwen3"), &DropPlan::new([0], [])).unwrap();
+        perplexity(&dec, &ids, &o, &mut llmdrop::progress::NoProgress).unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.nll.to_bits(), b.nll.to_bits());
+    assert_eq!((a.windows, a.tokens_scored), (3, 189));
+    let half = PplOptions {
+        second_half: true,
+        ..o
+    };
+    let (_, dec) = testkit::load(&testkit::tiny_dir("qwen3"), &DropPlan::new([0], [])).unwrap();
+    let h = perplexity(&dec, &ids, &half, &mut llmdrop::progress::NoProgress).unwrap();
+    assert_eq!(
+        h.tokens_scored,
+        3 * 31,
+        "llama-perplexity scores positions 32..63 of each window"
+    );
+}
