@@ -40,8 +40,11 @@ pub struct ScoreProbe {
     x: Option<Tensor>,
     y: Option<Tensor>,
     branch_in: Option<Tensor>,
-    /// Unit-length h_0..h_L of the current block (for the consecutive matrix).
-    units: Vec<Tensor>,
+    /// Unit-length h_0..h_L of the current block, `[tokens, L+1, hidden]`, written in place
+    /// (reused across blocks of the same length).
+    units: Option<Tensor>,
+    /// How many of h_0..h_L `units` holds for the current block.
+    filled: usize,
 }
 
 impl ScoreProbe {
@@ -58,7 +61,8 @@ impl ScoreProbe {
             x: None,
             y: None,
             branch_in: None,
-            units: Vec::new(),
+            units: None,
+            filled: 0,
         }
     }
 
@@ -66,11 +70,10 @@ impl ScoreProbe {
     /// tokens: `[tokens, L+1, hidden] x [tokens, hidden, L+1]`, summed over tokens.
     fn flush_pairs(&mut self) -> Result<()> {
         let n = self.layers + 1;
-        if self.units.len() != n {
-            self.units.clear();
+        let filled = std::mem::take(&mut self.filled);
+        let Some(h) = self.units.as_ref().filter(|_| filled == n) else {
             return Ok(());
-        }
-        let h = Tensor::stack(&self.units, 1)?; // [tokens, L+1, hidden]
+        };
         let tokens = h.dim(0)?;
         let gram = h.matmul(&h.t()?)?.sum(0)?; // [L+1, L+1]
         let g = gram.flatten_all()?.to_vec1::<f32>()?;
@@ -78,7 +81,30 @@ impl ScoreProbe {
             *acc += v as f64;
         }
         self.pair_tokens += tokens as u64;
-        self.units.clear();
+        Ok(())
+    }
+
+    /// Writes the unit-length rows of `x` as hidden state number `self.filled`.
+    fn push_unit(&mut self, x: &Tensor) -> Result<()> {
+        let (tokens, hidden) = x.dims2()?;
+        let n = self.layers + 1;
+        let fits = self
+            .units
+            .as_ref()
+            .is_some_and(|u| u.dims() == [tokens, n, hidden]);
+        if !fits {
+            self.units = Some(Tensor::zeros(
+                (tokens, n, hidden),
+                candle_core::DType::F32,
+                x.device(),
+            )?);
+        }
+        let u = unit_rows(x)?.unsqueeze(1)?.contiguous()?;
+        self.units
+            .as_ref()
+            .expect("allocated")
+            .slice_set(&u, 1, self.filled)?;
+        self.filled += 1;
         Ok(())
     }
 
@@ -114,7 +140,10 @@ impl Probe for ScoreProbe {
                     self.tokens += x.dim(0)? as u64;
                 }
                 if self.opts.consecutive {
-                    self.units.push(unit_rows(&x)?);
+                    if layer == 0 {
+                        self.filled = 0;
+                    }
+                    self.push_unit(&x)?;
                 }
                 self.x = Some(x);
             }
@@ -135,7 +164,7 @@ impl Probe for ScoreProbe {
                 }
                 self.block[layer].add(&row_cosines(&x, &z)?);
                 if self.opts.consecutive && layer + 1 == self.layers {
-                    self.units.push(unit_rows(&z)?);
+                    self.push_unit(&z)?;
                     self.flush_pairs()?;
                 }
             }
