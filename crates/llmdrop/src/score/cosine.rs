@@ -20,10 +20,81 @@ pub fn unit_rows(x: &Tensor) -> Result<Tensor> {
     Ok(x.broadcast_div(&norm)?)
 }
 
+/// Hidden states on the host, `[tokens, hidden]` row-major f32, with each row's inverse
+/// norm (1 / max(|row|, EPS)) computed once and reused by every similarity it enters.
+pub struct Rows {
+    pub data: Vec<f32>,
+    pub hidden: usize,
+    pub inv_norm: Vec<f32>,
+}
+
+impl Rows {
+    /// `[…, hidden]` in any float dtype.
+    pub fn new(h: &Tensor) -> Result<Self> {
+        let hidden = h.dim(D::Minus1)?;
+        let data = h.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let inv_norm = data
+            .chunks_exact(hidden)
+            .map(|r| 1.0 / (dot(r, r).sqrt() as f64).max(EPS) as f32)
+            .collect();
+        Ok(Self {
+            data,
+            hidden,
+            inv_norm,
+        })
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.inv_norm.len()
+    }
+
+    /// Per-row cosine similarity with `other`.
+    pub fn cosines(&self, other: &Rows) -> Vec<f32> {
+        self.data
+            .chunks_exact(self.hidden)
+            .zip(other.data.chunks_exact(other.hidden))
+            .zip(self.inv_norm.iter().zip(&other.inv_norm))
+            .map(|((a, b), (ia, ib))| dot(a, b) * ia * ib)
+            .collect()
+    }
+
+    /// The rows scaled to unit length, as a `[tokens, 1, hidden]` tensor.
+    pub fn unit_tensor(&self, device: &candle_core::Device) -> Result<Tensor> {
+        let v: Vec<f32> = self
+            .data
+            .chunks_exact(self.hidden)
+            .zip(&self.inv_norm)
+            .flat_map(|(r, &s)| r.iter().map(move |x| x * s))
+            .collect();
+        Ok(Tensor::from_vec(
+            v,
+            (self.tokens(), 1, self.hidden),
+            device,
+        )?)
+    }
+}
+
+/// Dot product with 8 independent f32 accumulators (vectorises; order fixed, so results
+/// are reproducible).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
 /// Per-row cosine similarity of two `[tokens, hidden]` f32 tensors.
 pub fn row_cosines(a: &Tensor, b: &Tensor) -> Result<Vec<f32>> {
-    let c = (unit_rows(a)? * unit_rows(b)?)?.sum(1)?;
-    Ok(c.to_vec1::<f32>()?)
+    Ok(Rows::new(a)?.cosines(&Rows::new(b)?))
 }
 
 /// Running mean of per-token similarities.

@@ -3,7 +3,7 @@
 
 use candle_core::Tensor;
 
-use super::cosine::{row_cosines, rows_f32, unit_rows, CosSum};
+use super::cosine::{CosSum, Rows};
 use super::table::ScoreTable;
 use crate::error::Result;
 use crate::probe::{Probe, Site};
@@ -37,9 +37,9 @@ pub struct ScoreProbe {
     pairs: Vec<f64>,
     pair_tokens: u64,
     tokens: u64,
-    x: Option<Tensor>,
-    y: Option<Tensor>,
-    branch_in: Option<Tensor>,
+    x: Option<Rows>,
+    y: Option<Rows>,
+    branch_in: Option<Rows>,
     /// Unit-length h_0..h_L of the current block, `[tokens, L+1, hidden]`, written in place
     /// (reused across blocks of the same length).
     units: Option<Tensor>,
@@ -85,8 +85,8 @@ impl ScoreProbe {
     }
 
     /// Writes the unit-length rows of `x` as hidden state number `self.filled`.
-    fn push_unit(&mut self, x: &Tensor) -> Result<()> {
-        let (tokens, hidden) = x.dims2()?;
+    fn push_unit(&mut self, x: &Rows, device: &candle_core::Device) -> Result<()> {
+        let (tokens, hidden) = (x.tokens(), x.hidden);
         let n = self.layers + 1;
         let fits = self
             .units
@@ -96,10 +96,10 @@ impl ScoreProbe {
             self.units = Some(Tensor::zeros(
                 (tokens, n, hidden),
                 candle_core::DType::F32,
-                x.device(),
+                device,
             )?);
         }
-        let u = unit_rows(x)?.unsqueeze(1)?.contiguous()?;
+        let u = x.unit_tensor(device)?;
         self.units
             .as_ref()
             .expect("allocated")
@@ -135,46 +135,49 @@ impl Probe for ScoreProbe {
     fn observe(&mut self, layer: usize, site: Site, h: &Tensor) -> Result<()> {
         match site {
             Site::Input => {
-                let x = rows_f32(h)?;
+                // layer i's input is layer i-1's output, already on the host
+                let x = match self.y.take().filter(|_| layer > 0) {
+                    Some(z) => z,
+                    None => Rows::new(h)?,
+                };
                 if layer == 0 {
-                    self.tokens += x.dim(0)? as u64;
+                    self.tokens += x.tokens() as u64;
+                    self.filled = 0;
                 }
                 if self.opts.consecutive {
-                    if layer == 0 {
-                        self.filled = 0;
-                    }
-                    self.push_unit(&x)?;
+                    self.push_unit(&x, h.device())?;
                 }
                 self.x = Some(x);
             }
             Site::AfterAttn => {
-                let y = rows_f32(h)?;
+                let y = Rows::new(h)?;
                 if self.opts.residual {
                     let x = self.x.as_ref().expect("Input precedes AfterAttn");
-                    self.attn[layer].add(&row_cosines(x, &y)?);
+                    self.attn[layer].add(&x.cosines(&y));
                 }
                 self.y = Some(y);
             }
             Site::AfterMlp => {
-                let z = rows_f32(h)?;
+                let z = Rows::new(h)?;
                 let x = self.x.take().expect("Input precedes AfterMlp");
                 let y = self.y.take().expect("AfterAttn precedes AfterMlp");
                 if self.opts.residual {
-                    self.mlp[layer].add(&row_cosines(&y, &z)?);
+                    self.mlp[layer].add(&y.cosines(&z));
                 }
-                self.block[layer].add(&row_cosines(&x, &z)?);
+                self.block[layer].add(&x.cosines(&z));
                 if self.opts.consecutive && layer + 1 == self.layers {
-                    self.push_unit(&z)?;
+                    self.push_unit(&z, h.device())?;
                     self.flush_pairs()?;
                 }
+                self.y = Some(z); // the next layer's input
             }
-            Site::AttnIn | Site::MlpIn => self.branch_in = Some(rows_f32(h)?),
+            Site::AttnIn | Site::MlpIn => self.branch_in = Some(Rows::new(h)?),
             Site::AttnOut | Site::MlpOut => {
                 let input = self
                     .branch_in
                     .take()
                     .expect("branch input precedes its output");
-                let c = row_cosines(&input, &rows_f32(h)?)?;
+                let c = input.cosines(&Rows::new(h)?);
                 if site == Site::AttnOut {
                     self.attn[layer].add(&c);
                 } else {
