@@ -20,7 +20,6 @@ pub struct Attention {
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
-    sliding_window: Option<usize>,
 }
 
 impl Attention {
@@ -40,7 +39,6 @@ impl Attention {
             num_heads: cfg.num_heads,
             num_kv_heads: cfg.num_kv_heads,
             head_dim: d,
-            sliding_window: cfg.sliding_window,
         })
     }
 
@@ -54,13 +52,16 @@ impl Attention {
         self.q.bytes() + self.k.bytes() + self.v.bytes() + self.o.bytes() + norms
     }
 
-    /// `x`: normalised input `[b, t, hidden]` at positions `offset..offset+t`.
-    /// With a cache, this layer's keys/values are appended to its slot.
+    /// `x`: normalised input `[b, t, hidden]` at positions `offset..offset+t`; `mask`:
+    /// the additive `[t, offset + t]` mask from [`causal_mask`] (None: all visible), in the
+    /// compute dtype, shared by all layers. With a cache, this layer's keys/values are
+    /// appended to its slot.
     pub fn forward(
         &self,
         x: &Tensor,
         rope: &Rope,
         offset: usize,
+        mask: Option<&Tensor>,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
@@ -88,16 +89,17 @@ impl Attention {
         let q = q.reshape((b, self.num_kv_heads, groups * t, d))?;
         let total = k.dim(2)?;
         let scale = 1.0 / (d as f64).sqrt();
-        let att = (q.matmul(&k.t()?)? * scale)?;
-        let att = match causal_mask(t, total, offset, self.sliding_window, x.device())? {
+        // scaling the queries (t x d) is cheaper than scaling the scores (t x total)
+        let att = (q * scale)?.matmul(&k.t()?)?;
+        let att = match mask {
             Some(mask) => att
                 .reshape((b, self.num_kv_heads, groups, t, total))?
-                .broadcast_add(&mask.to_dtype(att.dtype())?)?
+                .broadcast_add(mask)?
                 .reshape((b, self.num_kv_heads, groups * t, total))?,
             None => att,
         };
-        let dtype = att.dtype();
-        let att = candle_nn::ops::softmax_last_dim(&att.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
+        let att = att.to_dtype(DType::F32)?;
+        let att = candle_nn::ops::softmax_last_dim(&att)?.to_dtype(x.dtype())?;
         let y = att.matmul(&v)?; // [b, kv_heads, groups * t, d]
         let y = y
             .reshape((b, self.num_heads, t, d))?

@@ -198,12 +198,22 @@ impl Decoder {
             self.cfg.hidden_size,
         ))?;
         let branches = probe.wants_branches();
+        // one additive mask for every layer: all kept layers hold the same positions
+        let mask = super::attention::causal_mask(
+            t,
+            offset + t,
+            offset,
+            self.cfg.sliding_window,
+            &self.device,
+        )?
+        .map(|m| m.to_dtype(self.dtype))
+        .transpose()?;
         for (i, layer) in self.layers.iter().enumerate() {
             probe.observe(i, Site::Input, &x)?;
             if let Some((ln, attn)) = &layer.attn {
                 let h = ln.forward(&x)?;
                 let slot = cache.as_deref_mut().map(|c| (c, i));
-                let a = attn.forward(&h, &self.rope, offset, slot)?;
+                let a = attn.forward(&h, &self.rope, offset, mask.as_ref(), slot)?;
                 if branches {
                     probe.observe(i, Site::AttnIn, &h)?;
                     probe.observe(i, Site::AttnOut, &a)?;
