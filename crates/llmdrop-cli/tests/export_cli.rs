@@ -91,26 +91,40 @@ fn plan_made_for_another_model_is_refused() {
     assert_eq!(entries(tmp.path()), vec!["a"]);
 }
 
-/// A disk that fills up during the write: a 128 KiB tmpfs (root can mount one here; CI
-/// runs as root). The export fails with the OS error and leaves the disk empty.
-#[test]
-fn full_disk_leaves_no_partial_output() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mnt = tmp.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=128k",
-            "tmpfs",
-            mnt.to_str().unwrap(),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(mounted, "this test needs to mount a small tmpfs (root)");
-    let model = testkit::tiny_dir("qwen2");
+/// Mounts a tmpfs with `opts` on a fresh directory (root can mount here; CI runs as root).
+struct Mount(tempfile::TempDir);
+
+impl Mount {
+    fn new(opts: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                opts,
+                "tmpfs",
+                tmp.path().to_str().unwrap(),
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "this test needs to mount a tmpfs (root)");
+        Mount(tmp)
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// Exports into `dir/out` and returns (exit code, stderr, what is left in `dir`).
+fn export_into(dir: &Path, arch: &str) -> (i32, String, Vec<String>) {
+    let model = testkit::tiny_dir(arch);
     let (code, _, err) = llmdrop(&[
         "export",
         "--model",
@@ -120,48 +134,28 @@ fn full_disk_leaves_no_partial_output() {
         "--format",
         "hf-llmdrop",
         "--out",
-        mnt.join("out").to_str().unwrap(),
+        dir.join("out").to_str().unwrap(),
     ]);
-    let left = entries(&mnt);
-    let _ = Command::new("umount").arg(&mnt).status();
+    (code, err, entries(dir))
+}
+
+/// A disk that fills up during the write (a 128 KiB tmpfs): the export fails with the OS
+/// error and leaves the disk empty.
+#[test]
+fn full_disk_leaves_no_partial_output() {
+    let m = Mount::new("size=128k");
+    let (code, err, left) = export_into(m.path(), "qwen2");
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("No space left on device"), "{err}");
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// A read-only directory (a read-only tmpfs mount: root ignores file modes): the export
-/// fails with the OS error and writes nothing.
+/// A read-only directory (a read-only mount: root ignores file modes): the export fails
+/// with the OS error and writes nothing.
 #[test]
 fn read_only_directory_is_an_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mnt = tmp.path().join("ro");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "ro,size=1m",
-            "tmpfs",
-            mnt.to_str().unwrap(),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(mounted, "this test needs to mount a read-only tmpfs (root)");
-    let model = testkit::tiny_dir("llama");
-    let (code, _, err) = llmdrop(&[
-        "export",
-        "--model",
-        model.to_str().unwrap(),
-        "--drop-attn",
-        "1",
-        "--format",
-        "hf-llmdrop",
-        "--out",
-        mnt.join("out").to_str().unwrap(),
-    ]);
-    let left = entries(&mnt);
-    let _ = Command::new("umount").arg(&mnt).status();
+    let m = Mount::new("ro,size=1m");
+    let (code, err, left) = export_into(m.path(), "llama");
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("Read-only file system"), "{err}");
     assert!(left.is_empty(), "left behind: {left:?}");
