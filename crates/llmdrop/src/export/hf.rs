@@ -103,6 +103,38 @@ pub(crate) fn write_tokenizer(src: &ModelSource, tok: &Tokenizer, dir: &Path) ->
     }
 }
 
+/// `plan` plus what the source already drops, checked against the source's layers.
+pub(crate) fn full_plan(src: &ModelSource, plan: &DropPlan) -> Result<DropPlan> {
+    let plan = plan.union(src.stored_plan());
+    plan.validate(src.config().num_layers)?;
+    Ok(plan)
+}
+
+/// What every HF-directory export writes after preparing its config: config.json, the
+/// kept tensors (layers renamed by `renumber`), tokenizer files and plan.json.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_hf_dir(
+    src: &ModelSource,
+    tok: &Tokenizer,
+    plan: &DropPlan,
+    config: &Value,
+    renumber: Option<&[Option<usize>]>,
+    plan_json: &Value,
+    dir: &Path,
+    shard_bytes: u64,
+) -> Result<()> {
+    write_json(&dir.join("config.json"), config)?;
+    let tensors = kept_tensors(
+        src.weights(),
+        plan,
+        src.config().tie_word_embeddings,
+        renumber,
+    );
+    write_safetensors(src.weights(), &tensors, dir, shard_bytes)?;
+    write_tokenizer(src, tok, dir)?;
+    write_json(&dir.join("plan.json"), plan_json)
+}
+
 /// `hf-llmdrop`: dropped modules' weights removed, `drop_attn_list` / `drop_mlp_list` as
 /// LLM-Drop writes them, an `llmdrop` section, tokenizer files and plan.json.
 pub fn write_hf_llmdrop(
@@ -113,18 +145,13 @@ pub fn write_hf_llmdrop(
     dir: &Path,
     shard_bytes: u64,
 ) -> Result<()> {
-    let cfg = src.config();
-    let plan = plan.union(src.stored_plan());
-    plan.validate(cfg.num_layers)?;
+    let plan = full_plan(src, plan)?;
     let mut config = source_config(src)?;
     config["drop_attn_list"] = json!(plan.attn);
     config["drop_mlp_list"] = json!(plan.mlp);
     config["llmdrop"] = json!({"format": "hf-llmdrop", "plan": plan, "info": info});
-    write_json(&dir.join("config.json"), &config)?;
-    let tensors = kept_tensors(src.weights(), &plan, cfg.tie_word_embeddings, None);
-    write_safetensors(src.weights(), &tensors, dir, shard_bytes)?;
-    write_tokenizer(src, tok, dir)?;
-    write_json(&dir.join("plan.json"), &json!({"plan": plan, "info": info}))
+    let plan_json = json!({"plan": plan, "info": info});
+    write_hf_dir(src, tok, &plan, &config, None, &plan_json, dir, shard_bytes)
 }
 
 /// `hf`: a standard checkpoint without the dropped blocks, layers renumbered, every
@@ -138,8 +165,7 @@ pub fn write_hf_blocks(
     shard_bytes: u64,
 ) -> Result<()> {
     let cfg = src.config();
-    let plan = plan.union(src.stored_plan());
-    plan.validate(cfg.num_layers)?;
+    let plan = full_plan(src, plan)?;
     require_blocks(&plan, "hf")?;
     let map = block_renumbering(cfg.num_layers, &plan);
     let kept = map.iter().flatten().count();
@@ -161,13 +187,16 @@ pub fn write_hf_blocks(
     }
     config["num_hidden_layers"] = json!(kept);
     config["llmdrop"] = json!({"format": "hf", "dropped_blocks": plan.attn, "info": info});
-    write_json(&dir.join("config.json"), &config)?;
-    let tensors = kept_tensors(src.weights(), &plan, cfg.tie_word_embeddings, Some(&map));
-    write_safetensors(src.weights(), &tensors, dir, shard_bytes)?;
-    write_tokenizer(src, tok, dir)?;
-    write_json(
-        &dir.join("plan.json"),
-        &json!({"plan": plan, "renumbered": true, "info": info}),
+    let plan_json = json!({"plan": plan, "renumbered": true, "info": info});
+    write_hf_dir(
+        src,
+        tok,
+        &plan,
+        &config,
+        Some(&map),
+        &plan_json,
+        dir,
+        shard_bytes,
     )
 }
 

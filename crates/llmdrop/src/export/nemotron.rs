@@ -5,8 +5,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::hf::{source_config, write_json, write_tokenizer, ExportInfo};
-use super::tensors::{kept_tensors, write_safetensors};
+use super::hf::{full_plan, source_config, write_hf_dir, ExportInfo};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::io::source::ModelSource;
@@ -67,8 +66,7 @@ pub fn write_nemotron_nas(
             cfg.arch.name
         )));
     }
-    let plan = plan.union(src.stored_plan());
-    plan.validate(cfg.num_layers)?;
+    let plan = full_plan(src, plan)?;
     let mut config = source_config(src)?;
     if let Some(obj) = config.as_object_mut() {
         obj.remove("drop_attn_list");
@@ -78,9 +76,6 @@ pub fn write_nemotron_nas(
     config["model_type"] = json!("nemotron-nas");
     config["block_configs"] = block_configs(cfg, &plan);
     config["llmdrop"] = json!({"format": "nemotron-nas", "plan": plan, "info": info});
-    write_json(&dir.join("config.json"), &config)?;
-    let tensors = kept_tensors(src.weights(), &plan, cfg.tie_word_embeddings, None);
-    write_safetensors(src.weights(), &tensors, dir, shard_bytes)?;
-    write_tokenizer(src, tok, dir)?;
-    write_json(&dir.join("plan.json"), &json!({"plan": plan, "info": info}))
+    let plan_json = json!({"plan": plan, "info": info});
+    write_hf_dir(src, tok, &plan, &config, None, &plan_json, dir, shard_bytes)
 }
