@@ -1,0 +1,84 @@
+//! Micro-benchmarks of the hot kernels, so regressions show: `cargo bench -p llmdrop`.
+//! Matmul shapes of the default model (prefill m = 512, decode m = 1), the similarity probe's
+//! row cosines, and — when the default model is cached — a full prefill and a decode step.
+//! Prints the median of several runs; set RAYON_NUM_THREADS to fix the thread count.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use llmdrop::score::cosine::Rows;
+use llmdrop::{DropPlan, Logits, ModelSource, NoProbe};
+
+fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    let mut v: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> llmdrop::Result<()> {
+    let dev = Device::Cpu;
+    println!("threads {}", candle_core::utils::get_num_threads());
+    // SmolLM2-135M shapes: q/o 576x576, k/v 192x576, gate/up 1536x576, down 576x1536, lm_head 49152x576
+    for (m, k, n, what) in [
+        (512, 576, 576, "q/o proj"),
+        (512, 576, 192, "k/v proj"),
+        (512, 576, 1536, "gate/up"),
+        (512, 1536, 576, "down"),
+        (1, 576, 1536, "gate/up (decode)"),
+        (1, 1536, 576, "down (decode)"),
+        (1, 576, 49152, "lm_head (decode)"),
+    ] {
+        let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+        let w = Tensor::randn(0f32, 1.0, (n, k), &dev)?; // HF layout [out, in]
+        let s = median_secs(20, || {
+            let _ = x.matmul(&w.t().expect("2d")).expect("matmul");
+        });
+        let gflops = 2.0 * (m * k * n) as f64 / s / 1e9;
+        println!(
+            "matmul {m:>4}x{k}x{n:<6} {what:<18} {:>9.3} ms {gflops:>7.1} GFLOP/s",
+            s * 1e3
+        );
+    }
+    let a = Tensor::randn(0f32, 1.0, (512, 576), &dev)?;
+    let b = Tensor::randn(0f32, 1.0, (512, 576), &dev)?;
+    let s = median_secs(20, || {
+        let (ra, rb) = (Rows::new(&a).expect("rows"), Rows::new(&b).expect("rows"));
+        let _ = ra.cosines(&rb);
+    });
+    println!("probe row cosines 512x576              {:>9.3} ms", s * 1e3);
+
+    match llmdrop::assets::default_model() {
+        Ok(path) => {
+            let src = ModelSource::open(&path)?;
+            let dec = src.load_decoder(&DropPlan::empty(), DType::F32, &dev)?;
+            let ids: Vec<u32> = (0..512u32).map(|i| (i * 7919 + 13) % 49152).collect();
+            let input = Tensor::new(ids.as_slice(), &dev)?.unsqueeze(0)?;
+            let s = median_secs(3, || {
+                dec.forward(&input, None, &mut NoProbe, Logits::None)
+                    .expect("forward");
+            });
+            let gflops = llmdrop::bench::forward_flops(&dec, 512) / s / 1e9;
+            println!(
+                "default model prefill 512 (no lm_head) {:>9.1} ms {gflops:>7.1} GFLOP/s",
+                s * 1e3
+            );
+            let mut cache = dec.new_cache();
+            dec.forward(&input, Some(&mut cache), &mut NoProbe, Logits::Last)?;
+            let one = Tensor::new(&[[42u32]], &dev)?;
+            let s = median_secs(20, || {
+                dec.forward(&one, Some(&mut cache), &mut NoProbe, Logits::Last)
+                    .expect("decode");
+            });
+            println!("default model decode step after 512   {:>9.2} ms", s * 1e3);
+        }
+        Err(e) => println!("default model not cached ({e}): skipping the model benchmarks"),
+    }
+    Ok(())
+}
