@@ -4,6 +4,22 @@ use std::fmt::Write;
 
 const COLORS: [&str; 4] = ["#4C72B0", "#DD8452", "#55A868", "#C44E52"];
 
+/// An SVG document of `w` x `h` with `title` centred on top (left open for the plot).
+fn start(w: f64, h: f64, title: &str) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="10">"#
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="16" font-size="13" text-anchor="middle">{}</text>"#,
+        w / 2.0,
+        esc(title)
+    );
+    s
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -16,17 +32,7 @@ pub fn layer_bars(title: &str, series: &[(&str, &[f64])], y_min: f64) -> String 
     let (w, h, left, bottom, top) = (60.0 + 24.0 * n as f64, 320.0, 50.0, 40.0, 40.0);
     let plot_h = h - bottom - top;
     let y = |v: f64| top + plot_h * (1.0 - ((v - y_min) / (1.0 - y_min)).clamp(0.0, 1.0));
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="10">"#
-    );
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="16" font-size="13" text-anchor="middle">{}</text>"#,
-        w / 2.0,
-        esc(title)
-    );
+    let mut s = start(w, h, title);
     for k in 0..=4 {
         let v = y_min + (1.0 - y_min) * k as f64 / 4.0;
         let (x2, yy, tx, ty) = (w - 10.0, y(v), left - 4.0, y(v) + 3.0);
@@ -88,17 +94,7 @@ pub fn heatmap(title: &str, rows: &[Vec<f64>], row_label: &str, col_label: &str)
     let vals: Vec<f64> = rows.iter().flatten().copied().collect();
     let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="10">"#
-    );
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="16" font-size="13" text-anchor="middle">{} (min {lo:.3}, max {hi:.3})</text>"#,
-        w / 2.0,
-        esc(title)
-    );
+    let mut s = start(w, h, &format!("{title} (min {lo:.3}, max {hi:.3})"));
     for (i, row) in rows.iter().enumerate() {
         for (k, &v) in row.iter().enumerate() {
             let t = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
@@ -143,17 +139,7 @@ pub fn lines(
 ) -> String {
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
     let (w, h, left, right, top, bottom) = (560.0, 340.0, 60.0, 20.0, 40.0, 50.0);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="10">"#
-    );
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="16" font-size="13" text-anchor="middle">{}</text>"#,
-        w / 2.0,
-        esc(title)
-    );
+    let mut s = start(w, h, title);
     if pts.is_empty() {
         s.push_str("</svg>\n");
         return s;
