@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use candle_core::{DType, Device};
+use candle_core::Device;
 use clap::Args;
 use llmdrop::io::tokenizer::Tokenizer;
+use llmdrop::quant::Precision;
 use llmdrop::{Decoder, DropPlan, ModelSource};
 
 #[derive(Args, Debug, Clone)]
@@ -14,7 +15,8 @@ pub struct ModelArgs {
     /// Default: the cached SmolLM2-135M-Instruct (fetched by ./setup.sh).
     #[arg(long, short = 'm')]
     pub model: Option<PathBuf>,
-    /// Compute dtype: f32, bf16 or f16.
+    /// Weights and compute: f32, bf16, f16 (dense), or q8_0, q4_1, native (quantized
+    /// matrices with f32 activations; native keeps a GGUF's Q8_0/Q4_0/Q4_1 blocks as stored).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
 }
@@ -52,8 +54,8 @@ impl ModelArgs {
         }
     }
 
-    pub fn dtype(&self) -> anyhow::Result<DType> {
-        Ok(llmdrop::parse_dtype(&self.dtype)?)
+    pub fn dtype(&self) -> anyhow::Result<Precision> {
+        Ok(Precision::parse(&self.dtype)?)
     }
 
     /// Opens the model files (no tensor data read).

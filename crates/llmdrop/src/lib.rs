@@ -21,6 +21,7 @@ pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod progress;
+pub mod quant;
 pub mod report;
 pub mod score;
 pub mod testkit;

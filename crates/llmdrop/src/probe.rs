@@ -25,7 +25,7 @@ pub enum Site {
 
 /// Observer the decoder calls at every site of every layer, in order.
 /// `h` is `[batch, seq, hidden]` in the compute dtype.
-pub trait Probe {
+pub trait Probe: Send {
     fn observe(&mut self, layer: usize, site: Site, h: &Tensor) -> Result<()>;
     /// Whether the branch sites (AttnIn, AttnOut, MlpIn, MlpOut) are wanted too.
     fn wants_branches(&self) -> bool {

@@ -272,31 +272,75 @@ impl WeightSource for GgufSource {
     }
 
     fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
-        let g = hf_to_gguf(name)
+        let g = self.gguf_name(name)?;
+        let mut t = self.read_f32(&g)?;
+        if let Some(h) = self.qk_heads(name) {
+            t = unpermute_qk(&t, h).map_err(|e| self.bad_tensor(&g, e))?;
+        }
+        Ok(t.to_dtype(dtype)?.to_device(device)?)
+    }
+
+    fn load_ggml(&self, name: &str) -> Result<Option<super::GgmlRows>> {
+        let g = self.gguf_name(name)?;
+        let q = self.raw_tensor(&g)?;
+        let &[rows, cols] = q.shape().dims() else {
+            return Ok(None);
+        };
+        let row_order = match self.qk_heads(name) {
+            Some(h) => {
+                let idx = Tensor::arange(0u32, rows as u32, &Device::Cpu)?.reshape((rows, 1))?;
+                let idx = unpermute_qk(&idx, h).map_err(|e| self.bad_tensor(&g, e))?;
+                Some(
+                    idx.flatten_all()?
+                        .to_vec1::<u32>()?
+                        .into_iter()
+                        .map(|i| i as usize)
+                        .collect(),
+                )
+            }
+            None => None,
+        };
+        Ok(Some(super::GgmlRows {
+            dtype: q.dtype(),
+            rows,
+            cols,
+            data: q.data()?.into_owned(),
+            row_order,
+        }))
+    }
+}
+
+impl GgufSource {
+    /// The GGUF name of an HF tensor name the file holds.
+    fn gguf_name(&self, name: &str) -> Result<String> {
+        hf_to_gguf(name)
             .filter(|g| self.content.tensor_infos.contains_key(g))
             .ok_or_else(|| Error::MissingTensor {
                 path: self.path.clone(),
                 name: format!("{name} (GGUF: {})", hf_to_gguf(name).unwrap_or_default()),
                 hint: String::new(),
-            })?;
-        let mut t = self.read_f32(&g)?;
-        if self.arch.gguf_qk_permuted {
-            let heads = if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
-                Some(self.num_heads)
-            } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
-                Some(self.num_kv_heads)
-            } else {
-                None
-            };
-            if let Some(h) = heads {
-                t = unpermute_qk(&t, h).map_err(|e| Error::BadTensor {
-                    path: self.path.clone(),
-                    name: g.clone(),
-                    reason: e.to_string(),
-                })?;
-            }
+            })
+    }
+
+    /// Heads of a q/k projection whose rows llama.cpp's converter permuted.
+    fn qk_heads(&self, name: &str) -> Option<usize> {
+        if !self.arch.gguf_qk_permuted {
+            None
+        } else if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
+            Some(self.num_heads)
+        } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
+            Some(self.num_kv_heads)
+        } else {
+            None
         }
-        Ok(t.to_dtype(dtype)?.to_device(device)?)
+    }
+
+    fn bad_tensor(&self, gguf_name: &str, e: impl std::fmt::Display) -> Error {
+        Error::BadTensor {
+            path: self.path.clone(),
+            name: gguf_name.into(),
+            reason: e.to_string(),
+        }
     }
 }
 

@@ -29,6 +29,16 @@ pub struct TensorMeta {
     pub bytes: u64,
 }
 
+/// A 2-D GGUF tensor as stored: `rows` rows of `cols` elements in `dtype`.
+pub struct GgmlRows {
+    pub dtype: candle_core::quantized::GgmlDType,
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<u8>,
+    /// `row_order[i]` is the stored row that is HF row `i` (None: the same order).
+    pub row_order: Option<Vec<usize>>,
+}
+
 /// Anything that yields named weights in HF layout.
 pub trait WeightSource: Send + Sync {
     /// The file or directory the weights come from (used in errors).
@@ -39,6 +49,11 @@ pub trait WeightSource: Send + Sync {
     fn shape(&self, name: &str) -> Option<Vec<usize>>;
     /// Reads one tensor, converted to `dtype` on `device`.
     fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor>;
+    /// A GGUF matrix's stored blocks with rows in HF order, for repacking without
+    /// dequantizing. None for sources that store floats.
+    fn load_ggml(&self, _name: &str) -> Result<Option<GgmlRows>> {
+        Ok(None)
+    }
     /// The stored bytes of a safetensors tensor (type, shape, data), for byte-exact copies.
     fn raw_safetensors(&self, _name: &str) -> Option<(::safetensors::Dtype, Vec<usize>, &[u8])> {
         None

@@ -93,11 +93,11 @@ impl ModelSource {
     pub fn load_decoder(
         &self,
         plan: &DropPlan,
-        dtype: candle_core::DType,
+        precision: impl Into<crate::quant::Precision>,
         device: &candle_core::Device,
     ) -> Result<crate::model::Decoder> {
         let plan = plan.union(&self.stored_plan);
-        crate::model::Decoder::load(self.weights(), &self.config, &plan, dtype, device)
+        crate::model::Decoder::load(self.weights(), &self.config, &plan, precision, device)
     }
 
     /// The files that make up the model (for sizes and hashes).

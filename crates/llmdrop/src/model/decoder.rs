@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::attention::Attention;
 use super::cache::KvCache;
-use super::linear::{Linear, RmsNorm};
+use super::linear::{Linear, MatrixWeight, RmsNorm};
 use super::mlp::Mlp;
 use super::rope::Rope;
 use super::weights::Weights;
@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::io::WeightSource;
 use crate::plan::DropPlan;
 use crate::probe::{Probe, Site};
+use crate::quant::Precision;
 
 /// Which logits `forward` computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,28 +39,37 @@ pub struct Layer {
 pub struct Decoder {
     cfg: Config,
     plan: DropPlan,
-    embed: Tensor,
+    embed: MatrixWeight,
     layers: Vec<Layer>,
     norm: RmsNorm,
     lm_head: Linear,
     rope: Rope,
     dtype: DType,
+    precision: Precision,
     device: Device,
 }
 
 impl Decoder {
     /// Loads the model from `src`; the weights of modules dropped by `plan` are never read.
+    /// `precision`: a float dtype, or a quantized mode (f32 activations).
     pub fn load(
         src: &dyn WeightSource,
         cfg: &Config,
         plan: &DropPlan,
-        dtype: DType,
+        precision: impl Into<Precision>,
         device: &Device,
     ) -> Result<Self> {
         plan.validate(cfg.num_layers)?;
-        let w = Weights { src, dtype, device };
+        let precision = precision.into();
+        let dtype = precision.compute_dtype();
+        let w = Weights {
+            src,
+            dtype,
+            device,
+            quant: precision.quant(),
+        };
         let (v, h) = (cfg.vocab_size, cfg.hidden_size);
-        let embed = w.get("model.embed_tokens.weight", &[v, h])?;
+        let embed = w.matrix("model.embed_tokens.weight", v, h, true)?;
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let p = format!("model.layers.{i}");
@@ -93,7 +103,10 @@ impl Decoder {
         }
         let norm = RmsNorm::load(&w, "model.norm.weight", h, cfg.rms_norm_eps)?;
         let lm_head = if !cfg.tie_word_embeddings && w.has("lm_head.weight") {
-            Linear::load(&w, "lm_head", h, v, false)?
+            Linear {
+                weight: w.matrix("lm_head.weight", v, h, true)?,
+                bias: None,
+            }
         } else if cfg.tie_word_embeddings {
             Linear {
                 weight: embed.clone(),
@@ -116,6 +129,7 @@ impl Decoder {
             lm_head,
             rope,
             dtype,
+            precision,
             device: device.clone(),
         })
     }
@@ -130,6 +144,11 @@ impl Decoder {
 
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// How the weights are held: a float dtype or a quantized mode.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn device(&self) -> &Device {
@@ -165,7 +184,24 @@ impl Decoder {
     /// Runs `ids` (`[b, t]`, u32) at positions `offset..offset+t`, where `offset` is the
     /// number of positions already in `cache` (0 without one). Calls `probe` at every site
     /// of every layer. Returns f32 logits as `which` asks (None for [`Logits::None`]).
+    ///
+    /// Runs on a thread of rayon's global pool (moving there if called from outside it),
+    /// so the many small parallel kernels of one step do not each pay a thread hand-off.
     pub fn forward(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut KvCache>,
+        probe: &mut dyn Probe,
+        which: Logits,
+    ) -> Result<Option<Tensor>> {
+        if rayon::current_thread_index().is_some() {
+            self.forward_here(ids, cache, probe, which)
+        } else {
+            rayon::scope(|_| self.forward_here(ids, cache, probe, which))
+        }
+    }
+
+    fn forward_here(
         &self,
         ids: &Tensor,
         mut cache: Option<&mut KvCache>,
@@ -192,7 +228,7 @@ impl Decoder {
                 self.cfg.vocab_size
             )));
         }
-        let mut x = self.embed.embedding(&ids.flatten_all()?)?.reshape((
+        let mut x = self.embed.rows_of(&ids.flatten_all()?)?.reshape((
             ids.dim(0)?,
             t,
             self.cfg.hidden_size,
@@ -244,7 +280,7 @@ impl Decoder {
     /// Bytes of the weights this decoder holds (shared tensors counted once).
     pub fn weight_bytes(&self) -> usize {
         let t = |x: &Tensor| x.elem_count() * x.dtype().size_in_bytes();
-        let mut n = t(&self.embed) + t(&self.norm.weight);
+        let mut n = self.embed.bytes() + t(&self.norm.weight);
         if !self.cfg.tie_word_embeddings {
             n += self.lm_head.bytes();
         }

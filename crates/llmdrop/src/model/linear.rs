@@ -1,14 +1,58 @@
-//! Dense linear layers and RMSNorm.
+//! Linear layers (dense or quantized weights) and RMSNorm.
+
+use std::sync::Arc;
 
 use candle_core::{Module, Tensor};
 
 use super::weights::Weights;
 use crate::error::Result;
+use crate::quant::QMatrix;
+
+/// A `[out, in]` weight matrix: a dense tensor, or quantized blocks (shared, so a tied
+/// lm_head and embedding hold one copy).
+#[derive(Debug, Clone)]
+pub enum MatrixWeight {
+    Dense(Tensor),
+    Quant(Arc<QMatrix>),
+}
+
+impl MatrixWeight {
+    pub fn rows(&self) -> Result<usize> {
+        Ok(match self {
+            MatrixWeight::Dense(t) => t.dim(0)?,
+            MatrixWeight::Quant(q) => q.rows(),
+        })
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        match self {
+            MatrixWeight::Dense(t) => t.elem_count() * t.dtype().size_in_bytes(),
+            MatrixWeight::Quant(q) => q.bytes(),
+        }
+    }
+
+    /// Rows `ids` (`[n]`, u32) as `[n, cols]`: the embedding lookup.
+    pub fn rows_of(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            MatrixWeight::Dense(t) => Ok(t.embedding(ids)?),
+            MatrixWeight::Quant(q) => {
+                let device = ids.device().clone();
+                let ids = ids.to_vec1::<u32>()?;
+                let mut out = vec![0f32; ids.len() * q.cols()];
+                for (&i, row) in ids.iter().zip(out.chunks_mut(q.cols())) {
+                    q.dequantize_row(i as usize, row);
+                }
+                Ok(Tensor::from_vec(out, (ids.len(), q.cols()), &device)?)
+            }
+        }
+    }
+}
 
 /// `y = x W^T + b`, `W` stored `[out, in]` as in HF checkpoints.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    pub weight: Tensor,
+    pub weight: MatrixWeight,
     pub bias: Option<Tensor>,
 }
 
@@ -20,7 +64,7 @@ impl Linear {
         out_dim: usize,
         bias: bool,
     ) -> Result<Self> {
-        let weight = w.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
+        let weight = w.matrix(&format!("{prefix}.weight"), out_dim, in_dim, false)?;
         let bias = if bias {
             Some(w.get(&format!("{prefix}.bias"), &[out_dim])?)
         } else {
@@ -32,7 +76,7 @@ impl Linear {
     /// Bytes of weight and bias.
     pub fn bytes(&self) -> usize {
         let t = |x: &Tensor| x.elem_count() * x.dtype().size_in_bytes();
-        t(&self.weight) + self.bias.as_ref().map_or(0, t)
+        self.weight.bytes() + self.bias.as_ref().map_or(0, t)
     }
 
     /// `x`: `[..., in]` -> `[..., out]`.
@@ -40,13 +84,17 @@ impl Linear {
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim;
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
+        let x = x.reshape((rows, in_dim))?;
+        let y = match &self.weight {
+            MatrixWeight::Dense(w) => x.matmul(&w.t()?)?,
+            MatrixWeight::Quant(q) => crate::quant::qmatmul(q, &x)?,
+        };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         };
         let mut out = dims.to_vec();
-        *out.last_mut().expect("x has at least one dim") = self.weight.dim(0)?;
+        *out.last_mut().expect("x has at least one dim") = self.weight.rows()?;
         Ok(y.reshape(out)?)
     }
 }

@@ -1,18 +1,68 @@
 //! Checked access to a [`WeightSource`]: every tensor's shape is checked against the config.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 
+use super::linear::MatrixWeight;
 use crate::error::{Error, Result};
 use crate::io::WeightSource;
+use crate::quant::{QMatrix, QuantMode, Stored};
 
-/// A weight source plus the dtype and device tensors are loaded to.
+/// A weight source plus the dtype and device tensors are loaded to, and the quantized
+/// kind matrices are held in (if any).
 pub struct Weights<'a> {
     pub src: &'a dyn WeightSource,
     pub dtype: DType,
     pub device: &'a Device,
+    pub quant: Option<QuantMode>,
 }
 
 impl Weights<'_> {
+    /// Loads the `[rows, cols]` matrix `name`, quantized as the mode asks. GGUF blocks
+    /// of the kind asked for are repacked as stored; anything else is read as f32 and
+    /// quantized. `head`: the embedding / lm_head matrix.
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize, head: bool) -> Result<MatrixWeight> {
+        let mode = match self.quant {
+            Some(m) if QMatrix::fits(cols) => m,
+            _ => return Ok(MatrixWeight::Dense(self.get(name, &[rows, cols])?)),
+        };
+        let ggml = if self.src.shape(name).as_deref() == Some(&[rows, cols][..]) {
+            self.src.load_ggml(name)?
+        } else {
+            None
+        };
+        let stored = ggml.as_ref().map_or(Stored::Float, |g| Stored::of(g.dtype));
+        let Some(kind) = mode.kind(stored, head) else {
+            return Ok(MatrixWeight::Dense(self.get(name, &[rows, cols])?));
+        };
+        if let Some(g) = &ggml {
+            let same = matches!(
+                (kind, stored),
+                (crate::quant::QKind::Q8, Stored::Q8) | (crate::quant::QKind::Q4, Stored::Q4)
+            );
+            if same {
+                let q = QMatrix::from_ggml(g.dtype, &g.data, rows, cols, g.row_order.as_deref())
+                    .map_err(|e| self.bad(name, e))?;
+                if let Some(q) = q {
+                    return Ok(MatrixWeight::Quant(Arc::new(q)));
+                }
+            }
+        }
+        let t = self.get(name, &[rows, cols])?.to_dtype(DType::F32)?;
+        let q = QMatrix::quantize(kind, &t.flatten_all()?.to_vec1::<f32>()?, rows, cols)
+            .map_err(|e| self.bad(name, e))?;
+        Ok(MatrixWeight::Quant(Arc::new(q)))
+    }
+
+    fn bad(&self, name: &str, e: Error) -> Error {
+        Error::BadTensor {
+            path: self.src.path().into(),
+            name: name.into(),
+            reason: e.to_string(),
+        }
+    }
+
     /// Loads `name`, which must have shape `shape`.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let found = self.src.shape(name).ok_or_else(|| self.missing(name))?;

@@ -1,0 +1,112 @@
+//! `y = x Wᵀ` for a [`QMatrix`] `W`: activations quantized per block, integer dot products,
+//! rows of `W` split across the rayon pool.
+
+use rayon::prelude::*;
+
+use super::act::QActs;
+use super::matrix::{QMatrix, ROWS};
+
+/// Which implementation runs the dot products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// The fastest this CPU supports.
+    Auto,
+    /// Plain Rust, on any CPU (the reference the SIMD kernel is tested against).
+    Portable,
+}
+
+impl Kernel {
+    /// The kernel `Auto` resolves to on this CPU: `avx512-vnni` or `portable`.
+    pub fn name(self) -> &'static str {
+        if self == Kernel::Auto && simd_available() {
+            "avx512-vnni"
+        } else {
+            "portable"
+        }
+    }
+}
+
+fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::avx512::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Below this many multiply-adds a product runs on the calling thread: splitting it
+/// costs more than it saves.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// Activation rows per pass over a group of weights.
+const TILE_M: usize = 4;
+
+/// `x`: row-major `[m, w.cols()]` -> `[m, w.rows()]`.
+pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
+    let k = w.cols();
+    assert_eq!(
+        x.len() % k,
+        0,
+        "input width must equal the matrix's columns"
+    );
+    let m = x.len() / k;
+    let n = w.rows();
+    let mut y = vec![0f32; m * n];
+    if m == 0 {
+        return y;
+    }
+    let acts = QActs::quantize(x, k);
+    let simd = kernel == Kernel::Auto && simd_available();
+    let groups = w.groups();
+    let out = OutPtr(y.as_mut_ptr());
+    let run = |range: std::ops::Range<usize>| {
+        let mut buf = [[0f32; ROWS]; TILE_M];
+        for g in range {
+            let cols = ROWS.min(n - g * ROWS);
+            for j0 in (0..m).step_by(TILE_M) {
+                let mt = TILE_M.min(m - j0);
+                if simd {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `simd` is true only where the CPU has the needed features
+                    unsafe {
+                        super::avx512::tile(w, g, &acts, j0, mt, &mut buf)
+                    };
+                } else {
+                    super::portable::tile(w, g, &acts, j0, mt, &mut buf);
+                }
+                for (j, row) in buf.iter().enumerate().take(mt) {
+                    // SAFETY: each task writes only the columns of its own groups, inside y
+                    unsafe { out.write((j0 + j) * n + g * ROWS, &row[..cols]) };
+                }
+            }
+        }
+    };
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || m * n * k < PARALLEL_MIN_MACS || groups < 2 {
+        run(0..groups);
+    } else {
+        let parts = threads.min(groups);
+        (0..parts)
+            .into_par_iter()
+            .for_each(|p| run(p * groups / parts..(p + 1) * groups / parts));
+    }
+    y
+}
+
+/// The output buffer, shared by tasks that write disjoint parts of it.
+struct OutPtr(*mut f32);
+
+// SAFETY: tasks write disjoint ranges (see `matmul`), and the buffer outlives them.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// # Safety
+    /// `at..at + src.len()` must lie in the buffer and be written by no other task.
+    unsafe fn write(&self, at: usize, src: &[f32]) {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), self.0.add(at), src.len());
+    }
+}

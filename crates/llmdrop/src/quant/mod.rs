@@ -1,0 +1,136 @@
+//! Quantized weights and the integer kernels that multiply them.
+//!
+//! GGUF's `Q8_0`, `Q4_0` and `Q4_1` weights are repacked at load into [`QMatrix`]'s
+//! interleaved layout without any rounding; other types (and float weights under
+//! `--dtype q8_0|q4_1`) are quantized from f32. Activations are quantized per 32-element
+//! block to i8 on the fly (as llama.cpp does), dot products are exact in i32, and the block
+//! scales are applied in f32. Everything outside the matrix products (norms, RoPE,
+//! attention, the KV cache) stays f32.
+
+mod act;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod kernel;
+mod matrix;
+mod op;
+mod portable;
+
+pub use act::QActs;
+pub use kernel::{matmul, Kernel};
+pub use matrix::{QKind, QMatrix, BLOCK};
+pub use op::qmatmul;
+
+use candle_core::quantized::GgmlDType;
+use candle_core::DType;
+
+use crate::error::{Error, Result};
+
+/// How a decoder holds its weights and computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Dense weights and activations in one float type.
+    Float(DType),
+    /// Quantized matrices, f32 activations.
+    Quant(QuantMode),
+}
+
+/// Which quantized kind each weight matrix is held in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantMode {
+    /// Every matrix 8-bit (GGUF `Q8_0` kept as stored, everything else quantized).
+    Q8_0,
+    /// Layer matrices 4-bit (`Q4_0` / `Q4_1` kept as stored, everything else quantized);
+    /// the embeddings / lm_head 8-bit, as llama.cpp keeps its output matrix at higher
+    /// precision.
+    Q4_1,
+    /// As the file stores them: `Q8_0` -> 8-bit, `Q4_0` / `Q4_1` -> 4-bit, float stays
+    /// dense f32, other GGUF types (K-quants, `Q5_*`) are requantized to 8-bit.
+    Native,
+}
+
+/// What a matrix is stored as, for [`QuantMode::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Float,
+    Q8,
+    Q4,
+    OtherQuant,
+}
+
+impl Stored {
+    pub fn of(t: GgmlDType) -> Self {
+        match t {
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Stored::Float,
+            GgmlDType::Q8_0 => Stored::Q8,
+            GgmlDType::Q4_0 | GgmlDType::Q4_1 => Stored::Q4,
+            _ => Stored::OtherQuant,
+        }
+    }
+}
+
+impl QuantMode {
+    /// The kind a matrix stored as `stored` is held in (None: dense f32). `head`: the
+    /// embedding / lm_head matrix.
+    pub fn kind(self, stored: Stored, head: bool) -> Option<QKind> {
+        match (self, stored) {
+            (QuantMode::Q8_0, _) => Some(QKind::Q8),
+            (QuantMode::Q4_1, _) if head => Some(QKind::Q8),
+            (QuantMode::Q4_1, _) => Some(QKind::Q4),
+            (QuantMode::Native, Stored::Float) => None,
+            (QuantMode::Native, Stored::Q4) => Some(QKind::Q4),
+            (QuantMode::Native, _) => Some(QKind::Q8),
+        }
+    }
+}
+
+impl Precision {
+    /// Parses `f32`, `bf16`, `f16`, `q8_0`, `q4_1` or `native`.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "f32" => Precision::Float(DType::F32),
+            "bf16" => Precision::Float(DType::BF16),
+            "f16" => Precision::Float(DType::F16),
+            "q8_0" => Precision::Quant(QuantMode::Q8_0),
+            "q4_1" => Precision::Quant(QuantMode::Q4_1),
+            "native" => Precision::Quant(QuantMode::Native),
+            other => {
+                return Err(Error::Input(format!(
+                    "dtype `{other}` is not supported (f32, bf16, f16, q8_0, q4_1, native)"
+                )))
+            }
+        })
+    }
+
+    /// The name [`Precision::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Float(DType::BF16) => "bf16",
+            Precision::Float(DType::F16) => "f16",
+            Precision::Float(_) => "f32",
+            Precision::Quant(QuantMode::Q8_0) => "q8_0",
+            Precision::Quant(QuantMode::Q4_1) => "q4_1",
+            Precision::Quant(QuantMode::Native) => "native",
+        }
+    }
+
+    /// The dtype activations (and dense weights) use.
+    pub fn compute_dtype(self) -> DType {
+        match self {
+            Precision::Float(d) => d,
+            Precision::Quant(_) => DType::F32,
+        }
+    }
+
+    pub fn quant(self) -> Option<QuantMode> {
+        match self {
+            Precision::Quant(q) => Some(q),
+            Precision::Float(_) => None,
+        }
+    }
+}
+
+impl From<DType> for Precision {
+    fn from(d: DType) -> Self {
+        Precision::Float(d)
+    }
+}

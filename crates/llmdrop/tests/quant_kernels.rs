@@ -1,0 +1,183 @@
+//! The quantized matrix layout and kernels: GGUF blocks repack exactly (checked against
+//! candle's GGUF dequantizer), our quantizers agree with ggml's, and the SIMD kernel
+//! computes the same products as the portable one and as f64 arithmetic on the
+//! dequantized operands.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use llmdrop::quant::{matmul, Kernel, QActs, QKind, QMatrix};
+use rand::{Rng, SeedableRng};
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            // mixed magnitudes and an occasional outlier, as in real activations
+            let x: f32 = rng.random_range(-1.0..1.0);
+            if i % 97 == 0 {
+                x * 20.0
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+/// candle's GGUF quantizer and dequantizer on the same data.
+fn ggml(data: &[f32], rows: usize, cols: usize, t: GgmlDType) -> (Vec<u8>, Vec<f32>) {
+    let x = Tensor::from_vec(data.to_vec(), (rows, cols), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&x, t).unwrap();
+    let deq = q.dequantize(&Device::Cpu).unwrap();
+    (
+        q.data().unwrap().into_owned(),
+        deq.flatten_all().unwrap().to_vec1().unwrap(),
+    )
+}
+
+#[test]
+fn gguf_blocks_repack_without_rounding() {
+    // 37 rows: not a multiple of the 16-row groups
+    let (rows, cols) = (37, 96);
+    let data = random(rows * cols, 1);
+    for t in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4_1] {
+        let (bytes, want) = ggml(&data, rows, cols, t);
+        let q = QMatrix::from_ggml(t, &bytes, rows, cols, None)
+            .unwrap()
+            .expect("exact repack");
+        assert_eq!(q.dequantize(), want, "{t:?}");
+        // a row order (as for llama.cpp's permuted q/k rows) picks stored rows
+        let order: Vec<usize> = (0..rows).rev().collect();
+        let r = QMatrix::from_ggml(t, &bytes, rows, cols, Some(&order))
+            .unwrap()
+            .unwrap();
+        let mut row = vec![0f32; cols];
+        r.dequantize_row(0, &mut row);
+        assert_eq!(row, want[(rows - 1) * cols..], "{t:?} reordered");
+    }
+    assert!(
+        QMatrix::from_ggml(GgmlDType::Q4K, &[], 16, 256, None)
+            .unwrap()
+            .is_none(),
+        "K-quants are not repacked"
+    );
+    let short = QMatrix::from_ggml(GgmlDType::Q8_0, &[0; 10], 2, 32, None);
+    assert!(short.is_err(), "truncated data is an error");
+}
+
+#[test]
+fn quantizers_agree_with_ggml() {
+    let (rows, cols) = (20, 128);
+    let data = random(rows * cols, 2);
+    for (kind, t) in [(QKind::Q8, GgmlDType::Q8_0), (QKind::Q4, GgmlDType::Q4_1)] {
+        let ours = QMatrix::quantize(kind, &data, rows, cols)
+            .unwrap()
+            .dequantize();
+        let (_, want) = ggml(&data, rows, cols, t);
+        // the same rule; a value exactly between two steps may round either way
+        let step = |i: usize| {
+            let b = &want[i / 32 * 32..i / 32 * 32 + 32];
+            let (lo, hi) = b
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(a, c), &v| (a.min(v), c.max(v)));
+            (hi - lo) / if kind == QKind::Q8 { 254.0 } else { 15.0 }
+        };
+        let differ = (0..data.len()).filter(|&i| ours[i] != want[i]).count();
+        assert!(
+            differ * 1000 <= data.len(),
+            "{kind:?}: {differ} values differ"
+        );
+        for i in 0..data.len() {
+            assert!(
+                (ours[i] - want[i]).abs() <= step(i) * 1.01,
+                "{kind:?} at {i}"
+            );
+        }
+    }
+    let bad = QMatrix::quantize(QKind::Q8, &[f32::NAN; 32], 1, 32);
+    assert!(bad.is_err(), "non-finite weights are refused");
+    assert!(QMatrix::quantize(QKind::Q8, &[0.0; 30], 1, 30).is_err());
+}
+
+/// `x Wᵀ` in f64 from dequantized weights and dequantized activations: the exact value of
+/// what the kernel computes, up to f32 rounding.
+fn exact(w: &QMatrix, x: &[f32]) -> Vec<f64> {
+    let (n, k) = (w.rows(), w.cols());
+    let wd = w.dequantize();
+    let xd = QActs::quantize(x, k).dequantize();
+    let m = x.len() / k;
+    let mut y = vec![0f64; m * n];
+    for j in 0..m {
+        for r in 0..n {
+            y[j * n + r] = (0..k)
+                .map(|i| wd[r * k + i] as f64 * xd[j * k + i] as f64)
+                .sum();
+        }
+    }
+    y
+}
+
+#[test]
+fn kernels_compute_the_dequantized_product() {
+    for kind in [QKind::Q8, QKind::Q4] {
+        for (n, k) in [(37, 96), (64, 576)] {
+            let w = QMatrix::quantize(kind, &random(n * k, 3), n, k).unwrap();
+            // 1..9 activation rows: every tail of the 4-row tiles
+            for m in [1, 2, 3, 4, 5, 9] {
+                let x = random(m * k, 4 + m as u64);
+                let fast = matmul(&w, &x, Kernel::Auto);
+                let slow = matmul(&w, &x, Kernel::Portable);
+                let want = exact(&w, &x);
+                let scale: f64 = want.iter().map(|v| v.abs()).fold(0.0, f64::max);
+                for i in 0..fast.len() {
+                    assert!(
+                        (fast[i] - slow[i]).abs() <= 1e-6 * scale as f32,
+                        "{kind:?} {n}x{k} m={m}: {} kernel {} vs portable {}",
+                        Kernel::Auto.name(),
+                        fast[i],
+                        slow[i]
+                    );
+                    assert!(
+                        (fast[i] as f64 - want[i]).abs() <= 1e-5 * scale,
+                        "{kind:?} {n}x{k} m={m} [{i}]: {} vs exact {}",
+                        fast[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn activation_error_stays_within_half_a_step() {
+    // against the true f32 input: each activation is off by at most half its block's step
+    let (n, k) = (16, 256);
+    let w = QMatrix::quantize(QKind::Q8, &random(n * k, 5), n, k).unwrap();
+    let wd = w.dequantize();
+    let x = random(k, 6);
+    let y = matmul(&w, &x, Kernel::Auto);
+    for r in 0..n {
+        let (mut want, mut bound) = (0f64, 0f64);
+        for i in 0..k {
+            let amax = x[i / 32 * 32..i / 32 * 32 + 32]
+                .iter()
+                .fold(0f32, |a, v| a.max(v.abs()));
+            want += wd[r * k + i] as f64 * x[i] as f64;
+            bound += (wd[r * k + i] as f64).abs() * amax as f64 / 254.0;
+        }
+        assert!(
+            (y[r] as f64 - want).abs() <= bound * 1.001 + 1e-5,
+            "row {r}: {} vs {want} (bound {bound})",
+            y[r]
+        );
+    }
+}
+
+#[test]
+fn non_finite_activations_propagate() {
+    let w = QMatrix::quantize(QKind::Q4, &random(16 * 64, 7), 16, 64).unwrap();
+    let mut x = random(64, 8);
+    x[40] = f32::NAN;
+    let y = matmul(&w, &x, Kernel::Auto);
+    assert!(y.iter().all(|v| v.is_nan()), "{y:?}");
+}
