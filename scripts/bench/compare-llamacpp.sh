@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# llmdrop (f32 compute) vs llama.cpp (Q4_1 compute) on the default model, same machine, same
-# run, same threads, context and generated tokens. Needs the reference venv
+# llmdrop vs llama.cpp on the default model (Q4_1 GGUF), same machine, same run, same
+# threads, context and generated tokens. llmdrop runs the file's own blocks (--dtype native,
+# as llama.cpp does) and, for reference, f32. Needs the reference venv
 # (scripts/fixtures/setup-venv.sh). Usage: compare-llamacpp.sh [THREADS] [CONTEXT] [GENERATE]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -9,17 +10,22 @@ CACHE="${LLMDROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmdrop}"
 VENV="${LLMDROP_REF_VENV:-$CACHE/refvenv}"
 MODEL="$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf"
 cargo build --release -q -p llmdrop-cli
-ours=$(RAYON_NUM_THREADS="$THREADS" ./target/release/llmdrop bench --model "$MODEL" --json \
-        --context "$CONTEXT" --generate "$GEN" --reps "$REPS")
+run_ours() {
+    RAYON_NUM_THREADS="$THREADS" ./target/release/llmdrop bench --model "$MODEL" --json \
+        --dtype "$1" --context "$CONTEXT" --generate "$GEN" --reps "$REPS"
+}
+native=$(run_ours native)
 peer=$("$VENV/bin/python" scripts/bench/llamacpp_bench.py --model "$MODEL" --threads "$THREADS" \
         --context "$CONTEXT" --generate "$GEN" --reps "$REPS" 2>/dev/null)
-python3 - "$ours" "$peer" <<'PY'
+dense=$(run_ours f32)
+python3 - "$native" "$dense" "$peer" <<'PY'
 import json, sys
-o = json.loads(sys.argv[1]); p = json.loads(sys.argv[2]); r = o["results"][0]
-print(f"default model, {o['threads']} thread(s), context {r['context']}, {r['generate']} decoded tokens")
-print(f"{'':10} {'llmdrop ' + o['dtype']:>12} {'llama.cpp':>10} {'ratio':>7}")
+n, f, p = (json.loads(a) for a in sys.argv[1:4])
+print(f"default model, {n['threads']} thread(s), context {n['results'][0]['context']}, "
+      f"{n['results'][0]['generate']} decoded tokens")
+print(f"{'':14} {'llama.cpp':>10} {'llmdrop native':>15} {'ratio':>7} {'llmdrop f32':>12} {'ratio':>7}")
 for k, name in [("prefill_tokens_per_sec", "prefill"), ("decode_tokens_per_sec", "decode")]:
-    a, b = r[k]["median"], p[k]
-    print(f"{name + ' tok/s':10} {a:>12.1f} {b:>10.1f} {a / b:>6.2f}x")
+    a, b, c = n["results"][0][k]["median"], p[k], f["results"][0][k]["median"]
+    print(f"{name + ' tok/s':14} {b:>10.1f} {a:>15.1f} {a / b:>6.2f}x {c:>12.1f} {c / b:>6.2f}x")
 print(f"peer: {p['peer']}")
 PY

@@ -151,6 +151,46 @@ pub fn forward_flops(dec: &Decoder, tokens: usize) -> f64 {
     per_seq
 }
 
+/// What one decode step at position `pos` must do: multiply-adds (as FLOPs) and bytes
+/// read (every kept weight matrix once, plus the keys and values of `pos` earlier
+/// positions in every kept attention layer).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StepCost {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+/// The cost model behind the "ideal" speedup of a pruned model: a decode step that is
+/// bound by memory traffic speeds up by the ratio of bytes, one bound by arithmetic by the
+/// ratio of FLOPs.
+pub fn decode_step_cost(dec: &Decoder, pos: usize) -> StepCost {
+    let c = dec.config();
+    let (h, q, kv, i, v) = (
+        c.hidden_size as f64,
+        (c.num_heads * c.head_dim) as f64,
+        (c.num_kv_heads * c.head_dim) as f64,
+        c.intermediate_size as f64,
+        c.vocab_size as f64,
+    );
+    let p = pos as f64;
+    let elem = dec.dtype().size_in_bytes() as f64;
+    let mut cost = StepCost {
+        flops: 2.0 * h * v,
+        bytes: dec.lm_head_bytes() as f64,
+    };
+    for l in dec.layers() {
+        if let Some((_, a)) = &l.attn {
+            cost.flops += 2.0 * (h * q * 2.0 + h * kv * 2.0) + 2.0 * 2.0 * p * q;
+            cost.bytes += a.weight_bytes() as f64 + 2.0 * p * kv * elem;
+        }
+        if let Some((_, m)) = &l.mlp {
+            cost.flops += 2.0 * 3.0 * h * i;
+            cost.bytes += m.weight_bytes() as f64;
+        }
+    }
+    cost
+}
+
 /// f32 matmul throughput of this machine with the current thread count: GFLOP/s of an
 /// `n x n x n` product (median of `reps` after a warm-up).
 pub fn matmul_gflops(n: usize, reps: usize) -> Result<f64> {

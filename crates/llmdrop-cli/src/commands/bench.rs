@@ -44,9 +44,46 @@ struct BenchReport {
     weight_bytes: u64,
     /// The unpruned model, measured in the same run (with --compare-original).
     original: Option<Vec<BenchResult>>,
+    /// Per context (with --compare-original): the decode speedup the removed work predicts.
+    ideal: Option<Vec<Ideal>>,
     matmul_peak_gflops: Option<f64>,
     peak_rss_bytes: Option<u64>,
     results: Vec<BenchResult>,
+}
+
+/// Decode speedup predicted by the cost model at the middle of the decoded tokens, and the
+/// measured one as a fraction of it.
+#[derive(Serialize)]
+struct Ideal {
+    context: usize,
+    by_bytes: f64,
+    by_flops: f64,
+    measured: f64,
+    /// measured / by_bytes: decode steps here are bound by memory traffic.
+    of_bytes_ideal: f64,
+}
+
+fn ideal(
+    full: &llmdrop::Decoder,
+    pruned: &llmdrop::Decoder,
+    orig: &BenchResult,
+    ours: &BenchResult,
+) -> Ideal {
+    let pos = ours.context + ours.generate / 2;
+    let (o, p) = (
+        llmdrop::bench::decode_step_cost(full, pos),
+        llmdrop::bench::decode_step_cost(pruned, pos),
+    );
+    let measured =
+        ours.decode_tokens_per_sec.median / orig.decode_tokens_per_sec.median.max(f64::MIN_POSITIVE);
+    let by_bytes = o.bytes / p.bytes;
+    Ideal {
+        context: ours.context,
+        by_bytes,
+        by_flops: o.flops / p.flops,
+        measured,
+        of_bytes_ideal: measured / by_bytes,
+    }
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -80,6 +117,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let ideal = original.as_ref().map(|orig| {
+        orig.iter()
+            .zip(&results)
+            .map(|(o, r)| ideal(&full, &dec, o, r))
+            .collect()
+    });
     let report = BenchReport {
         model: src.path().display().to_string(),
         dtype: a.model.dtype.clone(),
@@ -88,6 +131,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         weight_load_secs,
         weight_bytes: dec.weight_bytes() as u64,
         original,
+        ideal,
         matmul_peak_gflops,
         peak_rss_bytes: llmdrop::bench::peak_rss_bytes(),
         results,
@@ -136,6 +180,17 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 r.decode_tokens_per_sec.median / o.decode_tokens_per_sec.median.max(f64::MIN_POSITIVE),
                 o.kv_cache_bytes as f64 / (1 << 20) as f64,
                 r.kv_cache_bytes as f64 / o.kv_cache_bytes.max(1) as f64
+            )?;
+        }
+        for i in report.ideal.iter().flatten() {
+            writeln!(
+                t,
+                "{:>7}  decode speedup {:.2}x; ideal from removed bytes {:.2}x, from removed FLOPs {:.2}x: {:.0}% of the bytes ideal",
+                i.context,
+                i.measured,
+                i.by_bytes,
+                i.by_flops,
+                100.0 * i.of_bytes_ideal
             )?;
         }
     }

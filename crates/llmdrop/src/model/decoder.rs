@@ -277,6 +277,11 @@ impl Decoder {
         Ok(Some(logits.to_dtype(DType::F32)?))
     }
 
+    /// Bytes of the output projection (the embedding matrix when tied).
+    pub fn lm_head_bytes(&self) -> usize {
+        self.lm_head.bytes()
+    }
+
     /// Bytes of the weights this decoder holds (shared tensors counted once).
     pub fn weight_bytes(&self) -> usize {
         let t = |x: &Tensor| x.elem_count() * x.dtype().size_in_bytes();
