@@ -283,6 +283,26 @@ fn gguf_exports_copy_quantized_tensors_and_reload() {
 }
 
 #[test]
+fn gguf_deci_export_without_any_attention_reloads() {
+    // every per-layer head count is 0: the counts the config needs come from llmdrop's keys
+    let tmp = tempfile::tempdir().unwrap();
+    let model = testkit::tiny_dir("llama").join("model.gguf");
+    let plan = DropPlan::new([0, 1, 2], [1]);
+    let (r, out) = run(
+        &model,
+        &plan,
+        ExportFormat::Gguf,
+        None,
+        &tmp.path().join("no-attn.gguf"),
+    )
+    .unwrap();
+    assert_eq!(r.reload_max_abs_diff, 0.0);
+    assert_eq!(out.stored_plan(), &plan);
+    assert_eq!(out.config().num_heads, 4);
+    assert_eq!(out.config().num_kv_heads, 2);
+}
+
+#[test]
 fn sharded_output_reloads() {
     let tmp = tempfile::tempdir().unwrap();
     let model = testkit::tiny_dir("qwen3");
@@ -346,6 +366,16 @@ fn refusals_write_nothing() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("does not exist"), "{e}");
+    // every layer removed: nothing to run
+    let e = run(
+        &model,
+        &DropPlan::new([0, 1, 2], [0, 1, 2]),
+        ExportFormat::Gguf,
+        None,
+        &tmp.path().join("empty.gguf"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("removes all 3 layers"), "{e}");
     // a read-only parent directory: the write fails, nothing is left behind
     let ro = tmp.path().join("ro");
     std::fs::create_dir(&ro).unwrap();

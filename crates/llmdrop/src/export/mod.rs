@@ -77,6 +77,12 @@ pub fn export(
     probe: &[u32],
 ) -> Result<ExportResult> {
     use candle_core::quantized::GgmlDType;
+    let layers = src.config().num_layers;
+    if (0..layers).all(|i| plan.drops_attn(i) && plan.drops_mlp(i)) {
+        return Err(Error::Input(format!(
+            "the plan removes all {layers} layers: nothing would be left to export"
+        )));
+    }
     let staging = Staging::new(dest, src.path(), force)?;
     let shard = tensors::DEFAULT_SHARD_BYTES;
     let file_name = "model.gguf";

@@ -139,10 +139,16 @@ impl GgufSource {
                 .ok_or_else(|| bad(format!("GGUF metadata `{a}.{k}` missing")))
         };
         let hidden_size = req("embedding_length")?;
-        let num_heads = req("attention.head_count")?;
-        let num_kv_heads = meta_uniform(c, &format!("{a}.attention.head_count_kv"))
-            .map(|x| x as usize)
-            .unwrap_or(num_heads);
+        // a deci file whose every attention is dropped has only zeros in the per-layer
+        // arrays; llmdrop's exporter records the original counts beside them
+        let heads = |k: &str| {
+            meta_uniform(c, &format!("{a}.{k}"))
+                .or_else(|| meta_u64(c, &format!("llmdrop.{k}")))
+                .map(|x| x as usize)
+        };
+        let num_heads = heads("attention.head_count")
+            .ok_or_else(|| bad(format!("GGUF metadata `{a}.attention.head_count` missing")))?;
+        let num_kv_heads = heads("attention.head_count_kv").unwrap_or(num_heads);
         if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
             return Err(bad(format!(
                 "head_count {num_heads} is not a positive multiple of head_count_kv {num_kv_heads}"
