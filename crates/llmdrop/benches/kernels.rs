@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use llmdrop::quant::{matmul, Kernel, Precision, QKind, QMatrix, QuantMode};
 use llmdrop::score::cosine::Rows;
 use llmdrop::{DropPlan, Logits, ModelSource, NoProbe};
 
@@ -46,6 +47,34 @@ fn main() -> llmdrop::Result<()> {
             s * 1e3
         );
     }
+    // the same shapes through the quantized kernels (activations quantized inside)
+    println!("quantized kernel: {}", Kernel::Auto.name());
+    for (m, k, n, what) in [
+        (512, 576, 1536, "gate/up"),
+        (1, 576, 576, "q/o proj (decode)"),
+        (1, 576, 1536, "gate/up (decode)"),
+        (1, 1536, 576, "down (decode)"),
+        (1, 576, 49152, "lm_head (decode)"),
+    ] {
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+            .collect();
+        for kind in [QKind::Q4, QKind::Q8] {
+            let q = QMatrix::quantize(kind, &w, n, k)?;
+            let s = median_secs(20, || {
+                let _ = matmul(&q, &x, Kernel::Auto);
+            });
+            let gops = 2.0 * (m * k * n) as f64 / s / 1e9;
+            let gbs = q.bytes() as f64 / s / 1e9;
+            println!(
+                "{kind:?} {m:>4}x{k}x{n:<6} {what:<18} {:>9.3} ms {gops:>7.1} GOP/s {gbs:>6.1} GB/s of weights",
+                s * 1e3
+            );
+        }
+    }
     let a = Tensor::randn(0f32, 1.0, (512, 576), &dev)?;
     let b = Tensor::randn(0f32, 1.0, (512, 576), &dev)?;
     let s = median_secs(20, || {
@@ -57,28 +86,46 @@ fn main() -> llmdrop::Result<()> {
     match llmdrop::assets::default_model() {
         Ok(path) => {
             let src = ModelSource::open(&path)?;
-            let dec = src.load_decoder(&DropPlan::empty(), DType::F32, &dev)?;
+            for p in [
+                Precision::Float(DType::F32),
+                Precision::Quant(QuantMode::Native),
+            ] {
+                model_benches(&src, p, &dev)?;
+            }
+        }
+        Err(e) => println!("default model not cached ({e}): skipping the model benchmarks"),
+    }
+    Ok(())
+}
+
+fn model_benches(src: &ModelSource, p: Precision, dev: &Device) -> llmdrop::Result<()> {
+    let name = p.name();
+    {
+        {
+            let dec = src.load_decoder(&DropPlan::empty(), p, dev)?;
             let ids: Vec<u32> = (0..512u32).map(|i| (i * 7919 + 13) % 49152).collect();
-            let input = Tensor::new(ids.as_slice(), &dev)?.unsqueeze(0)?;
+            let input = Tensor::new(ids.as_slice(), dev)?.unsqueeze(0)?;
             let s = median_secs(3, || {
                 dec.forward(&input, None, &mut NoProbe, Logits::None)
                     .expect("forward");
             });
             let gflops = llmdrop::bench::forward_flops(&dec, 512) / s / 1e9;
             println!(
-                "default model prefill 512 (no lm_head) {:>9.1} ms {gflops:>7.1} GFLOP/s",
+                "default model {name:<6} prefill 512 (no lm_head) {:>9.1} ms {gflops:>7.1} GFLOP/s",
                 s * 1e3
             );
             let mut cache = dec.new_cache();
             dec.forward(&input, Some(&mut cache), &mut NoProbe, Logits::Last)?;
-            let one = Tensor::new(&[[42u32]], &dev)?;
+            let one = Tensor::new(&[[42u32]], dev)?;
             let s = median_secs(20, || {
                 dec.forward(&one, Some(&mut cache), &mut NoProbe, Logits::Last)
                     .expect("decode");
             });
-            println!("default model decode step after 512   {:>9.2} ms", s * 1e3);
+            println!(
+                "default model {name:<6} decode step after 512   {:>9.2} ms",
+                s * 1e3
+            );
         }
-        Err(e) => println!("default model not cached ({e}): skipping the model benchmarks"),
     }
     Ok(())
 }

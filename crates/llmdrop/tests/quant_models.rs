@@ -24,7 +24,10 @@ fn run(arch: &str, p: Precision) -> (f32, usize) {
     assert_eq!(dec.precision(), p);
     let got = testkit::logits(&dec, &ids).unwrap();
     let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-    (testkit::max_abs_diff(&got, &want) / scale, dec.weight_bytes())
+    (
+        testkit::max_abs_diff(&got, &want) / scale,
+        dec.weight_bytes(),
+    )
 }
 
 #[test]
@@ -44,9 +47,15 @@ fn quantized_modes_track_transformers_f32() {
         // scale gives errors of 100% and more.
         assert!(q8 <= 0.1, "{arch}: q8_0 relative error {q8}");
         assert!(q4 <= 0.8, "{arch}: q4_1 relative error {q4}");
-        assert!(q8 < q4, "{arch}: 8 bits less accurate than 4 ({q8} vs {q4})");
+        assert!(
+            q8 < q4,
+            "{arch}: 8 bits less accurate than 4 ({q8} vs {q4})"
+        );
         // quants + f16 scales: 34/128 of f32 for Q8, 20/128 for Q4 layers (+ the norms)
-        assert!(q8_bytes * 100 <= f_bytes * 30, "{arch}: q8_0 holds {q8_bytes}");
+        assert!(
+            q8_bytes * 100 <= f_bytes * 30,
+            "{arch}: q8_0 holds {q8_bytes}"
+        );
         assert!(q4_bytes < q8_bytes, "{arch}: q4_1 holds {q4_bytes}");
     }
 }

@@ -74,8 +74,8 @@ fn ideal(
         llmdrop::bench::decode_step_cost(full, pos),
         llmdrop::bench::decode_step_cost(pruned, pos),
     );
-    let measured =
-        ours.decode_tokens_per_sec.median / orig.decode_tokens_per_sec.median.max(f64::MIN_POSITIVE);
+    let measured = ours.decode_tokens_per_sec.median
+        / orig.decode_tokens_per_sec.median.max(f64::MIN_POSITIVE);
     let by_bytes = o.bytes / p.bytes;
     Ideal {
         context: ours.context,

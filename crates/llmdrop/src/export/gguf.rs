@@ -136,7 +136,11 @@ pub fn write_gguf(
     set(&mut meta, format!("{arch}.block_count"), u32v(layers));
     if deci {
         let l = cfg.num_layers;
-        set(&mut meta, "llmdrop.attention.head_count".into(), u32v(cfg.num_heads));
+        set(
+            &mut meta,
+            "llmdrop.attention.head_count".into(),
+            u32v(cfg.num_heads),
+        );
         set(
             &mut meta,
             "llmdrop.attention.head_count_kv".into(),
