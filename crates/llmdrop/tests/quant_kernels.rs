@@ -174,6 +174,21 @@ fn activation_error_stays_within_half_a_step() {
 }
 
 #[test]
+fn activation_quantizers_agree() {
+    // values on exact half steps: both round half to even
+    let mut x = random(64 * 576, 9);
+    x[0] = 127.0;
+    for (i, v) in x[1..32].iter_mut().enumerate() {
+        *v = i as f32 + 0.5;
+    }
+    let a = QActs::quantize_with(&x, 576, Kernel::Auto);
+    let b = QActs::quantize_with(&x, 576, Kernel::Portable);
+    assert_eq!(a.dequantize(), b.dequantize());
+    // 2.5 with d = 1 rounds to 2, 3.5 to 4
+    assert_eq!(&b.dequantize()[3..5], &[2.0, 4.0]);
+}
+
+#[test]
 fn non_finite_activations_propagate() {
     let w = QMatrix::quantize(QKind::Q4, &random(16 * 64, 7), 16, 64).unwrap();
     let mut x = random(64, 8);

@@ -17,29 +17,37 @@ impl QActs {
     /// `d = amax / 127` per block, rounded to nearest. A block holding NaN or infinity gets
     /// a NaN scale, so the outputs it feeds are NaN as they would be in f32.
     pub fn quantize(x: &[f32], cols: usize) -> Self {
+        Self::quantize_with(x, cols, super::Kernel::Auto)
+    }
+
+    /// [`QActs::quantize`] with a chosen implementation (both give identical results).
+    pub fn quantize_with(x: &[f32], cols: usize, kernel: super::Kernel) -> Self {
         debug_assert!(cols % BLOCK == 0 && x.len() % cols == 0);
         let blocks = x.len() / BLOCK;
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0f32; blocks];
         let mut s = vec![0f32; blocks];
-        for (b, (xb, qb)) in x
-            .chunks_exact(BLOCK)
-            .zip(q.chunks_exact_mut(BLOCK))
-            .enumerate()
-        {
-            let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let db = amax / 127.0;
-            let id = if db > 0.0 { 1.0 / db } else { 0.0 };
-            let mut sum = 0i32;
-            for (o, v) in qb.iter_mut().zip(xb) {
-                let r = (v * id).round() as i32;
-                *o = r as i8;
-                sum += r;
+        // rows of blocks in parallel when there are many
+        let per_task = (1usize << 14) / BLOCK;
+        let run = |(((xc, qc), dc), sc): (((&[f32], &mut [i8]), &mut [f32]), &mut [f32])| {
+            #[cfg(target_arch = "x86_64")]
+            if kernel == super::Kernel::Auto && super::avx512::available() {
+                // SAFETY: the CPU has the features the function needs
+                unsafe { super::avx512::quantize_blocks(xc, qc, dc, sc) };
+                return;
             }
-            // a NaN or infinity poisons its block's outputs, as it would in f32
-            let finite = amax.is_finite() && !xb.iter().any(|v| v.is_nan());
-            d[b] = if finite { db } else { f32::NAN };
-            s[b] = d[b] * sum as f32;
+            quantize_blocks(xc, qc, dc, sc);
+        };
+        let chunks = x
+            .chunks(per_task * BLOCK)
+            .zip(q.chunks_mut(per_task * BLOCK))
+            .zip(d.chunks_mut(per_task))
+            .zip(s.chunks_mut(per_task));
+        if blocks > per_task && rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            chunks.par_bridge().for_each(run);
+        } else {
+            chunks.for_each(run);
         }
         Self { cols, q, d, s }
     }
@@ -55,5 +63,29 @@ impl QActs {
 
     pub fn rows(&self) -> usize {
         self.q.len() / self.cols
+    }
+}
+
+/// The portable quantizer: `d = amax / 127`, `q = x / d` rounded half to even (as the
+/// SIMD conversion rounds), `s = d * Σq`; a block with NaN or infinity gets a NaN scale, so
+/// the outputs it feeds are NaN as they would be in f32.
+pub(crate) fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    for (b, (xb, qb)) in x
+        .chunks_exact(BLOCK)
+        .zip(q.chunks_exact_mut(BLOCK))
+        .enumerate()
+    {
+        let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let db = amax / 127.0;
+        let id = if db > 0.0 { 1.0 / db } else { 0.0 };
+        let mut sum = 0i32;
+        for (o, v) in qb.iter_mut().zip(xb) {
+            let r = (v * id).round_ties_even() as i32;
+            *o = r as i8;
+            sum += r;
+        }
+        let finite = amax.is_finite() && !xb.iter().any(|v| v.is_nan());
+        d[b] = if finite { db } else { f32::NAN };
+        s[b] = d[b] * sum as f32;
     }
 }

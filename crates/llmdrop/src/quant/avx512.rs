@@ -41,6 +41,35 @@ pub(crate) unsafe fn tile(
     }
 }
 
+/// Same contract as [`super::act::quantize_blocks`], 32 values per iteration.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW ([`available`]).
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    let blocks = x.len() / BLOCK;
+    debug_assert!(q.len() == x.len() && d.len() == blocks && s.len() == blocks);
+    for b in 0..blocks {
+        let p = x.as_ptr().add(b * BLOCK);
+        let (v0, v1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+        let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        let nan =
+            _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v0) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v1, v1);
+        let db = amax / 127.0;
+        let id = _mm512_set1_ps(if db > 0.0 { 1.0 / db } else { 0.0 });
+        // round half to even: the default MXCSR mode
+        let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+        let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+        let out = q.as_mut_ptr().add(b * BLOCK) as *mut __m128i;
+        _mm_storeu_si128(out, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128(out.add(1), _mm512_cvtepi32_epi8(q1));
+        let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        let finite = amax.is_finite() && nan == 0;
+        d[b] = if finite { db } else { f32::NAN };
+        s[b] = d[b] * sum as f32;
+    }
+}
+
 /// 4 activation quants at `p` as one i32, broadcast to every lane.
 #[inline(always)]
 unsafe fn bcast4(p: *const i8) -> __m512i {
