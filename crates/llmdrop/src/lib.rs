@@ -32,18 +32,7 @@ pub use io::source::ModelSource;
 pub use model::{Decoder, KvCache, Logits};
 pub use plan::DropPlan;
 pub use probe::{NoProbe, Probe, Site};
+pub use quant::Precision;
 
 /// The tool's version, recorded in every report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Parses a compute dtype name: `f32`, `bf16`, `f16`.
-pub fn parse_dtype(s: &str) -> Result<candle_core::DType> {
-    match s {
-        "f32" => Ok(candle_core::DType::F32),
-        "bf16" => Ok(candle_core::DType::BF16),
-        "f16" => Ok(candle_core::DType::F16),
-        other => Err(Error::Input(format!(
-            "dtype `{other}` is not supported (f32, bf16, f16)"
-        ))),
-    }
-}

@@ -38,6 +38,8 @@ pub struct BenchArgs {
 struct BenchReport {
     model: String,
     dtype: String,
+    /// The quantized-matmul kernel this CPU runs (quantized dtypes only).
+    quant_kernel: Option<&'static str>,
     threads: usize,
     plan: llmdrop::DropPlan,
     weight_load_secs: f64,
@@ -126,6 +128,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let report = BenchReport {
         model: src.path().display().to_string(),
         dtype: a.model.dtype.clone(),
+        quant_kernel: dec
+            .precision()
+            .quant()
+            .map(|_| llmdrop::quant::Kernel::Auto.name()),
         threads: threads(),
         plan,
         weight_load_secs,
@@ -141,9 +147,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = String::new();
+    let kernel = report
+        .quant_kernel
+        .map(|k| format!(" (kernel {k})"))
+        .unwrap_or_default();
     writeln!(
         t,
-        "model {}  dtype {}  threads {}",
+        "model {}  dtype {}{kernel}  threads {}",
         report.model, report.dtype, report.threads
     )?;
     writeln!(

@@ -22,14 +22,14 @@ impl QActs {
 
     /// [`QActs::quantize`] with a chosen implementation (both give identical results).
     pub fn quantize_with(x: &[f32], cols: usize, kernel: super::Kernel) -> Self {
-        debug_assert!(cols % BLOCK == 0 && x.len() % cols == 0);
+        debug_assert!(cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(cols));
         let blocks = x.len() / BLOCK;
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0f32; blocks];
         let mut s = vec![0f32; blocks];
         // rows of blocks in parallel when there are many
         let per_task = (1usize << 14) / BLOCK;
-        let run = |(((xc, qc), dc), sc): (((&[f32], &mut [i8]), &mut [f32]), &mut [f32])| {
+        let run = |(((xc, qc), dc), sc): Chunk| {
             #[cfg(target_arch = "x86_64")]
             if kernel == super::Kernel::Auto && super::avx512::available() {
                 // SAFETY: the CPU has the features the function needs
@@ -65,6 +65,9 @@ impl QActs {
         self.q.len() / self.cols
     }
 }
+
+/// One task's share: input values, their quants, scales and sums.
+type Chunk<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [f32]);
 
 /// The portable quantizer: `d = amax / 127`, `q = x / d` rounded half to even (as the
 /// SIMD conversion rounds), `s = d * Σq`; a block with NaN or infinity gets a NaN scale, so

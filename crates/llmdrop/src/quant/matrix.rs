@@ -88,7 +88,7 @@ impl QMatrix {
 
     /// Whether a `[rows, cols]` matrix can be stored: `cols` a multiple of 32.
     pub fn fits(cols: usize) -> bool {
-        cols > 0 && cols % BLOCK == 0
+        cols > 0 && cols.is_multiple_of(BLOCK)
     }
 
     fn check(rows: usize, cols: usize) -> Result<()> {
