@@ -108,9 +108,16 @@ pub fn run_scoring(
 }
 
 pub fn run(a: ScoreArgs) -> anyhow::Result<ExitCode> {
-    let (src, dec, tok) = a.model.load(&llmdrop::DropPlan::empty())?;
+    // the calibration tokens first: the tokenizer is freed before the weights arrive, so
+    // the two never count together in the peak memory
+    let src = a.model.open()?;
+    let cal = calibration(&a.calib, &a.model, &src.tokenizer()?)?;
+    let dec = src.load_decoder(
+        &llmdrop::DropPlan::empty(),
+        a.model.dtype()?,
+        &candle_core::Device::Cpu,
+    )?;
     let model_sha = llmdrop::io::hash::model_sha256(&src)?;
-    let cal = calibration(&a.calib, &a.model, &tok)?;
     let report = run_scoring(&src, &model_sha, &dec, &cal, a.json)?;
     report.write(&a.out)?;
     if let Some(dir) = &a.plot {
