@@ -32,6 +32,9 @@ pub struct BenchArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Print a markdown table.
+    #[arg(long, conflicts_with = "json")]
+    markdown: bool,
 }
 
 #[derive(Serialize)]
@@ -51,6 +54,69 @@ struct BenchReport {
     matmul_peak_gflops: Option<f64>,
     peak_rss_bytes: Option<u64>,
     results: Vec<BenchResult>,
+}
+
+/// One row per context (and per model with --compare-original), for reports.
+fn markdown(r: &BenchReport) -> anyhow::Result<String> {
+    let mut t = String::new();
+    let kernel = r
+        .quant_kernel
+        .map(|k| format!(", kernel {k}"))
+        .unwrap_or_default();
+    writeln!(
+        t,
+        "`{}`, dtype {}{kernel}, {} thread(s), {:.1} MiB of weights\n",
+        r.model,
+        r.dtype,
+        r.threads,
+        r.weight_bytes as f64 / (1 << 20) as f64
+    )?;
+    writeln!(
+        t,
+        "| model | context | prefill tok/s | decode tok/s | KV cache MiB | KV slots |"
+    )?;
+    writeln!(t, "|---|---|---|---|---|---|")?;
+    let row = |t: &mut String, name: &str, b: &BenchResult| -> std::fmt::Result {
+        writeln!(
+            t,
+            "| {name} | {} | {:.1} ({:.1}-{:.1}) | {:.1} ({:.1}-{:.1}) | {:.2} | {} |",
+            b.context,
+            b.prefill_tokens_per_sec.median,
+            b.prefill_tokens_per_sec.min,
+            b.prefill_tokens_per_sec.max,
+            b.decode_tokens_per_sec.median,
+            b.decode_tokens_per_sec.min,
+            b.decode_tokens_per_sec.max,
+            b.kv_cache_bytes as f64 / (1 << 20) as f64,
+            b.kv_slots
+        )
+    };
+    let name = if r.plan.is_empty() { "model" } else { "pruned" };
+    for (i, b) in r.results.iter().enumerate() {
+        if let Some(o) = r.original.as_ref().and_then(|o| o.get(i)) {
+            row(&mut t, "original", o)?;
+        }
+        row(&mut t, name, b)?;
+    }
+    if let Some(ideal) = &r.ideal {
+        writeln!(
+            t,
+            "\n| context | decode speedup | ideal (bytes) | ideal (FLOPs) | of the bytes ideal |"
+        )?;
+        writeln!(t, "|---|---|---|---|---|")?;
+        for i in ideal {
+            writeln!(
+                t,
+                "| {} | {:.2}x | {:.2}x | {:.2}x | {:.0}% |",
+                i.context,
+                i.measured,
+                i.by_bytes,
+                i.by_flops,
+                100.0 * i.of_bytes_ideal
+            )?;
+        }
+    }
+    Ok(t)
 }
 
 /// Decode speedup predicted by the cost model at the middle of the decoded tokens, and the
@@ -144,6 +210,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     if a.json {
         output::print_json("bench", &report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.markdown {
+        output::print_text(&markdown(&report)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = String::new();
