@@ -1,6 +1,7 @@
 //! Exports: every format reloads as the pruned model; keys engines rely on are present;
 //! refusals leave nothing behind.
 
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 use llmdrop::export::nemotron::ffn_mult_to_intermediate;
 use llmdrop::export::{export, ExportFormat, ExportInfo};
@@ -300,6 +301,29 @@ fn gguf_deci_export_without_any_attention_reloads() {
     assert_eq!(out.stored_plan(), &plan);
     assert_eq!(out.config().num_heads, 4);
     assert_eq!(out.config().num_kv_heads, 2);
+}
+
+#[test]
+fn k_quants_fall_back_for_narrow_rows_as_llama_cpp_does() {
+    // the tiny model's rows are narrower than 256: q4_k -> q5_0, q6_k -> q8_0
+    let tmp = tempfile::tempdir().unwrap();
+    let model = testkit::tiny_dir("qwen2");
+    for (quant, want) in [(GgmlDType::Q4K, "Q5_0"), (GgmlDType::Q6K, "Q8_0")] {
+        let dest = tmp.path().join(format!("{quant:?}.gguf"));
+        let (r, out) = run(
+            &model,
+            &DropPlan::empty(),
+            ExportFormat::Gguf,
+            Some(quant),
+            &dest,
+        )
+        .unwrap();
+        assert!(!r.lossless);
+        for t in out.weights().tensors() {
+            let want = if t.shape.len() == 2 { want } else { "F32" };
+            assert_eq!(t.dtype, want, "{quant:?}: {}", t.name);
+        }
+    }
 }
 
 #[test]

@@ -54,11 +54,33 @@ fn gguf_blocks_repack_without_rounding() {
         r.dequantize_row(0, &mut row);
         assert_eq!(row, want[(rows - 1) * cols..], "{t:?} reordered");
     }
+    // Q4_K: 256-element super-blocks, rows of 512
+    let (rows, cols) = (20, 512);
+    let data = random(rows * cols, 11);
+    let (bytes, want) = ggml(&data, rows, cols, GgmlDType::Q4K);
+    let q = QMatrix::from_ggml(GgmlDType::Q4K, &bytes, rows, cols, None)
+        .unwrap()
+        .expect("exact repack");
+    assert_eq!(q.dequantize(), want, "Q4K");
+    assert_eq!(q.kind(), QKind::Q4);
+    // the kernels on its f32 scales
+    let x = random(3 * cols, 12);
+    let fast = matmul(&q, &x, Kernel::Auto);
+    let slow = matmul(&q, &x, Kernel::Portable);
+    let exact_y = exact(&q, &x);
+    let scale: f64 = exact_y.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    for i in 0..fast.len() {
+        assert!((fast[i] - slow[i]).abs() as f64 <= 1e-6 * scale);
+        assert!(
+            (fast[i] as f64 - exact_y[i]).abs() <= 1e-5 * scale,
+            "Q4K [{i}]"
+        );
+    }
     assert!(
-        QMatrix::from_ggml(GgmlDType::Q4K, &[], 16, 256, None)
+        QMatrix::from_ggml(GgmlDType::Q6K, &[], 16, 256, None)
             .unwrap()
             .is_none(),
-        "K-quants are not repacked"
+        "Q6_K is requantized, not repacked"
     );
     let short = QMatrix::from_ggml(GgmlDType::Q8_0, &[0; 10], 2, 32, None);
     assert!(short.is_err(), "truncated data is an error");

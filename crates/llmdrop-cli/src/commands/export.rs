@@ -28,7 +28,9 @@ pub struct ExportArgs {
     /// hf-llmdrop, hf (block drops), nemotron-nas, gguf.
     #[arg(long)]
     format: String,
-    /// Tensor type for GGUF output from a safetensors model: f32, f16 (default), q8_0, q4_k.
+    /// Tensor type for GGUF output from a safetensors model: f32, f16 (default), q8_0, q6_k,
+    /// q5_0, q4_k, q4_1, q4_0. K-quants fall back as llama.cpp's quantizer does for rows that
+    /// are not a multiple of 256 (q4_k -> q5_0, q6_k -> q8_0).
     #[arg(long)]
     quant: Option<String>,
     /// Output directory (or .gguf file).

@@ -18,16 +18,36 @@ use crate::io::source::ModelSource;
 use crate::io::tokenizer::Tokenizer;
 use crate::plan::DropPlan;
 
+/// The type llama.cpp's quantizer falls back to for a K-quant when a row is not a whole
+/// number of 256-element super-blocks (SmolLM2's 576-wide matrices): the 32-element type
+/// of about the same size.
+fn fallback_for_width(dt: GgmlDType, cols: usize) -> GgmlDType {
+    if cols % dt.block_size() == 0 {
+        return dt;
+    }
+    match dt {
+        GgmlDType::Q2K | GgmlDType::Q3K => GgmlDType::Q4_0,
+        GgmlDType::Q4K => GgmlDType::Q5_0,
+        GgmlDType::Q5K => GgmlDType::Q5_1,
+        GgmlDType::Q6K => GgmlDType::Q8_0,
+        other => other,
+    }
+}
+
 /// Storage type for tensors of a non-GGUF input.
 pub fn parse_quant(s: &str) -> Result<GgmlDType> {
     Ok(match s {
         "f32" => GgmlDType::F32,
         "f16" => GgmlDType::F16,
         "q8_0" => GgmlDType::Q8_0,
+        "q6_k" => GgmlDType::Q6K,
+        "q5_0" => GgmlDType::Q5_0,
         "q4_k" => GgmlDType::Q4K,
+        "q4_1" => GgmlDType::Q4_1,
+        "q4_0" => GgmlDType::Q4_0,
         other => {
             return Err(Error::Input(format!(
-                "unknown --quant `{other}` (f32, f16, q8_0, q4_k)"
+                "unknown --quant `{other}` (f32, f16, q8_0, q6_k, q5_0, q4_k, q4_1, q4_0)"
             )))
         }
     })
@@ -215,6 +235,7 @@ pub fn write_gguf(
                     quant.unwrap_or(GgmlDType::F16)
                 };
                 let cols = t.dims()[t.rank() - 1];
+                let dt = fallback_for_width(dt, cols);
                 if cols % dt.block_size() != 0 {
                     return Err(Error::Input(format!(
                         "tensor {old}: {cols} columns are not a multiple of {dt:?}'s block of {}; choose another --quant",

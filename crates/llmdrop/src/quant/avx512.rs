@@ -8,7 +8,16 @@
 use std::arch::x86_64::*;
 
 use super::act::QActs;
-use super::matrix::{QKind, QMatrix, BLOCK, ROWS};
+use super::matrix::{QKind, QMatrix, Scales, BLOCK, ROWS};
+
+/// 16 scales of one (group, block) starting at element `at`, as f32.
+#[inline(always)]
+unsafe fn scales16(s: &Scales, at: usize) -> __m512 {
+    match s {
+        Scales::F16(v) => _mm512_cvtph_ps(_mm256_loadu_si256(v.as_ptr().add(at) as *const __m256i)),
+        Scales::F32(v) => _mm512_loadu_ps(v.as_ptr().add(at)),
+    }
+}
 
 /// Whether this CPU runs the kernel (checked once per process by std).
 pub(crate) fn available() -> bool {
@@ -87,12 +96,12 @@ unsafe fn q8<const MT: usize>(
     let nb = w.blocks();
     let gbb = QKind::Q8.group_block_bytes();
     let qs = w.qs.as_ptr().add(g * nb * gbb);
-    let ds = w.d.as_ptr().add(g * nb * ROWS);
+    let ds = g * nb * ROWS;
     let x = a.q.as_ptr().add(j0 * a.cols);
     let (xd, xs) = (a.d.as_ptr().add(j0 * nb), a.s.as_ptr().add(j0 * nb));
     let mut acc = [_mm512_setzero_ps(); MT];
     for b in 0..nb {
-        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(ds.add(b * ROWS) as *const __m256i));
+        let dw = scales16(&w.d, ds + b * ROWS);
         let p = qs.add(b * gbb);
         let mut i0 = [_mm512_setzero_si512(); MT];
         let mut i1 = [_mm512_setzero_si512(); MT];
@@ -129,15 +138,14 @@ unsafe fn q4<const MT: usize>(
     let nb = w.blocks();
     let gbb = QKind::Q4.group_block_bytes();
     let qs = w.qs.as_ptr().add(g * nb * gbb);
-    let ds = w.d.as_ptr().add(g * nb * ROWS);
-    let ms = w.m.as_ptr().add(g * nb * ROWS);
+    let ds = g * nb * ROWS;
     let x = a.q.as_ptr().add(j0 * a.cols);
     let (xd, xs) = (a.d.as_ptr().add(j0 * nb), a.s.as_ptr().add(j0 * nb));
     let nib = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm512_setzero_ps(); MT];
     for b in 0..nb {
-        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(ds.add(b * ROWS) as *const __m256i));
-        let mw = _mm512_cvtph_ps(_mm256_loadu_si256(ms.add(b * ROWS) as *const __m256i));
+        let dw = scales16(&w.d, ds + b * ROWS);
+        let mw = scales16(&w.m, ds + b * ROWS);
         let p = qs.add(b * gbb);
         let mut i0 = [_mm512_setzero_si512(); MT];
         let mut i1 = [_mm512_setzero_si512(); MT];

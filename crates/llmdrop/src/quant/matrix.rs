@@ -38,6 +38,47 @@ impl QKind {
     }
 }
 
+/// Per-block scales or offsets: f16 where the source stores them so (`Q8_0`, `Q4_0`,
+/// `Q4_1`, and our own quantization), f32 where they are products (`Q4_K`'s
+/// super-block scale times a 6-bit sub-block scale), so that repacking stays exact.
+#[derive(Debug, Clone)]
+pub(crate) enum Scales {
+    F16(Vec<u16>),
+    F32(Vec<f32>),
+}
+
+impl Scales {
+    fn zeros(n: usize, f32_scales: bool) -> Self {
+        if f32_scales {
+            Scales::F32(vec![0.0; n])
+        } else {
+            Scales::F16(vec![0; n])
+        }
+    }
+
+    fn set(&mut self, i: usize, v: f32) {
+        match self {
+            // exact: every value stored here came from an f16
+            Scales::F16(s) => s[i] = f16::from_f32(v).to_bits(),
+            Scales::F32(s) => s[i] = v,
+        }
+    }
+
+    pub(crate) fn get(&self, i: usize) -> f32 {
+        match self {
+            Scales::F16(s) => f16::from_bits(s[i]).to_f32(),
+            Scales::F32(s) => s[i],
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Scales::F16(s) => 2 * s.len(),
+            Scales::F32(s) => 4 * s.len(),
+        }
+    }
+}
+
 /// A quantized `[rows, cols]` matrix (`cols` a multiple of [`BLOCK`]).
 #[derive(Debug, Clone)]
 pub struct QMatrix {
@@ -46,17 +87,17 @@ pub struct QMatrix {
     cols: usize,
     /// Quants: `[group][block][group_block_bytes]`.
     pub(crate) qs: Vec<u8>,
-    /// Scales (f16 bits): `[group][block][ROWS]`.
-    pub(crate) d: Vec<u16>,
-    /// Offsets (f16 bits, Q4 only): `[group][block][ROWS]`.
-    pub(crate) m: Vec<u16>,
+    /// Scales: `[group][block][ROWS]`.
+    pub(crate) d: Scales,
+    /// Offsets (Q4 only, else empty): `[group][block][ROWS]`.
+    pub(crate) m: Scales,
 }
 
 /// One row's block as the packers see it: scale, offset, and 32 unsigned quants
 /// (`q + 128` for Q8, 0..=15 for Q4).
 struct RowBlock {
-    d: u16,
-    m: u16,
+    d: f32,
+    m: f32,
     q: [u8; BLOCK],
 }
 
@@ -83,7 +124,7 @@ impl QMatrix {
 
     /// Bytes held (quants and scales).
     pub fn bytes(&self) -> usize {
-        self.qs.len() + 2 * (self.d.len() + self.m.len())
+        self.qs.len() + self.d.bytes() + self.m.bytes()
     }
 
     /// Whether a `[rows, cols]` matrix can be stored: `cols` a multiple of 32.
@@ -105,6 +146,7 @@ impl QMatrix {
         kind: QKind,
         rows: usize,
         cols: usize,
+        f32_scales: bool,
         mut block: impl FnMut(usize, usize) -> RowBlock,
     ) -> Self {
         let nb = cols / BLOCK;
@@ -113,20 +155,17 @@ impl QMatrix {
         // padded rows: scale 0 and the quant that means 0 (so every term is 0)
         let zero_q = if kind == QKind::Q8 { 128 } else { 0 };
         let mut qs = vec![zero_q; groups * nb * gbb];
-        let mut d = vec![0u16; groups * nb * ROWS];
-        let mut m = if kind == QKind::Q4 {
-            vec![0u16; groups * nb * ROWS]
-        } else {
-            vec![]
-        };
+        let mut d = Scales::zeros(groups * nb * ROWS, f32_scales);
+        let q4 = kind == QKind::Q4;
+        let mut m = Scales::zeros(if q4 { groups * nb * ROWS } else { 0 }, f32_scales);
         for r in 0..rows {
             let (g, lane) = (r / ROWS, r % ROWS);
             for b in 0..nb {
                 let rb = block(r, b);
                 let s = (g * nb + b) * ROWS + lane;
-                d[s] = rb.d;
-                if kind == QKind::Q4 {
-                    m[s] = rb.m;
+                d.set(s, rb.d);
+                if q4 {
+                    m.set(s, rb.m);
                 }
                 let base = (g * nb + b) * gbb;
                 match kind {
@@ -179,7 +218,7 @@ impl QMatrix {
                 i % cols
             )));
         }
-        Ok(Self::pack(kind, rows, cols, |r, b| {
+        Ok(Self::pack(kind, rows, cols, false, |r, b| {
             let x = &data[r * cols + b * BLOCK..r * cols + (b + 1) * BLOCK];
             match kind {
                 QKind::Q8 => quantize_q8_block(x),
@@ -190,7 +229,9 @@ impl QMatrix {
 
     /// Repacks GGUF-encoded rows without rounding. `data` holds `rows` rows of `cols`
     /// elements in `ggml_type`; `row_order[i]` is the stored row that becomes row `i`.
-    /// Returns None for types that do not map exactly (the caller dequantizes instead).
+    /// `Q8_0` becomes Q8; `Q4_0`, `Q4_1` and `Q4_K` become Q4 (`Q4_K` with f32 scales:
+    /// its per-32 scale and offset are products of an f16 and a 6-bit integer). Returns
+    /// None for other types (the caller dequantizes and requantizes instead).
     pub fn from_ggml(
         ggml_type: candle_core::quantized::GgmlDType,
         data: &[u8],
@@ -200,41 +241,74 @@ impl QMatrix {
     ) -> Result<Option<Self>> {
         use candle_core::quantized::GgmlDType as G;
         Self::check(rows, cols)?;
-        let (kind, block_bytes) = match ggml_type {
-            G::Q8_0 => (QKind::Q8, 34),
-            G::Q4_0 => (QKind::Q4, 18),
-            G::Q4_1 => (QKind::Q4, 20),
+        // (kind, elements per stored block, bytes per stored block, f32 scales)
+        let (kind, per_block, block_bytes, f32_scales) = match ggml_type {
+            G::Q8_0 => (QKind::Q8, 32, 34, false),
+            G::Q4_0 => (QKind::Q4, 32, 18, false),
+            G::Q4_1 => (QKind::Q4, 32, 20, false),
+            G::Q4K if cols % 256 == 0 => (QKind::Q4, 256, 144, true),
             _ => return Ok(None),
         };
-        let nb = cols / BLOCK;
-        if data.len() != rows * nb * block_bytes {
+        let row_bytes = cols / per_block * block_bytes;
+        if data.len() != rows * row_bytes {
             return Err(Error::Input(format!(
                 "{ggml_type:?} data of {} bytes for a [{rows}, {cols}] matrix (expected {})",
                 data.len(),
-                rows * nb * block_bytes
+                rows * row_bytes
             )));
         }
+        let half =
+            |p: &[u8], at: usize| f16::from_bits(u16::from_le_bytes([p[at], p[at + 1]])).to_f32();
         // Q4_0's offset -8d must be exact in f16: true unless it overflows
         let mut exact = true;
-        let packed = Self::pack(kind, rows, cols, |r, b| {
+        let packed = Self::pack(kind, rows, cols, f32_scales, |r, b| {
             let src = row_order.map_or(r, |o| o[r]);
-            let p = &data[(src * nb + b) * block_bytes..][..block_bytes];
-            let d = u16::from_le_bytes([p[0], p[1]]);
+            let row = &data[src * row_bytes..(src + 1) * row_bytes];
+            let p = &row[b * BLOCK / per_block * block_bytes..][..block_bytes];
             let mut q = [0u8; BLOCK];
             match ggml_type {
                 G::Q8_0 => {
                     for (o, &v) in q.iter_mut().zip(&p[2..34]) {
                         *o = (v as i8 as i16 + 128) as u8;
                     }
-                    RowBlock { d, m: 0, q }
+                    RowBlock {
+                        d: half(p, 0),
+                        m: 0.0,
+                        q,
+                    }
+                }
+                G::Q4K => {
+                    // sub-block j of 8: 6-bit scale and min packed in 12 bytes; sub-blocks
+                    // 2i and 2i+1 share 32 bytes of quants (low, then high nibbles)
+                    let j = b % 8;
+                    let sc = &p[4..16];
+                    let (scale, min) = if j < 4 {
+                        (sc[j] & 63, sc[j + 4] & 63)
+                    } else {
+                        (
+                            (sc[j + 4] & 0x0F) | ((sc[j - 4] >> 6) << 4),
+                            (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4),
+                        )
+                    };
+                    let nib = &p[16 + (j / 2) * 32..16 + (j / 2 + 1) * 32];
+                    for (o, &v) in q.iter_mut().zip(nib) {
+                        *o = if j % 2 == 0 { v & 0x0F } else { v >> 4 };
+                    }
+                    let (d, dmin) = (half(p, 0), half(p, 2));
+                    RowBlock {
+                        d: d * scale as f32,
+                        m: -(dmin * min as f32),
+                        q,
+                    }
                 }
                 _ => {
+                    let d = half(p, 0);
                     let (m, nib) = if ggml_type == G::Q4_1 {
-                        (u16::from_le_bytes([p[2], p[3]]), &p[4..20])
+                        (half(p, 2), &p[4..20])
                     } else {
-                        let m = f16::from_f32(-8.0 * f16::from_bits(d).to_f32());
+                        let m = f16::from_f32(-8.0 * d);
                         exact &= m.is_finite();
-                        (m.to_bits(), &p[2..18])
+                        (m.to_f32(), &p[2..18])
                     };
                     // ggml: element j in the low nibble of byte j, element j + 16 in the high
                     for (j, &v) in nib.iter().enumerate() {
@@ -255,7 +329,7 @@ impl QMatrix {
         let (g, lane) = (r / ROWS, r % ROWS);
         for b in 0..nb {
             let s = (g * nb + b) * ROWS + lane;
-            let d = f16::from_bits(self.d[s]).to_f32();
+            let d = self.d.get(s);
             let base = (g * nb + b) * gbb;
             let o = &mut out[b * BLOCK..(b + 1) * BLOCK];
             match self.kind {
@@ -268,7 +342,7 @@ impl QMatrix {
                     }
                 }
                 QKind::Q4 => {
-                    let m = f16::from_bits(self.m[s]).to_f32();
+                    let m = self.m.get(s);
                     for step in 0..BLOCK / 8 {
                         for i in 0..4 {
                             let v = self.qs[base + step * 64 + lane * 4 + i];
@@ -300,8 +374,8 @@ fn quantize_q8_block(x: &[f32]) -> RowBlock {
         *o = ((v * id).round().clamp(-127.0, 127.0) as i32 + 128) as u8;
     }
     RowBlock {
-        d: f16::from_f32(d).to_bits(),
-        m: 0,
+        d: f16::from_f32(d).to_f32(),
+        m: 0.0,
         q,
     }
 }
@@ -317,8 +391,8 @@ fn quantize_q4_block(x: &[f32]) -> RowBlock {
         *o = (((v - lo) * id + 0.5) as u8).min(15);
     }
     RowBlock {
-        d: f16::from_f32(d).to_bits(),
-        m: f16::from_f32(lo).to_bits(),
+        d: f16::from_f32(d).to_f32(),
+        m: f16::from_f32(lo).to_f32(),
         q,
     }
 }

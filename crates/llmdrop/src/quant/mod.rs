@@ -1,7 +1,7 @@
 //! Quantized weights and the integer kernels that multiply them.
 //!
-//! GGUF's `Q8_0`, `Q4_0` and `Q4_1` weights are repacked at load into [`QMatrix`]'s
-//! interleaved layout without any rounding; other types (and float weights under
+//! GGUF's `Q8_0`, `Q4_0`, `Q4_1` and `Q4_K` weights are repacked at load into
+//! [`QMatrix`]'s interleaved layout without any rounding; other types (and float weights under
 //! `--dtype q8_0|q4_1`) are quantized from f32. Activations are quantized per 32-element
 //! block to i8 on the fly (as llama.cpp does), dot products are exact in i32, and the block
 //! scales are applied in f32. Everything outside the matrix products (norms, RoPE,
@@ -43,8 +43,9 @@ pub enum QuantMode {
     /// the embeddings / lm_head 8-bit, as llama.cpp keeps its output matrix at higher
     /// precision.
     Q4_1,
-    /// As the file stores them: `Q8_0` -> 8-bit, `Q4_0` / `Q4_1` -> 4-bit, float stays
-    /// dense f32, other GGUF types (K-quants, `Q5_*`) are requantized to 8-bit.
+    /// As the file stores them: `Q8_0` -> 8-bit, `Q4_0` / `Q4_1` / `Q4_K` -> 4-bit, float
+    /// stays dense f32, other GGUF types (`Q6_K`, `Q5_*`, `Q2_K`, `Q3_K`, …) are
+    /// requantized to 8-bit.
     Native,
 }
 
@@ -62,7 +63,7 @@ impl Stored {
         match t {
             GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Stored::Float,
             GgmlDType::Q8_0 => Stored::Q8,
-            GgmlDType::Q4_0 | GgmlDType::Q4_1 => Stored::Q4,
+            GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q4K => Stored::Q4,
             _ => Stored::OtherQuant,
         }
     }

@@ -1,8 +1,6 @@
 //! The reference kernel in plain Rust: same integer dot products and the same order of
 //! f32 operations as the SIMD kernel, for machines without AVX-512 VNNI and for tests.
 
-use half::f16;
-
 use super::act::QActs;
 use super::matrix::{QKind, QMatrix, BLOCK, ROWS};
 
@@ -26,7 +24,7 @@ pub(crate) fn tile(
                 let s = (g * nb + b) * ROWS + lane;
                 let base = (g * nb + b) * gbb;
                 let xb = &x[b * BLOCK..(b + 1) * BLOCK];
-                let dw = f16::from_bits(w.d[s]).to_f32();
+                let dw = w.d.get(s);
                 let (dx, sx) = (a.d[row * nb + b], a.s[row * nb + b]);
                 match w.kind() {
                     QKind::Q8 => {
@@ -50,7 +48,7 @@ pub(crate) fn tile(
                                 dot += (v >> 4) as i32 * xb[step * 8 + 4 + i] as i32;
                             }
                         }
-                        let mw = f16::from_bits(w.m[s]).to_f32();
+                        let mw = w.m.get(s);
                         acc = dw.mul_add(dx * dot as f32, acc);
                         acc = mw.mul_add(sx, acc);
                     }
