@@ -22,7 +22,7 @@ use crate::plan::DropPlan;
 /// number of 256-element super-blocks (SmolLM2's 576-wide matrices): the 32-element type
 /// of about the same size.
 fn fallback_for_width(dt: GgmlDType, cols: usize) -> GgmlDType {
-    if cols % dt.block_size() == 0 {
+    if cols.is_multiple_of(dt.block_size()) {
         return dt;
     }
     match dt {

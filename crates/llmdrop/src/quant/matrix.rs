@@ -246,7 +246,7 @@ impl QMatrix {
             G::Q8_0 => (QKind::Q8, 32, 34, false),
             G::Q4_0 => (QKind::Q4, 32, 18, false),
             G::Q4_1 => (QKind::Q4, 32, 20, false),
-            G::Q4K if cols % 256 == 0 => (QKind::Q4, 256, 144, true),
+            G::Q4K if cols.is_multiple_of(256) => (QKind::Q4, 256, 144, true),
             _ => return Ok(None),
         };
         let row_bytes = cols / per_block * block_bytes;
