@@ -24,6 +24,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    single_candle_elementwise_thread();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -41,5 +42,17 @@ fn main() -> ExitCode {
             eprintln!("llmdrop: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// candle runs large elementwise ops on its own spinning thread pool, beside rayon's (which
+/// runs llmdrop's kernels and candle's matmuls). On a machine with as many cores as rayon
+/// threads, the spinning workers take cores from the matmuls: with 2 threads, prefill ran
+/// 1.5x faster with candle's pool off (measured with `llmdrop bench`). Unless the user sets
+/// `CANDLE_NUM_THREADS`, the elementwise ops run on the calling thread.
+fn single_candle_elementwise_thread() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // still single-threaded here: nothing else reads the environment yet
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }

@@ -24,6 +24,10 @@ fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> llmdrop::Result<()> {
+    // as the CLI does: candle's spinning elementwise pool off (see llmdrop-cli's main)
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     let dev = Device::Cpu;
     println!("threads {}", candle_core::utils::get_num_threads());
     // SmolLM2-135M shapes: q/o 576x576, k/v 192x576, gate/up 1536x576, down 576x1536, lm_head 49152x576
