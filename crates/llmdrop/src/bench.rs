@@ -128,7 +128,9 @@ pub fn peak_rss_bytes() -> Option<u64> {
 
 /// Floating-point operations of one forward pass over `tokens` positions of a sequence
 /// (no lm_head): 2 per weight of every kept linear layer and token, plus the attention
-/// products QK^T and AV over the full `tokens x tokens` matrix of each kept layer.
+/// products QK^T and AV over the causal triangle of each kept layer (query i reads keys
+/// 0..=i: `tokens (tokens + 1) / 2` pairs). Only needed work counts: an implementation
+/// that computes the masked half too does not get credit for it.
 pub fn forward_flops(dec: &Decoder, tokens: usize) -> f64 {
     let c = dec.config();
     let (h, q, kv, i) = (
@@ -142,7 +144,7 @@ pub fn forward_flops(dec: &Decoder, tokens: usize) -> f64 {
     for l in dec.layers() {
         if l.attn.is_some() {
             per_seq += 2.0 * t * (h * q * 2.0 + h * kv * 2.0);
-            per_seq += 2.0 * 2.0 * t * t * q;
+            per_seq += 2.0 * 2.0 * (t * (t + 1.0) / 2.0) * q;
         }
         if l.mlp.is_some() {
             per_seq += 2.0 * t * 3.0 * h * i;

@@ -9,6 +9,10 @@ use super::weights::Weights;
 use crate::config::Config;
 use crate::error::Result;
 
+/// Scores (heads x query positions x keys) computed at once in a long prompt; more query
+/// positions run in further chunks.
+const SCORE_CHUNK_ELEMS: usize = 1 << 19;
+
 #[derive(Debug, Clone)]
 pub struct Attention {
     q: Linear,
@@ -84,27 +88,59 @@ impl Attention {
             None => (k, v),
         };
         // GQA without copying keys/values: the `groups` query heads that share a kv head
-        // are stacked along the sequence axis, [b, kv_heads, groups * t, d]
+        // are stacked along the sequence axis, [b, kv_heads, groups * len, d]
         let groups = self.num_heads / self.num_kv_heads;
-        let q = q.reshape((b, self.num_kv_heads, groups * t, d))?;
         let total = k.dim(2)?;
-        let scale = 1.0 / (d as f64).sqrt();
         // scaling the queries (t x d) is cheaper than scaling the scores (t x total)
-        let att = (q * scale)?.matmul(&k.t()?)?;
-        let att = match mask {
-            Some(mask) => att
-                .reshape((b, self.num_kv_heads, groups, t, total))?
-                .broadcast_add(mask)?
-                .reshape((b, self.num_kv_heads, groups * t, total))?,
-            None => att,
+        let q = (q * (1.0 / (d as f64).sqrt()))?;
+        // Long prompts run in chunks of query positions: the scores of one chunk stay
+        // small (not heads x t x t), and a chunk never computes scores for the keys after
+        // its last position, which the causal mask would hide anyway.
+        let chunk = (SCORE_CHUNK_ELEMS / (self.num_heads * total).max(1)).clamp(1, t);
+        let mut ys = Vec::with_capacity(t.div_ceil(chunk));
+        for i0 in (0..t).step_by(chunk) {
+            let len = chunk.min(t - i0);
+            let visible = if mask.is_some() {
+                offset + i0 + len
+            } else {
+                total
+            };
+            let qc = if len == t {
+                q.clone()
+            } else {
+                q.narrow(2, i0, len)?.contiguous()?
+            };
+            let qc = qc.reshape((b, self.num_kv_heads, groups * len, d))?;
+            let (kc, vc) = if visible == total {
+                (k.clone(), v.clone())
+            } else {
+                (k.narrow(2, 0, visible)?, v.narrow(2, 0, visible)?)
+            };
+            let att = qc.matmul(&kc.t()?)?;
+            let att = match mask {
+                Some(mask) => {
+                    let m = if len == t && visible == total {
+                        mask.clone()
+                    } else {
+                        mask.narrow(0, i0, len)?.narrow(1, 0, visible)?
+                    };
+                    att.reshape((b, self.num_kv_heads, groups, len, visible))?
+                        .broadcast_add(&m)?
+                        .reshape((b, self.num_kv_heads, groups * len, visible))?
+                }
+                None => att,
+            };
+            let att = att.to_dtype(DType::F32)?;
+            let att = candle_nn::ops::softmax_last_dim(&att)?.to_dtype(x.dtype())?;
+            // [b, kv_heads, groups * len, d] -> [b, heads, len, d]
+            ys.push(att.matmul(&vc)?.reshape((b, self.num_heads, len, d))?);
+        }
+        let y = if ys.len() == 1 {
+            ys.pop().expect("one chunk")
+        } else {
+            Tensor::cat(&ys, 2)?
         };
-        let att = att.to_dtype(DType::F32)?;
-        let att = candle_nn::ops::softmax_last_dim(&att)?.to_dtype(x.dtype())?;
-        let y = att.matmul(&v)?; // [b, kv_heads, groups * t, d]
-        let y = y
-            .reshape((b, self.num_heads, t, d))?
-            .transpose(1, 2)?
-            .reshape((b, t, self.num_heads * d))?;
+        let y = y.transpose(1, 2)?.reshape((b, t, self.num_heads * d))?;
         self.o.forward(&y)
     }
 }
