@@ -58,7 +58,7 @@ impl Rows {
             .collect()
     }
 
-    /// The rows scaled to unit length, as a `[tokens, 1, hidden]` tensor.
+    /// The rows scaled to unit length, as a `[tokens, hidden]` tensor.
     pub fn unit_tensor(&self, device: &candle_core::Device) -> Result<Tensor> {
         let v: Vec<f32> = self
             .data
@@ -68,7 +68,7 @@ impl Rows {
             .collect();
         Ok(Tensor::from_vec(
             v,
-            (self.tokens(), 1, self.hidden),
+            (self.tokens(), self.hidden),
             device,
         )?)
     }

@@ -40,7 +40,7 @@ pub struct ScoreProbe {
     x: Option<Rows>,
     y: Option<Rows>,
     branch_in: Option<Rows>,
-    /// Unit-length h_0..h_L of the current block, `[tokens, L+1, hidden]`, written in place
+    /// Unit-length h_0..h_L of the current block, `[L+1, tokens, hidden]`, written in place
     /// (reused across blocks of the same length).
     units: Option<Tensor>,
     /// How many of h_0..h_L `units` holds for the current block.
@@ -66,16 +66,18 @@ impl ScoreProbe {
         }
     }
 
-    /// All pairwise cosines of this block's hidden states, as one batched matmul over
-    /// tokens: `[tokens, L+1, hidden] x [tokens, hidden, L+1]`, summed over tokens.
+    /// All pairwise cosines of this block's hidden states, summed over tokens, as one
+    /// matmul: row i of `[L+1, tokens * hidden]` holds every token's unit h_i, so
+    /// `V Vᵀ [i][j] = Σ_t cos(h_i(t), h_j(t))` (no transposed copy of the buffer).
     fn flush_pairs(&mut self) -> Result<()> {
         let n = self.layers + 1;
         let filled = std::mem::take(&mut self.filled);
         let Some(h) = self.units.as_ref().filter(|_| filled == n) else {
             return Ok(());
         };
-        let tokens = h.dim(0)?;
-        let gram = h.matmul(&h.t()?)?.sum(0)?; // [L+1, L+1]
+        let tokens = h.dim(1)?;
+        let v = h.reshape((n, ()))?;
+        let gram = v.matmul(&v.t()?)?; // [L+1, L+1]
         let g = gram.flatten_all()?.to_vec1::<f32>()?;
         for (acc, v) in self.pairs.iter_mut().zip(g) {
             *acc += v as f64;
@@ -91,19 +93,19 @@ impl ScoreProbe {
         let fits = self
             .units
             .as_ref()
-            .is_some_and(|u| u.dims() == [tokens, n, hidden]);
+            .is_some_and(|u| u.dims() == [n, tokens, hidden]);
         if !fits {
             self.units = Some(Tensor::zeros(
-                (tokens, n, hidden),
+                (n, tokens, hidden),
                 candle_core::DType::F32,
                 device,
             )?);
         }
-        let u = x.unit_tensor(device)?;
+        let u = x.unit_tensor(device)?.unsqueeze(0)?;
         self.units
             .as_ref()
             .expect("allocated")
-            .slice_set(&u, 1, self.filled)?;
+            .slice_set(&u, 0, self.filled)?;
         self.filled += 1;
         Ok(())
     }
