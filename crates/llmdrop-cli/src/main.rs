@@ -5,6 +5,7 @@
 
 mod args;
 mod commands;
+mod memory;
 mod output;
 mod progress;
 

@@ -112,6 +112,7 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<ExitCode> {
     // the two never count together in the peak memory
     let src = a.model.open()?;
     let cal = calibration(&a.calib, &a.model, &src.tokenizer()?)?;
+    crate::memory::release_freed();
     let dec = src.load_decoder(
         &llmdrop::DropPlan::empty(),
         a.model.dtype()?,
