@@ -15,8 +15,9 @@ pub struct ModelArgs {
     /// Default: the cached SmolLM2-135M-Instruct (fetched by ./setup.sh).
     #[arg(long, short = 'm')]
     pub model: Option<PathBuf>,
-    /// Weights and compute: f32, bf16, f16 (dense), or q8_0, q4_1, native (quantized
-    /// matrices with f32 activations; native keeps a GGUF's Q8_0/Q4_0/Q4_1 blocks as stored).
+    /// Weights and compute: f32, bf16, f16 (dense), or q8_0, q4_k, q4_1, native (quantized
+    /// matrices with f32 activations; native keeps a GGUF's Q8_0/Q4_0/Q4_1/Q4_K blocks as
+    /// stored).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
 }

@@ -34,7 +34,7 @@ fn bench_reports_every_dtype_and_the_kv_share() {
         "1",
     ];
     let mut sizes = vec![];
-    for dtype in ["f32", "bf16", "q8_0", "q4_1", "native"] {
+    for dtype in ["f32", "bf16", "q8_0", "q4_k", "q4_1", "native"] {
         let mut args = base.to_vec();
         args.extend([
             "--dtype",
@@ -84,7 +84,7 @@ fn bench_reports_every_dtype_and_the_kv_share() {
     let (code, _, err) = llmdrop(&args);
     assert_eq!(code, 2);
     assert!(
-        err.starts_with("llmdrop: ") && err.contains("q8_0, q4_1, native"),
+        err.starts_with("llmdrop: ") && err.contains("q4_k, q4_1, native"),
         "{err}"
     );
 }

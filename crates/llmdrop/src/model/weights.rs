@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use super::linear::MatrixWeight;
 use crate::error::{Error, Result};
 use crate::io::WeightSource;
-use crate::quant::{QMatrix, QuantMode, Stored};
+use crate::quant::{QKind, QMatrix, QuantMode, Stored};
 
 /// A weight source plus the dtype and device tensors are loaded to, and the quantized
 /// kind matrices are held in (if any).
@@ -39,7 +39,7 @@ impl Weights<'_> {
         if let Some(g) = &ggml {
             let same = matches!(
                 (kind, stored),
-                (crate::quant::QKind::Q8, Stored::Q8) | (crate::quant::QKind::Q4, Stored::Q4)
+                (QKind::Q8, Stored::Q8) | (QKind::Q4, Stored::Q4)
             );
             if same {
                 let q = QMatrix::from_ggml(g.dtype, &g.data, rows, cols, g.row_order.as_deref())
@@ -50,6 +50,14 @@ impl Weights<'_> {
             }
         }
         let t = self.get(name, &[rows, cols])?.to_dtype(DType::F32)?;
+        if mode == QuantMode::Q4K && kind == QKind::Q4 && cols.is_multiple_of(256) {
+            use candle_core::quantized::{GgmlDType, QTensor};
+            let g = QTensor::quantize(&t, GgmlDType::Q4K)?;
+            let q = QMatrix::from_ggml(GgmlDType::Q4K, &g.data()?, rows, cols, None)
+                .map_err(|e| self.bad(name, e))?
+                .ok_or_else(|| self.bad(name, Error::Input("Q4_K blocks did not repack".into())))?;
+            return Ok(MatrixWeight::Quant(Arc::new(q)));
+        }
         let q = QMatrix::quantize(kind, &t.flatten_all()?.to_vec1::<f32>()?, rows, cols)
             .map_err(|e| self.bad(name, e))?;
         Ok(MatrixWeight::Quant(Arc::new(q)))

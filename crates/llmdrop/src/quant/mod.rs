@@ -43,6 +43,11 @@ pub enum QuantMode {
     /// the embeddings / lm_head 8-bit, as llama.cpp keeps its output matrix at higher
     /// precision.
     Q4_1,
+    /// As `Q4_1`, but a matrix quantized here (not already 4-bit in the file) whose rows
+    /// are a multiple of 256 is quantized as GGUF's `Q4_K` (ggml's algorithm: 6-bit
+    /// scales and offsets per 32 under an f16 pair per 256, fitted to the block); narrower
+    /// rows fall back to `Q4_1`.
+    Q4K,
     /// As the file stores them: `Q8_0` -> 8-bit, `Q4_0` / `Q4_1` / `Q4_K` -> 4-bit, float
     /// stays dense f32, other GGUF types (`Q6_K`, `Q5_*`, `Q2_K`, `Q3_K`, …) are
     /// requantized to 8-bit.
@@ -75,8 +80,8 @@ impl QuantMode {
     pub fn kind(self, stored: Stored, head: bool) -> Option<QKind> {
         match (self, stored) {
             (QuantMode::Q8_0, _) => Some(QKind::Q8),
-            (QuantMode::Q4_1, _) if head => Some(QKind::Q8),
-            (QuantMode::Q4_1, _) => Some(QKind::Q4),
+            (QuantMode::Q4_1 | QuantMode::Q4K, _) if head => Some(QKind::Q8),
+            (QuantMode::Q4_1 | QuantMode::Q4K, _) => Some(QKind::Q4),
             (QuantMode::Native, Stored::Float) => None,
             (QuantMode::Native, Stored::Q4) => Some(QKind::Q4),
             (QuantMode::Native, _) => Some(QKind::Q8),
@@ -85,7 +90,7 @@ impl QuantMode {
 }
 
 impl Precision {
-    /// Parses `f32`, `bf16`, `f16`, `q8_0`, `q4_1` or `native`.
+    /// Parses `f32`, `bf16`, `f16`, `q8_0`, `q4_k`, `q4_1` or `native`.
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "f32" => Precision::Float(DType::F32),
@@ -93,10 +98,11 @@ impl Precision {
             "f16" => Precision::Float(DType::F16),
             "q8_0" => Precision::Quant(QuantMode::Q8_0),
             "q4_1" => Precision::Quant(QuantMode::Q4_1),
+            "q4_k" => Precision::Quant(QuantMode::Q4K),
             "native" => Precision::Quant(QuantMode::Native),
             other => {
                 return Err(Error::Input(format!(
-                    "dtype `{other}` is not supported (f32, bf16, f16, q8_0, q4_1, native)"
+                    "dtype `{other}` is not supported (f32, bf16, f16, q8_0, q4_k, q4_1, native)"
                 )))
             }
         })
@@ -110,6 +116,7 @@ impl Precision {
             Precision::Float(_) => "f32",
             Precision::Quant(QuantMode::Q8_0) => "q8_0",
             Precision::Quant(QuantMode::Q4_1) => "q4_1",
+            Precision::Quant(QuantMode::Q4K) => "q4_k",
             Precision::Quant(QuantMode::Native) => "native",
         }
     }

@@ -66,11 +66,7 @@ impl Rows {
             .zip(&self.inv_norm)
             .flat_map(|(r, &s)| r.iter().map(move |x| x * s))
             .collect();
-        Ok(Tensor::from_vec(
-            v,
-            (self.tokens(), self.hidden),
-            device,
-        )?)
+        Ok(Tensor::from_vec(v, (self.tokens(), self.hidden), device)?)
     }
 }
 
