@@ -104,32 +104,68 @@ fn main() -> llmdrop::Result<()> {
 
 fn model_benches(src: &ModelSource, p: Precision, dev: &Device) -> llmdrop::Result<()> {
     let name = p.name();
-    {
-        {
-            let dec = src.load_decoder(&DropPlan::empty(), p, dev)?;
-            let ids: Vec<u32> = (0..512u32).map(|i| (i * 7919 + 13) % 49152).collect();
-            let input = Tensor::new(ids.as_slice(), dev)?.unsqueeze(0)?;
-            let s = median_secs(3, || {
-                dec.forward(&input, None, &mut NoProbe, Logits::None)
-                    .expect("forward");
-            });
-            let gflops = llmdrop::bench::forward_flops(&dec, 512) / s / 1e9;
-            println!(
-                "default model {name:<6} prefill 512 (no lm_head) {:>9.1} ms {gflops:>7.1} GFLOP/s",
-                s * 1e3
-            );
-            let mut cache = dec.new_cache();
-            dec.forward(&input, Some(&mut cache), &mut NoProbe, Logits::Last)?;
-            let one = Tensor::new(&[[42u32]], dev)?;
-            let s = median_secs(20, || {
-                dec.forward(&one, Some(&mut cache), &mut NoProbe, Logits::Last)
-                    .expect("decode");
-            });
-            println!(
-                "default model {name:<6} decode step after 512   {:>9.2} ms",
-                s * 1e3
-            );
-        }
+    let dec = src.load_decoder(&DropPlan::empty(), p, dev)?;
+    let s = prefill_secs(&dec, 512, dev)?;
+    let gflops = llmdrop::bench::forward_flops(&dec, 512) / s / 1e9;
+    println!(
+        "default model {name:<6} prefill 512 (no lm_head)    {:>9.1} ms {gflops:>7.1} GFLOP/s",
+        s * 1e3
+    );
+    println!(
+        "default model {name:<6} decode step after 512      {:>9.2} ms",
+        decode_step_secs(&dec, 512, dev)? * 1e3
+    );
+    // attention alone: every MLP dropped, so what remains is the 30 attention layers
+    // (projections, RoPE, scores, softmax, KV cache)
+    let layers = dec.config().num_layers;
+    let attn = dec.pruned(&DropPlan::new([], 0..layers))?;
+    for t in [512, 2048] {
+        let s = prefill_secs(&attn, t, dev)?;
+        println!(
+            "attention only {name:<6} prefill {t:<5}            {:>9.1} ms {:>7.1} tok/s",
+            s * 1e3,
+            t as f64 / s
+        );
     }
+    println!(
+        "attention only {name:<6} decode step after 2048    {:>9.2} ms",
+        decode_step_secs(&attn, 2048, dev)? * 1e3
+    );
     Ok(())
+}
+
+fn prompt(t: usize, dev: &Device) -> llmdrop::Result<Tensor> {
+    let ids: Vec<u32> = (0..t as u32).map(|i| (i * 7919 + 13) % 49152).collect();
+    Ok(Tensor::new(ids.as_slice(), dev)?.unsqueeze(0)?)
+}
+
+/// Median seconds of a `t`-token forward pass without logits.
+fn prefill_secs(dec: &llmdrop::Decoder, t: usize, dev: &Device) -> llmdrop::Result<f64> {
+    let input = prompt(t, dev)?;
+    Ok(median_secs(3, || {
+        dec.forward(&input, None, &mut NoProbe, Logits::None)
+            .expect("forward");
+    }))
+}
+
+/// Median seconds of one decode step after a `t`-token prompt (each step a fresh copy of
+/// the prompt's cache, so every step sees the same context).
+fn decode_step_secs(dec: &llmdrop::Decoder, t: usize, dev: &Device) -> llmdrop::Result<f64> {
+    let mut cache = dec.new_cache();
+    dec.forward(
+        &prompt(t, dev)?,
+        Some(&mut cache),
+        &mut NoProbe,
+        Logits::Last,
+    )?;
+    let one = Tensor::new(&[[42u32]], dev)?;
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let mut c = cache.clone();
+        let t0 = Instant::now();
+        dec.forward(&one, Some(&mut c), &mut NoProbe, Logits::Last)?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(times[times.len() / 2])
 }
