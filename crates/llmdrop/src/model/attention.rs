@@ -24,6 +24,7 @@ pub struct Attention {
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
+    sliding_window: Option<usize>,
 }
 
 impl Attention {
@@ -43,6 +44,7 @@ impl Attention {
             num_heads: cfg.num_heads,
             num_kv_heads: cfg.num_kv_heads,
             head_dim: d,
+            sliding_window: cfg.sliding_window,
         })
     }
 
@@ -93,6 +95,13 @@ impl Attention {
         let total = k.dim(2)?;
         // scaling the queries (t x d) is cheaper than scaling the scores (t x total)
         let q = (q * (1.0 / (d as f64).sqrt()))?;
+        if t == 1 && q.dtype() == DType::F32 {
+            // a decode step: one pass over the cached rows, no matmul packing
+            let first = self.sliding_window.map_or(0, |w| total.saturating_sub(w));
+            let y = super::decode_attn::decode_attention(&q, &k, &v, first)?;
+            let y = y.transpose(1, 2)?.reshape((b, 1, self.num_heads * d))?;
+            return self.o.forward(&y);
+        }
         // Long prompts run in chunks of query positions: the scores of one chunk stay
         // small (not heads x t x t), and a chunk never computes scores for the keys after
         // its last position, which the causal mask would hide anyway.

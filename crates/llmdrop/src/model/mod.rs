@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod cache;
+pub mod decode_attn;
 pub mod decoder;
 pub mod linear;
 pub mod mlp;

@@ -1,0 +1,190 @@
+//! Attention of one new position over the KV cache (a decode step), in f32, reading each
+//! cached key and value row once per query head: no packing of the cache into a matmul
+//! layout, no score tensor. Query heads run in parallel on rayon's pool.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::error::Result;
+
+/// Below this many (query head x key) pairs a step runs on the calling thread.
+const PARALLEL_MIN_PAIRS: usize = 1 << 14;
+
+struct DecodeAttention {
+    /// First visible key (sliding window), 0 for full causal attention.
+    first: usize,
+}
+
+/// Element offset of `[i0, i1, row, 0]` in a 4-d layout whose rows are contiguous.
+fn row_at(l: &Layout, i0: usize, i1: usize, row: usize) -> usize {
+    let s = l.stride();
+    l.start_offset() + i0 * s[0] + i1 * s[1] + row * s[2]
+}
+
+impl CustomOp3 for DecodeAttention {
+    fn name(&self) -> &'static str {
+        "llmdrop-decode-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sq: &CpuStorage,
+        lq: &Layout,
+        sk: &CpuStorage,
+        lk: &Layout,
+        sv: &CpuStorage,
+        lv: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) = (sq, sk, sv) else {
+            candle_core::bail!("decode attention needs f32 q, k, v")
+        };
+        let (b, heads, one, d) = lq.shape().dims4()?;
+        let (kb, kvh, total, kd) = lk.shape().dims4()?;
+        if one != 1 || kb != b || kd != d || lv.shape() != lk.shape() || kvh == 0 {
+            candle_core::bail!(
+                "decode attention: q {:?}, k {:?}, v {:?}",
+                lq.dims(),
+                lk.dims(),
+                lv.dims()
+            )
+        }
+        for l in [lq, lk, lv] {
+            if l.stride()[3] != 1 || l.stride()[2] != d && l.dims()[2] > 1 {
+                candle_core::bail!("decode attention needs contiguous rows")
+            }
+        }
+        let views = Views {
+            q,
+            k,
+            v,
+            lq,
+            lk,
+            lv,
+            d,
+            heads,
+            groups: heads / kvh,
+            first: self.first.min(total),
+            total,
+        };
+        let simd = avx512();
+        let head = |(idx, o): (usize, &mut [f32])| {
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU has AVX-512 F (checked by `avx512`)
+                unsafe { one_head_avx512(&views, idx, o) };
+                return;
+            }
+            one_head(&views, idx, o);
+        };
+        let mut out = vec![0f32; b * heads * d];
+        if heads * (total - views.first) >= PARALLEL_MIN_PAIRS && rayon::current_num_threads() > 1 {
+            out.par_chunks_mut(d).enumerate().for_each(head);
+        } else {
+            out.chunks_mut(d).enumerate().for_each(head);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, heads, 1, d))))
+    }
+}
+
+/// The inputs of one step, shared by the per-head tasks.
+struct Views<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    lq: &'a Layout,
+    lk: &'a Layout,
+    lv: &'a Layout,
+    d: usize,
+    heads: usize,
+    groups: usize,
+    first: usize,
+    total: usize,
+}
+
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Query head `idx` (of `b * heads`) into `o`: scores, softmax, weighted sum of values.
+#[inline(always)]
+fn one_head(s: &Views, idx: usize, o: &mut [f32]) {
+    let (bi, h) = (idx / s.heads, idx % s.heads);
+    let d = s.d;
+    let qr = &s.q[row_at(s.lq, bi, h, 0)..][..d];
+    let kv = h / s.groups;
+    // plain loops (no iterator adapters) so everything inlines into the AVX-512 copy
+    let mut scores = vec![0f32; s.total - s.first];
+    let mut max = f32::NEG_INFINITY;
+    for (i, j) in (s.first..s.total).enumerate() {
+        let at = row_at(s.lk, bi, kv, j);
+        scores[i] = dot(qr, &s.k[at..at + d]);
+        max = max.max(scores[i]);
+    }
+    let mut sum = 0f32;
+    for x in scores.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    for (i, j) in (s.first..s.total).enumerate() {
+        let at = row_at(s.lv, bi, kv, j);
+        axpy(scores[i], &s.v[at..at + d], o);
+    }
+    let inv = 1.0 / sum;
+    o.iter_mut().for_each(|x| *x *= inv);
+}
+
+/// [`one_head`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn one_head_avx512(s: &Views, idx: usize, o: &mut [f32]) {
+    one_head(s, idx, o)
+}
+
+/// Dot product with 16 independent partial sums (vectorizes without reassociating).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `o += p * x`.
+#[inline(always)]
+fn axpy(p: f32, x: &[f32], o: &mut [f32]) {
+    for (a, &b) in o.iter_mut().zip(x) {
+        *a += p * b;
+    }
+}
+
+/// softmax(q Kᵀ) V for one query position per sequence. `q`: f32 `[b, heads, 1, d]`,
+/// already scaled; `k`, `v`: f32 `[b, kv_heads, total, d]` (the cache, rows contiguous);
+/// keys before `first` are outside a sliding window. Returns `[b, heads, 1, d]`.
+pub fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, first: usize) -> Result<Tensor> {
+    let q = if q.is_contiguous() {
+        q.clone()
+    } else {
+        q.contiguous()?
+    };
+    Ok(q.apply_op3_no_bwd(k, v, &DecodeAttention { first })?)
+}
