@@ -49,6 +49,12 @@ impl MatrixWeight {
     }
 }
 
+/// Whether a product of `rows` input rows with dense `w` runs as two halves on two threads:
+/// decode-sized inputs (candle's gemm keeps them on one thread) against large matrices.
+fn split_matvec(rows: usize, w: &Tensor) -> bool {
+    rows <= 4 && w.elem_count() >= 1 << 18 && rayon::current_num_threads() > 1
+}
+
 /// `y = x W^T + b`, `W` stored `[out, in]` as in HF checkpoints.
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -86,6 +92,16 @@ impl Linear {
         let rows = x.elem_count() / in_dim;
         let x = x.reshape((rows, in_dim))?;
         let y = match &self.weight {
+            MatrixWeight::Dense(w) if split_matvec(rows, w) => {
+                // candle multiplies one row on one thread: halve the weight rows instead
+                let n = w.dim(0)?;
+                let half = n / 2;
+                let (a, b) = rayon::join(
+                    || x.matmul(&w.narrow(0, 0, half)?.t()?),
+                    || x.matmul(&w.narrow(0, half, n - half)?.t()?),
+                );
+                Tensor::cat(&[a?, b?], 1)?
+            }
             MatrixWeight::Dense(w) => x.matmul(&w.t()?)?,
             MatrixWeight::Quant(q) => crate::quant::qmatmul(q, &x)?,
         };
