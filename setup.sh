@@ -24,7 +24,7 @@ echo "== drop the 8 most redundant attention layers" >&2
 "$BIN" drop "${CAL[@]}" --scores "$OUT/scores.json" --strategy attn -n 8 --out "$OUT/smollm2-attn8" --force
 echo "== accuracy (default BIG-bench suite, first 40 examples each) and perplexity, side by side" >&2
 "$BIN" eval --pruned "$OUT/smollm2-attn8" --limit 40 --ppl-data "$TEXT"
-echo "== speed: original vs pruned in the same run (context 512, 32 decoded tokens)" >&2
-"$BIN" bench --context 512 --generate 32 --reps 2 --drop-attn "$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["plan"]["attn"])))' "$OUT/smollm2-attn8/plan.json")" --compare-original
+echo "== speed: original vs pruned in the same run (context 512, 32 decoded tokens; the GGUF's own Q4_1 blocks, --dtype native)" >&2
+"$BIN" bench --dtype native --context 512 --generate 32 --reps 2 --drop-attn "$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["plan"]["attn"])))' "$OUT/smollm2-attn8/plan.json")" --compare-original
 echo "== generate with the pruned model" >&2
 "$BIN" generate --model "$OUT/smollm2-attn8" --prompt "The three most useful things to know about transformers are" --max-tokens 40
