@@ -286,6 +286,11 @@ impl WeightSource for GgufSource {
         Ok(t.to_dtype(dtype)?.to_device(device)?)
     }
 
+    fn ggml_type(&self, name: &str) -> Option<candle_core::quantized::GgmlDType> {
+        let g = hf_to_gguf(name)?;
+        Some(self.content.tensor_infos.get(&g)?.ggml_dtype)
+    }
+
     fn load_ggml(&self, name: &str) -> Result<Option<super::GgmlRows>> {
         let g = self.gguf_name(name)?;
         let q = self.raw_tensor(&g)?;

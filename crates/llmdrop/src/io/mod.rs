@@ -49,6 +49,11 @@ pub trait WeightSource: Send + Sync {
     fn shape(&self, name: &str) -> Option<Vec<usize>>;
     /// Reads one tensor, converted to `dtype` on `device`.
     fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor>;
+    /// The GGUF type a tensor is stored in (from the header, no data read). None for
+    /// sources that store floats.
+    fn ggml_type(&self, _name: &str) -> Option<candle_core::quantized::GgmlDType> {
+        None
+    }
     /// A GGUF matrix's stored blocks with rows in HF order, for repacking without
     /// dequantizing. None for sources that store floats.
     fn load_ggml(&self, _name: &str) -> Result<Option<GgmlRows>> {

@@ -27,21 +27,18 @@ impl Weights<'_> {
             Some(m) if QMatrix::fits(cols) => m,
             _ => return Ok(MatrixWeight::Dense(self.get(name, &[rows, cols])?)),
         };
-        let ggml = if self.src.shape(name).as_deref() == Some(&[rows, cols][..]) {
-            self.src.load_ggml(name)?
-        } else {
-            None
-        };
-        let stored = ggml.as_ref().map_or(Stored::Float, |g| Stored::of(g.dtype));
+        let stored = self.src.ggml_type(name).map_or(Stored::Float, Stored::of);
         let Some(kind) = mode.kind(stored, head) else {
             return Ok(MatrixWeight::Dense(self.get(name, &[rows, cols])?));
         };
-        if let Some(g) = &ggml {
-            let same = matches!(
-                (kind, stored),
-                (QKind::Q8, Stored::Q8) | (QKind::Q4, Stored::Q4)
-            );
-            if same {
+        // blocks of the kind asked for: repacked as stored (data read once, never dequantized)
+        let same = matches!(
+            (kind, stored),
+            (QKind::Q8, Stored::Q8) | (QKind::Q4, Stored::Q4)
+        );
+        let shape_ok = self.src.shape(name).as_deref() == Some(&[rows, cols][..]);
+        if same && shape_ok {
+            if let Some(g) = self.src.load_ggml(name)? {
                 let q = QMatrix::from_ggml(g.dtype, &g.data, rows, cols, g.row_order.as_deref())
                     .map_err(|e| self.bad(name, e))?;
                 if let Some(q) = q {

@@ -60,10 +60,6 @@ impl QActs {
             .flat_map(|(qb, &d)| qb.iter().map(move |&q| d * q as f32))
             .collect()
     }
-
-    pub fn rows(&self) -> usize {
-        self.q.len() / self.cols
-    }
 }
 
 /// One task's share: input values, their quants, scales and sums.
