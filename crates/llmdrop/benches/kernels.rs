@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use llmdrop::gemm;
 use llmdrop::quant::{matmul, Kernel, Precision, QKind, QMatrix, QuantMode};
 use llmdrop::score::cosine::Rows;
 use llmdrop::{DropPlan, Logits, ModelSource, NoProbe};
@@ -47,9 +48,21 @@ fn main() -> llmdrop::Result<()> {
         });
         let gflops = 2.0 * (m * k * n) as f64 / s / 1e9;
         println!(
-            "matmul {m:>4}x{k}x{n:<6} {what:<18} {:>9.3} ms {gflops:>7.1} GFLOP/s",
+            "matmul {m:>4}x{k}x{n:<6} {what:<18} {:>9.3} ms {gflops:>7.1} GFLOP/s (candle)",
             s * 1e3
         );
+        if gemm::available() {
+            let p = gemm::PackedMatrix::pack(&w.flatten_all()?.to_vec1::<f32>()?, n, k);
+            let xs = x.flatten_all()?.to_vec1::<f32>()?;
+            let s = median_secs(20, || {
+                let _ = gemm::matmul(&p, &xs, gemm::Kernel::Auto);
+            });
+            let gflops = 2.0 * (m * k * n) as f64 / s / 1e9;
+            println!(
+                "matmul {m:>4}x{k}x{n:<6} {what:<18} {:>9.3} ms {gflops:>7.1} GFLOP/s (packed avx512)",
+                s * 1e3
+            );
+        }
     }
     // the same shapes through the quantized kernels (activations quantized inside)
     println!("quantized kernel: {}", Kernel::Auto.name());

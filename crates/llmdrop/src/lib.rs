@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod gemm;
 pub mod generate;
 pub mod io;
 pub mod model;

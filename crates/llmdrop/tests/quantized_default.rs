@@ -24,13 +24,16 @@ fn load(p: impl Into<Precision>) -> (ModelSource, Decoder) {
     (src, dec)
 }
 
-/// Against a recorded reference: max and mean |Δlogit| over the recorded columns, and how
-/// often the top token agrees (of how many positions).
+/// Against a recorded reference: max and mean |Δlogit| over the recorded columns, how
+/// often the top token agrees (of how many positions), and where it does not: the
+/// reference's lead of its top token over its runner-up there, and whether our top token
+/// is that runner-up.
 struct Agreement {
     max: f32,
     mean: f32,
     top1: usize,
     positions: usize,
+    misses: Vec<(f32, bool)>,
 }
 
 fn against(dec: &Decoder, reference: &str) -> Agreement {
@@ -38,6 +41,7 @@ fn against(dec: &Decoder, reference: &str) -> Agreement {
     let sample: Vec<usize> = serde_json::from_value(r["sample_vocab"].clone()).unwrap();
     let vocab = dec.config().vocab_size;
     let (mut worst, mut sum, mut count, mut agree, mut total) = (0f32, 0f64, 0, 0, 0);
+    let mut misses = Vec::new();
     for p in r["prompts"].as_array().unwrap() {
         let ids: Vec<u32> = serde_json::from_value(p["ids"].clone()).unwrap();
         let logits = testkit::logits(dec, std::slice::from_ref(&ids)).unwrap();
@@ -54,6 +58,9 @@ fn against(dec: &Decoder, reference: &str) -> Agreement {
                 .max_by(|&a, &b| row[a].total_cmp(&row[b]))
                 .unwrap();
             agree += usize::from(best == top_ids[0]);
+            if best != top_ids[0] {
+                misses.push((top[0] - top[1], best == top_ids[1]));
+            }
             total += 1;
         }
     }
@@ -62,6 +69,7 @@ fn against(dec: &Decoder, reference: &str) -> Agreement {
         mean: (sum / count as f64) as f32,
         top1: agree,
         positions: total,
+        misses,
     }
 }
 
@@ -96,12 +104,22 @@ fn native_quantized_logits_stay_close_to_f32_and_llamacpp() {
         ours.mean,
         peer.mean
     );
-    assert_eq!(ours.top1, ours.positions, "top-1 differs from f32");
+    // The top token must not change where f32 is decided. The test lets each logit move
+    // by 1.5x llama.cpp's mean distance from f32 on average, so where f32's top token leads
+    // its runner-up by less than twice that (two logits moving towards each other) either
+    // may come out on top: there the runner-up is accepted, nothing else. (The leads in
+    // these prompts start at 0.047; which near-ties flip changes with rounding anywhere
+    // in the model, for llama.cpp's run as for ours.)
+    let undecided = 2.0 * 1.5 * peer.mean;
     let vs_peer = against(&native, "llamacpp.json");
-    assert_eq!(
-        vs_peer.top1, vs_peer.positions,
-        "top-1 differs from llama.cpp"
-    );
+    for (what, a) in [("f32", &ours), ("llama.cpp", &vs_peer)] {
+        for &(lead, runner_up) in &a.misses {
+            assert!(
+                lead < undecided && runner_up,
+                "top-1 differs from {what} where it leads by {lead} (undecided below {undecided})"
+            );
+        }
+    }
 }
 
 #[test]

@@ -4,10 +4,12 @@ use candle_core::{DType, Device, Tensor};
 
 use super::cache::KvCache;
 use super::linear::{Linear, RmsNorm};
+use super::prefill_attn::{prefill_attention, Visibility};
 use super::rope::Rope;
 use super::weights::Weights;
 use crate::config::Config;
 use crate::error::Result;
+use crate::gemm::{self, Kernel};
 
 /// Scores (heads x query positions x keys) computed at once in a long prompt; more query
 /// positions run in further chunks.
@@ -100,6 +102,16 @@ impl Attention {
             let first = self.sliding_window.map_or(0, |w| total.saturating_sub(w));
             let y = super::decode_attn::decode_attention(&q, &k, &v, first)?;
             let y = y.transpose(1, 2)?.reshape((b, 1, self.num_heads * d))?;
+            return self.o.forward(&y);
+        }
+        if q.dtype() == DType::F32 && gemm::available() && q.device().is_cpu() {
+            // keys and values packed per head, only visible scores computed (see prefill_attn)
+            let vis = Visibility {
+                offset,
+                causal: mask.is_some(),
+                window: self.sliding_window,
+            };
+            let y = prefill_attention(&q, &k, &v, vis, Kernel::Auto)?;
             return self.o.forward(&y);
         }
         // Long prompts run in chunks of query positions: the scores of one chunk stay

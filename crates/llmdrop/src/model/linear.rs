@@ -6,13 +6,15 @@ use candle_core::{Module, Tensor};
 
 use super::weights::Weights;
 use crate::error::Result;
+use crate::gemm::PackedMatrix;
 use crate::quant::QMatrix;
 
-/// A `[out, in]` weight matrix: a dense tensor, or quantized blocks (shared, so a tied
-/// lm_head and embedding hold one copy).
+/// A `[out, in]` weight matrix: a dense tensor, f32 packed for the AVX-512 kernel, or
+/// quantized blocks (the latter two shared, so a tied lm_head and embedding hold one copy).
 #[derive(Debug, Clone)]
 pub enum MatrixWeight {
     Dense(Tensor),
+    Packed(Arc<PackedMatrix>),
     Quant(Arc<QMatrix>),
 }
 
@@ -20,6 +22,7 @@ impl MatrixWeight {
     pub fn rows(&self) -> Result<usize> {
         Ok(match self {
             MatrixWeight::Dense(t) => t.dim(0)?,
+            MatrixWeight::Packed(p) => p.rows(),
             MatrixWeight::Quant(q) => q.rows(),
         })
     }
@@ -28,6 +31,7 @@ impl MatrixWeight {
     pub fn bytes(&self) -> usize {
         match self {
             MatrixWeight::Dense(t) => t.elem_count() * t.dtype().size_in_bytes(),
+            MatrixWeight::Packed(p) => p.bytes(),
             MatrixWeight::Quant(q) => q.bytes(),
         }
     }
@@ -36,17 +40,33 @@ impl MatrixWeight {
     pub fn rows_of(&self, ids: &Tensor) -> Result<Tensor> {
         match self {
             MatrixWeight::Dense(t) => Ok(t.embedding(ids)?),
+            MatrixWeight::Packed(p) => gather(ids, p.rows(), p.cols(), |i, r| p.row(i, r)),
             MatrixWeight::Quant(q) => {
-                let device = ids.device().clone();
-                let ids = ids.to_vec1::<u32>()?;
-                let mut out = vec![0f32; ids.len() * q.cols()];
-                for (&i, row) in ids.iter().zip(out.chunks_mut(q.cols())) {
-                    q.dequantize_row(i as usize, row);
-                }
-                Ok(Tensor::from_vec(out, (ids.len(), q.cols()), &device)?)
+                gather(ids, q.rows(), q.cols(), |i, r| q.dequantize_row(i, r))
             }
         }
     }
+}
+
+/// Rows `ids` of a `[rows, cols]` matrix whose row `i` `fill(i, out)` writes.
+fn gather(
+    ids: &Tensor,
+    rows: usize,
+    cols: usize,
+    fill: impl Fn(usize, &mut [f32]),
+) -> Result<Tensor> {
+    let device = ids.device().clone();
+    let ids = ids.to_vec1::<u32>()?;
+    let mut out = vec![0f32; ids.len() * cols];
+    for (&i, row) in ids.iter().zip(out.chunks_mut(cols.max(1))) {
+        if i as usize >= rows {
+            return Err(crate::Error::Input(format!(
+                "token id {i} out of range for {rows} embedding rows"
+            )));
+        }
+        fill(i as usize, row);
+    }
+    Ok(Tensor::from_vec(out, (ids.len(), cols), &device)?)
 }
 
 /// Whether a product of `rows` input rows with dense `w` runs as two halves on two threads:
@@ -103,6 +123,7 @@ impl Linear {
                 Tensor::cat(&[a?, b?], 1)?
             }
             MatrixWeight::Dense(w) => x.matmul(&w.t()?)?,
+            MatrixWeight::Packed(p) => crate::gemm::packed_matmul(p, &x)?,
             MatrixWeight::Quant(q) => crate::quant::qmatmul(q, &x)?,
         };
         let y = match &self.bias {

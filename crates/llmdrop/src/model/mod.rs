@@ -6,7 +6,9 @@ pub mod decode_attn;
 pub mod decoder;
 pub mod linear;
 pub mod mlp;
+pub mod prefill_attn;
 pub mod rope;
+pub mod softmax;
 pub mod weights;
 
 pub use cache::KvCache;

@@ -6,6 +6,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::linear::MatrixWeight;
 use crate::error::{Error, Result};
+use crate::gemm::{self, PackedMatrix};
 use crate::io::WeightSource;
 use crate::quant::{QKind, QMatrix, QuantMode, Stored};
 
@@ -25,11 +26,11 @@ impl Weights<'_> {
     pub fn matrix(&self, name: &str, rows: usize, cols: usize, head: bool) -> Result<MatrixWeight> {
         let mode = match self.quant {
             Some(m) if QMatrix::fits(cols) => m,
-            _ => return Ok(MatrixWeight::Dense(self.get(name, &[rows, cols])?)),
+            _ => return self.dense(name, rows, cols),
         };
         let stored = self.src.ggml_type(name).map_or(Stored::Float, Stored::of);
         let Some(kind) = mode.kind(stored, head) else {
-            return Ok(MatrixWeight::Dense(self.get(name, &[rows, cols])?));
+            return self.dense(name, rows, cols);
         };
         // blocks of the kind asked for: repacked as stored (data read once, never dequantized)
         let same = matches!(
@@ -58,6 +59,17 @@ impl Weights<'_> {
         let q = QMatrix::quantize(kind, &t.flatten_all()?.to_vec1::<f32>()?, rows, cols)
             .map_err(|e| self.bad(name, e))?;
         Ok(MatrixWeight::Quant(Arc::new(q)))
+    }
+
+    /// A float matrix: packed for the AVX-512 kernel when it is f32 and the CPU has one,
+    /// else a candle tensor.
+    fn dense(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
+        let t = self.get(name, &[rows, cols])?;
+        if t.dtype() != DType::F32 || !self.device.is_cpu() || !gemm::available() {
+            return Ok(MatrixWeight::Dense(t));
+        }
+        let packed = PackedMatrix::pack(&t.flatten_all()?.to_vec1::<f32>()?, rows, cols);
+        Ok(MatrixWeight::Packed(Arc::new(packed)))
     }
 
     fn bad(&self, name: &str, e: Error) -> Error {

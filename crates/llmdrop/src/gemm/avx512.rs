@@ -1,0 +1,90 @@
+//! The x86-64 kernel: `R` activation rows × `P` panels of 32 outputs, held in 2·`R`·`P`
+//! AVX-512 registers.
+
+use std::arch::x86_64::*;
+
+use super::kernel::Tile;
+use super::packed::NR;
+
+/// Runs `t` (see [`Tile`]).
+///
+/// # Safety
+/// The CPU must support AVX-512 F ([`super::available`]); `t` must satisfy [`Tile`]'s
+/// contract.
+pub(crate) unsafe fn tile(t: &Tile) {
+    match (t.rows, t.panels) {
+        (1, 4) => run::<1, 4>(t),
+        (1, _) => run::<1, 1>(t),
+        (2, 2) => run::<2, 2>(t),
+        (2, _) => run::<2, 1>(t),
+        (3, 2) => run::<3, 2>(t),
+        (3, _) => run::<3, 1>(t),
+        (4, _) => run::<4, 1>(t),
+        (5, _) => run::<5, 1>(t),
+        (6, _) => run::<6, 1>(t),
+        (7, _) => run::<7, 1>(t),
+        (8, _) => run::<8, 1>(t),
+        (9, _) => run::<9, 1>(t),
+        (10, _) => run::<10, 1>(t),
+        (11, _) => run::<11, 1>(t),
+        (12, _) => run::<12, 1>(t),
+        _ => unreachable!("tiles have 1..=12 rows"),
+    }
+}
+
+/// The lanes of the two 16-lane halves that hold one of the first `cols` outputs.
+fn masks(cols: usize) -> (__mmask16, __mmask16) {
+    let lanes = |n: usize| {
+        if n >= 16 {
+            0xffff
+        } else {
+            ((1u32 << n) - 1) as u16
+        }
+    };
+    (lanes(cols), lanes(cols.saturating_sub(16)))
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn run<const R: usize, const P: usize>(t: &Tile) {
+    debug_assert!(t.rows == R && (P == 1 || t.panels == P));
+    // every panel full except possibly a single last one
+    let (m0, m1) = masks(t.cols);
+    let full = (0xffff, 0xffff);
+    let mask = |q: usize| if q + 1 == P { (m0, m1) } else { full };
+    let mut acc = [[[_mm512_setzero_ps(); 2]; P]; R];
+    if t.load {
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (q, v) in row.iter_mut().enumerate() {
+                let (k0, k1) = mask(q);
+                let c = t.c.add(r * t.ldc + q * NR);
+                v[0] = _mm512_maskz_loadu_ps(k0, c);
+                v[1] = _mm512_maskz_loadu_ps(k1, c.add(16));
+            }
+        }
+    }
+    let (mut a, mut b) = (t.a, t.b);
+    for _ in 0..t.kc {
+        let mut w = [[_mm512_setzero_ps(); 2]; P];
+        for (q, wq) in w.iter_mut().enumerate() {
+            let bq = b.add(q * t.stride);
+            *wq = [_mm512_loadu_ps(bq), _mm512_loadu_ps(bq.add(16))];
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            let x = _mm512_set1_ps(*a.add(r));
+            for (v, wq) in row.iter_mut().zip(&w) {
+                v[0] = _mm512_fmadd_ps(x, wq[0], v[0]);
+                v[1] = _mm512_fmadd_ps(x, wq[1], v[1]);
+            }
+        }
+        a = a.add(R);
+        b = b.add(NR);
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (q, v) in row.iter().enumerate() {
+            let (k0, k1) = mask(q);
+            let c = t.c.add(r * t.ldc + q * NR);
+            _mm512_mask_storeu_ps(c, k0, v[0]);
+            _mm512_mask_storeu_ps(c.add(16), k1, v[1]);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! `y = x Wᵀ` for a [`PackedMatrix`] `W`: activations packed in blocks of [`MR`] rows,
+//! the input dimension cut in cache-sized chunks, panels of `W` split across the rayon pool.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::packed::{PackedMatrix, NR};
+
+/// Activation rows per kernel call.
+pub const MR: usize = 12;
+/// Input values per chunk. Streaming a whole panel from L2 measured fastest here (k up to
+/// 1536); longer rows are cut so a chunk (`KC * NR` f32, 256 KiB) stays in L2.
+const KC: usize = 2048;
+/// Activation rows per pass over a panel chunk (a multiple of `MR`).
+const MC: usize = 32 * MR;
+/// Below this many multiply-adds a product runs on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// Which implementation runs the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX-512 where the CPU has it, else portable.
+    Auto,
+    /// Plain Rust with the same operations in the same order (bit for bit the same result).
+    Portable,
+}
+
+impl Kernel {
+    pub(crate) fn simd(self) -> bool {
+        self == Kernel::Auto && super::available()
+    }
+}
+
+/// Panels one call covers for `m` activation rows: a single row (decode) has too few
+/// independent sums to hide the multiply-add latency, so it runs over 4 panels at once.
+fn panels_per_call(m: usize) -> usize {
+    match m {
+        1 => 4,
+        2 | 3 => 2,
+        _ => 1,
+    }
+}
+
+/// `x`: row-major `[m, w.cols()]` -> `[m, w.rows()]`.
+pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
+    let (k, n) = (w.cols(), w.rows());
+    if k == 0 {
+        return Vec::new();
+    }
+    assert_eq!(
+        x.len() % k,
+        0,
+        "input width must equal the matrix's columns"
+    );
+    let m = x.len() / k;
+    let mut y = vec![0f32; m * n];
+    if m == 0 || n == 0 {
+        return y;
+    }
+    let a = pack_rows(x, m, k);
+    let simd = kernel.simd();
+    let out = OutPtr(y.as_mut_ptr());
+    // with few rows nothing is reused from L1: stream each panel whole
+    let kc_max = if m <= MR { k } else { KC };
+    let wide = panels_per_call(m);
+    let stride = k * NR;
+    let run = |panels: Range<usize>| {
+        for pc in (0..k).step_by(kc_max) {
+            let kc = kc_max.min(k - pc);
+            for ic in (0..m).step_by(MC) {
+                let mut j = panels.start;
+                while j < panels.end {
+                    let fits = j + wide <= panels.end && (j + wide - 1) * NR < n;
+                    let count = if fits { wide } else { 1 };
+                    let b = &w.panels_from(j)[pc * NR..];
+                    let cols = NR.min(n - (j + count - 1) * NR);
+                    for ir in (ic..m.min(ic + MC)).step_by(MR) {
+                        let rows = MR.min(m - ir);
+                        let a = &a[ir * k + pc * rows..ir * k + (pc + kc) * rows];
+                        let t = Tile {
+                            rows,
+                            panels: count,
+                            a: a.as_ptr(),
+                            b: b.as_ptr(),
+                            stride,
+                            kc,
+                            // SAFETY: row ir, column j*NR lie in y
+                            c: unsafe { out.at(ir * n + j * NR) },
+                            ldc: n,
+                            cols,
+                            load: pc > 0,
+                        };
+                        // SAFETY: a holds kc * rows values, b count panels' chunks; rows
+                        // ir.. and panels j..j + count lie in y, whose columns this task
+                        // alone writes
+                        unsafe { t.run(simd) };
+                    }
+                    j += count;
+                }
+            }
+        }
+    };
+    let panels = w.panels();
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || m * n * k < PARALLEL_MIN_MACS || panels < 2 {
+        run(0..panels);
+    } else {
+        let parts = threads.min(panels);
+        (0..parts)
+            .into_par_iter()
+            .for_each(|p| run(p * panels / parts..(p + 1) * panels / parts));
+    }
+    y
+}
+
+/// `x` (`[m, k]`) in blocks of `MR` rows (the last may be shorter); in a block of `rows`
+/// rows starting at row `i`, value `(i + r, p)` sits at `i * k + p * rows + r`.
+pub(crate) fn pack_rows(x: &[f32], m: usize, k: usize) -> Vec<f32> {
+    let mut a = vec![0f32; m * k];
+    for i in (0..m).step_by(MR) {
+        let rows = MR.min(m - i);
+        let block = &mut a[i * k..(i + rows) * k];
+        for r in 0..rows {
+            for (p, &v) in x[(i + r) * k..(i + r + 1) * k].iter().enumerate() {
+                block[p * rows + r] = v;
+            }
+        }
+    }
+    a
+}
+
+/// One kernel call: `C[r][q * NR + j] (+)= Σ_p a[p * rows + r] · b[q * stride + p * NR + j]`
+/// for `r < rows`, `q < panels`, `j < NR` (`j < cols` in the last panel), as one chain
+/// of fused multiply-adds per output in order of `p`, starting from the value in `C`
+/// when `load`, else from zero.
+///
+/// Contract: `a` points to `kc * rows` values, `b` to `panels` runs of `kc * NR` values
+/// `stride` apart; `c` is valid for `rows` rows of `ldc` values, of which the first
+/// `(panels - 1) * NR + cols` are used; `cols <= NR`.
+pub(crate) struct Tile {
+    pub rows: usize,
+    pub panels: usize,
+    pub a: *const f32,
+    pub b: *const f32,
+    pub stride: usize,
+    pub kc: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub cols: usize,
+    pub load: bool,
+}
+
+impl Tile {
+    /// # Safety
+    /// The pointers must satisfy the contract above.
+    pub(crate) unsafe fn run(&self, simd: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: `simd` only where the CPU has AVX-512 F
+            return super::avx512::tile(self);
+        }
+        let _ = simd;
+        self.portable();
+    }
+
+    /// # Safety
+    /// As [`Tile::run`].
+    unsafe fn portable(&self) {
+        for r in 0..self.rows {
+            for q in 0..self.panels {
+                let cols = if q + 1 == self.panels { self.cols } else { NR };
+                for j in 0..cols {
+                    let at = self.c.add(r * self.ldc + q * NR + j);
+                    let mut s = if self.load { *at } else { 0.0 };
+                    for p in 0..self.kc {
+                        let x = *self.a.add(p * self.rows + r);
+                        s = x.mul_add(*self.b.add(q * self.stride + p * NR + j), s);
+                    }
+                    *at = s;
+                }
+            }
+        }
+    }
+}
+
+/// The output buffer, shared by tasks that write disjoint columns of it.
+struct OutPtr(*mut f32);
+
+// SAFETY: tasks write disjoint columns (see `matmul`), and the buffer outlives them.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// # Safety
+    /// `i` must lie in the buffer.
+    unsafe fn at(&self, i: usize) -> *mut f32 {
+        self.0.add(i)
+    }
+}

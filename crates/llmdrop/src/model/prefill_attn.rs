@@ -1,0 +1,254 @@
+//! Attention of a block of new positions (a prefill, or a scoring pass) in f32, on the
+//! packed matrix kernel: per kv head the keys are packed as a matrix (`S = Q Kᵀ`) and the
+//! values as a transposed one (`O = P V`); each tile of 12 query rows computes only the
+//! scores of the keys it can see (causal, sliding window), softmaxes them, and writes its
+//! output straight into `[b, t, heads · d]`, the layout `o_proj` reads. Tiles run in
+//! parallel on rayon's pool.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::softmax::{softmax_in_place, softmax_portable};
+use crate::error::Result;
+use crate::gemm::{pack_rows, Kernel, PackedMatrix, Tile, MR, NR};
+
+/// Query rows per task: 4 tiles share each key panel while it is in cache.
+const TASK_ROWS: usize = 4 * MR;
+
+/// Which keys each query sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Visibility {
+    /// Position of the first query (the keys before it are cached).
+    pub offset: usize,
+    /// Queries see no later key (false: every key is visible).
+    pub causal: bool,
+    /// Queries see at most this many keys, themselves included.
+    pub window: Option<usize>,
+}
+
+impl Visibility {
+    /// Visible keys `lo..hi` of the query at row `i` of the block, of `total` keys.
+    fn keys(&self, i: usize, total: usize) -> (usize, usize) {
+        if !self.causal {
+            return (0, total);
+        }
+        let end = (self.offset + i + 1).min(total);
+        let lo = self
+            .window
+            .map_or(0, |w| (self.offset + i + 1).saturating_sub(w));
+        (lo.min(end), end)
+    }
+}
+
+struct PrefillAttention {
+    vis: Visibility,
+    kernel: Kernel,
+}
+
+/// Element offset of `[i0, i1, row, 0]` in a 4-d layout whose rows are contiguous.
+fn row_at(l: &Layout, i0: usize, i1: usize, row: usize) -> usize {
+    let s = l.stride();
+    l.start_offset() + i0 * s[0] + i1 * s[1] + row * s[2]
+}
+
+/// Rows `0..n` of `[i0, i1]` in `data` as one slice (rows must be contiguous).
+fn rows<'a>(data: &'a [f32], l: &Layout, i0: usize, i1: usize, n: usize, d: usize) -> &'a [f32] {
+    let at = row_at(l, i0, i1, 0);
+    &data[at..at + n * d]
+}
+
+impl CustomOp3 for PrefillAttention {
+    fn name(&self) -> &'static str {
+        "llmdrop-prefill-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sq: &CpuStorage,
+        lq: &Layout,
+        sk: &CpuStorage,
+        lk: &Layout,
+        sv: &CpuStorage,
+        lv: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) = (sq, sk, sv) else {
+            candle_core::bail!("prefill attention needs f32 q, k, v")
+        };
+        let (b, heads, t, d) = lq.shape().dims4()?;
+        let (kb, kvh, total, kd) = lk.shape().dims4()?;
+        if kb != b || kd != d || lv.shape() != lk.shape() || kvh == 0 || heads % kvh != 0 {
+            candle_core::bail!(
+                "prefill attention: q {:?}, k {:?}, v {:?}",
+                lq.dims(),
+                lk.dims(),
+                lv.dims()
+            )
+        }
+        for l in [lq, lk, lv] {
+            if l.stride()[3] != 1 || l.stride()[2] != d && l.dims()[2] > 1 {
+                candle_core::bail!("prefill attention needs contiguous rows")
+            }
+        }
+        let groups = heads / kvh;
+        // keys as a [total, d] matrix and values as [d, total], per (batch, kv head)
+        let packed: Vec<(PackedMatrix, PackedMatrix)> = (0..b * kvh)
+            .into_par_iter()
+            .map(|i| {
+                let (bi, h) = (i / kvh, i % kvh);
+                (
+                    PackedMatrix::pack(rows(k, lk, bi, h, total, d), total, d),
+                    PackedMatrix::pack_transposed(rows(v, lv, bi, h, total, d), total, d),
+                )
+            })
+            .collect();
+        let width = heads * d;
+        let mut out = vec![0f32; b * t * width];
+        let blocks = t.div_ceil(TASK_ROWS);
+        let dst = OutPtr(out.as_mut_ptr());
+        let simd = self.kernel.simd();
+        let task = |idx: usize| {
+            let (bh, blk) = (idx / blocks, idx % blocks);
+            let (bi, h) = (bh / heads, bh % heads);
+            let (keys, values) = &packed[bi * kvh + h / groups];
+            let q = rows(q, lq, bi, h, t, d);
+            let i1 = t.min((blk + 1) * TASK_ROWS);
+            for i0 in (blk * TASK_ROWS..i1).step_by(MR) {
+                let n = MR.min(i1 - i0);
+                // SAFETY: rows i0..i0 + n, columns h·d..(h + 1)·d of batch bi lie in `out`
+                // and belong to this task alone
+                let o = unsafe { dst.at((bi * t + i0) * width + h * d) };
+                let s = Scope {
+                    vis: &self.vis,
+                    q: &q[i0 * d..(i0 + n) * d],
+                    i0,
+                    keys,
+                    values,
+                    total,
+                    simd,
+                };
+                // SAFETY: as above; `width` is the row stride of `out`
+                unsafe { s.tile(o, width) };
+            }
+        };
+        let tasks = b * heads * blocks;
+        if rayon::current_num_threads() > 1 && tasks > 1 {
+            (0..tasks).into_par_iter().for_each(task);
+        } else {
+            (0..tasks).for_each(task);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, t, width))))
+    }
+}
+
+/// One tile of query rows of one head.
+struct Scope<'a> {
+    vis: &'a Visibility,
+    /// The tile's query rows, `[n, d]`, already scaled by `1 / √d`.
+    q: &'a [f32],
+    /// Row of the first query in the block.
+    i0: usize,
+    keys: &'a PackedMatrix,
+    values: &'a PackedMatrix,
+    total: usize,
+    simd: bool,
+}
+
+impl Scope<'_> {
+    /// Writes the tile's `[n, d]` outputs at `o`, rows `ldo` apart.
+    ///
+    /// # Safety
+    /// `o` must be valid for `n` rows of `ldo` values, of which the first `d` are written.
+    unsafe fn tile(&self, o: *mut f32, ldo: usize) {
+        let d = self.keys.cols();
+        let n = self.q.len() / d;
+        let span: Vec<_> = (0..n)
+            .map(|r| self.vis.keys(self.i0 + r, self.total))
+            .collect();
+        // keys any row of the tile sees, widened to whole panels at the start
+        let lo = span.iter().map(|s| s.0).min().unwrap_or(0) / NR * NR;
+        let hi = span.iter().map(|s| s.1).max().unwrap_or(0);
+        if hi <= lo {
+            return;
+        }
+        let kc = hi - lo;
+        // scores S = Q Kᵀ over keys lo..hi, [n, kc]
+        let a = pack_rows(self.q, n, d);
+        let mut s = vec![0f32; n * kc];
+        for j in (lo..hi).step_by(NR) {
+            let t = Tile {
+                rows: n,
+                panels: 1,
+                a: a.as_ptr(),
+                b: self.keys.panel(j / NR).as_ptr(),
+                stride: 0,
+                kc: d,
+                c: s.as_mut_ptr().add(j - lo),
+                ldc: kc,
+                cols: NR.min(hi - j),
+                load: false,
+            };
+            t.run(self.simd);
+        }
+        // probabilities, packed as the next product's input: P[p · n + r]
+        let mut p = vec![0f32; kc * n];
+        for (r, &(a, b)) in span.iter().enumerate() {
+            let row = &mut s[r * kc + (a - lo)..r * kc + (b - lo)];
+            if self.simd {
+                softmax_in_place(row);
+            } else {
+                softmax_portable(row);
+            }
+            for (j, &x) in row.iter().enumerate() {
+                p[(a - lo + j) * n + r] = x;
+            }
+        }
+        // O = P V over the same keys
+        for c in (0..d).step_by(NR) {
+            let t = Tile {
+                rows: n,
+                panels: 1,
+                a: p.as_ptr(),
+                b: self.values.panel(c / NR)[lo * NR..].as_ptr(),
+                stride: 0,
+                kc,
+                c: o.add(c),
+                ldc: ldo,
+                cols: NR.min(d - c),
+                load: false,
+            };
+            t.run(self.simd);
+        }
+    }
+}
+
+/// The output buffer, shared by tasks that write disjoint parts of it.
+struct OutPtr(*mut f32);
+
+// SAFETY: tasks write disjoint (rows, head) blocks, and the buffer outlives them.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// # Safety
+    /// `i` must lie in the buffer.
+    unsafe fn at(&self, i: usize) -> *mut f32 {
+        self.0.add(i)
+    }
+}
+
+/// `q`: `[b, heads, t, d]` (scaled by `1 / √d`), `k`, `v`: `[b, kv_heads, total, d]`,
+/// all f32 with contiguous rows -> `[b, t, heads · d]`.
+pub fn prefill_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    vis: Visibility,
+    kernel: Kernel,
+) -> Result<Tensor> {
+    let q = if q.is_contiguous() {
+        q.clone()
+    } else {
+        q.contiguous()?
+    };
+    Ok(q.apply_op3_no_bwd(k, v, &PrefillAttention { vis, kernel })?)
+}

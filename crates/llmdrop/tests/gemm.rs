@@ -1,0 +1,171 @@
+//! The packed f32 matrix product: the AVX-512 kernel computes bit for bit what the
+//! portable one does, both agree with f64 arithmetic within the bound of a k-term f32
+//! sum, and a row's result depends neither on the other rows in the batch (decode vs
+//! prefill) nor on the number of threads.
+
+use candle_core::{Device, Tensor};
+use llmdrop::gemm::{matmul, Kernel, PackedMatrix, MR, NR};
+use rand::{Rng, SeedableRng};
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let x: f32 = rng.random_range(-1.0..1.0);
+            if i % 97 == 0 {
+                x * 20.0
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+/// Row counts around the kernel's tile (12), its 1-3 row multi-panel calls and the
+/// 120-row pass; inner sizes below, at and across the 256-value chunk; output sizes
+/// below, at and across the 32-row panel, including a 4-panel call with a partial panel.
+const MS: [usize; 8] = [1, 2, 3, 5, MR, MR + 1, 25, 131];
+const KS: [usize; 5] = [1, 7, 256, 300, 600];
+const NS: [usize; 6] = [1, 31, NR, NR + 1, 100, 4 * NR + 5];
+
+#[test]
+fn pack_round_trips() {
+    let (rows, cols) = (NR + 3, 5);
+    let w = random(rows * cols, 1);
+    let p = PackedMatrix::pack(&w, rows, cols);
+    assert_eq!(p.unpack(), w);
+    assert_eq!(p.panels(), 2);
+    // padding to whole panels and to a cache line boundary is counted
+    assert_eq!(p.bytes(), (2 * NR * cols + 16) * 4);
+    let mut row = vec![0f32; cols];
+    p.row(NR + 2, &mut row);
+    assert_eq!(row, w[(NR + 2) * cols..(NR + 3) * cols]);
+}
+
+#[test]
+fn simd_equals_portable_and_f64() {
+    for (s, &m) in MS.iter().enumerate() {
+        for &k in &KS {
+            for &n in &NS {
+                let x = random(m * k, 10 + s as u64);
+                let w = random(n * k, 100 + k as u64);
+                let p = PackedMatrix::pack(&w, n, k);
+                let fast = matmul(&p, &x, Kernel::Auto);
+                let portable = matmul(&p, &x, Kernel::Portable);
+                assert_eq!(fast.len(), m * n);
+                for (i, (a, b)) in fast.iter().zip(&portable).enumerate() {
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "m {m} k {k} n {n} at {i}: {a} vs {b}"
+                    );
+                }
+                // a k-term sum of products rounded in f32: |error| <= k·u·Σ|x·w| (+ u·|y|)
+                let u = f64::from(f32::EPSILON) / 2.0;
+                for i in 0..m {
+                    for j in 0..n {
+                        let (mut exact, mut abs) = (0f64, 0f64);
+                        for q in 0..k {
+                            let t = f64::from(x[i * k + q]) * f64::from(w[j * k + q]);
+                            exact += t;
+                            abs += t.abs();
+                        }
+                        let got = f64::from(fast[i * n + j]);
+                        let bound = (k as f64 + 1.0) * u * abs;
+                        assert!(
+                            (got - exact).abs() <= bound,
+                            "m {m} k {k} n {n} ({i},{j}): {got} vs {exact} (bound {bound})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_row_is_computed_the_same_alone_and_in_a_batch() {
+    let (m, k, n) = (131, 600, 4 * NR + 5);
+    let x = random(m * k, 7);
+    let p = PackedMatrix::pack(&random(n * k, 8), n, k);
+    let batch = matmul(&p, &x, Kernel::Auto);
+    for i in [0, 1, 11, 12, 119, 120, 130] {
+        // alone (the decode kernel, 4 panels per call) and as the first of 2 and of 3 rows
+        for rows in 1..=3.min(m - i) {
+            let part = matmul(&p, &x[i * k..(i + rows) * k], Kernel::Auto);
+            for j in 0..n {
+                let (a, b) = (part[j], batch[i * n + j]);
+                assert_eq!(a.to_bits(), b.to_bits(), "row {i} of {rows}, col {j}");
+            }
+        }
+    }
+}
+
+#[test]
+fn threads_do_not_change_the_result() {
+    // large enough to be split across the pool
+    let (m, k, n) = (40, 576, 1536);
+    let x = random(m * k, 3);
+    let p = PackedMatrix::pack(&random(n * k, 4), n, k);
+    let run = |threads: usize, x: &[f32]| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| matmul(&p, x, Kernel::Auto))
+    };
+    for x in [&x[..], &x[..k]] {
+        let one = run(1, x);
+        let two = run(2, x);
+        assert!(one
+            .iter()
+            .zip(&two)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
+
+#[test]
+fn agrees_with_candle_matmul() {
+    let (m, k, n) = (37, 576, 192);
+    let (x, w) = (random(m * k, 5), random(n * k, 6));
+    let p = PackedMatrix::pack(&w, n, k);
+    let ours = matmul(&p, &x, Kernel::Auto);
+    let xt = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
+    let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+    let theirs: Vec<f32> = xt
+        .matmul(&wt.t().unwrap())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let scale = theirs.iter().fold(0f32, |a, b| a.max(b.abs()));
+    let worst = ours
+        .iter()
+        .zip(&theirs)
+        .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+    assert!(worst <= 1e-5 * scale, "max |diff| {worst} (scale {scale})");
+}
+
+#[test]
+fn nan_stays_in_its_row() {
+    let (m, k, n) = (MR + 2, 300, 70);
+    let mut x = random(m * k, 9);
+    x[5 * k + 299] = f32::NAN;
+    let p = PackedMatrix::pack(&random(n * k, 10), n, k);
+    for kernel in [Kernel::Auto, Kernel::Portable] {
+        let y = matmul(&p, &x, kernel);
+        for i in 0..m {
+            let row = &y[i * n..(i + 1) * n];
+            assert_eq!(row.iter().all(|v| v.is_nan()), i == 5, "row {i}");
+            assert!(i == 5 || row.iter().all(|v| v.is_finite()), "row {i}");
+        }
+    }
+}
+
+#[test]
+fn empty_input_gives_empty_output() {
+    let p = PackedMatrix::pack(&random(3 * 4, 1), 3, 4);
+    assert!(matmul(&p, &[], Kernel::Auto).is_empty());
+    assert!(matmul(&p, &[], Kernel::Portable).is_empty());
+}

@@ -1,0 +1,228 @@
+//! Prefill attention on the packed kernel against softmax(Q Kᵀ + mask) V in f64, for
+//! grouped heads, sliding windows, cached keys before the block, head sizes that are no
+//! multiple of the 32-wide panels, and bidirectional attention; and the vectorized `exp`
+//! against f64.
+
+use candle_core::{Device, Tensor};
+use llmdrop::gemm::Kernel;
+use llmdrop::model::prefill_attn::{prefill_attention, Visibility};
+use llmdrop::model::softmax::{exp_all, softmax_in_place};
+use rand::{Rng, SeedableRng};
+
+fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+}
+
+struct Case {
+    b: usize,
+    heads: usize,
+    kv_heads: usize,
+    t: usize,
+    total: usize,
+    d: usize,
+    vis: Visibility,
+}
+
+/// softmax over visible keys (key j at position j, query i at offset + i), in f64.
+fn reference(c: &Case, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f64> {
+    let (groups, d) = (c.heads / c.kv_heads, c.d);
+    let mut out = vec![0f64; c.b * c.t * c.heads * d];
+    for bi in 0..c.b {
+        for h in 0..c.heads {
+            let kv = h / groups;
+            for i in 0..c.t {
+                let pos = c.vis.offset + i;
+                let seen: Vec<usize> = (0..c.total)
+                    .filter(|&j| {
+                        !c.vis.causal || (j <= pos && c.vis.window.is_none_or(|w| pos - j < w))
+                    })
+                    .collect();
+                let qi = &q[((bi * c.heads + h) * c.t + i) * d..][..d];
+                let row = |x: &[f32], j: usize| {
+                    x[((bi * c.kv_heads + kv) * c.total + j) * d..][..d].to_vec()
+                };
+                let s: Vec<f64> = seen
+                    .iter()
+                    .map(|&j| {
+                        let kj = row(k, j);
+                        (0..d).map(|e| f64::from(qi[e]) * f64::from(kj[e])).sum()
+                    })
+                    .collect();
+                let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = s.iter().map(|x| (x - max).exp()).sum();
+                let o = &mut out[((bi * c.t + i) * c.heads + h) * d..][..d];
+                for (&j, sj) in seen.iter().zip(&s) {
+                    let p = (sj - max).exp() / z;
+                    for (e, vj) in row(v, j).iter().enumerate() {
+                        o[e] += p * f64::from(*vj);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check(c: &Case, seed: u64) {
+    let dev = Device::Cpu;
+    let q = random(c.b * c.heads * c.t * c.d, seed, 1.0);
+    let k = random(c.b * c.kv_heads * c.total * c.d, seed + 1, 1.0);
+    let v = random(c.b * c.kv_heads * c.total * c.d, seed + 2, 1.0);
+    let want = reference(c, &q, &k, &v);
+    let qt = Tensor::from_vec(q, (c.b, c.heads, c.t, c.d), &dev).unwrap();
+    let kt = Tensor::from_vec(k, (c.b, c.kv_heads, c.total, c.d), &dev).unwrap();
+    let vt = Tensor::from_vec(v, (c.b, c.kv_heads, c.total, c.d), &dev).unwrap();
+    for kernel in [Kernel::Auto, Kernel::Portable] {
+        let y = prefill_attention(&qt, &kt, &vt, c.vis, kernel).unwrap();
+        assert_eq!(y.dims(), &[c.b, c.t, c.heads * c.d]);
+        let got: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (f64::from(*a) - b).abs())
+            .fold(0f64, f64::max);
+        // outputs are convex combinations of values in [-1, 1]
+        assert!(
+            worst < 2e-6,
+            "{kernel:?} t {} total {} d {}: max |diff| {worst}",
+            c.t,
+            c.total,
+            c.d
+        );
+    }
+}
+
+fn causal(offset: usize, window: Option<usize>) -> Visibility {
+    Visibility {
+        offset,
+        causal: true,
+        window,
+    }
+}
+
+#[test]
+fn causal_grouped_heads_match_f64() {
+    // 3 query heads per kv head; rows across tiles (12) and tasks (48)
+    for t in [1, 5, 12, 13, 49, 100] {
+        let c = Case {
+            b: 2,
+            heads: 6,
+            kv_heads: 2,
+            t,
+            total: t,
+            d: 64,
+            vis: causal(0, None),
+        };
+        check(&c, t as u64);
+    }
+}
+
+#[test]
+fn cached_keys_before_the_block() {
+    // keys 0..total, queries at positions 40..total: a chunk after cached tokens
+    let c = Case {
+        b: 1,
+        heads: 4,
+        kv_heads: 4,
+        t: 30,
+        total: 70,
+        d: 64,
+        vis: causal(40, None),
+    };
+    check(&c, 11);
+}
+
+#[test]
+fn sliding_window() {
+    for (t, w) in [(100, 16), (70, 33), (50, 1)] {
+        let c = Case {
+            b: 1,
+            heads: 2,
+            kv_heads: 1,
+            t,
+            total: t,
+            d: 32,
+            vis: causal(0, Some(w)),
+        };
+        check(&c, w as u64);
+    }
+    let c = Case {
+        b: 1,
+        heads: 2,
+        kv_heads: 2,
+        t: 20,
+        total: 90,
+        d: 32,
+        vis: causal(70, Some(25)),
+    };
+    check(&c, 99);
+}
+
+#[test]
+fn head_size_not_a_multiple_of_the_panel() {
+    for d in [8, 40, 80] {
+        let c = Case {
+            b: 1,
+            heads: 2,
+            kv_heads: 1,
+            t: 37,
+            total: 37,
+            d,
+            vis: causal(0, None),
+        };
+        check(&c, d as u64);
+    }
+}
+
+#[test]
+fn bidirectional() {
+    let vis = Visibility {
+        offset: 0,
+        causal: false,
+        window: None,
+    };
+    let c = Case {
+        b: 1,
+        heads: 3,
+        kv_heads: 1,
+        t: 25,
+        total: 25,
+        d: 64,
+        vis,
+    };
+    check(&c, 5);
+}
+
+#[test]
+fn exp_within_two_ulp() {
+    let mut x: Vec<f32> = (0..20001).map(|i| -100.0 + i as f32 * 0.0094).collect();
+    x.extend([0.0, -0.0, 1e-30, -87.0, 88.0, -103.0]);
+    let mut y = x.clone();
+    exp_all(&mut y);
+    for (a, e) in x.iter().zip(&y) {
+        let want = f64::from(*a).exp();
+        let ulp = f64::from(f32::EPSILON) * want.max(f64::from(f32::MIN_POSITIVE));
+        assert!(
+            (f64::from(*e) - want).abs() <= 2.0 * ulp,
+            "exp({a}) = {e}, want {want}"
+        );
+    }
+    let mut edge = [f32::NAN, f32::NEG_INFINITY, -200.0, 200.0];
+    exp_all(&mut edge);
+    assert!(edge[0].is_nan());
+    assert_eq!(&edge[1..], &[0.0, 0.0, f32::INFINITY]);
+}
+
+#[test]
+fn softmax_sums_to_one_and_propagates_nan() {
+    for n in [1, 15, 16, 17, 100] {
+        let mut row = random(n, n as u64, 30.0);
+        softmax_in_place(&mut row);
+        let sum: f64 = row.iter().map(|&x| f64::from(x)).sum();
+        assert!((sum - 1.0).abs() < 1e-6, "n {n}: sum {sum}");
+    }
+    let mut row = vec![1.0, f32::NAN, 2.0];
+    softmax_in_place(&mut row);
+    assert!(row.iter().all(|x| x.is_nan()));
+}
