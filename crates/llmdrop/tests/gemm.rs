@@ -22,10 +22,10 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Row counts around the kernel's tile (12), its 1-3 row multi-panel calls and the
-/// 120-row pass; inner sizes below, at and across the 256-value chunk; output sizes
-/// below, at and across the 32-row panel, including a 4-panel call with a partial panel.
-const MS: [usize; 8] = [1, 2, 3, 5, MR, MR + 1, 25, 131];
-const KS: [usize; 5] = [1, 7, 256, 300, 600];
+/// 384-row pass; inner sizes up to and across the 2048-value chunk; output sizes below,
+/// at and across the 32-row panel, including a 4-panel call with a partial panel.
+const MS: [usize; 9] = [1, 2, 3, 5, MR, MR + 1, 25, 131, 400];
+const KS: [usize; 5] = [1, 7, 300, 600, 2100];
 const NS: [usize; 6] = [1, 31, NR, NR + 1, 100, 4 * NR + 5];
 
 #[test]
@@ -85,11 +85,11 @@ fn simd_equals_portable_and_f64() {
 
 #[test]
 fn a_row_is_computed_the_same_alone_and_in_a_batch() {
-    let (m, k, n) = (131, 600, 4 * NR + 5);
+    let (m, k, n) = (400, 2100, 4 * NR + 5);
     let x = random(m * k, 7);
     let p = PackedMatrix::pack(&random(n * k, 8), n, k);
     let batch = matmul(&p, &x, Kernel::Auto);
-    for i in [0, 1, 11, 12, 119, 120, 130] {
+    for i in [0, 1, 11, 12, 383, 384, 399] {
         // alone (the decode kernel, 4 panels per call) and as the first of 2 and of 3 rows
         for rows in 1..=3.min(m - i) {
             let part = matmul(&p, &x[i * k..(i + rows) * k], Kernel::Auto);

@@ -26,7 +26,8 @@ pub struct BenchArgs {
     /// With a drop plan: measure the original model too, in the same run, and print ratios.
     #[arg(long)]
     compare_original: bool,
-    /// Also measure the machine's f32 matmul throughput (2048^3) with the same threads.
+    /// Also measure this machine's f32 limit with the same threads: fused multiply-adds on
+    /// registers (the FLOP limit), and candle's dense matmul (2048^3) for comparison.
     #[arg(long)]
     peak: bool,
     /// Print JSON.
@@ -51,6 +52,9 @@ struct BenchReport {
     original: Option<Vec<BenchResult>>,
     /// Per context (with --compare-original): the decode speedup the removed work predicts.
     ideal: Option<Vec<Ideal>>,
+    /// This machine's f32 limit: fused multiply-adds on registers, all threads.
+    fma_peak_gflops: Option<f64>,
+    /// What candle's dense matmul reaches (2048³).
     matmul_peak_gflops: Option<f64>,
     peak_rss_bytes: Option<u64>,
     results: Vec<BenchResult>,
@@ -180,10 +184,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let results = run_all(&dec)?;
-    let matmul_peak_gflops = if a.peak {
-        Some(llmdrop::bench::matmul_gflops(2048, 5)?)
+    let (fma_peak_gflops, matmul_peak_gflops) = if a.peak {
+        (
+            Some(llmdrop::gemm::fma_peak_gflops(50_000_000, 5)),
+            Some(llmdrop::bench::matmul_gflops(2048, 5)?),
+        )
     } else {
-        None
+        (None, None)
     };
     let ideal = original.as_ref().map(|orig| {
         orig.iter()
@@ -204,6 +211,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         weight_bytes: dec.weight_bytes() as u64,
         original,
         ideal,
+        fma_peak_gflops,
         matmul_peak_gflops,
         peak_rss_bytes: llmdrop::bench::peak_rss_bytes(),
         results,
@@ -273,6 +281,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 100.0 * i.of_bytes_ideal
             )?;
         }
+    }
+    if let (Some(fma), Some(mm)) = (report.fma_peak_gflops, report.matmul_peak_gflops) {
+        writeln!(
+            t,
+            "f32 limit: {fma:.1} GFLOP/s (fused multiply-adds, {} threads); candle matmul 2048^3: {mm:.1}",
+            report.threads
+        )?;
     }
     output::print_text(&t)?;
     Ok(ExitCode::SUCCESS)

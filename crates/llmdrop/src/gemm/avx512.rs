@@ -70,13 +70,13 @@ unsafe fn run<const R: usize, const P: usize>(t: &Tile) {
             *wq = [_mm512_loadu_ps(bq), _mm512_loadu_ps(bq.add(16))];
         }
         for (r, row) in acc.iter_mut().enumerate() {
-            let x = _mm512_set1_ps(*a.add(r));
+            let x = _mm512_set1_ps(*a.add(r * t.lda));
             for (v, wq) in row.iter_mut().zip(&w) {
                 v[0] = _mm512_fmadd_ps(x, wq[0], v[0]);
                 v[1] = _mm512_fmadd_ps(x, wq[1], v[1]);
             }
         }
-        a = a.add(R);
+        a = a.add(1);
         b = b.add(NR);
     }
     for (r, row) in acc.iter().enumerate() {

@@ -1,4 +1,4 @@
-//! `y = x Wᵀ` for a [`PackedMatrix`] `W`: activations packed in blocks of [`MR`] rows,
+//! `y = x Wᵀ` for a [`PackedMatrix`] `W`: tiles of [`MR`] activation rows read in place,
 //! the input dimension cut in cache-sized chunks, panels of `W` split across the rayon pool.
 
 use std::ops::Range;
@@ -58,7 +58,6 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
     if m == 0 || n == 0 {
         return y;
     }
-    let a = pack_rows(x, m, k);
     let simd = kernel.simd();
     let out = OutPtr(y.as_mut_ptr());
     // with few rows nothing is reused from L1: stream each panel whole
@@ -77,11 +76,12 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
                     let cols = NR.min(n - (j + count - 1) * NR);
                     for ir in (ic..m.min(ic + MC)).step_by(MR) {
                         let rows = MR.min(m - ir);
-                        let a = &a[ir * k + pc * rows..ir * k + (pc + kc) * rows];
+                        let a = &x[ir * k + pc..(ir + rows - 1) * k + pc + kc];
                         let t = Tile {
                             rows,
                             panels: count,
                             a: a.as_ptr(),
+                            lda: k,
                             b: b.as_ptr(),
                             stride,
                             kc,
@@ -91,7 +91,7 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
                             cols,
                             load: pc > 0,
                         };
-                        // SAFETY: a holds kc * rows values, b count panels' chunks; rows
+                        // SAFETY: a spans rows x kc values k apart, b count panels' chunks; rows
                         // ir.. and panels j..j + count lie in y, whose columns this task
                         // alone writes
                         unsafe { t.run(simd) };
@@ -114,34 +114,20 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
     y
 }
 
-/// `x` (`[m, k]`) in blocks of `MR` rows (the last may be shorter); in a block of `rows`
-/// rows starting at row `i`, value `(i + r, p)` sits at `i * k + p * rows + r`.
-pub(crate) fn pack_rows(x: &[f32], m: usize, k: usize) -> Vec<f32> {
-    let mut a = vec![0f32; m * k];
-    for i in (0..m).step_by(MR) {
-        let rows = MR.min(m - i);
-        let block = &mut a[i * k..(i + rows) * k];
-        for r in 0..rows {
-            for (p, &v) in x[(i + r) * k..(i + r + 1) * k].iter().enumerate() {
-                block[p * rows + r] = v;
-            }
-        }
-    }
-    a
-}
-
-/// One kernel call: `C[r][q * NR + j] (+)= Σ_p a[p * rows + r] · b[q * stride + p * NR + j]`
+/// One kernel call: `C[r][q * NR + j] (+)= Σ_p A[r][p] · b[q * stride + p * NR + j]`
 /// for `r < rows`, `q < panels`, `j < NR` (`j < cols` in the last panel), as one chain
 /// of fused multiply-adds per output in order of `p`, starting from the value in `C`
 /// when `load`, else from zero.
 ///
-/// Contract: `a` points to `kc * rows` values, `b` to `panels` runs of `kc * NR` values
+/// Contract: `a` points to the `rows x kc` values of `A` (see `lda`), `b` to `panels` runs of `kc * NR` values
 /// `stride` apart; `c` is valid for `rows` rows of `ldc` values, of which the first
 /// `(panels - 1) * NR + cols` are used; `cols <= NR`.
 pub(crate) struct Tile {
     pub rows: usize,
     pub panels: usize,
     pub a: *const f32,
+    /// `A` is row-major with rows `lda` apart (`A[r][p] = a[r * lda + p]`).
+    pub lda: usize,
     pub b: *const f32,
     pub stride: usize,
     pub kc: usize,
@@ -174,7 +160,7 @@ impl Tile {
                     let at = self.c.add(r * self.ldc + q * NR + j);
                     let mut s = if self.load { *at } else { 0.0 };
                     for p in 0..self.kc {
-                        let x = *self.a.add(p * self.rows + r);
+                        let x = *self.a.add(r * self.lda + p);
                         s = x.mul_add(*self.b.add(q * self.stride + p * NR + j), s);
                     }
                     *at = s;

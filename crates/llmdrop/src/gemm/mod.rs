@@ -16,11 +16,13 @@ mod avx512;
 mod kernel;
 mod op;
 mod packed;
+mod peak;
 
+pub(crate) use kernel::Tile;
 pub use kernel::{matmul, Kernel, MR};
-pub(crate) use kernel::{pack_rows, Tile};
 pub use op::packed_matmul;
 pub use packed::{PackedMatrix, NR};
+pub use peak::fma_peak_gflops;
 
 /// Whether this CPU runs the packed kernel.
 pub fn available() -> bool {

@@ -1,8 +1,9 @@
 //! The gated SiLU MLP: `down(silu(gate(x)) * up(x))`.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::linear::Linear;
+use super::vexp::silu_mul;
 use super::weights::Weights;
 use crate::config::Config;
 use crate::error::Result;
@@ -31,8 +32,12 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = self.gate.forward(x)?.silu()?;
-        let u = self.up.forward(x)?;
-        self.down.forward(&(g * u)?)
+        let (g, u) = (self.gate.forward(x)?, self.up.forward(x)?);
+        let h = if g.dtype() == DType::F32 && g.device().is_cpu() {
+            silu_mul(&g, &u)?
+        } else {
+            (g.silu()? * u)?
+        };
+        self.down.forward(&h)
     }
 }

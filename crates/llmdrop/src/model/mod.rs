@@ -8,7 +8,7 @@ pub mod linear;
 pub mod mlp;
 pub mod prefill_attn;
 pub mod rope;
-pub mod softmax;
+pub mod vexp;
 pub mod weights;
 
 pub use cache::KvCache;

@@ -8,9 +8,9 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::softmax::{softmax_in_place, softmax_portable};
+use super::vexp::{softmax_in_place, softmax_portable};
 use crate::error::Result;
-use crate::gemm::{pack_rows, Kernel, PackedMatrix, Tile, MR, NR};
+use crate::gemm::{Kernel, PackedMatrix, Tile, MR, NR};
 
 /// Query rows per task: 4 tiles share each key panel while it is in cache.
 const TASK_ROWS: usize = 4 * MR;
@@ -172,13 +172,13 @@ impl Scope<'_> {
         }
         let kc = hi - lo;
         // scores S = Q Kᵀ over keys lo..hi, [n, kc]
-        let a = pack_rows(self.q, n, d);
         let mut s = vec![0f32; n * kc];
         for j in (lo..hi).step_by(NR) {
             let t = Tile {
                 rows: n,
                 panels: 1,
-                a: a.as_ptr(),
+                a: self.q.as_ptr(),
+                lda: d,
                 b: self.keys.panel(j / NR).as_ptr(),
                 stride: 0,
                 kc: d,
@@ -189,25 +189,26 @@ impl Scope<'_> {
             };
             t.run(self.simd);
         }
-        // probabilities, packed as the next product's input: P[p · n + r]
-        let mut p = vec![0f32; kc * n];
+        // probabilities in place; zero for the keys a row does not see
         for (r, &(a, b)) in span.iter().enumerate() {
-            let row = &mut s[r * kc + (a - lo)..r * kc + (b - lo)];
+            let row = &mut s[r * kc..(r + 1) * kc];
+            let (before, rest) = row.split_at_mut(a - lo);
+            let (seen, after) = rest.split_at_mut(b - a);
             if self.simd {
-                softmax_in_place(row);
+                softmax_in_place(seen);
             } else {
-                softmax_portable(row);
+                softmax_portable(seen);
             }
-            for (j, &x) in row.iter().enumerate() {
-                p[(a - lo + j) * n + r] = x;
-            }
+            before.fill(0.0);
+            after.fill(0.0);
         }
         // O = P V over the same keys
         for c in (0..d).step_by(NR) {
             let t = Tile {
                 rows: n,
                 panels: 1,
-                a: p.as_ptr(),
+                a: s.as_ptr(),
+                lda: kc,
                 b: self.values.panel(c / NR)[lo * NR..].as_ptr(),
                 stride: 0,
                 kc,

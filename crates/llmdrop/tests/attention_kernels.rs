@@ -1,12 +1,12 @@
 //! Prefill attention on the packed kernel against softmax(Q Kᵀ + mask) V in f64, for
 //! grouped heads, sliding windows, cached keys before the block, head sizes that are no
 //! multiple of the 32-wide panels, and bidirectional attention; and the vectorized `exp`
-//! against f64.
+//! against f64, and the gated SiLU built on it.
 
 use candle_core::{Device, Tensor};
 use llmdrop::gemm::Kernel;
 use llmdrop::model::prefill_attn::{prefill_attention, Visibility};
-use llmdrop::model::softmax::{exp_all, softmax_in_place};
+use llmdrop::model::vexp::{exp_all, silu_mul_slices, softmax_in_place};
 use rand::{Rng, SeedableRng};
 
 fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
@@ -225,4 +225,20 @@ fn softmax_sums_to_one_and_propagates_nan() {
     let mut row = vec![1.0, f32::NAN, 2.0];
     softmax_in_place(&mut row);
     assert!(row.iter().all(|x| x.is_nan()));
+}
+
+#[test]
+fn silu_mul_matches_f64() {
+    let g = random(1000, 3, 30.0);
+    let u = random(1000, 4, 2.0);
+    let mut out = vec![0f32; 1000];
+    silu_mul_slices(&g, &u, &mut out);
+    for ((&g, &u), &o) in g.iter().zip(&u).zip(&out) {
+        let (g, u) = (f64::from(g), f64::from(u));
+        let want = g / (1.0 + (-g).exp()) * u;
+        assert!(
+            (f64::from(o) - want).abs() <= 4e-7 * want.abs().max(1e-30),
+            "silu({g})·{u} = {o}, want {want}"
+        );
+    }
 }

@@ -1,0 +1,86 @@
+//! The machine's f32 arithmetic limit: fused multiply-adds on registers only, on every
+//! thread of the pool at once. The yardstick for "fraction of the FLOP limit" figures.
+
+use std::time::Instant;
+
+/// Independent accumulators per thread: enough to cover the FMA latency on two pipes.
+const CHAINS: usize = 12;
+
+/// f32 GFLOP/s of fused multiply-adds on all threads of the current rayon pool together,
+/// at the widest vector width this CPU has (AVX-512, else AVX2+FMA, else scalar), each
+/// thread running `iters` steps of `CHAINS` independent FMAs. Median of `reps`.
+pub fn fma_peak_gflops(iters: usize, reps: usize) -> f64 {
+    let mut v: Vec<f64> = (0..reps.max(1) + 1)
+        .map(|_| {
+            let start = Instant::now();
+            let flops: f64 = rayon::broadcast(|_| one_thread(iters)).iter().sum();
+            flops / start.elapsed().as_secs_f64() / 1e9
+        })
+        .skip(1) // warm-up: clocks settle
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// FLOPs done.
+fn one_thread(iters: usize) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if super::available() {
+            // SAFETY: the CPU has AVX-512 F
+            let s = unsafe { x86::fma512(iters) };
+            std::hint::black_box(s);
+            return (iters * CHAINS * 16 * 2) as f64;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA
+            let s = unsafe { x86::fma256(iters) };
+            std::hint::black_box(s);
+            return (iters * CHAINS * 8 * 2) as f64;
+        }
+    }
+    let mut acc = [0f32; CHAINS];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = std::hint::black_box(*a).mul_add(1.000_000_1, 1e-7);
+        }
+    }
+    std::hint::black_box(acc);
+    (iters * CHAINS * 2) as f64
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::CHAINS;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fma512(iters: usize) -> f32 {
+        let mut a = [_mm512_setzero_ps(); CHAINS];
+        let (b, c) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(1e-7));
+        for _ in 0..iters {
+            for x in a.iter_mut() {
+                *x = _mm512_fmadd_ps(*x, b, c);
+            }
+        }
+        a.iter().map(|&x| _mm512_reduce_add_ps(x)).sum()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn fma256(iters: usize) -> f32 {
+        let mut a = [_mm256_setzero_ps(); CHAINS];
+        let (b, c) = (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(1e-7));
+        for _ in 0..iters {
+            for x in a.iter_mut() {
+                *x = _mm256_fmadd_ps(*x, b, c);
+            }
+        }
+        let mut out = [0f32; 8];
+        let s = a
+            .iter()
+            .fold(_mm256_setzero_ps(), |s, &x| _mm256_add_ps(s, x));
+        _mm256_storeu_ps(out.as_mut_ptr(), s);
+        out.iter().sum()
+    }
+}
