@@ -6,6 +6,7 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 use llmdrop::io::tokenizer::Tokenizer;
+use llmdrop::model::Outputs;
 use llmdrop::quant::Precision;
 use llmdrop::{Decoder, DropPlan, ModelSource};
 
@@ -67,9 +68,18 @@ impl ModelArgs {
 
     /// Opens and loads the model with `plan`, and its tokenizer.
     pub fn load(&self, plan: &DropPlan) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
+        self.load_for(plan, Outputs::Logits)
+    }
+
+    /// As [`ModelArgs::load`], for what `outputs` asks.
+    pub fn load_for(
+        &self,
+        plan: &DropPlan,
+        outputs: Outputs,
+    ) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
         let dtype = self.dtype()?;
         let src = self.open()?;
-        let dec = src.load_decoder(plan, dtype, &Device::Cpu)?;
+        let dec = src.load_decoder_for(plan, dtype, &Device::Cpu, outputs)?;
         let tok = src.tokenizer()?;
         Ok((src, dec, tok))
     }

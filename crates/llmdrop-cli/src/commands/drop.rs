@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use llmdrop::export::{ExportFormat, Staging};
+use llmdrop::model::Outputs;
 use llmdrop::plan::strategy::{select, select_iterative, SelectOptions, Strategy};
 use llmdrop::progress::NoProgress;
 use llmdrop::report::ScoreReport;
@@ -79,7 +80,10 @@ pub fn run(a: DropArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let src = a.model.open()?;
     let staging = Staging::new(&a.out, src.path(), a.force)?;
-    let (src, dec, tok) = a.model.load(&DropPlan::empty())?;
+    // scoring (and re-scoring pruned copies) needs hidden states only
+    let (src, dec, tok) = a
+        .model
+        .load_for(&DropPlan::empty(), Outputs::HiddenStates)?;
     let model_sha = llmdrop::io::hash::model_sha256(&src)?;
     let cal = calibration(&a.calib, &a.model, &tok)?;
     let o = SelectOptions {

@@ -113,11 +113,14 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<ExitCode> {
     let src = a.model.open()?;
     let cal = calibration(&a.calib, &a.model, &src.tokenizer()?)?;
     crate::memory::release_freed();
-    let dec = src.load_decoder(
+    let dec = src.load_decoder_for(
         &llmdrop::DropPlan::empty(),
         a.model.dtype()?,
         &candle_core::Device::Cpu,
+        llmdrop::model::Outputs::HiddenStates,
     )?;
+    // the load's transient copies (file blocks, dequantized tensors) go back too
+    crate::memory::release_freed();
     let model_sha = llmdrop::io::hash::model_sha256(&src)?;
     let report = run_scoring(&src, &model_sha, &dec, &cal, a.json)?;
     report.write(&a.out)?;

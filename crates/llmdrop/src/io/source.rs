@@ -96,8 +96,27 @@ impl ModelSource {
         precision: impl Into<crate::quant::Precision>,
         device: &candle_core::Device,
     ) -> Result<crate::model::Decoder> {
+        self.load_decoder_for(plan, precision, device, crate::model::Outputs::Logits)
+    }
+
+    /// As [`ModelSource::load_decoder`], for what `outputs` asks (scoring needs only hidden
+    /// states, and holds less).
+    pub fn load_decoder_for(
+        &self,
+        plan: &DropPlan,
+        precision: impl Into<crate::quant::Precision>,
+        device: &candle_core::Device,
+        outputs: crate::model::Outputs,
+    ) -> Result<crate::model::Decoder> {
         let plan = plan.union(&self.stored_plan);
-        crate::model::Decoder::load(self.weights(), &self.config, &plan, precision, device)
+        crate::model::Decoder::load_for(
+            self.weights(),
+            &self.config,
+            &plan,
+            precision,
+            device,
+            outputs,
+        )
     }
 
     /// The files that make up the model (for sizes and hashes).

@@ -27,6 +27,17 @@ pub enum Logits {
     None,
 }
 
+/// What a loaded decoder can compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outputs {
+    /// Hidden states and logits.
+    Logits,
+    /// Hidden states only (scoring): no output head is held, and the embedding table stays
+    /// in the file's quantized blocks where they repack exactly (a row looked up from them
+    /// is bit for bit the f32 row), so the pass holds less than the model.
+    HiddenStates,
+}
+
 /// One decoder layer. A dropped module is `None`, together with its pre-norm.
 #[derive(Debug, Clone)]
 pub struct Layer {
@@ -42,7 +53,8 @@ pub struct Decoder {
     embed: MatrixWeight,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    lm_head: Linear,
+    /// None when loaded for [`Outputs::HiddenStates`].
+    lm_head: Option<Linear>,
     rope: Rope,
     dtype: DType,
     precision: Precision,
@@ -59,6 +71,18 @@ impl Decoder {
         precision: impl Into<Precision>,
         device: &Device,
     ) -> Result<Self> {
+        Self::load_for(src, cfg, plan, precision, device, Outputs::Logits)
+    }
+
+    /// As [`Decoder::load`], for what `outputs` asks.
+    pub fn load_for(
+        src: &dyn WeightSource,
+        cfg: &Config,
+        plan: &DropPlan,
+        precision: impl Into<Precision>,
+        device: &Device,
+        outputs: Outputs,
+    ) -> Result<Self> {
         plan.validate(cfg.num_layers)?;
         let precision = precision.into();
         let dtype = precision.compute_dtype();
@@ -69,7 +93,10 @@ impl Decoder {
             quant: precision.quant(),
         };
         let (v, h) = (cfg.vocab_size, cfg.hidden_size);
-        let embed = w.matrix("model.embed_tokens.weight", v, h, true)?;
+        let embed = match outputs {
+            Outputs::Logits => w.matrix("model.embed_tokens.weight", v, h, true)?,
+            Outputs::HiddenStates => w.rows_table("model.embed_tokens.weight", v, h)?,
+        };
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let p = format!("model.layers.{i}");
@@ -102,16 +129,18 @@ impl Decoder {
             layers.push(Layer { attn, mlp });
         }
         let norm = RmsNorm::load(&w, "model.norm.weight", h, cfg.rms_norm_eps)?;
-        let lm_head = if !cfg.tie_word_embeddings && w.has("lm_head.weight") {
-            Linear {
+        let lm_head = if outputs == Outputs::HiddenStates {
+            None
+        } else if !cfg.tie_word_embeddings && w.has("lm_head.weight") {
+            Some(Linear {
                 weight: w.matrix("lm_head.weight", v, h, true)?,
                 bias: None,
-            }
+            })
         } else if cfg.tie_word_embeddings {
-            Linear {
+            Some(Linear {
                 weight: embed.clone(),
                 bias: None,
-            }
+            })
         } else {
             return Err(Error::MissingTensor {
                 path: src.path().into(),
@@ -273,13 +302,16 @@ impl Decoder {
             Logits::All => x,
             Logits::Last => x.narrow(1, t - 1, 1)?,
         };
-        let logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
+        let head = self.lm_head.as_ref().ok_or_else(|| {
+            Error::Input("this decoder was loaded for hidden states only: no logits".into())
+        })?;
+        let logits = head.forward(&self.norm.forward(&x)?)?;
         Ok(Some(logits.to_dtype(DType::F32)?))
     }
 
     /// Bytes of the output projection (the embedding matrix when tied).
     pub fn lm_head_bytes(&self) -> usize {
-        self.lm_head.bytes()
+        self.lm_head.as_ref().map_or(0, Linear::bytes)
     }
 
     /// Bytes of the weights this decoder holds (shared tensors counted once).
@@ -287,7 +319,7 @@ impl Decoder {
         let t = |x: &Tensor| x.elem_count() * x.dtype().size_in_bytes();
         let mut n = self.embed.bytes() + t(&self.norm.weight);
         if !self.cfg.tie_word_embeddings {
-            n += self.lm_head.bytes();
+            n += self.lm_head_bytes();
         }
         for l in &self.layers {
             if let Some((ln, a)) = &l.attn {

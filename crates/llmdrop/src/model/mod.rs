@@ -12,4 +12,4 @@ pub mod vexp;
 pub mod weights;
 
 pub use cache::KvCache;
-pub use decoder::{Decoder, Layer, Logits};
+pub use decoder::{Decoder, Layer, Logits, Outputs};

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
 use super::linear::MatrixWeight;
 use crate::error::{Error, Result};
@@ -61,6 +61,24 @@ impl Weights<'_> {
         Ok(MatrixWeight::Quant(Arc::new(q)))
     }
 
+    /// A `[rows, cols]` table only looked up by row (embeddings without an output head):
+    /// GGUF blocks that repack exactly stay as stored, anything else loads as
+    /// [`Weights::matrix`] does.
+    pub fn rows_table(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
+        let shape_ok = self.src.shape(name).as_deref() == Some(&[rows, cols][..]);
+        // quantized rows come out f32: kept as stored only where f32 is the compute type
+        if shape_ok && QMatrix::fits(cols) && self.device.is_cpu() && self.dtype == DType::F32 {
+            if let Some(g) = self.src.load_ggml(name)? {
+                let q = QMatrix::from_ggml(g.dtype, &g.data, rows, cols, g.row_order.as_deref())
+                    .map_err(|e| self.bad(name, e))?;
+                if let Some(q) = q {
+                    return Ok(MatrixWeight::Quant(Arc::new(q)));
+                }
+            }
+        }
+        self.matrix(name, rows, cols, true)
+    }
+
     /// A float matrix: packed for the AVX-512 kernel when it is f32 and the CPU has one,
     /// else a candle tensor.
     fn dense(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
@@ -68,7 +86,17 @@ impl Weights<'_> {
         if t.dtype() != DType::F32 || !self.device.is_cpu() || !gemm::available() {
             return Ok(MatrixWeight::Dense(t));
         }
-        let packed = PackedMatrix::pack(&t.flatten_all()?.to_vec1::<f32>()?, rows, cols);
+        // packed straight from the loaded tensor's storage (no intermediate copy)
+        let packed = {
+            let (storage, layout) = t.storage_and_layout();
+            match (&*storage, layout.contiguous_offsets()) {
+                (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => {
+                    PackedMatrix::pack(&v[a..b], rows, cols)
+                }
+                _ => PackedMatrix::pack(&t.flatten_all()?.to_vec1::<f32>()?, rows, cols),
+            }
+        };
+        drop(t);
         Ok(MatrixWeight::Packed(Arc::new(packed)))
     }
 
