@@ -82,11 +82,31 @@ impl Attention {
             };
             Ok(y.transpose(1, 2)?.contiguous()?)
         };
-        let q = heads(self.q.forward(x)?, self.num_heads, &self.q_norm)?;
-        let k = heads(self.k.forward(x)?, self.num_kv_heads, &self.k_norm)?;
-        let v = heads(self.v.forward(x)?, self.num_kv_heads, &None)?;
-        let q = rope.apply(&q, offset)?;
-        let k = rope.apply(&k, offset)?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let (q, k, v) = if x.dtype() == DType::F32 && x.device().is_cpu() {
+            // transpose to heads, rotate and scale in one parallel pass per tensor
+            let normed = |y: Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
+                match norm {
+                    Some(nm) => nm.forward(&y.reshape((b, t, n, d))?),
+                    None => Ok(y),
+                }
+            };
+            let (h, kvh) = (self.num_heads, self.num_kv_heads);
+            let q = normed(self.q.forward(x)?, h, &self.q_norm)?;
+            let k = normed(self.k.forward(x)?, kvh, &self.k_norm)?;
+            (
+                rope.heads(&q, h, offset, true, Some(scale as f32))?,
+                rope.heads(&k, kvh, offset, true, None)?,
+                rope.heads(&self.v.forward(x)?, kvh, offset, false, None)?,
+            )
+        } else {
+            let q = heads(self.q.forward(x)?, self.num_heads, &self.q_norm)?;
+            let k = heads(self.k.forward(x)?, self.num_kv_heads, &self.k_norm)?;
+            let v = heads(self.v.forward(x)?, self.num_kv_heads, &None)?;
+            // scaling the queries (t x d) is cheaper than scaling the scores (t x total)
+            let q = (rope.apply(&q, offset)? * scale)?;
+            (q, rope.apply(&k, offset)?, v)
+        };
         let (k, v) = match cache {
             Some((c, layer)) => c.append(layer, k, v)?,
             None => (k, v),
@@ -95,8 +115,6 @@ impl Attention {
         // are stacked along the sequence axis, [b, kv_heads, groups * len, d]
         let groups = self.num_heads / self.num_kv_heads;
         let total = k.dim(2)?;
-        // scaling the queries (t x d) is cheaper than scaling the scores (t x total)
-        let q = (q * (1.0 / (d as f64).sqrt()))?;
         if t == 1 && q.dtype() == DType::F32 {
             // a decode step: one pass over the cached rows, no matmul packing
             let first = self.sliding_window.map_or(0, |w| total.saturating_sub(w));

@@ -91,16 +91,21 @@ impl CustomOp3 for PrefillAttention {
         }
         let groups = heads / kvh;
         // keys as a [total, d] matrix and values as [d, total], per (batch, kv head)
-        let packed: Vec<(PackedMatrix, PackedMatrix)> = (0..b * kvh)
+        // (keys and values separately: 2 · b · kv_heads tasks)
+        let packed: Vec<PackedMatrix> = (0..2 * b * kvh)
             .into_par_iter()
             .map(|i| {
-                let (bi, h) = (i / kvh, i % kvh);
-                (
-                    PackedMatrix::pack(rows(k, lk, bi, h, total, d), total, d),
-                    PackedMatrix::pack_transposed(rows(v, lv, bi, h, total, d), total, d),
-                )
+                let (bi, h) = ((i / 2) / kvh, (i / 2) % kvh);
+                if i % 2 == 0 {
+                    PackedMatrix::pack(rows(k, lk, bi, h, total, d), total, d)
+                } else {
+                    PackedMatrix::pack_transposed(rows(v, lv, bi, h, total, d), total, d)
+                }
             })
             .collect();
+        let mut it = packed.into_iter();
+        let packed: Vec<(PackedMatrix, PackedMatrix)> =
+            std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect();
         let width = heads * d;
         let mut out = vec![0f32; b * t * width];
         let blocks = t.div_ceil(TASK_ROWS);

@@ -2,7 +2,13 @@
 
 use candle_core::{DType, Tensor, D};
 
+use rayon::prelude::*;
+
 use crate::error::Result;
+
+/// Rows per parallel task (each row's result is computed alone, so the split never
+/// changes a value).
+const ROWS_PER_TASK: usize = 64;
 
 /// Norms below this count as zero: cos(a, b) = a·b / (max(|a|, EPS) · max(|b|, EPS)), as
 /// torch's `cosine_similarity` (a zero vector has similarity 0 with anything).
@@ -34,7 +40,8 @@ impl Rows {
         let hidden = h.dim(D::Minus1)?;
         let data = h.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let inv_norm = data
-            .chunks_exact(hidden)
+            .par_chunks_exact(hidden.max(1))
+            .with_min_len(ROWS_PER_TASK)
             .map(|r| 1.0 / (dot(r, r).sqrt() as f64).max(EPS) as f32)
             .collect();
         Ok(Self {
@@ -51,21 +58,22 @@ impl Rows {
     /// Per-row cosine similarity with `other`.
     pub fn cosines(&self, other: &Rows) -> Vec<f32> {
         self.data
-            .chunks_exact(self.hidden)
-            .zip(other.data.chunks_exact(other.hidden))
-            .zip(self.inv_norm.iter().zip(&other.inv_norm))
+            .par_chunks_exact(self.hidden.max(1))
+            .zip(other.data.par_chunks_exact(other.hidden.max(1)))
+            .zip(self.inv_norm.par_iter().zip(&other.inv_norm))
+            .with_min_len(ROWS_PER_TASK)
             .map(|((a, b), (ia, ib))| dot(a, b) * ia * ib)
             .collect()
     }
 
     /// The rows scaled to unit length, as a `[tokens, hidden]` tensor.
     pub fn unit_tensor(&self, device: &candle_core::Device) -> Result<Tensor> {
-        let v: Vec<f32> = self
-            .data
-            .chunks_exact(self.hidden)
+        let mut v = vec![0f32; self.data.len()];
+        v.par_chunks_exact_mut(self.hidden.max(1))
+            .zip(self.data.par_chunks_exact(self.hidden.max(1)))
             .zip(&self.inv_norm)
-            .flat_map(|(r, &s)| r.iter().map(move |x| x * s))
-            .collect();
+            .with_min_len(ROWS_PER_TASK)
+            .for_each(|((u, r), &s)| u.iter_mut().zip(r).for_each(|(u, x)| *u = x * s));
         Ok(Tensor::from_vec(v, (self.tokens(), self.hidden), device)?)
     }
 }
