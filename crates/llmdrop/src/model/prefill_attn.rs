@@ -90,6 +90,12 @@ impl CustomOp3 for PrefillAttention {
             }
         }
         let groups = heads / kvh;
+        if t == 0 || d == 0 {
+            return Ok((
+                CpuStorage::F32(vec![0f32; b * t * heads * d]),
+                Shape::from((b, t, heads * d)),
+            ));
+        }
         // keys as a [total, d] matrix and values as [d, total], per (batch, kv head)
         // (keys and values separately: 2 · b · kv_heads tasks)
         let packed: Vec<PackedMatrix> = (0..2 * b * kvh)
