@@ -1,7 +1,7 @@
-//! The parallel paths (quantized matmul rows split across threads, threaded activation
-//! quantization, query heads of a decode step in parallel, dense decode products split in
-//! halves) give what one thread gives. CI runs the suite with one rayon thread, so this
-//! test builds its own 2-thread pool.
+//! The parallel paths (f32 and quantized matrix products split by output panels or rows,
+//! threaded activation quantization, prefill attention tiles and decode query heads in
+//! parallel, the scoring probe's per-token work) give what one thread gives. CI runs the
+//! suite with one rayon thread, so these tests build their own 2-thread pools.
 
 use candle_core::{DType, Device, Tensor};
 use llmdrop::quant::{Precision, QuantMode};
@@ -58,4 +58,40 @@ fn two_threads_compute_what_one_does() {
         // threads split outputs, never a sum: the arithmetic of every value is the same
         assert_eq!(d, 0.0, "{}: 1 vs 2 threads differ", p.name());
     }
+}
+
+#[test]
+fn two_threads_score_what_one_does() {
+    // the probe's cosines, norms and unit rows run in parallel too
+    use llmdrop::progress::NoProgress;
+    use llmdrop::score::{score, ScoreOptions};
+    let src = ModelSource::open(&testkit::default_model()).unwrap();
+    let dec = src
+        .load_decoder(&DropPlan::empty(), DType::F32, &Device::Cpu)
+        .unwrap();
+    let blocks: Vec<Vec<u32>> = (0..2u32)
+        .map(|b| {
+            (0..200u32)
+                .map(|i| (b * 104_729 + i * 7919 + 13) % 49152)
+                .collect()
+        })
+        .collect();
+    let bits = |threads: usize| -> Vec<u64> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let t = pool
+            .install(|| score(&dec, &blocks, &ScoreOptions::default(), &mut NoProgress))
+            .unwrap();
+        let cons = t.consecutive.iter().flatten().flatten();
+        t.block
+            .iter()
+            .chain(&t.attn)
+            .chain(&t.mlp)
+            .chain(cons)
+            .map(|x| x.to_bits())
+            .collect()
+    };
+    assert_eq!(bits(1), bits(2), "1 vs 2 threads score differently");
 }
