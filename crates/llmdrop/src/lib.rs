@@ -25,6 +25,7 @@ pub mod progress;
 pub mod quant;
 pub mod report;
 pub mod score;
+mod shared_out;
 pub mod testkit;
 
 pub use config::Config;

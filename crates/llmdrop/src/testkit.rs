@@ -37,6 +37,31 @@ pub fn load(path: &std::path::Path, plan: &DropPlan) -> Result<(ModelSource, Dec
     Ok((src, dec))
 }
 
+/// Opens `path` and loads it in f32 as `llmdrop score` does: hidden states only.
+pub fn load_scorer(path: &std::path::Path) -> Result<(ModelSource, Decoder)> {
+    let src = ModelSource::open(path)?;
+    let dec = src.load_decoder_for(
+        &DropPlan::empty(),
+        DType::F32,
+        &Device::Cpu,
+        crate::model::Outputs::HiddenStates,
+    )?;
+    Ok((src, dec))
+}
+
+/// Every value of a score table (block, attn, mlp, then the consecutive matrix by rows) as
+/// bits, for bit-for-bit comparisons.
+pub fn score_bits(t: &crate::score::ScoreTable) -> Vec<u64> {
+    let cons = t.consecutive.iter().flatten().flatten();
+    t.block
+        .iter()
+        .chain(&t.attn)
+        .chain(&t.mlp)
+        .chain(cons)
+        .map(|x| x.to_bits())
+        .collect()
+}
+
 /// Logits of every position for a batch of equal-length id rows, flattened.
 pub fn logits(dec: &Decoder, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
     let t = Tensor::new(ids.to_vec(), dec.device())?;

@@ -4,12 +4,11 @@
 
 use candle_core::{DType, Device, Tensor};
 use llmdrop::calib::{pack, read_documents, PackOptions, TextSource};
-use llmdrop::model::Outputs;
 use llmdrop::plan::strategy::{select, select_iterative, SelectOptions, Strategy};
 use llmdrop::progress::NoProgress;
 use llmdrop::score::{score, ScoreOptions};
 use llmdrop::testkit::{self, copy_hf_dir_with};
-use llmdrop::{DropPlan, Logits, ModelSource, NoProbe, Probe, Site};
+use llmdrop::{DropPlan, Logits, NoProbe, Probe, Site};
 use serde_json::Value;
 
 fn vec_of(v: &Value) -> Vec<f64> {
@@ -34,15 +33,7 @@ fn default_model_similarities_match_pytorch() {
     )
     .unwrap();
     // loaded as `llmdrop score` loads it: hidden states only
-    let src = ModelSource::open(&testkit::default_model()).unwrap();
-    let dec = src
-        .load_decoder_for(
-            &DropPlan::empty(),
-            DType::F32,
-            &Device::Cpu,
-            Outputs::HiddenStates,
-        )
-        .unwrap();
+    let (src, dec) = testkit::load_scorer(&testkit::default_model()).unwrap();
     let tok = src.tokenizer().unwrap();
     assert_eq!(tok.eos, vec![r["eos"].as_u64().unwrap() as u32]);
     let dir = testkit::english_text_dir().join("docs");
@@ -99,34 +90,14 @@ fn default_model_similarities_match_pytorch() {
 
 #[test]
 fn hidden_state_decoder_scores_bit_for_bit_as_the_full_one_and_holds_less() {
-    let src = ModelSource::open(&testkit::default_model()).unwrap();
-    let full = src
-        .load_decoder(&DropPlan::empty(), DType::F32, &Device::Cpu)
-        .unwrap();
-    let lean = src
-        .load_decoder_for(
-            &DropPlan::empty(),
-            DType::F32,
-            &Device::Cpu,
-            Outputs::HiddenStates,
-        )
-        .unwrap();
+    let (_, full) = testkit::load(&testkit::default_model(), &DropPlan::empty()).unwrap();
+    let (_, lean) = testkit::load_scorer(&testkit::default_model()).unwrap();
     let blocks: Vec<Vec<u32>> = (0..2)
         .map(|b| (0..48).map(|i| (b * 7919 + i * 131) % 49152).collect())
         .collect();
     let a = score(&full, &blocks, &ScoreOptions::default(), &mut NoProgress).unwrap();
     let b = score(&lean, &blocks, &ScoreOptions::default(), &mut NoProgress).unwrap();
-    let bits = |t: &llmdrop::score::ScoreTable| -> Vec<u64> {
-        let cons = t.consecutive.iter().flatten().flatten();
-        t.block
-            .iter()
-            .chain(&t.attn)
-            .chain(&t.mlp)
-            .chain(cons)
-            .map(|x| x.to_bits())
-            .collect()
-    };
-    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(testkit::score_bits(&a), testkit::score_bits(&b));
     // the Q8_0 embedding table stays in its blocks, and there is no output head
     let f32_table = 49152 * 576 * 4;
     assert!(

@@ -84,14 +84,7 @@ fn two_threads_score_what_one_does() {
         let t = pool
             .install(|| score(&dec, &blocks, &ScoreOptions::default(), &mut NoProgress))
             .unwrap();
-        let cons = t.consecutive.iter().flatten().flatten();
-        t.block
-            .iter()
-            .chain(&t.attn)
-            .chain(&t.mlp)
-            .chain(cons)
-            .map(|x| x.to_bits())
-            .collect()
+        testkit::score_bits(&t)
     };
     assert_eq!(bits(1), bits(2), "1 vs 2 threads score differently");
 }

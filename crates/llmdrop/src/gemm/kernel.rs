@@ -6,6 +6,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::packed::{PackedMatrix, NR};
+use crate::shared_out::SharedOut;
 
 /// Activation rows per kernel call.
 pub const MR: usize = 12;
@@ -59,7 +60,7 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
         return y;
     }
     let simd = kernel.simd();
-    let out = OutPtr(y.as_mut_ptr());
+    let out = SharedOut::new(&mut y);
     // with few rows nothing is reused from L1: stream each panel whole
     let kc_max = if m <= MR { k } else { KC };
     let wide = panels_per_call(m);
@@ -167,20 +168,5 @@ impl Tile {
                 }
             }
         }
-    }
-}
-
-/// The output buffer, shared by tasks that write disjoint columns of it.
-struct OutPtr(*mut f32);
-
-// SAFETY: tasks write disjoint columns (see `matmul`), and the buffer outlives them.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// # Safety
-    /// `i` must lie in the buffer.
-    unsafe fn at(&self, i: usize) -> *mut f32 {
-        self.0.add(i)
     }
 }

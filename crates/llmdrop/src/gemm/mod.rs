@@ -14,13 +14,11 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod kernel;
-mod op;
 mod packed;
 mod peak;
 
 pub(crate) use kernel::Tile;
 pub use kernel::{matmul, Kernel, MR};
-pub use op::packed_matmul;
 pub use packed::{PackedMatrix, NR};
 pub use peak::fma_peak_gflops;
 

@@ -5,6 +5,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::attn_inputs::{row_at, Qkv};
 use crate::error::Result;
 
 /// Below this many (query head x key) pairs a step runs on the calling thread.
@@ -13,12 +14,6 @@ const PARALLEL_MIN_PAIRS: usize = 1 << 14;
 struct DecodeAttention {
     /// First visible key (sliding window), 0 for full causal attention.
     first: usize,
-}
-
-/// Element offset of `[i0, i1, row, 0]` in a 4-d layout whose rows are contiguous.
-fn row_at(l: &Layout, i0: usize, i1: usize, row: usize) -> usize {
-    let s = l.stride();
-    l.start_offset() + i0 * s[0] + i1 * s[1] + row * s[2]
 }
 
 impl CustomOp3 for DecodeAttention {
@@ -35,42 +30,21 @@ impl CustomOp3 for DecodeAttention {
         sv: &CpuStorage,
         lv: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) = (sq, sk, sv) else {
-            candle_core::bail!("decode attention needs f32 q, k, v")
-        };
-        let (b, heads, one, d) = lq.shape().dims4()?;
-        let (kb, kvh, total, kd) = lk.shape().dims4()?;
-        if one != 1 || kb != b || kd != d || lv.shape() != lk.shape() || kvh == 0 {
-            candle_core::bail!(
-                "decode attention: q {:?}, k {:?}, v {:?}",
-                lq.dims(),
-                lk.dims(),
-                lv.dims()
-            )
+        let x = Qkv::new("decode attention", (sq, lq), (sk, lk), (sv, lv))?;
+        if x.t != 1 {
+            candle_core::bail!("decode attention: {} query positions, not 1", x.t)
         }
-        for l in [lq, lk, lv] {
-            if l.stride()[3] != 1 || l.stride()[2] != d && l.dims()[2] > 1 {
-                candle_core::bail!("decode attention needs contiguous rows")
-            }
-        }
+        let (b, heads, d, total) = (x.b, x.heads, x.d, x.total);
         let views = Views {
-            q,
-            k,
-            v,
-            lq,
-            lk,
-            lv,
-            d,
-            heads,
-            groups: heads / kvh,
+            groups: x.groups(),
             first: self.first.min(total),
-            total,
+            x,
         };
-        let simd = avx512();
+        let simd = crate::gemm::available();
         let head = |(idx, o): (usize, &mut [f32])| {
             #[cfg(target_arch = "x86_64")]
             if simd {
-                // SAFETY: the CPU has AVX-512 F (checked by `avx512`)
+                // SAFETY: the CPU has AVX-512 F (checked by `gemm::available`)
                 unsafe { one_head_avx512(&views, idx, o) };
                 return;
             }
@@ -88,43 +62,25 @@ impl CustomOp3 for DecodeAttention {
 
 /// The inputs of one step, shared by the per-head tasks.
 struct Views<'a> {
-    q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
-    lq: &'a Layout,
-    lk: &'a Layout,
-    lv: &'a Layout,
-    d: usize,
-    heads: usize,
+    x: Qkv<'a>,
     groups: usize,
     first: usize,
-    total: usize,
-}
-
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// Query head `idx` (of `b * heads`) into `o`: scores, softmax, weighted sum of values.
 #[inline(always)]
 fn one_head(s: &Views, idx: usize, o: &mut [f32]) {
-    let (bi, h) = (idx / s.heads, idx % s.heads);
-    let d = s.d;
-    let qr = &s.q[row_at(s.lq, bi, h, 0)..][..d];
+    let x = &s.x;
+    let (bi, h) = (idx / x.heads, idx % x.heads);
+    let d = x.d;
+    let qr = &x.q[row_at(x.lq, bi, h, 0)..][..d];
     let kv = h / s.groups;
     // plain loops (no iterator adapters) so everything inlines into the AVX-512 copy
-    let mut scores = vec![0f32; s.total - s.first];
+    let mut scores = vec![0f32; x.total - s.first];
     let mut max = f32::NEG_INFINITY;
-    for (i, j) in (s.first..s.total).enumerate() {
-        let at = row_at(s.lk, bi, kv, j);
-        scores[i] = dot(qr, &s.k[at..at + d]);
+    for (i, j) in (s.first..x.total).enumerate() {
+        let at = row_at(x.lk, bi, kv, j);
+        scores[i] = dot(qr, &x.k[at..at + d]);
         max = max.max(scores[i]);
     }
     let mut sum = 0f32;
@@ -132,9 +88,9 @@ fn one_head(s: &Views, idx: usize, o: &mut [f32]) {
         *x = (*x - max).exp();
         sum += *x;
     }
-    for (i, j) in (s.first..s.total).enumerate() {
-        let at = row_at(s.lv, bi, kv, j);
-        axpy(scores[i], &s.v[at..at + d], o);
+    for (i, j) in (s.first..x.total).enumerate() {
+        let at = row_at(x.lv, bi, kv, j);
+        axpy(scores[i], &x.v[at..at + d], o);
     }
     let inv = 1.0 / sum;
     o.iter_mut().for_each(|x| *x *= inv);

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use candle_core::{Module, Tensor};
 
+use super::product_op::product;
 use super::weights::Weights;
 use crate::error::Result;
 use crate::gemm::PackedMatrix;
@@ -123,8 +124,8 @@ impl Linear {
                 Tensor::cat(&[a?, b?], 1)?
             }
             MatrixWeight::Dense(w) => x.matmul(&w.t()?)?,
-            MatrixWeight::Packed(p) => crate::gemm::packed_matmul(p, &x)?,
-            MatrixWeight::Quant(q) => crate::quant::qmatmul(q, &x)?,
+            MatrixWeight::Packed(p) => product(p.as_ref(), &x)?,
+            MatrixWeight::Quant(q) => product(q.as_ref(), &x)?,
         };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,

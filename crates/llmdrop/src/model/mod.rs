@@ -1,12 +1,14 @@
 //! The generic decoder and its parts.
 
 pub mod attention;
+mod attn_inputs;
 pub mod cache;
 pub mod decode_attn;
 pub mod decoder;
 pub mod linear;
 pub mod mlp;
 pub mod prefill_attn;
+pub mod product_op;
 pub mod rope;
 pub mod vexp;
 pub mod weights;

@@ -8,9 +8,11 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::attn_inputs::{row_at, Qkv};
 use super::vexp::{softmax_in_place, softmax_portable};
 use crate::error::Result;
 use crate::gemm::{Kernel, PackedMatrix, Tile, MR, NR};
+use crate::shared_out::SharedOut;
 
 /// Query rows per task: 4 tiles share each key panel while it is in cache.
 const TASK_ROWS: usize = 4 * MR;
@@ -45,12 +47,6 @@ struct PrefillAttention {
     kernel: Kernel,
 }
 
-/// Element offset of `[i0, i1, row, 0]` in a 4-d layout whose rows are contiguous.
-fn row_at(l: &Layout, i0: usize, i1: usize, row: usize) -> usize {
-    let s = l.stride();
-    l.start_offset() + i0 * s[0] + i1 * s[1] + row * s[2]
-}
-
 /// Rows `0..n` of `[i0, i1]` in `data` as one slice (rows must be contiguous).
 fn rows<'a>(data: &'a [f32], l: &Layout, i0: usize, i1: usize, n: usize, d: usize) -> &'a [f32] {
     let at = row_at(l, i0, i1, 0);
@@ -71,25 +67,10 @@ impl CustomOp3 for PrefillAttention {
         sv: &CpuStorage,
         lv: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) = (sq, sk, sv) else {
-            candle_core::bail!("prefill attention needs f32 q, k, v")
-        };
-        let (b, heads, t, d) = lq.shape().dims4()?;
-        let (kb, kvh, total, kd) = lk.shape().dims4()?;
-        if kb != b || kd != d || lv.shape() != lk.shape() || kvh == 0 || heads % kvh != 0 {
-            candle_core::bail!(
-                "prefill attention: q {:?}, k {:?}, v {:?}",
-                lq.dims(),
-                lk.dims(),
-                lv.dims()
-            )
-        }
-        for l in [lq, lk, lv] {
-            if l.stride()[3] != 1 || l.stride()[2] != d && l.dims()[2] > 1 {
-                candle_core::bail!("prefill attention needs contiguous rows")
-            }
-        }
-        let groups = heads / kvh;
+        let x = Qkv::new("prefill attention", (sq, lq), (sk, lk), (sv, lv))?;
+        let (q, k, v) = (x.q, x.k, x.v);
+        let (b, heads, t, d) = (x.b, x.heads, x.t, x.d);
+        let (kvh, total, groups) = (x.kv_heads, x.total, x.groups());
         if t == 0 || d == 0 {
             return Ok((
                 CpuStorage::F32(vec![0f32; b * t * heads * d]),
@@ -115,7 +96,7 @@ impl CustomOp3 for PrefillAttention {
         let width = heads * d;
         let mut out = vec![0f32; b * t * width];
         let blocks = t.div_ceil(TASK_ROWS);
-        let dst = OutPtr(out.as_mut_ptr());
+        let dst = SharedOut::new(&mut out);
         let simd = self.kernel.simd();
         let task = |idx: usize| {
             let (bh, blk) = (idx / blocks, idx % blocks);
@@ -230,21 +211,6 @@ impl Scope<'_> {
             };
             t.run(self.simd);
         }
-    }
-}
-
-/// The output buffer, shared by tasks that write disjoint parts of it.
-struct OutPtr(*mut f32);
-
-// SAFETY: tasks write disjoint (rows, head) blocks, and the buffer outlives them.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// # Safety
-    /// `i` must lie in the buffer.
-    unsafe fn at(&self, i: usize) -> *mut f32 {
-        self.0.add(i)
     }
 }
 

@@ -32,19 +32,14 @@ impl Weights<'_> {
         let Some(kind) = mode.kind(stored, head) else {
             return self.dense(name, rows, cols);
         };
-        // blocks of the kind asked for: repacked as stored (data read once, never dequantized)
+        // blocks of the kind asked for are kept as stored
         let same = matches!(
             (kind, stored),
             (QKind::Q8, Stored::Q8) | (QKind::Q4, Stored::Q4)
         );
-        let shape_ok = self.src.shape(name).as_deref() == Some(&[rows, cols][..]);
-        if same && shape_ok {
-            if let Some(g) = self.src.load_ggml(name)? {
-                let q = QMatrix::from_ggml(g.dtype, &g.data, rows, cols, g.row_order.as_deref())
-                    .map_err(|e| self.bad(name, e))?;
-                if let Some(q) = q {
-                    return Ok(MatrixWeight::Quant(Arc::new(q)));
-                }
+        if same {
+            if let Some(q) = self.stored_blocks(name, rows, cols)? {
+                return Ok(q);
             }
         }
         let t = self.get(name, &[rows, cols])?.to_dtype(DType::F32)?;
@@ -65,18 +60,27 @@ impl Weights<'_> {
     /// GGUF blocks that repack exactly stay as stored, anything else loads as
     /// [`Weights::matrix`] does.
     pub fn rows_table(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
-        let shape_ok = self.src.shape(name).as_deref() == Some(&[rows, cols][..]);
         // quantized rows come out f32: kept as stored only where f32 is the compute type
-        if shape_ok && QMatrix::fits(cols) && self.device.is_cpu() && self.dtype == DType::F32 {
-            if let Some(g) = self.src.load_ggml(name)? {
-                let q = QMatrix::from_ggml(g.dtype, &g.data, rows, cols, g.row_order.as_deref())
-                    .map_err(|e| self.bad(name, e))?;
-                if let Some(q) = q {
-                    return Ok(MatrixWeight::Quant(Arc::new(q)));
-                }
+        if QMatrix::fits(cols) && self.device.is_cpu() && self.dtype == DType::F32 {
+            if let Some(q) = self.stored_blocks(name, rows, cols)? {
+                return Ok(q);
             }
         }
         self.matrix(name, rows, cols, true)
+    }
+
+    /// The GGUF blocks of `name` repacked as stored (data read once, never dequantized),
+    /// if the file stores it `[rows, cols]` in a type that repacks exactly.
+    fn stored_blocks(&self, name: &str, rows: usize, cols: usize) -> Result<Option<MatrixWeight>> {
+        if self.src.shape(name).as_deref() != Some(&[rows, cols][..]) {
+            return Ok(None);
+        }
+        let Some(g) = self.src.load_ggml(name)? else {
+            return Ok(None);
+        };
+        let q = QMatrix::from_ggml(g.dtype, &g.data, rows, cols, g.row_order.as_deref())
+            .map_err(|e| self.bad(name, e))?;
+        Ok(q.map(|q| MatrixWeight::Quant(Arc::new(q))))
     }
 
     /// A float matrix: packed for the AVX-512 kernel when it is f32 and the CPU has one,

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::act::QActs;
 use super::matrix::{QMatrix, ROWS};
+use crate::shared_out::SharedOut;
 
 /// Which implementation runs the dot products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,7 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
     let acts = QActs::quantize(x, k);
     let simd = kernel == Kernel::Auto && simd_available();
     let groups = w.groups();
-    let out = OutPtr(y.as_mut_ptr());
+    let out = SharedOut::new(&mut y);
     let run = |range: std::ops::Range<usize>| {
         let mut buf = [[0f32; ROWS]; TILE_M];
         for g in range {
@@ -79,7 +80,13 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
                 }
                 for (j, row) in buf.iter().enumerate().take(mt) {
                     // SAFETY: each task writes only the columns of its own groups, inside y
-                    unsafe { out.write((j0 + j) * n + g * ROWS, &row[..cols]) };
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            row.as_ptr(),
+                            out.at((j0 + j) * n + g * ROWS),
+                            cols,
+                        )
+                    };
                 }
             }
         }
@@ -94,19 +101,4 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
             .for_each(|p| run(p * groups / parts..(p + 1) * groups / parts));
     }
     y
-}
-
-/// The output buffer, shared by tasks that write disjoint parts of it.
-struct OutPtr(*mut f32);
-
-// SAFETY: tasks write disjoint ranges (see `matmul`), and the buffer outlives them.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// # Safety
-    /// `at..at + src.len()` must lie in the buffer and be written by no other task.
-    unsafe fn write(&self, at: usize, src: &[f32]) {
-        std::ptr::copy_nonoverlapping(src.as_ptr(), self.0.add(at), src.len());
-    }
 }

@@ -12,13 +12,11 @@ mod act;
 mod avx512;
 mod kernel;
 mod matrix;
-mod op;
 mod portable;
 
 pub use act::QActs;
 pub use kernel::{matmul, Kernel};
 pub use matrix::{QKind, QMatrix, BLOCK};
-pub use op::qmatmul;
 
 use candle_core::quantized::GgmlDType;
 use candle_core::DType;

@@ -1,0 +1,76 @@
+//! llmdrop's own matrix products ([`PackedMatrix`], [`QMatrix`]) as candle operations on
+//! f32 tensors, without copying the input.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+
+use crate::error::Result;
+use crate::gemm::PackedMatrix;
+use crate::quant::QMatrix;
+
+/// A `[rows, cols]` weight matrix that computes `x Wᵀ` for row-major f32 `x`.
+pub trait Product {
+    fn rows(&self) -> usize;
+    fn cols(&self) -> usize;
+    /// `x`: `[m, cols]` -> `[m, rows]`.
+    fn product(&self, x: &[f32]) -> Vec<f32>;
+}
+
+impl Product for PackedMatrix {
+    fn rows(&self) -> usize {
+        PackedMatrix::rows(self)
+    }
+    fn cols(&self) -> usize {
+        PackedMatrix::cols(self)
+    }
+    fn product(&self, x: &[f32]) -> Vec<f32> {
+        crate::gemm::matmul(self, x, crate::gemm::Kernel::Auto)
+    }
+}
+
+impl Product for QMatrix {
+    fn rows(&self) -> usize {
+        QMatrix::rows(self)
+    }
+    fn cols(&self) -> usize {
+        QMatrix::cols(self)
+    }
+    fn product(&self, x: &[f32]) -> Vec<f32> {
+        crate::quant::matmul(self, x, crate::quant::Kernel::Auto)
+    }
+}
+
+struct Op<'a, W>(&'a W);
+
+impl<W: Product> CustomOp1 for Op<'_, W> {
+    fn name(&self) -> &'static str {
+        "llmdrop-matmul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(v) = s else {
+            candle_core::bail!("llmdrop's matmul needs f32 input, got {:?}", s.dtype())
+        };
+        let Some((start, end)) = l.contiguous_offsets() else {
+            candle_core::bail!("llmdrop's matmul needs a contiguous input")
+        };
+        let mut dims = l.dims().to_vec();
+        let k = dims.last().copied().unwrap_or(0);
+        if k != self.0.cols() {
+            candle_core::bail!("input width {k} != matrix columns {}", self.0.cols())
+        }
+        let y = self.0.product(&v[start..end]);
+        *dims.last_mut().expect("k checked above") = self.0.rows();
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+}
+
+/// `x`: f32 `[..., cols]` -> `[..., rows]` (`x Wᵀ`).
+pub fn product<W: Product>(w: &W, x: &Tensor) -> Result<Tensor> {
+    let x = if x.is_contiguous() {
+        x.clone()
+    } else {
+        x.contiguous()?
+    };
+    Ok(x.apply_op1_no_bwd(&Op(w))?)
+}
