@@ -99,6 +99,15 @@ fn main() -> llmdrop::Result<()> {
         let _ = ra.cosines(&rb);
     });
     println!("probe row cosines 512x576              {:>9.3} ms", s * 1e3);
+    // the consecutive matrix of one 512-token block: 31 unit hidden states, all pairs
+    let (n, len) = (31, 512 * 576);
+    let units: Vec<f32> = (0..n * len)
+        .map(|i| ((i * 7919) % 1013) as f32 / 506.0 - 1.0)
+        .collect();
+    let s = median_secs(5, || {
+        let _ = llmdrop::score::gram::gram(&units, n, len);
+    });
+    println!("probe gram 31 x (512x576)              {:>9.3} ms", s * 1e3);
 
     match llmdrop::assets::default_model() {
         Ok(path) => {

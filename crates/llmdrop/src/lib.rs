@@ -12,6 +12,7 @@ pub mod assets;
 pub mod bench;
 pub mod calib;
 pub mod config;
+pub mod dot;
 pub mod error;
 pub mod eval;
 pub mod export;

@@ -1,7 +1,8 @@
 //! The parallel paths (f32 and quantized matrix products split by output panels or rows,
 //! threaded activation quantization, prefill attention tiles and decode query heads in
-//! parallel, the scoring probe's per-token work) give what one thread gives. CI runs the
-//! suite with one rayon thread, so these tests build their own 2-thread pools.
+//! parallel, scoring blocks side by side and the probe's per-token work) give what one
+//! thread gives. CI runs the suite with one rayon thread, so these tests build their own
+//! 2-thread pools.
 
 use candle_core::{DType, Device, Tensor};
 use llmdrop::quant::{Precision, QuantMode};
@@ -62,14 +63,15 @@ fn two_threads_compute_what_one_does() {
 
 #[test]
 fn two_threads_score_what_one_does() {
-    // the probe's cosines, norms and unit rows run in parallel too
+    // blocks run side by side (two at once, then the third alone, whose kernels split
+    // across the threads instead), each into a probe of its own added in block order
     use llmdrop::progress::NoProgress;
     use llmdrop::score::{score, ScoreOptions};
     let src = ModelSource::open(&testkit::default_model()).unwrap();
     let dec = src
         .load_decoder(&DropPlan::empty(), DType::F32, &Device::Cpu)
         .unwrap();
-    let blocks: Vec<Vec<u32>> = (0..2u32)
+    let blocks: Vec<Vec<u32>> = (0..3u32)
         .map(|b| {
             (0..200u32)
                 .map(|i| (b * 104_729 + i * 7919 + 13) % 49152)

@@ -3,7 +3,8 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::cache::KvCache;
-use super::linear::{Linear, RmsNorm};
+use super::linear::Linear;
+use super::norm::RmsNorm;
 use super::prefill_attn::{prefill_attention, Visibility};
 use super::rope::Rope;
 use super::weights::Weights;

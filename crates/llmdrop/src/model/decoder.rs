@@ -5,8 +5,9 @@ use candle_core::{DType, Device, Tensor};
 
 use super::attention::Attention;
 use super::cache::KvCache;
-use super::linear::{Linear, MatrixWeight, RmsNorm};
+use super::linear::{Linear, MatrixWeight};
 use super::mlp::Mlp;
+use super::norm::RmsNorm;
 use super::rope::Rope;
 use super::weights::Weights;
 use crate::config::Config;

@@ -1,4 +1,4 @@
-//! Linear layers (dense or quantized weights) and RMSNorm.
+//! Linear layers: dense, packed f32 or quantized weights.
 
 use std::sync::Arc;
 
@@ -134,31 +134,6 @@ impl Linear {
         let mut out = dims.to_vec();
         *out.last_mut().expect("x has at least one dim") = self.weight.rows()?;
         Ok(y.reshape(out)?)
-    }
-}
-
-/// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) * weight`, computed in f32.
-#[derive(Debug, Clone)]
-pub struct RmsNorm {
-    pub weight: Tensor,
-    pub eps: f32,
-}
-
-impl RmsNorm {
-    pub fn load(w: &Weights, name: &str, dim: usize, eps: f64) -> Result<Self> {
-        Ok(Self {
-            weight: w.get(name, &[dim])?,
-            eps: eps as f32,
-        })
-    }
-
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = if x.is_contiguous() {
-            x.clone()
-        } else {
-            x.contiguous()?
-        };
-        Ok(candle_nn::ops::rms_norm(&x, &self.weight, self.eps)?)
     }
 }
 

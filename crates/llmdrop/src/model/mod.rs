@@ -7,6 +7,7 @@ pub mod decode_attn;
 pub mod decoder;
 pub mod linear;
 pub mod mlp;
+pub mod norm;
 pub mod prefill_attn;
 pub mod product_op;
 pub mod rope;

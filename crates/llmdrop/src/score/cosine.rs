@@ -1,10 +1,10 @@
 //! Per-token cosine similarity in f32, and running sums in f64.
 
-use candle_core::{DType, Tensor, D};
-
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor, D};
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::dot::dot;
+use crate::error::{Error, Result};
 
 /// Rows per parallel task (each row's result is computed alone, so the split never
 /// changes a value).
@@ -14,38 +14,44 @@ const ROWS_PER_TASK: usize = 64;
 /// torch's `cosine_similarity` (a zero vector has similarity 0 with anything).
 pub const EPS: f64 = 1e-8;
 
-/// `[…, hidden]` -> `[tokens, hidden]` in f32.
-pub fn rows_f32(h: &Tensor) -> Result<Tensor> {
-    let hidden = h.dim(D::Minus1)?;
-    Ok(h.to_dtype(DType::F32)?.reshape(((), hidden))?)
-}
-
-/// Rows scaled to unit length (rows with norm < EPS are scaled by 1/EPS, as torch does).
-pub fn unit_rows(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(EPS, f64::INFINITY)?;
-    Ok(x.broadcast_div(&norm)?)
-}
-
-/// Hidden states on the host, `[tokens, hidden]` row-major f32, with each row's inverse
-/// norm (1 / max(|row|, EPS)) computed once and reused by every similarity it enters.
+/// Hidden states as `[tokens, hidden]` f32 rows (the decoder's tensor itself where it is
+/// already that: no copy), with each row's inverse norm (1 / max(|row|, EPS)) computed
+/// once and reused by every similarity it enters.
 pub struct Rows {
-    pub data: Vec<f32>,
+    t: Tensor,
     pub hidden: usize,
     pub inv_norm: Vec<f32>,
 }
 
+/// Runs `f` on the values of a contiguous f32 CPU tensor.
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) = (&*storage, layout.contiguous_offsets())
+    else {
+        return Err(Error::Input(
+            "probe rows must be contiguous f32 on the CPU".into(),
+        ));
+    };
+    Ok(f(&v[a..b]))
+}
+
 impl Rows {
-    /// `[…, hidden]` in any float dtype.
+    /// `[…, hidden]` in any float dtype, on any device.
     pub fn new(h: &Tensor) -> Result<Self> {
         let hidden = h.dim(D::Minus1)?;
-        let data = h.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let inv_norm = data
-            .par_chunks_exact(hidden.max(1))
-            .with_min_len(ROWS_PER_TASK)
-            .map(|r| 1.0 / (dot(r, r).sqrt() as f64).max(EPS) as f32)
-            .collect();
+        let t = h
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?
+            .reshape(((), hidden))?
+            .contiguous()?;
+        let inv_norm = with_values(&t, |data| {
+            data.par_chunks_exact(hidden.max(1))
+                .with_min_len(ROWS_PER_TASK)
+                .map(|r| 1.0 / (dot(r, r).sqrt() as f64).max(EPS) as f32)
+                .collect()
+        })?;
         Ok(Self {
-            data,
+            t,
             hidden,
             inv_norm,
         })
@@ -56,49 +62,34 @@ impl Rows {
     }
 
     /// Per-row cosine similarity with `other`.
-    pub fn cosines(&self, other: &Rows) -> Vec<f32> {
-        self.data
-            .par_chunks_exact(self.hidden.max(1))
-            .zip(other.data.par_chunks_exact(other.hidden.max(1)))
-            .zip(self.inv_norm.par_iter().zip(&other.inv_norm))
-            .with_min_len(ROWS_PER_TASK)
-            .map(|((a, b), (ia, ib))| dot(a, b) * ia * ib)
-            .collect()
+    pub fn cosines(&self, other: &Rows) -> Result<Vec<f32>> {
+        with_values(&self.t, |a| {
+            with_values(&other.t, |b| {
+                a.par_chunks_exact(self.hidden.max(1))
+                    .zip(b.par_chunks_exact(other.hidden.max(1)))
+                    .zip(self.inv_norm.par_iter().zip(&other.inv_norm))
+                    .with_min_len(ROWS_PER_TASK)
+                    .map(|((a, b), (ia, ib))| dot(a, b) * ia * ib)
+                    .collect()
+            })
+        })?
     }
 
-    /// The rows scaled to unit length, as a `[tokens, hidden]` tensor.
-    pub fn unit_tensor(&self, device: &candle_core::Device) -> Result<Tensor> {
-        let mut v = vec![0f32; self.data.len()];
-        v.par_chunks_exact_mut(self.hidden.max(1))
-            .zip(self.data.par_chunks_exact(self.hidden.max(1)))
-            .zip(&self.inv_norm)
-            .with_min_len(ROWS_PER_TASK)
-            .for_each(|((u, r), &s)| u.iter_mut().zip(r).for_each(|(u, x)| *u = x * s));
-        Ok(Tensor::from_vec(v, (self.tokens(), self.hidden), device)?)
+    /// Writes the rows scaled to unit length into `out` (`tokens * hidden` values).
+    pub fn write_units(&self, out: &mut [f32]) -> Result<()> {
+        with_values(&self.t, |data| {
+            out.par_chunks_exact_mut(self.hidden.max(1))
+                .zip(data.par_chunks_exact(self.hidden.max(1)))
+                .zip(&self.inv_norm)
+                .with_min_len(ROWS_PER_TASK)
+                .for_each(|((u, r), &s)| u.iter_mut().zip(r).for_each(|(u, x)| *u = x * s));
+        })
     }
 }
 
-/// Dot product with 8 independent f32 accumulators (vectorises; order fixed, so results
-/// are reproducible).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
-/// Per-row cosine similarity of two `[tokens, hidden]` f32 tensors.
+/// Per-row cosine similarity of two `[tokens, hidden]` tensors.
 pub fn row_cosines(a: &Tensor, b: &Tensor) -> Result<Vec<f32>> {
-    Ok(Rows::new(a)?.cosines(&Rows::new(b)?))
+    Rows::new(a)?.cosines(&Rows::new(b)?)
 }
 
 /// Running mean of per-token similarities.
@@ -112,6 +103,12 @@ impl CosSum {
     pub fn add(&mut self, cos: &[f32]) {
         self.sum += cos.iter().map(|&c| c as f64).sum::<f64>();
         self.count += cos.len() as u64;
+    }
+
+    /// Adds another running sum's observations.
+    pub fn merge(&mut self, o: &CosSum) {
+        self.sum += o.sum;
+        self.count += o.count;
     }
 
     /// The mean; 1 (the module changes nothing) when nothing was observed, i.e. the
@@ -128,7 +125,6 @@ impl CosSum {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
 
     #[test]
     fn cosines_and_zero_rows() {

@@ -1,9 +1,10 @@
 //! The scoring probe: block, attention and MLP similarities and the consecutive matrix,
-//! streamed; memory holds one calibration block's hidden states at most.
+//! streamed; a probe holds one calibration block's hidden states at most.
 
 use candle_core::Tensor;
 
 use super::cosine::{CosSum, Rows};
+use super::gram::gram;
 use super::table::ScoreTable;
 use crate::error::Result;
 use crate::probe::{Probe, Site};
@@ -26,10 +27,9 @@ impl Default for ScoreOptions {
     }
 }
 
-/// Streams similarities of every layer; see [`ScoreTable`] for what they mean.
-pub struct ScoreProbe {
-    opts: ScoreOptions,
-    layers: usize,
+/// The running sums behind a [`ScoreTable`].
+#[derive(Debug, Clone)]
+struct Sums {
     block: Vec<CosSum>,
     attn: Vec<CosSum>,
     mlp: Vec<CosSum>,
@@ -37,12 +37,52 @@ pub struct ScoreProbe {
     pairs: Vec<f64>,
     pair_tokens: u64,
     tokens: u64,
+}
+
+impl Sums {
+    fn new(layers: usize) -> Self {
+        Self {
+            block: vec![CosSum::default(); layers],
+            attn: vec![CosSum::default(); layers],
+            mlp: vec![CosSum::default(); layers],
+            pairs: vec![0.0; (layers + 1) * (layers + 1)],
+            pair_tokens: 0,
+            tokens: 0,
+        }
+    }
+
+    fn add(&mut self, o: &Sums) {
+        let cos =
+            |a: &mut [CosSum], b: &[CosSum]| a.iter_mut().zip(b).for_each(|(a, b)| a.merge(b));
+        cos(&mut self.block, &o.block);
+        cos(&mut self.attn, &o.attn);
+        cos(&mut self.mlp, &o.mlp);
+        self.pairs
+            .iter_mut()
+            .zip(&o.pairs)
+            .for_each(|(a, b)| *a += b);
+        self.pair_tokens += o.pair_tokens;
+        self.tokens += o.tokens;
+    }
+}
+
+/// Streams similarities of every layer; see [`ScoreTable`] for what they mean.
+///
+/// Sums are exact to merge in a fixed order: a block scored into an empty probe and
+/// [absorbed](ScoreProbe::absorb) gives the same bits as that block scored in place, so
+/// blocks can be scored side by side and still give one thread's result.
+pub struct ScoreProbe {
+    opts: ScoreOptions,
+    layers: usize,
+    sums: Sums,
     x: Option<Rows>,
     y: Option<Rows>,
     branch_in: Option<Rows>,
     /// Unit-length h_0..h_L of the current block, `[L+1, tokens, hidden]`, written in place
     /// (reused across blocks of the same length).
-    units: Option<Tensor>,
+    units: Vec<f32>,
+    /// Tokens of the current block.
+    unit_tokens: usize,
     /// How many of h_0..h_L `units` holds for the current block.
     filled: usize,
 }
@@ -52,82 +92,77 @@ impl ScoreProbe {
         Self {
             opts: *opts,
             layers,
-            block: vec![CosSum::default(); layers],
-            attn: vec![CosSum::default(); layers],
-            mlp: vec![CosSum::default(); layers],
-            pairs: vec![0.0; (layers + 1) * (layers + 1)],
-            pair_tokens: 0,
-            tokens: 0,
+            sums: Sums::new(layers),
             x: None,
             y: None,
             branch_in: None,
-            units: None,
+            units: Vec::new(),
+            unit_tokens: 0,
             filled: 0,
         }
     }
 
-    /// All pairwise cosines of this block's hidden states, summed over tokens, as one
-    /// matmul: row i of `[L+1, tokens * hidden]` holds every token's unit h_i, so
-    /// `V Vᵀ [i][j] = Σ_t cos(h_i(t), h_j(t))` (no transposed copy of the buffer).
-    fn flush_pairs(&mut self) -> Result<()> {
+    /// Adds what `other` has summed to this probe's sums and empties `other`'s (its
+    /// buffers stay for the next block).
+    pub fn absorb(&mut self, other: &mut ScoreProbe) {
+        self.sums.add(&other.sums);
+        other.sums = Sums::new(other.layers);
+    }
+
+    /// All pairwise cosines of this block's hidden states, summed over tokens: row i of
+    /// `[L+1, tokens * hidden]` holds every token's unit h_i, so
+    /// `G[i][j] = Σ_t cos(h_i(t), h_j(t))`.
+    fn flush_pairs(&mut self) {
         let n = self.layers + 1;
         let filled = std::mem::take(&mut self.filled);
-        let Some(h) = self.units.as_ref().filter(|_| filled == n) else {
-            return Ok(());
-        };
-        let tokens = h.dim(1)?;
-        let v = h.reshape((n, ()))?;
-        let gram = v.matmul(&v.t()?)?; // [L+1, L+1]
-        let g = gram.flatten_all()?.to_vec1::<f32>()?;
-        for (acc, v) in self.pairs.iter_mut().zip(g) {
-            *acc += v as f64;
+        if filled != n || self.units.is_empty() {
+            return;
         }
-        self.pair_tokens += tokens as u64;
-        Ok(())
+        let len = self.units.len() / n;
+        for (acc, v) in self.sums.pairs.iter_mut().zip(gram(&self.units, n, len)) {
+            *acc += v;
+        }
+        self.sums.pair_tokens += self.unit_tokens as u64;
     }
 
     /// Writes the unit-length rows of `x` as hidden state number `self.filled`.
-    fn push_unit(&mut self, x: &Rows, device: &candle_core::Device) -> Result<()> {
+    fn push_unit(&mut self, x: &Rows) -> Result<()> {
         let (tokens, hidden) = (x.tokens(), x.hidden);
         let n = self.layers + 1;
-        let fits = self
-            .units
-            .as_ref()
-            .is_some_and(|u| u.dims() == [n, tokens, hidden]);
-        if !fits {
-            self.units = Some(Tensor::zeros(
-                (n, tokens, hidden),
-                candle_core::DType::F32,
-                device,
-            )?);
+        if self.filled == 0 {
+            self.units.resize(n * tokens * hidden, 0.0);
+            self.unit_tokens = tokens;
+        } else if tokens != self.unit_tokens {
+            return Err(crate::Error::Input(format!(
+                "probe: {tokens} tokens after {} in one pass",
+                self.unit_tokens
+            )));
         }
-        let u = x.unit_tensor(device)?.unsqueeze(0)?;
-        self.units
-            .as_ref()
-            .expect("allocated")
-            .slice_set(&u, 0, self.filled)?;
+        let len = tokens * hidden;
+        x.write_units(&mut self.units[self.filled * len..][..len])?;
         self.filled += 1;
         Ok(())
     }
 
     pub fn finish(self) -> ScoreTable {
         let n = self.layers + 1;
-        let consecutive = (self.opts.consecutive && self.pair_tokens > 0).then(|| {
+        let s = &self.sums;
+        let consecutive = (self.opts.consecutive && s.pair_tokens > 0).then(|| {
             (0..self.layers)
                 .map(|i| {
                     (1..=self.layers - i)
-                        .map(|gap| self.pairs[i * n + i + gap] / self.pair_tokens as f64)
+                        .map(|gap| s.pairs[i * n + i + gap] / s.pair_tokens as f64)
                         .collect()
                 })
                 .collect()
         });
         ScoreTable {
             num_layers: self.layers,
-            tokens: self.tokens,
+            tokens: s.tokens,
             residual: self.opts.residual,
-            block: self.block.iter().map(CosSum::mean).collect(),
-            attn: self.attn.iter().map(CosSum::mean).collect(),
-            mlp: self.mlp.iter().map(CosSum::mean).collect(),
+            block: s.block.iter().map(CosSum::mean).collect(),
+            attn: s.attn.iter().map(CosSum::mean).collect(),
+            mlp: s.mlp.iter().map(CosSum::mean).collect(),
             consecutive,
         }
     }
@@ -143,11 +178,11 @@ impl Probe for ScoreProbe {
                     None => Rows::new(h)?,
                 };
                 if layer == 0 {
-                    self.tokens += x.tokens() as u64;
+                    self.sums.tokens += x.tokens() as u64;
                     self.filled = 0;
                 }
                 if self.opts.consecutive {
-                    self.push_unit(&x, h.device())?;
+                    self.push_unit(&x)?;
                 }
                 self.x = Some(x);
             }
@@ -155,7 +190,7 @@ impl Probe for ScoreProbe {
                 let y = Rows::new(h)?;
                 if self.opts.residual {
                     let x = self.x.as_ref().expect("Input precedes AfterAttn");
-                    self.attn[layer].add(&x.cosines(&y));
+                    self.sums.attn[layer].add(&x.cosines(&y)?);
                 }
                 self.y = Some(y);
             }
@@ -164,12 +199,12 @@ impl Probe for ScoreProbe {
                 let x = self.x.take().expect("Input precedes AfterMlp");
                 let y = self.y.take().expect("AfterAttn precedes AfterMlp");
                 if self.opts.residual {
-                    self.mlp[layer].add(&y.cosines(&z));
+                    self.sums.mlp[layer].add(&y.cosines(&z)?);
                 }
-                self.block[layer].add(&x.cosines(&z));
+                self.sums.block[layer].add(&x.cosines(&z)?);
                 if self.opts.consecutive && layer + 1 == self.layers {
-                    self.push_unit(&z, h.device())?;
-                    self.flush_pairs()?;
+                    self.push_unit(&z)?;
+                    self.flush_pairs();
                 }
                 self.y = Some(z); // the next layer's input
             }
@@ -179,11 +214,11 @@ impl Probe for ScoreProbe {
                     .branch_in
                     .take()
                     .expect("branch input precedes its output");
-                let c = input.cosines(&Rows::new(h)?);
+                let c = input.cosines(&Rows::new(h)?)?;
                 if site == Site::AttnOut {
-                    self.attn[layer].add(&c);
+                    self.sums.attn[layer].add(&c);
                 } else {
-                    self.mlp[layer].add(&c);
+                    self.sums.mlp[layer].add(&c);
                 }
             }
         }
