@@ -14,6 +14,15 @@ impl SharedOut {
         Self(buf.as_mut_ptr())
     }
 
+    /// For a buffer the tasks fill whole: `v` is emptied and given room for `len` values,
+    /// left unwritten (no pass to zero what is about to be overwritten). Once every value
+    /// is written, the caller sets `v`'s length to `len`.
+    pub(crate) fn spare(v: &mut Vec<f32>, len: usize) -> Self {
+        v.clear();
+        v.reserve_exact(len);
+        Self(v.as_mut_ptr())
+    }
+
     /// # Safety
     /// `i` must lie in the buffer.
     pub(crate) unsafe fn at(&self, i: usize) -> *mut f32 {

@@ -169,3 +169,40 @@ fn empty_input_gives_empty_output() {
     assert!(matmul(&p, &[], Kernel::Auto).is_empty());
     assert!(matmul(&p, &[], Kernel::Portable).is_empty());
 }
+
+#[test]
+fn gated_pair_is_the_separate_route_bit_for_bit() {
+    use llmdrop::gemm::GatedPair;
+    use llmdrop::model::vexp::silu_mul_slices;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for (s, &m) in MS.iter().enumerate() {
+        for &k in &KS {
+            for &n in &NS {
+                let x = random(m * k, 20 + s as u64);
+                let (g, u) = (random(n * k, 200 + k as u64), random(n * k, 300 + n as u64));
+                let (g, u) = (PackedMatrix::pack(&g, n, k), PackedMatrix::pack(&u, n, k));
+                let pair = GatedPair::new(&g, &u);
+                assert_eq!((pair.outputs(), pair.cols()), (n, k));
+                for kernel in [Kernel::Auto, Kernel::Portable] {
+                    let mut want = vec![0f32; m * n];
+                    silu_mul_slices(&matmul(&g, &x, kernel), &matmul(&u, &x, kernel), &mut want);
+                    let one = pair.product(&x, kernel);
+                    let two = pool.install(|| pair.product(&x, kernel));
+                    for (got, what) in [(&one, "1 thread"), (&two, "2 threads")] {
+                        assert_eq!(got.len(), m * n);
+                        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                            assert_eq!(
+                                a.to_bits(),
+                                b.to_bits(),
+                                "{kernel:?} {what} m {m} k {k} n {n} at {i}: {a} vs {b}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -14,6 +14,7 @@ use super::packed::NR;
 pub(crate) unsafe fn tile(t: &Tile) {
     match (t.rows, t.panels) {
         (1, 4) => run::<1, 4>(t),
+        (1, 2) => run::<1, 2>(t),
         (1, _) => run::<1, 1>(t),
         (2, 2) => run::<2, 2>(t),
         (2, _) => run::<2, 1>(t),

@@ -12,11 +12,11 @@ use crate::shared_out::SharedOut;
 pub const MR: usize = 12;
 /// Input values per chunk. Streaming a whole panel from L2 measured fastest here (k up to
 /// 1536); longer rows are cut so a chunk (`KC * NR` f32, 256 KiB) stays in L2.
-const KC: usize = 2048;
+pub(crate) const KC: usize = 2048;
 /// Activation rows per pass over a panel chunk (a multiple of `MR`).
-const MC: usize = 32 * MR;
+pub(crate) const MC: usize = 32 * MR;
 /// Below this many multiply-adds a product runs on the calling thread.
-const PARALLEL_MIN_MACS: usize = 1 << 18;
+pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// Which implementation runs the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +55,12 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
         "input width must equal the matrix's columns"
     );
     let m = x.len() / k;
-    let mut y = vec![0f32; m * n];
     if m == 0 || n == 0 {
-        return y;
+        return vec![0f32; m * n];
     }
     let simd = kernel.simd();
-    let out = SharedOut::new(&mut y);
+    let mut y = Vec::new();
+    let out = SharedOut::spare(&mut y, m * n);
     // with few rows nothing is reused from L1: stream each panel whole
     let kc_max = if m <= MR { k } else { KC };
     let wide = panels_per_call(m);
@@ -112,6 +112,9 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
             .into_par_iter()
             .for_each(|p| run(p * panels / parts..(p + 1) * panels / parts));
     }
+    // SAFETY: the first k-chunk's tiles wrote every row 0..m of every panel's columns
+    // (later chunks only add to them)
+    unsafe { y.set_len(m * n) };
     y
 }
 

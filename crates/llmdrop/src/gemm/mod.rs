@@ -13,10 +13,12 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod gated;
 mod kernel;
 mod packed;
 mod peak;
 
+pub use gated::GatedPair;
 pub(crate) use kernel::Tile;
 pub use kernel::{matmul, Kernel, MR};
 pub use packed::{PackedMatrix, NR};

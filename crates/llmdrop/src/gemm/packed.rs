@@ -41,6 +41,22 @@ impl PackedMatrix {
         m
     }
 
+    /// Panels of `a` and `b` (same shape) taken in turn: panel `2j` is `a`'s panel `j`,
+    /// `2j + 1` is `b`'s. A `[2 · panels · NR, cols]` matrix (padding rows included).
+    pub(crate) fn interleave(a: &PackedMatrix, b: &PackedMatrix) -> Self {
+        assert!(
+            a.rows == b.rows && a.cols == b.cols,
+            "interleaved matrices must have one shape"
+        );
+        let mut m = Self::zeroed(2 * a.panels() * NR, a.cols);
+        let len = a.cols * NR;
+        for (j, pair) in m.data_mut().chunks_exact_mut(2 * len.max(1)).enumerate() {
+            pair[..len].copy_from_slice(a.panel(j));
+            pair[len..].copy_from_slice(b.panel(j));
+        }
+        m
+    }
+
     fn data(&self) -> &[f32] {
         &self.buf[self.start..self.start + self.len]
     }

@@ -1,42 +1,72 @@
 //! The gated SiLU MLP: `down(silu(gate(x)) * up(x))`.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Tensor};
 
-use super::linear::Linear;
+use super::linear::{Linear, MatrixWeight};
+use super::product_op::product;
 use super::vexp::silu_mul;
 use super::weights::Weights;
 use crate::config::Config;
 use crate::error::Result;
+use crate::gemm::GatedPair;
 
 #[derive(Debug, Clone)]
 pub struct Mlp {
-    gate: Linear,
-    up: Linear,
+    gate_up: GateUp,
     down: Linear,
+}
+
+/// The gate and up projections.
+#[derive(Debug, Clone)]
+enum GateUp {
+    Separate {
+        gate: Linear,
+        up: Linear,
+    },
+    /// Both packed f32 without bias: one product with SiLU applied in cache.
+    Paired(Arc<GatedPair>),
 }
 
 impl Mlp {
     /// Loads `model.layers.{i}.mlp.*`.
     pub fn load(w: &Weights, cfg: &Config, prefix: &str) -> Result<Self> {
         let (h, i, b) = (cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias);
+        let gate = Linear::load(w, &format!("{prefix}.gate_proj"), h, i, b)?;
+        let up = Linear::load(w, &format!("{prefix}.up_proj"), h, i, b)?;
+        let gate_up = match (&gate.weight, &up.weight, &gate.bias, &up.bias) {
+            (MatrixWeight::Packed(g), MatrixWeight::Packed(u), None, None) => {
+                GateUp::Paired(Arc::new(GatedPair::new(g, u)))
+            }
+            _ => GateUp::Separate { gate, up },
+        };
         Ok(Self {
-            gate: Linear::load(w, &format!("{prefix}.gate_proj"), h, i, b)?,
-            up: Linear::load(w, &format!("{prefix}.up_proj"), h, i, b)?,
+            gate_up,
             down: Linear::load(w, &format!("{prefix}.down_proj"), i, h, b)?,
         })
     }
 
     /// Bytes of the three projections.
     pub fn weight_bytes(&self) -> usize {
-        self.gate.bytes() + self.up.bytes() + self.down.bytes()
+        let gate_up = match &self.gate_up {
+            GateUp::Separate { gate, up } => gate.bytes() + up.bytes(),
+            GateUp::Paired(p) => p.bytes(),
+        };
+        gate_up + self.down.bytes()
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (g, u) = (self.gate.forward(x)?, self.up.forward(x)?);
-        let h = if g.dtype() == DType::F32 && g.device().is_cpu() {
-            silu_mul(&g, &u)?
-        } else {
-            (g.silu()? * u)?
+        let h = match &self.gate_up {
+            GateUp::Paired(p) => product(p.as_ref(), x)?,
+            GateUp::Separate { gate, up } => {
+                let (g, u) = (gate.forward(x)?, up.forward(x)?);
+                if g.dtype() == DType::F32 && g.device().is_cpu() {
+                    silu_mul(&g, &u)?
+                } else {
+                    (g.silu()? * u)?
+                }
+            }
         };
         self.down.forward(&h)
     }

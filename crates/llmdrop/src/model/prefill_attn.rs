@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::attn_inputs::{row_at, Qkv};
-use super::vexp::{softmax_in_place, softmax_portable};
+use super::vexp::{exp_shifted, exp_shifted_portable};
 use crate::error::Result;
 use crate::gemm::{Kernel, PackedMatrix, Tile, MR, NR};
 use crate::shared_out::SharedOut;
@@ -181,16 +181,19 @@ impl Scope<'_> {
             };
             t.run(self.simd);
         }
-        // probabilities in place; zero for the keys a row does not see
+        // unnormalised probabilities in place (each row's 1 / sum scales its output
+        // below, d values instead of kc); zero for the keys a row does not see
+        let mut inv = [0f32; MR];
         for (r, &(a, b)) in span.iter().enumerate() {
             let row = &mut s[r * kc..(r + 1) * kc];
             let (before, rest) = row.split_at_mut(a - lo);
             let (seen, after) = rest.split_at_mut(b - a);
-            if self.simd {
-                softmax_in_place(seen);
-            } else {
-                softmax_portable(seen);
-            }
+            inv[r] = 1.0
+                / if self.simd {
+                    exp_shifted(seen)
+                } else {
+                    exp_shifted_portable(seen)
+                };
             before.fill(0.0);
             after.fill(0.0);
         }
@@ -210,6 +213,11 @@ impl Scope<'_> {
                 load: false,
             };
             t.run(self.simd);
+        }
+        for (r, &inv) in inv.iter().enumerate().take(n) {
+            for c in 0..d {
+                *o.add(r * ldo + c) *= inv;
+            }
         }
     }
 }

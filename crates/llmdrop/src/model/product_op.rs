@@ -1,11 +1,11 @@
-//! llmdrop's own matrix products ([`PackedMatrix`], [`QMatrix`]) as candle operations on
-//! f32 tensors, without copying the input.
+//! llmdrop's own matrix products ([`PackedMatrix`], [`QMatrix`], [`GatedPair`]) as candle
+//! operations on f32 tensors, without copying the input.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use crate::error::Result;
-use crate::gemm::PackedMatrix;
+use crate::gemm::{GatedPair, PackedMatrix};
 use crate::quant::QMatrix;
 
 /// A `[rows, cols]` weight matrix that computes `x Wᵀ` for row-major f32 `x`.
@@ -25,6 +25,19 @@ impl Product for PackedMatrix {
     }
     fn product(&self, x: &[f32]) -> Vec<f32> {
         crate::gemm::matmul(self, x, crate::gemm::Kernel::Auto)
+    }
+}
+
+/// `silu(x Gᵀ) · (x Uᵀ)`: `rows` are the intermediate outputs.
+impl Product for GatedPair {
+    fn rows(&self) -> usize {
+        self.outputs()
+    }
+    fn cols(&self) -> usize {
+        GatedPair::cols(self)
+    }
+    fn product(&self, x: &[f32]) -> Vec<f32> {
+        GatedPair::product(self, x, crate::gemm::Kernel::Auto)
     }
 }
 

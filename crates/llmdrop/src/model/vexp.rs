@@ -9,29 +9,43 @@ use crate::error::Result;
 /// In place: `row[j] = exp(row[j] - max) / Σ_j exp(row[j] - max)`. A NaN anywhere makes
 /// the whole row NaN; an empty row stays empty.
 pub fn softmax_in_place(row: &mut [f32]) {
-    if row.is_empty() {
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if crate::gemm::available() {
-        // SAFETY: the CPU has AVX-512 F
-        unsafe { avx512::softmax(row) };
-        return;
-    }
-    softmax_portable(row);
+    let inv = 1.0 / exp_shifted(row);
+    row.iter_mut().for_each(|x| *x *= inv);
 }
 
 /// The same steps with libm's `exp`.
 pub fn softmax_portable(row: &mut [f32]) {
+    let inv = 1.0 / exp_shifted_portable(row);
+    row.iter_mut().for_each(|x| *x *= inv);
+}
+
+/// In place: `row[j] = exp(row[j] - max)`; returns their sum (NaN if any value is NaN,
+/// 0 for an empty row). Softmax without the division, for callers that fold `1 / sum`
+/// into what they compute from the row.
+pub fn exp_shifted(row: &mut [f32]) -> f32 {
+    if row.is_empty() {
+        return 0.0;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::gemm::available() {
+        // SAFETY: the CPU has AVX-512 F
+        return unsafe { avx512::exp_shifted(row) };
+    }
+    exp_shifted_portable(row)
+}
+
+/// [`exp_shifted`] with libm's `exp`.
+pub fn exp_shifted_portable(row: &mut [f32]) -> f32 {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
     let mut sum = 0f32;
     for x in row.iter_mut() {
         *x = (*x - max).exp();
         sum += *x;
     }
-    let nan = row.iter().any(|x| x.is_nan());
-    for x in row.iter_mut() {
-        *x = if nan { f32::NAN } else { *x / sum };
+    if row.iter().any(|x| x.is_nan()) {
+        f32::NAN
+    } else {
+        sum
     }
 }
 
@@ -183,7 +197,7 @@ mod avx512 {
     }
 
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn softmax(row: &mut [f32]) {
+    pub(super) unsafe fn exp_shifted(row: &mut [f32]) -> f32 {
         let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
         for chunk in row.chunks(16) {
             let m = tail_mask(chunk.len());
@@ -200,11 +214,6 @@ mod avx512 {
             sum = _mm512_add_ps(sum, e);
             _mm512_mask_storeu_ps(p, m, e);
         }
-        let sum = _mm512_set1_ps(_mm512_reduce_add_ps(sum));
-        for chunk in row.chunks_mut(16) {
-            let m = tail_mask(chunk.len());
-            let p = chunk.as_mut_ptr();
-            _mm512_mask_storeu_ps(p, m, _mm512_div_ps(_mm512_maskz_loadu_ps(m, p), sum));
-        }
+        _mm512_reduce_add_ps(sum)
     }
 }
