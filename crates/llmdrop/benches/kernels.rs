@@ -64,6 +64,45 @@ fn main() -> llmdrop::Result<()> {
             );
         }
     }
+    // gate and up with SiLU: two products and a SiLU pass vs one gated product
+    if gemm::available() {
+        for m in [512, 1] {
+            let (k, n) = (576, 1536);
+            let xs: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let wg: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 480.0)
+                .collect();
+            let wu: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 29 % 89) as f32 - 44.0) / 440.0)
+                .collect();
+            let (g, u) = (
+                gemm::PackedMatrix::pack(&wg, n, k),
+                gemm::PackedMatrix::pack(&wu, n, k),
+            );
+            let pair = gemm::GatedPair::new(&g, &u);
+            let separate = median_secs(20, || {
+                let (a, b) = (
+                    gemm::matmul(&g, &xs, gemm::Kernel::Auto),
+                    gemm::matmul(&u, &xs, gemm::Kernel::Auto),
+                );
+                let mut h = vec![0f32; m * n];
+                llmdrop::model::vexp::silu_mul_slices(&a, &b, &mut h);
+            });
+            let paired = median_secs(20, || {
+                let _ = pair.product(&xs, gemm::Kernel::Auto);
+            });
+            let gf = |s: f64| 4.0 * (m * k * n) as f64 / s / 1e9;
+            println!(
+                "gate+up+SiLU {m:>4}x{k}x{n}  separate {:>7.3} ms {:>6.1} GFLOP/s, gated pair {:>7.3} ms {:>6.1} GFLOP/s",
+                separate * 1e3,
+                gf(separate),
+                paired * 1e3,
+                gf(paired)
+            );
+        }
+    }
     // the same shapes through the quantized kernels (activations quantized inside)
     println!("quantized kernel: {}", Kernel::Auto.name());
     for (m, k, n, what) in [
