@@ -44,14 +44,20 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     for ((s, x), y) in acc.iter_mut().zip(ra).zip(rb) {
         *s = x.mul_add(*y, *s);
     }
+    sum_lanes(acc)
+}
+
+/// The 16 running sums added pairwise: lane `l` + lane `l + 8`, then `+ 4`, `+ 2`, `+ 1`.
+#[inline(always)]
+pub(crate) fn sum_lanes(mut s: [f32; 16]) -> f32 {
     let mut width = 8;
     while width > 0 {
         for l in 0..width {
-            acc[l] += acc[l + width];
+            s[l] += s[l + width];
         }
         width /= 2;
     }
-    acc[0]
+    s[0]
 }
 
 #[cfg(test)]

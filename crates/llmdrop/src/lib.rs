@@ -27,6 +27,7 @@ pub mod quant;
 pub mod report;
 pub mod score;
 mod shared_out;
+mod split;
 pub mod testkit;
 
 pub use config::Config;

@@ -11,12 +11,11 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use super::kernel::{Kernel, Tile, KC, MC, MR, PARALLEL_MIN_MACS};
 use super::packed::{PackedMatrix, NR};
 use crate::model::vexp::silu_mul_slices;
 use crate::shared_out::SharedOut;
+use crate::split::split_items;
 
 /// A gate and an up projection (`[outputs, cols]` each), interleaved by panel.
 #[derive(Debug, Clone)]
@@ -112,16 +111,7 @@ impl GatedPair {
                 }
             }
         };
-        let pairs = n.div_ceil(NR);
-        let threads = rayon::current_num_threads();
-        if threads <= 1 || 2 * m * n * k < PARALLEL_MIN_MACS || pairs < 2 {
-            run(0..pairs);
-        } else {
-            let parts = threads.min(pairs);
-            (0..parts)
-                .into_par_iter()
-                .for_each(|p| run(p * pairs / parts..(p + 1) * pairs / parts));
-        }
+        split_items(n.div_ceil(NR), 2 * m * n * k >= PARALLEL_MIN_MACS, run);
         h
     }
 }

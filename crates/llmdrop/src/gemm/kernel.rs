@@ -3,10 +3,9 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use super::packed::{PackedMatrix, NR};
 use crate::shared_out::SharedOut;
+use crate::split::split_items;
 
 /// Activation rows per kernel call.
 pub const MR: usize = 12;
@@ -102,16 +101,7 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
             }
         }
     };
-    let panels = w.panels();
-    let threads = rayon::current_num_threads();
-    if threads <= 1 || m * n * k < PARALLEL_MIN_MACS || panels < 2 {
-        run(0..panels);
-    } else {
-        let parts = threads.min(panels);
-        (0..parts)
-            .into_par_iter()
-            .for_each(|p| run(p * panels / parts..(p + 1) * panels / parts));
-    }
+    split_items(w.panels(), m * n * k >= PARALLEL_MIN_MACS, run);
     // SAFETY: the first k-chunk's tiles wrote every row 0..m of every panel's columns
     // (later chunks only add to them)
     unsafe { y.set_len(m * n) };

@@ -1,11 +1,10 @@
 //! `y = x Wᵀ` for a [`QMatrix`] `W`: activations quantized per block, integer dot products,
 //! rows of `W` split across the rayon pool.
 
-use rayon::prelude::*;
-
 use super::act::QActs;
 use super::matrix::{QMatrix, ROWS};
 use crate::shared_out::SharedOut;
+use crate::split::split_items;
 
 /// Which implementation runs the dot products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,14 +90,6 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
             }
         }
     };
-    let threads = rayon::current_num_threads();
-    if threads <= 1 || m * n * k < PARALLEL_MIN_MACS || groups < 2 {
-        run(0..groups);
-    } else {
-        let parts = threads.min(groups);
-        (0..parts)
-            .into_par_iter()
-            .for_each(|p| run(p * groups / parts..(p + 1) * groups / parts));
-    }
+    split_items(groups, m * n * k >= PARALLEL_MIN_MACS, run);
     y
 }

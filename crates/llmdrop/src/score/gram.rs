@@ -6,6 +6,8 @@
 //! summed in a fixed order (16 lanes of fused multiply-adds within a chunk, added pairwise,
 //! then chunks in order in f64): the same bits on every CPU and any thread count.
 
+use crate::dot::sum_lanes;
+
 /// Rows per block side.
 const B: usize = 4;
 /// Values of each row per chunk: 32 rows of this many f32 stay in L2 (256 KiB).
@@ -114,18 +116,7 @@ fn finish(
             }
         }
     }
-    lanes.map(|row| {
-        row.map(|mut s| {
-            let mut width = 8;
-            while width > 0 {
-                for l in 0..width {
-                    s[l] += s[l + width];
-                }
-                width /= 2;
-            }
-            s[0]
-        })
-    })
+    lanes.map(|row| row.map(sum_lanes))
 }
 
 #[cfg(test)]
