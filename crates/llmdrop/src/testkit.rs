@@ -71,6 +71,38 @@ pub fn logits(dec: &Decoder, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
     Ok(l.flatten_all()?.to_vec1::<f32>()?)
 }
 
+/// Runs one sequence `ids` through `dec` at the positions after what `cache` holds and
+/// returns the logits `which` asks for, flattened.
+pub fn cached_logits(
+    dec: &Decoder,
+    ids: &[u32],
+    cache: &mut crate::model::KvCache,
+    which: Logits,
+) -> Result<Vec<f32>> {
+    let t = Tensor::new(ids, dec.device())?.unsqueeze(0)?;
+    let l = dec
+        .forward(&t, Some(cache), &mut crate::probe::NoProbe, which)?
+        .expect("logits requested");
+    Ok(l.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// `n` values in [-1, 1) from `seed`, every 97th scaled by 20: mixed magnitudes with an
+/// occasional outlier, as in real activations.
+pub fn random_activations(n: usize, seed: u64) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let x: f32 = rng.random_range(-1.0..1.0);
+            if i % 97 == 0 {
+                x * 20.0
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
 /// Largest absolute difference; panics on length mismatch.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");

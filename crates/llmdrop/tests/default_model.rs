@@ -172,15 +172,7 @@ fn long_prompt_in_query_chunks_equals_stepwise_cached_run() {
     let mut cache = dec.new_cache();
     let mut stepwise = Vec::new();
     for part in ids.chunks(234) {
-        let t = Tensor::new(part, &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let l = dec
-            .forward(&t, Some(&mut cache), &mut NoProbe, Logits::All)
-            .unwrap()
-            .unwrap();
-        stepwise.extend(l.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        stepwise.extend(testkit::cached_logits(&dec, part, &mut cache, Logits::All).unwrap());
     }
     let d = testkit::max_abs_diff(&full, &stepwise);
     eprintln!("chunked vs stepwise: max |Δlogit| {d:e}");

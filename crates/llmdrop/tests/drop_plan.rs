@@ -128,22 +128,9 @@ fn cached_decoding_equals_full_forward() {
         let full = testkit::logits(&dec, std::slice::from_ref(&seq)).unwrap();
         let vocab = 256;
         let mut cache = dec.new_cache();
-        let prefix = Tensor::new(&seq[..12], &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        dec.forward(&prefix, Some(&mut cache), &mut NoProbe, Logits::All)
-            .unwrap();
+        testkit::cached_logits(&dec, &seq[..12], &mut cache, Logits::All).unwrap();
         for (p, &tok) in seq.iter().enumerate().skip(12) {
-            let t = Tensor::new(&[[tok]], &Device::Cpu).unwrap();
-            let l = dec
-                .forward(&t, Some(&mut cache), &mut NoProbe, Logits::Last)
-                .unwrap()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+            let l = testkit::cached_logits(&dec, &[tok], &mut cache, Logits::Last).unwrap();
             let want = &full[p * vocab..(p + 1) * vocab];
             let d = testkit::max_abs_diff(&l, want);
             assert!(d < 1e-4, "{arch} position {p}: |Δ| = {d}");

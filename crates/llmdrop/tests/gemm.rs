@@ -5,21 +5,8 @@
 
 use candle_core::{Device, Tensor};
 use llmdrop::gemm::{matmul, Kernel, PackedMatrix, MR, NR};
-use rand::{Rng, SeedableRng};
 
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|i| {
-            let x: f32 = rng.random_range(-1.0..1.0);
-            if i % 97 == 0 {
-                x * 20.0
-            } else {
-                x
-            }
-        })
-        .collect()
-}
+use llmdrop::testkit::random_activations as random;
 
 /// Row counts around the kernel's tile (12), its 1-3 row multi-panel calls and the
 /// 384-row pass; inner sizes up to and across the 2048-value chunk; output sizes below,

@@ -6,22 +6,8 @@
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use llmdrop::quant::{matmul, Kernel, QActs, QKind, QMatrix};
-use rand::{Rng, SeedableRng};
 
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|i| {
-            // mixed magnitudes and an occasional outlier, as in real activations
-            let x: f32 = rng.random_range(-1.0..1.0);
-            if i % 97 == 0 {
-                x * 20.0
-            } else {
-                x
-            }
-        })
-        .collect()
-}
+use llmdrop::testkit::random_activations as random;
 
 /// candle's GGUF quantizer and dequantizer on the same data.
 fn ggml(data: &[f32], rows: usize, cols: usize, t: GgmlDType) -> (Vec<u8>, Vec<f32>) {

@@ -4,34 +4,19 @@
 //! thread gives. CI runs the suite with one rayon thread, so these tests build their own
 //! 2-thread pools.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use llmdrop::quant::{Precision, QuantMode};
 use llmdrop::testkit;
-use llmdrop::{Decoder, DropPlan, Logits, ModelSource, NoProbe};
+use llmdrop::{Decoder, DropPlan, Logits, ModelSource};
 
 /// Logits of a 300-token prompt and of 8 decode steps after it.
 fn run(dec: &Decoder) -> Vec<f32> {
     let ids: Vec<u32> = (0..300u32).map(|i| (i * 7919 + 13) % 49152).collect();
     let mut cache = dec.new_cache();
-    let t = Tensor::new(ids.as_slice(), &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    let mut out = dec
-        .forward(&t, Some(&mut cache), &mut NoProbe, Logits::All)
-        .unwrap()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let mut out = testkit::cached_logits(dec, &ids, &mut cache, Logits::All).unwrap();
     for step in 0..8u32 {
-        let t = Tensor::new(&[[step * 101 + 7]], &Device::Cpu).unwrap();
-        let l = dec
-            .forward(&t, Some(&mut cache), &mut NoProbe, Logits::Last)
-            .unwrap()
-            .unwrap();
-        out.extend(l.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let next = [step * 101 + 7];
+        out.extend(testkit::cached_logits(dec, &next, &mut cache, Logits::Last).unwrap());
     }
     out
 }

@@ -56,12 +56,12 @@ impl GatedPair {
             m * k,
             "input width must equal the matrix's columns"
         );
-        let mut h = vec![0f32; m * n];
         if m == 0 || n == 0 {
-            return h;
+            return vec![0f32; m * n];
         }
         let simd = kernel.simd();
-        let out = SharedOut::new(&mut h);
+        let mut h = Vec::new();
+        let out = SharedOut::spare(&mut h, m * n);
         let w = &self.packed;
         let stride = k * NR;
         let kc_max = if m <= MR { k } else { KC };
@@ -112,6 +112,8 @@ impl GatedPair {
             }
         };
         split_items(n.div_ceil(NR), 2 * m * n * k >= PARALLEL_MIN_MACS, run);
+        // SAFETY: every row block of every pair wrote its rows' columns of that pair
+        unsafe { h.set_len(m * n) };
         h
     }
 }
