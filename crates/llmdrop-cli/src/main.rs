@@ -26,6 +26,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     single_candle_elementwise_thread();
+    if let Err(e) = clean_up_on_signals() {
+        eprintln!("llmdrop: installing the signal handler: {e}");
+        return ExitCode::from(2);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -40,10 +44,27 @@ fn main() -> ExitCode {
             if output::is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("llmdrop: {e:#}");
+            eprintln!("llmdrop: {}", output::printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: remove this run's staging (a half-written output never
+/// stays behind), then exit 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM).
+fn clean_up_on_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                llmdrop::dest::abandon_all();
+                eprintln!("\nllmdrop: interrupted; nothing was written");
+                std::process::exit(128 + sig);
+            }
+        })?;
+    Ok(())
 }
 
 /// candle runs large elementwise ops on its own spinning thread pool, beside rayon's (which

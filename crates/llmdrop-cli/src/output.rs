@@ -23,18 +23,54 @@ pub fn print_json<T: Serialize>(kind: &str, value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints text to stdout.
+/// Prints text to stdout, control characters escaped (see [`printable`]).
 pub fn print_text(s: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(s.as_bytes())?;
+    out.write_all(printable(s).as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// `s` with every control character but newline and tab escaped (`\u{1b}`): strings from
+/// model files (names, metadata, tokens) cannot move the cursor or recolour the terminal.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !s.chars().any(bad) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if bad(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Whether an error is a write to a closed stdout (`llmdrop … | head`).
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let io = c
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+        let json = c
+            .downcast_ref::<serde_json::Error>()
+            .and_then(|j| j.io_error_kind())
+            == Some(std::io::ErrorKind::BrokenPipe);
+        io || json
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("a\tb\n"), "a\tb\n");
+        assert_eq!(printable("x\x1b[31my\r"), "x\\u{1b}[31my\\u{d}");
+    }
 }

@@ -212,3 +212,175 @@ fn drop_plan_out_of_range() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--drop-mlp"), "{}", r.stderr);
 }
+
+/// Runs `args` with a time limit: a hang fails the test instead of blocking the suite.
+fn llmdrop_within(args: &[&str], secs: u64) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmdrop"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > secs {
+            let _ = child.kill();
+            panic!("llmdrop {args:?} still runs after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn expect_clean_error(r: &Run, must_contain: &str) {
+    assert_eq!(r.code, 2, "exit code; stderr: {}", r.stderr);
+    assert!(r.stderr.starts_with("llmdrop: "), "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(must_contain),
+        "stderr lacks {must_contain:?}: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn issue12_huge_layer_range_is_refused_before_expansion() {
+    let m = testkit::tiny_dir("llama");
+    let r = llmdrop_within(
+        &[
+            "generate",
+            "--model",
+            m.to_str().unwrap(),
+            "--prompt",
+            "hi",
+            "--drop-attn",
+            "0-18446744073709551615",
+        ],
+        20,
+    );
+    expect_clean_error(&r, "beyond any model");
+}
+
+#[test]
+fn issue12_pipes_and_devices_are_not_read_as_data_or_models() {
+    let m = testkit::tiny_dir("llama");
+    let r = llmdrop_within(
+        &[
+            "score",
+            "--model",
+            m.to_str().unwrap(),
+            "--data",
+            "/dev/zero",
+            "--out",
+            "/dev/null",
+        ],
+        20,
+    );
+    // (the output check comes first: /dev/null is not llmdrop's scores file)
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("s.json");
+    let r = llmdrop_within(
+        &[
+            "score",
+            "--model",
+            m.to_str().unwrap(),
+            "--data",
+            "/dev/zero",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        20,
+    );
+    expect_clean_error(&r, "not a regular file");
+    let fifo = tmp.path().join("model.gguf");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let r = llmdrop_within(
+        &[
+            "generate",
+            "--model",
+            fifo.to_str().unwrap(),
+            "--prompt",
+            "hi",
+        ],
+        20,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("model.gguf"), "{}", r.stderr);
+}
+
+#[test]
+fn issue12_bench_context_beyond_the_model_is_refused_up_front() {
+    let m = testkit::tiny_dir("llama");
+    let r = llmdrop_within(
+        &[
+            "bench",
+            "--model",
+            m.to_str().unwrap(),
+            "--context",
+            "100000000",
+        ],
+        20,
+    );
+    expect_clean_error(&r, "exceed the model's");
+}
+
+#[test]
+fn issue12_control_characters_from_files_are_escaped() {
+    use candle_core::quantized::gguf_file::{self, Value};
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("evil.gguf");
+    let arch = Value::String("ll\x1b[2Jama\x07".into());
+    let mut f = std::fs::File::create(&p).unwrap();
+    gguf_file::write(&mut f, &[("general.architecture", &arch)], &[]).unwrap();
+    drop(f);
+    let r = llmdrop(&["inspect", "--model", p.to_str().unwrap()]);
+    expect_clean_error_code(&r);
+    assert!(
+        !r.stderr.contains('\x1b') && !r.stderr.contains('\x07'),
+        "{:?}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("ll\\u{1b}[2Jama\\u{7}"), "{}", r.stderr);
+}
+
+fn expect_clean_error_code(r: &Run) {
+    assert_eq!(r.code, 2, "exit code; stderr: {}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
+#[test]
+fn issue12_broken_pipe_exits_quietly() {
+    use std::io::BufRead;
+    // the default model's logits are megabytes of JSON: the pipe closes long before the end
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmdrop"))
+        .args([
+            "logits",
+            "--prompt",
+            "The quick brown fox jumps over the lazy dog",
+        ])
+        .arg("--model")
+        .arg(testkit::default_model())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "{");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}

@@ -365,7 +365,7 @@ fn bad_score_and_drop_input() {
             "--out",
             s(&copy),
         ],
-        "would overwrite the input model",
+        "output refused: is the model",
     );
     run(
         &[
@@ -378,7 +378,7 @@ fn bad_score_and_drop_input() {
             "--out",
             &format!("{}/sub", s(&copy)),
         ],
-        "would overwrite the input model",
+        "output refused: lies inside the model",
     );
     assert_eq!(listing(&copy), before);
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())

@@ -64,7 +64,15 @@ pub fn bench(dec: &Decoder, opts: &BenchOptions) -> Result<BenchResult> {
     if opts.context == 0 || opts.reps == 0 {
         return Err(Error::Input("context and reps must be positive".into()));
     }
-    let vocab = dec.config().vocab_size as u32;
+    // checked before the prompt is built: the model bounds what can run
+    let max = dec.config().max_position_embeddings;
+    if opts.context.saturating_add(opts.generate) > max {
+        return Err(Error::Input(format!(
+            "context {} plus {} generated tokens exceed the model's {max} positions",
+            opts.context, opts.generate
+        )));
+    }
+    let vocab = (dec.config().vocab_size as u32).max(1);
     let prompt: Vec<u32> = (0..opts.context as u32)
         .map(|i| (i * 7919 + 13) % vocab)
         .collect();

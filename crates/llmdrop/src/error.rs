@@ -42,6 +42,10 @@ pub enum Error {
     Tokenizer { path: PathBuf, reason: String },
     #[error("{path}: not valid UTF-8 text (first bad byte at offset {offset})")]
     NotUtf8 { path: PathBuf, offset: usize },
+    /// An output path that llmdrop refuses to write (it overlaps an input, or replacing it
+    /// could destroy something llmdrop did not write).
+    #[error("{path}: output refused: {reason}")]
+    Output { path: PathBuf, reason: String },
     #[error("drop plan: {0}")]
     Plan(String),
     #[error("{0}")]

@@ -50,13 +50,22 @@ pub fn generate(
     if prompt.is_empty() {
         return Err(Error::Input("the prompt is empty".into()));
     }
+    let max = dec.config().max_position_embeddings;
+    if prompt.len() >= max {
+        return Err(Error::Input(format!(
+            "the {}-token prompt leaves no room in the model's {max} positions",
+            prompt.len()
+        )));
+    }
+    // generation stops where the model's positions end
+    let max_tokens = opts.max_tokens.min(max - prompt.len());
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
     let mut cache = dec.new_cache();
     let mut tokens = Vec::new();
     let t0 = Instant::now();
     let mut input = Tensor::new(prompt, dec.device())?.unsqueeze(0)?;
     let mut prefill_secs = 0.0;
-    for step in 0..opts.max_tokens {
+    for step in 0..max_tokens {
         let logits = dec
             .forward(&input, Some(&mut cache), &mut NoProbe, Logits::Last)?
             .expect("logits requested")

@@ -12,6 +12,7 @@ pub mod assets;
 pub mod bench;
 pub mod calib;
 pub mod config;
+pub mod dest;
 pub mod dot;
 pub mod error;
 pub mod eval;

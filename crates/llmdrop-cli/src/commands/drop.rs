@@ -2,7 +2,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use llmdrop::export::{ExportFormat, Staging};
+use llmdrop::dest::{self, Inputs, Kind};
+use llmdrop::export::ExportFormat;
 use llmdrop::model::Outputs;
 use llmdrop::plan::strategy::{select, select_iterative, SelectOptions, Strategy};
 use llmdrop::progress::NoProgress;
@@ -79,7 +80,15 @@ pub fn run(a: DropArgs) -> anyhow::Result<ExitCode> {
         .map(llmdrop::export::gguf::parse_quant)
         .transpose()?;
     let src = a.model.open()?;
-    let staging = Staging::new(&a.out, src.path(), a.force)?;
+    // outputs are checked before any work: never onto an input, never over a foreign file
+    let mut inputs = Inputs::of_model(src.path());
+    inputs.add("calibration data", &a.calib.data_path()?);
+    if let Some(p) = &a.scores {
+        dest::check(p, Kind::ScoresFile, &inputs, false)?;
+    }
+    let mut out_inputs = inputs.clone();
+    out_inputs.add_opt("scores file", a.scores.as_deref());
+    dest::check(&a.out, format.dest_kind(), &out_inputs, a.force)?;
     // scoring (and re-scoring pruned copies) needs hidden states only
     let (src, dec, tok) = a
         .model
@@ -117,7 +126,7 @@ pub fn run(a: DropArgs) -> anyhow::Result<ExitCode> {
             }
             let r = run_scoring(&src, &model_sha, &dec, &cal, a.json)?;
             if let Some(p) = &a.scores {
-                r.write(p)?;
+                r.write(p, &inputs)?;
             }
             r
         }
@@ -157,7 +166,6 @@ pub fn run(a: DropArgs) -> anyhow::Result<ExitCode> {
         "calibration": {"data": cal.data_path.display().to_string(),
                         "data_sha256": cal.blocks.hash, "settings": cal.settings},
     });
-    drop(staging);
     let res = super::export::export_and_check(
         &src, &model_sha, &plan, format, quant, details, &a.out, a.force,
     )?;

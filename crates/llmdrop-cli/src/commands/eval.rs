@@ -142,7 +142,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         variants.push((describe(&cli_plan), cli_plan));
     }
     for p in &a.plan {
-        let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+        let text = llmdrop::io::text::read_utf8_limited(p, llmdrop::io::text::MAX_JSON_BYTES)?;
         let f: PlanFile = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a plan.json", p.display()))?;
         variants.push((p.display().to_string(), f.plan));

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use candle_core::{DType, Device};
 use clap::Args;
+use llmdrop::dest::{self, Inputs};
 use llmdrop::export::gguf::parse_quant;
 use llmdrop::export::{export, ExportFormat, ExportInfo, ExportResult};
 use llmdrop::{DropPlan, ModelSource};
@@ -61,10 +62,13 @@ pub fn run(a: ExportArgs) -> anyhow::Result<ExitCode> {
         Some(d) => ModelSource::open(d)?,
         None => a.model.open()?,
     };
+    let mut inputs = Inputs::of_model(src.path());
+    inputs.add_opt("plan", a.plan.as_deref());
+    dest::check(&a.out, format.dest_kind(), &inputs, a.force)?;
     let sha = llmdrop::io::hash::model_sha256(&src)?;
     let mut plan = a.drop.plan()?;
     if let Some(p) = &a.plan {
-        let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+        let text = llmdrop::io::text::read_utf8_limited(p, llmdrop::io::text::MAX_JSON_BYTES)?;
         let f: PlanFile = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a plan.json", p.display()))?;
         if let Some(want) = f.info.as_ref().and_then(|i| i["source_sha256"].as_str()) {
@@ -113,9 +117,16 @@ pub fn export_and_check(
         source_sha256: Some(sha.to_string()),
         details,
     };
-    Ok(export(
+    let r = export(
         src, &tok, plan, format, quant, &info, out, force, &reference, &probe,
-    )?)
+    )?;
+    for p in &r.stale_removed {
+        eprintln!(
+            "llmdrop: removed {}, left by an interrupted run",
+            output::printable(&p.display().to_string())
+        );
+    }
+    Ok(r)
 }
 
 pub fn report(r: &ExportResult, json: bool) -> anyhow::Result<ExitCode> {

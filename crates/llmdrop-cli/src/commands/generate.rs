@@ -68,20 +68,33 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     let mut ids = Vec::new();
     let mut shown = 0usize;
     let stream = !a.json;
+    let mut closed = false;
     let mut on_token = |id: u32| -> llmdrop::Result<()> {
         ids.push(id);
         if stream {
             let text = tok.decode(&ids, false)?;
             if text.len() > shown && text.is_char_boundary(shown) {
                 let mut out = std::io::stdout().lock();
-                let _ = out.write_all(&text.as_bytes()[shown..]);
-                let _ = out.flush();
+                let new = output::printable(&text[shown..]);
+                if out
+                    .write_all(new.as_bytes())
+                    .and_then(|_| out.flush())
+                    .is_err()
+                {
+                    // stdout closed (`| head`): stop generating, quietly
+                    closed = true;
+                    return Err(llmdrop::Error::Input("stdout closed".into()));
+                }
                 shown = text.len();
             }
         }
         Ok(())
     };
-    let g = generate(&dec, &prompt, &opts, &mut on_token)?;
+    let g = match generate(&dec, &prompt, &opts, &mut on_token) {
+        Ok(g) => g,
+        Err(_) if closed => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e.into()),
+    };
     let text = tok.decode(&g.tokens, false)?;
     let prefill = if g.prefill_secs > 0.0 {
         g.prompt_tokens as f64 / g.prefill_secs

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use llmdrop::calib::{pack, read_documents, CalibBlocks, PackOptions, TextSource};
+use llmdrop::dest::{self, Inputs, Kind};
 use llmdrop::io::tokenizer::Tokenizer;
 use llmdrop::report::{svg, ScoreReport, ScoreSettings};
 use llmdrop::score::{score, ScoreOptions, ScoreTable};
@@ -108,9 +109,19 @@ pub fn run_scoring(
 }
 
 pub fn run(a: ScoreArgs) -> anyhow::Result<ExitCode> {
+    let src = a.model.open()?;
+    // outputs are checked before any work: never onto an input, never over a foreign file
+    let mut inputs = Inputs::of_model(src.path());
+    inputs.add("calibration data", &a.calib.data_path()?);
+    dest::check(&a.out, Kind::ScoresFile, &inputs, false)?;
+    if let Some(dir) = &a.plot {
+        dest::check_folder(dir, &inputs)?;
+        if dest::resolve(dir) == dest::resolve(&a.out) {
+            anyhow::bail!("--plot and --out are the same path {}", dir.display());
+        }
+    }
     // the calibration tokens first: the tokenizer is freed before the weights arrive, so
     // the two never count together in the peak memory
-    let src = a.model.open()?;
     let cal = calibration(&a.calib, &a.model, &src.tokenizer()?)?;
     crate::memory::release_freed();
     let dec = src.load_decoder_for(
@@ -123,9 +134,9 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<ExitCode> {
     crate::memory::release_freed();
     let model_sha = llmdrop::io::hash::model_sha256(&src)?;
     let report = run_scoring(&src, &model_sha, &dec, &cal, a.json)?;
-    report.write(&a.out)?;
+    report.write(&a.out, &inputs)?;
     if let Some(dir) = &a.plot {
-        write_plots(&report.table, dir)?;
+        write_plots(&report.table, dir, &inputs)?;
     }
     if a.json {
         output::print_json("score", &report)?;
@@ -167,7 +178,10 @@ pub fn render_table(r: &ScoreReport) -> String {
     s
 }
 
-pub fn write_plots(t: &ScoreTable, dir: &Path) -> anyhow::Result<()> {
+/// Writes the SVG plots into `dir` (created if needed; a file there is replaced only when
+/// llmdrop wrote it).
+pub fn write_plots(t: &ScoreTable, dir: &Path, inputs: &Inputs) -> anyhow::Result<()> {
+    dest::check_folder(dir, inputs)?;
     std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
     let min = t
         .block
@@ -182,10 +196,20 @@ pub fn write_plots(t: &ScoreTable, dir: &Path) -> anyhow::Result<()> {
         &[("block", &t.block), ("attention", &t.attn), ("MLP", &t.mlp)],
         y_min,
     );
-    llmdrop::report::scores::write_atomic(&dir.join("similarity.svg"), bars.as_bytes())?;
+    dest::write_file(
+        &dir.join("similarity.svg"),
+        Kind::Svg,
+        inputs,
+        bars.as_bytes(),
+    )?;
     if let Some(c) = &t.consecutive {
         let hm = svg::heatmap("cos(h_i, h_i+n)", c, "start layer i", "gap n");
-        llmdrop::report::scores::write_atomic(&dir.join("consecutive.svg"), hm.as_bytes())?;
+        dest::write_file(
+            &dir.join("consecutive.svg"),
+            Kind::Svg,
+            inputs,
+            hm.as_bytes(),
+        )?;
     }
     Ok(())
 }

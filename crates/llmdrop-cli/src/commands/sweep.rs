@@ -2,9 +2,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use llmdrop::dest::{self, Inputs, Kind};
 use llmdrop::eval::PplOptions;
+use llmdrop::io::text::{read_utf8_limited, MAX_JSON_BYTES};
 use llmdrop::plan::strategy::{select, SelectOptions, Strategy};
-use llmdrop::report::scores::write_atomic;
 use llmdrop::report::sweep::{point, SweepKey, SweepResults};
 use llmdrop::report::ScoreReport;
 use llmdrop::DropPlan;
@@ -70,6 +71,23 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
             "the sweep covers block, attn, mlp and joint; use `llmdrop drop` for consecutive"
         );
     }
+    let ppl_path = match &a.ppl_data {
+        Some(p) => p.clone(),
+        None => {
+            llmdrop::assets::cache_dir().join("text/docutils-0.21.2/docs/user/rst/quickstart.txt")
+        }
+    };
+    // the output folder is checked before any work: never onto an input
+    let mut inputs = Inputs::of_model(&a.model.path()?);
+    inputs.add("calibration data", &a.calib.data_path()?);
+    inputs.add("perplexity text", &ppl_path);
+    for t in &a.tasks {
+        let file = t.rsplit_once(':').map_or(t.as_str(), |(_, f)| f);
+        if std::path::Path::new(file).exists() {
+            inputs.add("task file", std::path::Path::new(file));
+        }
+    }
+    dest::check_folder(&a.out, &inputs)?;
     let tasks = load_tasks(&a.tasks, a.shots, a.seed_fewshot, a.limit)?;
     let (src, dec, tok) = a.model.load(&DropPlan::empty())?;
     let model_sha = llmdrop::io::hash::model_sha256(&src)?;
@@ -84,17 +102,11 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         Some(r) => r,
         None => {
             let r = run_scoring(&src, &model_sha, &dec, &cal, a.json)?;
-            r.write(&scores_path)?;
+            r.write(&scores_path, &inputs)?;
             r
         }
     };
 
-    let ppl_path = match &a.ppl_data {
-        Some(p) => p.clone(),
-        None => {
-            llmdrop::assets::cache_dir().join("text/docutils-0.21.2/docs/user/rst/quickstart.txt")
-        }
-    };
     let ppl_text = llmdrop::io::text::read_utf8(&ppl_path)?;
     let ppl_ids = tok.encode(&ppl_text)?;
     let ppl_opts = PplOptions {
@@ -115,7 +127,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         keep_last: a.keep_last,
     };
     let results_path = a.out.join("results.json");
-    let mut results = std::fs::read_to_string(&results_path)
+    let mut results = read_utf8_limited(&results_path, MAX_JSON_BYTES)
         .ok()
         .and_then(|t| serde_json::from_str::<SweepResults>(&t).ok())
         .filter(|r| r.key == key)
@@ -160,16 +172,25 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
             a.json,
         )?;
         results.results.insert(label.clone(), col);
-        write_atomic(
+        dest::write_file(
             &results_path,
+            Kind::SweepResults,
+            &inputs,
             serde_json::to_string_pretty(&results)?.as_bytes(),
         )?;
     }
     let md = results.to_markdown(&names, &ks);
-    write_atomic(&a.out.join("report.md"), md.as_bytes())?;
+    let report_path = a.out.join("report.md");
+    dest::write_file(&report_path, Kind::SweepReport, &inputs, md.as_bytes())?;
     let (ppl_svg, acc_svg) = results.plots(&names, &ks);
-    write_atomic(&a.out.join("ppl.svg"), ppl_svg.as_bytes())?;
-    write_atomic(&a.out.join("accuracy.svg"), acc_svg.as_bytes())?;
+    let svg_path = |name: &str| a.out.join(name);
+    dest::write_file(&svg_path("ppl.svg"), Kind::Svg, &inputs, ppl_svg.as_bytes())?;
+    dest::write_file(
+        &svg_path("accuracy.svg"),
+        Kind::Svg,
+        &inputs,
+        acc_svg.as_bytes(),
+    )?;
     if a.json {
         output::print_json("sweep", &results)?;
     } else {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::io::text::read_utf8;
+use crate::io::text::{read_utf8_limited, MAX_TEXT_BYTES};
 
 /// Where calibration documents come from.
 #[derive(Debug, Clone)]
@@ -31,12 +31,21 @@ fn is_jsonl(p: &Path) -> bool {
     )
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Folders below a data directory llmdrop descends into (symlink loops end here).
+const MAX_DEPTH: usize = 16;
+
+fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::Input(format!(
+            "{}: more than {MAX_DEPTH} folders deep (a symlink loop?)",
+            dir.display()
+        )));
+    }
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in rd {
         let p = entry.map_err(|e| Error::io(dir, e))?.path();
         if p.is_dir() {
-            collect_files(&p, out)?;
+            collect_files(&p, depth + 1, out)?;
         } else if is_jsonl(&p) || p.extension().and_then(|e| e.to_str()) == Some("txt") {
             out.push(p);
         }
@@ -49,7 +58,7 @@ pub fn read_documents(src: &TextSource) -> Result<Vec<String>> {
     let meta = std::fs::metadata(&src.path).map_err(|e| Error::io(&src.path, e))?;
     let files = if meta.is_dir() {
         let mut f = Vec::new();
-        collect_files(&src.path, &mut f)?;
+        collect_files(&src.path, 0, &mut f)?;
         f.sort();
         if f.is_empty() {
             return Err(Error::Input(format!(
@@ -62,8 +71,17 @@ pub fn read_documents(src: &TextSource) -> Result<Vec<String>> {
         vec![src.path.clone()]
     };
     let mut docs = Vec::new();
+    let mut left = MAX_TEXT_BYTES;
     for f in files {
-        let text = read_utf8(&f)?;
+        let text = read_utf8_limited(&f, left).map_err(|e| match e {
+            Error::Input(_) if left < MAX_TEXT_BYTES => Error::Input(format!(
+                "{}: the calibration files hold more than the {} MiB llmdrop reads as text",
+                src.path.display(),
+                MAX_TEXT_BYTES >> 20
+            )),
+            e => e,
+        })?;
+        left -= text.len() as u64;
         if is_jsonl(&f) {
             for (n, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {

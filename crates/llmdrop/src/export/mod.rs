@@ -4,14 +4,13 @@
 pub mod gguf;
 pub mod hf;
 pub mod nemotron;
-pub mod staging;
 pub mod tensors;
 
 use std::str::FromStr;
 
+pub use crate::dest::Staging;
 pub use hf::{write_hf_blocks, write_hf_llmdrop, ExportInfo};
 pub use nemotron::write_nemotron_nas;
-pub use staging::Staging;
 
 use crate::error::{Error, Result};
 
@@ -46,6 +45,16 @@ impl FromStr for ExportFormat {
     }
 }
 
+impl ExportFormat {
+    /// What the export writes: a GGUF file or a model folder.
+    pub fn dest_kind(self) -> crate::dest::Kind {
+        match self {
+            Self::Gguf => crate::dest::Kind::GgufFile,
+            _ => crate::dest::Kind::ModelDir,
+        }
+    }
+}
+
 /// What an export wrote and how it reloaded.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExportResult {
@@ -58,6 +67,8 @@ pub struct ExportResult {
     pub reload_argmax_agreement: f64,
     /// Whether the format stores weights exactly (then any difference is an error).
     pub lossless: bool,
+    /// Staging that interrupted runs left beside the destination, removed before writing.
+    pub stale_removed: Vec<std::path::PathBuf>,
 }
 
 /// Writes `plan` applied to `src` as `format` to `dest` (staged, renamed into place),
@@ -83,28 +94,20 @@ pub fn export(
             "the plan removes all {layers} layers: nothing would be left to export"
         )));
     }
-    let staging = Staging::new(dest, src.path(), force)?;
+    let staging = Staging::new(
+        dest,
+        format.dest_kind(),
+        &crate::dest::Inputs::of_model(src.path()),
+        force,
+    )?;
     let shard = tensors::DEFAULT_SHARD_BYTES;
-    let file_name = "model.gguf";
-    let written = match format {
-        ExportFormat::HfLlmdrop => {
-            write_hf_llmdrop(src, tok, plan, info, staging.dir(), shard)?;
-            staging.dir().to_path_buf()
-        }
-        ExportFormat::Hf => {
-            write_hf_blocks(src, tok, plan, info, staging.dir(), shard)?;
-            staging.dir().to_path_buf()
-        }
-        ExportFormat::NemotronNas => {
-            write_nemotron_nas(src, tok, plan, info, staging.dir(), shard)?;
-            staging.dir().to_path_buf()
-        }
-        ExportFormat::Gguf => {
-            let p = staging.dir().join(file_name);
-            gguf::write_gguf(src, tok, plan, quant, &p)?;
-            p
-        }
-    };
+    let written = staging.path();
+    match format {
+        ExportFormat::HfLlmdrop => write_hf_llmdrop(src, tok, plan, info, &written, shard)?,
+        ExportFormat::Hf => write_hf_blocks(src, tok, plan, info, &written, shard)?,
+        ExportFormat::NemotronNas => write_nemotron_nas(src, tok, plan, info, &written, shard)?,
+        ExportFormat::Gguf => gguf::write_gguf(src, tok, plan, quant, &written)?,
+    }
     let lossless = match format {
         ExportFormat::Gguf => src.gguf().is_some() || matches!(quant, Some(GgmlDType::F32)),
         _ => true,
@@ -133,12 +136,11 @@ pub fn export(
             100.0 * (1.0 - agree)
         )));
     }
-    let path = match format {
-        ExportFormat::Gguf => staging.commit_file(file_name)?,
-        _ => staging.commit()?,
-    };
+    let stale_removed = staging.stale_removed().to_vec();
+    let path = staging.commit()?;
     Ok(ExportResult {
         path,
+        stale_removed,
         format,
         plan: full_plan,
         reload_max_abs_diff: diff,

@@ -15,6 +15,9 @@ pub struct DropPlan {
     pub mlp: BTreeSet<usize>,
 }
 
+/// Layer indices a drop list may name: more than any model has.
+pub const MAX_LAYER_INDEX: usize = 1 << 16;
+
 impl DropPlan {
     /// The plan that keeps everything.
     pub fn empty() -> Self {
@@ -87,19 +90,29 @@ impl DropPlan {
     /// Parses a comma-separated list of layer indices (`"3,5,7"`, also ranges `"20-23"`).
     pub fn parse_list(s: &str) -> Result<BTreeSet<usize>> {
         let mut out = BTreeSet::new();
+        // checked before a range is expanded: no model has this many layers
+        let in_range = |i: usize| {
+            if i < MAX_LAYER_INDEX {
+                Ok(i)
+            } else {
+                Err(Error::Plan(format!(
+                    "layer {i} is beyond any model (at most {MAX_LAYER_INDEX} layers)"
+                )))
+            }
+        };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let bad = || Error::Plan(format!("`{part}` is not a layer index or range a-b"));
             match part.split_once('-') {
                 Some((a, b)) => {
-                    let a: usize = a.trim().parse().map_err(|_| bad())?;
-                    let b: usize = b.trim().parse().map_err(|_| bad())?;
+                    let a: usize = in_range(a.trim().parse().map_err(|_| bad())?)?;
+                    let b: usize = in_range(b.trim().parse().map_err(|_| bad())?)?;
                     if a > b {
                         return Err(bad());
                     }
                     out.extend(a..=b);
                 }
                 None => {
-                    out.insert(part.parse().map_err(|_| bad())?);
+                    out.insert(in_range(part.parse().map_err(|_| bad())?)?);
                 }
             }
         }
@@ -117,6 +130,8 @@ mod tests {
         assert_eq!(s.into_iter().collect::<Vec<_>>(), vec![3, 5, 20, 21, 22]);
         assert!(DropPlan::parse_list("3,x").is_err());
         assert!(DropPlan::parse_list("5-3").is_err());
+        let e = DropPlan::parse_list("0-18446744073709551615").unwrap_err();
+        assert!(e.to_string().contains("beyond any model"), "{e}");
         let p = DropPlan::new([1], [4]);
         assert!(p.validate(5).is_ok());
         let e = p.validate(4).unwrap_err().to_string();

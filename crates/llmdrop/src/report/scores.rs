@@ -53,33 +53,15 @@ impl ScoreReport {
     }
 
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::io::text::read_utf8_limited(path, crate::io::text::MAX_JSON_BYTES)?;
         serde_json::from_str(&text)
             .map_err(|e| Error::Input(format!("{}: not a scores file: {e}", path.display())))
     }
 
-    /// Writes the report (to a temporary file renamed into place).
-    pub fn write(&self, path: &Path) -> Result<()> {
+    /// Writes the report through staging. An existing file at `path` is replaced only when
+    /// it is a scores file llmdrop wrote; `path` may not overlap `inputs`.
+    pub fn write(&self, path: &Path, inputs: &crate::dest::Inputs) -> Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(|e| Error::Input(e.to_string()))?;
-        write_atomic(path, text.as_bytes())
+        crate::dest::write_file(path, crate::dest::Kind::ScoresFile, inputs, text.as_bytes())
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
 }

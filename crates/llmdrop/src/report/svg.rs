@@ -11,6 +11,7 @@ fn start(w: f64, h: f64, title: &str) -> String {
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="10">"#
     );
+    s.push_str(crate::dest::owner_marker_svg());
     let _ = write!(
         s,
         r#"<text x="{}" y="16" font-size="13" text-anchor="middle">{}</text>"#,
