@@ -60,7 +60,7 @@ fn clean_up_on_signals() -> std::io::Result<()> {
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
                 llmdrop::dest::abandon_all();
-                eprintln!("\nllmdrop: interrupted; nothing was written");
+                eprintln!("\nllmdrop: interrupted; unfinished outputs removed");
                 std::process::exit(128 + sig);
             }
         })?;
