@@ -21,23 +21,22 @@ impl QActs {
     }
 
     /// [`QActs::quantize`] with a chosen implementation (both give identical results).
+    ///
+    /// # Panics
+    /// If `cols` is not a positive multiple of 32 or `x` not whole rows of `cols` values.
     pub fn quantize_with(x: &[f32], cols: usize, kernel: super::Kernel) -> Self {
-        debug_assert!(cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(cols));
+        assert!(
+            cols > 0 && cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(cols),
+            "quantized activations: {} values are not rows of {cols} (a positive multiple of {BLOCK})",
+            x.len()
+        );
         let blocks = x.len() / BLOCK;
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0f32; blocks];
         let mut s = vec![0f32; blocks];
         // rows of blocks in parallel when there are many
         let per_task = (1usize << 14) / BLOCK;
-        let run = |(((xc, qc), dc), sc): Chunk| {
-            #[cfg(target_arch = "x86_64")]
-            if kernel == super::Kernel::Auto && super::avx512::available() {
-                // SAFETY: the CPU has the features the function needs
-                unsafe { super::avx512::quantize_blocks(xc, qc, dc, sc) };
-                return;
-            }
-            quantize_blocks(xc, qc, dc, sc);
-        };
+        let run = |(((xc, qc), dc), sc): Chunk| quantize_chunk(xc, qc, dc, sc, kernel);
         let chunks = x
             .chunks(per_task * BLOCK)
             .zip(q.chunks_mut(per_task * BLOCK))
@@ -64,6 +63,32 @@ impl QActs {
 
 /// One task's share: input values, their quants, scales and sums.
 type Chunk<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [f32]);
+
+/// One chunk of whole blocks, on the SIMD quantizer where `kernel` and the CPU allow.
+///
+/// # Panics
+/// If `x` is not whole blocks, `q` not as long as `x`, or `d` and `s` not one value per
+/// block (what the SIMD quantizer's raw stores rely on; checked once per chunk).
+fn quantize_chunk(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], kernel: super::Kernel) {
+    let blocks = x.len() / BLOCK;
+    assert!(
+        x.len() == blocks * BLOCK && q.len() == x.len() && d.len() == blocks && s.len() == blocks,
+        "quantize_chunk: {} values, {} quants, {} scales, {} sums",
+        x.len(),
+        q.len(),
+        d.len(),
+        s.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if kernel == super::Kernel::Auto && super::avx512::available() {
+        // SAFETY: `avx512::available` checked AVX-512 F, BW and what they imply; the
+        // lengths are as the function needs (asserted above)
+        unsafe { super::avx512::quantize_blocks(x, q, d, s) };
+        return;
+    }
+    let _ = kernel;
+    quantize_blocks(x, q, d, s);
+}
 
 /// The portable quantizer: `d = amax / 127`, `q = x / d` rounded half to even (as the
 /// SIMD conversion rounds), `s = d * Σq`; a block with NaN or infinity gets a NaN scale, so
