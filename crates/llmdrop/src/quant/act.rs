@@ -113,3 +113,35 @@ pub(crate) fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f
         s[b] = d[b] * sum as f32;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::Kernel;
+
+    #[test]
+    fn chunks_of_mismatched_lengths_panic_before_the_kernel_writes() {
+        let x = vec![0.5f32; 2 * BLOCK];
+        for kernel in [Kernel::Auto, Kernel::Portable] {
+            // quants shorter than the values, too few scales or sums, a partial block
+            let cases: [(usize, usize, usize, usize); 4] = [
+                (2 * BLOCK, 2 * BLOCK - 1, 2, 2),
+                (2 * BLOCK, 2 * BLOCK, 1, 2),
+                (2 * BLOCK, 2 * BLOCK, 2, 1),
+                (2 * BLOCK - 3, 2 * BLOCK - 3, 1, 1),
+            ];
+            for (nx, nq, nd, ns) in cases {
+                let r = std::panic::catch_unwind(|| {
+                    let (mut q, mut d, mut s) = (vec![0i8; nq], vec![0f32; nd], vec![0f32; ns]);
+                    quantize_chunk(&x[..nx], &mut q, &mut d, &mut s, kernel);
+                });
+                let msg = r.expect_err("mismatched lengths must panic");
+                let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+                assert!(msg.contains("quantize_chunk"), "{nx} {nq} {nd} {ns}: {msg}");
+            }
+            let (mut q, mut d, mut s) = (vec![0i8; 2 * BLOCK], vec![0f32; 2], vec![0f32; 2]);
+            quantize_chunk(&x, &mut q, &mut d, &mut s, kernel);
+            assert_eq!(q, vec![127i8; 2 * BLOCK]);
+        }
+    }
+}

@@ -144,6 +144,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ragged_block_panics_before_the_kernel_reads() {
+        let long = vec![1f32; 64];
+        let short = vec![1f32; 17];
+        // any one of the 8 slices shorter than the first
+        for i in 0..2 * B {
+            let msg = std::panic::catch_unwind(|| {
+                let a: [&[f32]; B] =
+                    std::array::from_fn(|r| if r == i { &short[..] } else { &long[..] });
+                let b: [&[f32]; B] =
+                    std::array::from_fn(|c| if B + c == i { &short[..] } else { &long[..] });
+                block(&a, &b)
+            })
+            .expect_err("ragged slices must panic");
+            let msg = msg.downcast_ref::<&str>().copied().unwrap_or_default();
+            assert!(msg.contains("different lengths"), "slice {i}: {msg}");
+        }
+        // and so does a longer one
+        let a: [&[f32]; B] = [&short, &short, &short, &long];
+        let b: [&[f32]; B] = [&short; B];
+        assert!(std::panic::catch_unwind(|| block(&a, &b)).is_err());
+    }
+
+    #[test]
     fn matches_f64_on_every_pair() {
         for (n, len) in [(1usize, 5usize), (3, 17), (5, 2048), (9, 4100), (31, 700)] {
             let rows: Vec<f32> = (0..n * len)
