@@ -2,29 +2,42 @@
 
 /// `Σ a[p] · b[p]` in 16 running sums (lane `l` takes `p = l, l + 16, …`), each a chain of
 /// fused multiply-adds, added pairwise at the end: the same bits on every CPU, compiled
-/// for 512-bit or 256-bit vectors where the CPU has them. Lengths must match.
+/// for 512-bit or 256-bit vectors where the CPU has them.
+///
+/// # Panics
+/// If the lengths differ.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
+    assert_eq!(a.len(), b.len(), "dot: slices of different lengths");
     #[cfg(target_arch = "x86_64")]
     {
         if crate::gemm::available() {
-            // SAFETY: the CPU has AVX-512 F (which implies FMA)
+            // SAFETY: `gemm::available` checked AVX-512 F, FMA and what they imply
             return unsafe { dot_avx512(a, b) };
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA
+        if crate::gemm::avx2_fma() {
+            // SAFETY: `gemm::avx2_fma` checked AVX2, FMA and what they imply
             return unsafe { dot_avx2(a, b) };
         }
     }
     dot_lanes(a, b)
 }
 
+/// [`dot_lanes`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must have the features enabled here and those they imply
+/// ([`crate::gemm::available`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
     dot_lanes(a, b)
 }
 
+/// [`dot_lanes`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have the features enabled here and those they imply
+/// ([`crate::gemm::avx2_fma`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
@@ -87,13 +100,10 @@ mod tests {
             // every compiled path gives the same bits
             assert_eq!(got.to_bits(), dot_lanes(&a, &b).to_bits(), "n={n}");
             #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                // SAFETY: checked just above
-                assert_eq!(
-                    got.to_bits(),
-                    unsafe { dot_avx2(&a, &b) }.to_bits(),
-                    "n={n}"
-                );
+            if crate::gemm::avx2_fma() {
+                // SAFETY: `gemm::avx2_fma` checked AVX2, FMA and what they imply
+                let avx2 = unsafe { dot_avx2(&a, &b) };
+                assert_eq!(got.to_bits(), avx2.to_bits(), "n={n}");
             }
         }
     }

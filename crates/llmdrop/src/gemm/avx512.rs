@@ -6,30 +6,34 @@ use std::arch::x86_64::*;
 use super::kernel::Tile;
 use super::packed::NR;
 
-/// Runs `t` (see [`Tile`]).
+/// Runs `t` (see [`Tile`]). Panics for rows outside `1..=12`.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F ([`super::available`]); `t` must satisfy [`Tile`]'s
-/// contract.
+/// The CPU must have AVX-512 F and what it implies ([`super::available`]); `t` must
+/// satisfy [`Tile`]'s contract.
 pub(crate) unsafe fn tile(t: &Tile) {
-    match (t.rows, t.panels) {
-        (1, 4) => run::<1, 4>(t),
-        (1, 2) => run::<1, 2>(t),
-        (1, _) => run::<1, 1>(t),
-        (2, 2) => run::<2, 2>(t),
-        (2, _) => run::<2, 1>(t),
-        (3, 2) => run::<3, 2>(t),
-        (3, _) => run::<3, 1>(t),
-        (4, _) => run::<4, 1>(t),
-        (5, _) => run::<5, 1>(t),
-        (6, _) => run::<6, 1>(t),
-        (7, _) => run::<7, 1>(t),
-        (8, _) => run::<8, 1>(t),
-        (9, _) => run::<9, 1>(t),
-        (10, _) => run::<10, 1>(t),
-        (11, _) => run::<11, 1>(t),
-        (12, _) => run::<12, 1>(t),
-        _ => unreachable!("tiles have 1..=12 rows"),
+    // SAFETY: the caller's contract; each `run::<R, P>` takes R == rows rows and
+    // P <= panels panels
+    unsafe {
+        match (t.rows, t.panels) {
+            (1, 4) => run::<1, 4>(t),
+            (1, 2) => run::<1, 2>(t),
+            (1, _) => run::<1, 1>(t),
+            (2, 2) => run::<2, 2>(t),
+            (2, _) => run::<2, 1>(t),
+            (3, 2) => run::<3, 2>(t),
+            (3, _) => run::<3, 1>(t),
+            (4, _) => run::<4, 1>(t),
+            (5, _) => run::<5, 1>(t),
+            (6, _) => run::<6, 1>(t),
+            (7, _) => run::<7, 1>(t),
+            (8, _) => run::<8, 1>(t),
+            (9, _) => run::<9, 1>(t),
+            (10, _) => run::<10, 1>(t),
+            (11, _) => run::<11, 1>(t),
+            (12, _) => run::<12, 1>(t),
+            _ => unreachable!("tiles have 1..=12 rows"),
+        }
     }
 }
 
@@ -45,6 +49,10 @@ fn masks(cols: usize) -> (__mmask16, __mmask16) {
     (lanes(cols), lanes(cols.saturating_sub(16)))
 }
 
+/// `t` with `R` rows and `P` panels (the first `P` of its panels).
+///
+/// # Safety
+/// As [`tile`], with `R == t.rows` and `P <= t.panels`.
 #[target_feature(enable = "avx512f")]
 unsafe fn run<const R: usize, const P: usize>(t: &Tile) {
     debug_assert!(t.rows == R && (P == 1 || t.panels == P));
@@ -57,9 +65,13 @@ unsafe fn run<const R: usize, const P: usize>(t: &Tile) {
         for (r, row) in acc.iter_mut().enumerate() {
             for (q, v) in row.iter_mut().enumerate() {
                 let (k0, k1) = mask(q);
-                let c = t.c.add(r * t.ldc + q * NR);
-                v[0] = _mm512_maskz_loadu_ps(k0, c);
-                v[1] = _mm512_maskz_loadu_ps(k1, c.add(16));
+                // SAFETY: row r < rows of `c`, outputs q * NR.. of which the masks keep
+                // those the contract makes valid (all NR but in the last panel, `cols`)
+                unsafe {
+                    let c = t.c.add(r * t.ldc + q * NR);
+                    v[0] = _mm512_maskz_loadu_ps(k0, c);
+                    v[1] = _mm512_maskz_loadu_ps(k1, c.add(16));
+                }
             }
         }
     }
@@ -67,25 +79,37 @@ unsafe fn run<const R: usize, const P: usize>(t: &Tile) {
     for _ in 0..t.kc {
         let mut w = [[_mm512_setzero_ps(); 2]; P];
         for (q, wq) in w.iter_mut().enumerate() {
-            let bq = b.add(q * t.stride);
-            *wq = [_mm512_loadu_ps(bq), _mm512_loadu_ps(bq.add(16))];
+            // SAFETY: step p < kc of panel q < panels: NR values of the kc * NR the
+            // contract makes valid at `b + q * stride`
+            unsafe {
+                let bq = b.add(q * t.stride);
+                *wq = [_mm512_loadu_ps(bq), _mm512_loadu_ps(bq.add(16))];
+            }
         }
         for (r, row) in acc.iter_mut().enumerate() {
-            let x = _mm512_set1_ps(*a.add(r * t.lda));
+            // SAFETY: A[r][p] for r < rows, p < kc
+            let x = _mm512_set1_ps(unsafe { *a.add(r * t.lda) });
             for (v, wq) in row.iter_mut().zip(&w) {
                 v[0] = _mm512_fmadd_ps(x, wq[0], v[0]);
                 v[1] = _mm512_fmadd_ps(x, wq[1], v[1]);
             }
         }
-        a = a.add(1);
-        b = b.add(NR);
+        // SAFETY: at most one step past the last value read, inside (or one past the end
+        // of) the same allocation
+        unsafe {
+            a = a.add(1);
+            b = b.add(NR);
+        }
     }
     for (r, row) in acc.iter().enumerate() {
         for (q, v) in row.iter().enumerate() {
             let (k0, k1) = mask(q);
-            let c = t.c.add(r * t.ldc + q * NR);
-            _mm512_mask_storeu_ps(c, k0, v[0]);
-            _mm512_mask_storeu_ps(c.add(16), k1, v[1]);
+            // SAFETY: as for the loads of `c` above
+            unsafe {
+                let c = t.c.add(r * t.ldc + q * NR);
+                _mm512_mask_storeu_ps(c, k0, v[0]);
+                _mm512_mask_storeu_ps(c.add(16), k1, v[1]);
+            }
         }
     }
 }

@@ -8,12 +8,17 @@
 //! through the outer caches, ~2% of a scoring pass. Each value is the same fused
 //! multiply-add chain as [`super::matmul`] and the same SiLU as
 //! [`crate::model::vexp::silu_mul_slices`]: the result is bit for bit the separate one.
+//!
+//! The output is written unzeroed into a vector's spare room: through raw pointers by the
+//! tile kernel and as `MaybeUninit<f32>` by SiLU, never as `&mut [f32]` before it holds
+//! values.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::kernel::{Kernel, Tile, KC, MC, MR, PARALLEL_MIN_MACS};
 use super::packed::{PackedMatrix, NR};
-use crate::model::vexp::silu_mul_slices;
+use crate::model::vexp::silu_mul_uninit;
 use crate::shared_out::SharedOut;
 use crate::split::split_items;
 
@@ -94,19 +99,24 @@ impl GatedPair {
                                 };
                                 // SAFETY: a spans rows x kc values k apart; the pair's
                                 // panels hold kc * NR values from pc * NR, stride apart;
-                                // buf holds rows ir.. of 2 * NR values
+                                // buf holds rows ir.. of 2 * NR values; `simd` only where
+                                // `gemm::available` holds
                                 unsafe { t.run(simd) };
                             }
                         }
                     }
                     let cols = NR.min(n - jp * NR);
                     for (r, pair) in buf.chunks_exact(2 * NR).take(block).enumerate() {
-                        // SAFETY: row ic + r, columns jp·NR.. (cols of them) lie in h and
-                        // belong to this task's pairs alone
+                        // SAFETY: row ic + r, columns jp·NR.. (cols of them) lie in h's
+                        // reserved room (m * n values) and belong to this task's pairs
+                        // alone; viewed as `MaybeUninit`, as they are not written yet
                         let dst = unsafe {
-                            std::slice::from_raw_parts_mut(out.at((ic + r) * n + jp * NR), cols)
+                            std::slice::from_raw_parts_mut(
+                                out.at((ic + r) * n + jp * NR).cast::<MaybeUninit<f32>>(),
+                                cols,
+                            )
                         };
-                        silu_mul_slices(&pair[..cols], &pair[NR..NR + cols], dst);
+                        silu_mul_uninit(&pair[..cols], &pair[NR..NR + cols], dst);
                     }
                 }
             }

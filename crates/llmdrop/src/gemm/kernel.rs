@@ -27,6 +27,8 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// Whether to run the AVX-512 kernel: `Auto` on a CPU where [`super::available`]
+    /// holds. [`Tile::run`] may be given `true` only from here.
     pub(crate) fn simd(self) -> bool {
         self == Kernel::Auto && super::available()
     }
@@ -91,9 +93,10 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
                             cols,
                             load: pc > 0,
                         };
-                        // SAFETY: a spans rows x kc values k apart, b count panels' chunks; rows
-                        // ir.. and panels j..j + count lie in y, whose columns this task
-                        // alone writes
+                        // SAFETY: a spans rows x kc values k apart, b count panels' chunks
+                        // (j + count <= w.panels(), pc + kc <= k); rows ir.. and panels
+                        // j..j + count lie in y's reserved room (m * n), whose columns this
+                        // task alone writes; `simd` only where `gemm::available` holds
                         unsafe { t.run(simd) };
                     }
                     j += count;
@@ -132,32 +135,43 @@ pub(crate) struct Tile {
 }
 
 impl Tile {
+    /// Runs the tile, on the AVX-512 kernel when `simd`.
+    ///
     /// # Safety
-    /// The pointers must satisfy the contract above.
+    /// The pointers must satisfy the contract above (the values read initialised; those
+    /// of `C` only read when `load`); `simd` only where [`super::available`] holds
+    /// ([`Kernel::simd`]).
     pub(crate) unsafe fn run(&self, simd: bool) {
         #[cfg(target_arch = "x86_64")]
         if simd {
-            // SAFETY: `simd` only where the CPU has AVX-512 F
-            return super::avx512::tile(self);
+            // SAFETY: the caller's contract: the CPU has AVX-512 F and what it implies, and
+            // the pointers are valid
+            return unsafe { super::avx512::tile(self) };
         }
         let _ = simd;
-        self.portable();
+        // SAFETY: the caller's contract on the pointers
+        unsafe { self.portable() };
     }
 
     /// # Safety
-    /// As [`Tile::run`].
+    /// The pointers must satisfy the contract above.
     unsafe fn portable(&self) {
         for r in 0..self.rows {
             for q in 0..self.panels {
                 let cols = if q + 1 == self.panels { self.cols } else { NR };
                 for j in 0..cols {
-                    let at = self.c.add(r * self.ldc + q * NR + j);
-                    let mut s = if self.load { *at } else { 0.0 };
-                    for p in 0..self.kc {
-                        let x = *self.a.add(r * self.lda + p);
-                        s = x.mul_add(*self.b.add(q * self.stride + p * NR + j), s);
+                    // SAFETY: r < rows, q * NR + j < (panels - 1) * NR + cols, p < kc: the
+                    // ranges of `a`, `b` and `c` the contract makes valid (`c` read only
+                    // when `load`, where it holds an earlier chunk's sums)
+                    unsafe {
+                        let at = self.c.add(r * self.ldc + q * NR + j);
+                        let mut s = if self.load { *at } else { 0.0 };
+                        for p in 0..self.kc {
+                            let x = *self.a.add(r * self.lda + p);
+                            s = x.mul_add(*self.b.add(q * self.stride + p * NR + j), s);
+                        }
+                        *at = s;
                     }
-                    *at = s;
                 }
             }
         }

@@ -24,11 +24,43 @@ pub use kernel::{matmul, Kernel, MR};
 pub use packed::{PackedMatrix, NR};
 pub use peak::fma_peak_gflops;
 
-/// Whether this CPU runs the packed kernel.
+/// Whether this CPU runs the packed kernel (and llmdrop's other AVX-512 F code: the dot
+/// products, the vectorized `exp`, the attention kernels).
+///
+/// `#[target_feature(enable = "avx512f")]` also enables every feature AVX-512 F implies
+/// (AVX2, FMA, F16C, AVX and the SSE levels), and the compiler uses them (`mul_add`
+/// becomes `vfmadd`): all of them are checked here, not only AVX-512 F. Checked once per
+/// process; every `avx512f` kernel is reached only where this is true.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        is_x86_feature_detected!("avx512f")
+        static YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *YES.get_or_init(|| {
+            avx2_fma() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("f16c")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU has AVX2 and FMA and what they imply (AVX and the SSE levels): the
+/// features an `#[target_feature(enable = "avx2,fma")]` function may use. Checked once
+/// per process.
+pub(crate) fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *YES.get_or_init(|| {
+            is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("avx")
+                && is_x86_feature_detected!("sse4.2")
+                && is_x86_feature_detected!("sse4.1")
+                && is_x86_feature_detected!("ssse3")
+                && is_x86_feature_detected!("sse3")
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -27,13 +27,13 @@ fn one_thread(iters: usize) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
         if super::available() {
-            // SAFETY: the CPU has AVX-512 F
+            // SAFETY: `available` checked AVX-512 F and everything it implies
             let s = unsafe { x86::fma512(iters) };
             std::hint::black_box(s);
             return (iters * CHAINS * 16 * 2) as f64;
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA
+        if super::avx2_fma() {
+            // SAFETY: `avx2_fma` checked AVX2, FMA and what they imply
             let s = unsafe { x86::fma256(iters) };
             std::hint::black_box(s);
             return (iters * CHAINS * 8 * 2) as f64;
@@ -55,6 +55,8 @@ mod x86 {
 
     use super::CHAINS;
 
+    /// # Safety
+    /// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn fma512(iters: usize) -> f32 {
         let mut a = [_mm512_setzero_ps(); CHAINS];
@@ -67,6 +69,8 @@ mod x86 {
         a.iter().map(|&x| _mm512_reduce_add_ps(x)).sum()
     }
 
+    /// # Safety
+    /// The CPU must have AVX2, FMA and what they imply ([`crate::gemm::avx2_fma`]).
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn fma256(iters: usize) -> f32 {
         let mut a = [_mm256_setzero_ps(); CHAINS];
@@ -80,7 +84,8 @@ mod x86 {
         let s = a
             .iter()
             .fold(_mm256_setzero_ps(), |s, &x| _mm256_add_ps(s, x));
-        _mm256_storeu_ps(out.as_mut_ptr(), s);
+        // SAFETY: `out` holds the 8 values stored
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
         out.iter().sum()
     }
 }

@@ -35,6 +35,10 @@ impl CustomOp3 for DecodeAttention {
             candle_core::bail!("decode attention: {} query positions, not 1", x.t)
         }
         let (b, heads, d, total) = (x.b, x.heads, x.d, x.total);
+        if d == 0 {
+            // zero-width heads: nothing to compute (and no rows of d values to split into)
+            return Ok((CpuStorage::F32(Vec::new()), Shape::from((b, heads, 1, 0))));
+        }
         let views = Views {
             groups: x.groups(),
             first: self.first.min(total),
@@ -44,7 +48,7 @@ impl CustomOp3 for DecodeAttention {
         let head = |(idx, o): (usize, &mut [f32])| {
             #[cfg(target_arch = "x86_64")]
             if simd {
-                // SAFETY: the CPU has AVX-512 F (checked by `gemm::available`)
+                // SAFETY: `gemm::available` checked AVX-512 F and what it implies
                 unsafe { one_head_avx512(&views, idx, o) };
                 return;
             }
@@ -99,7 +103,7 @@ fn one_head(s: &Views, idx: usize, o: &mut [f32]) {
 /// [`one_head`] compiled for AVX-512.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
+/// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn one_head_avx512(s: &Views, idx: usize, o: &mut [f32]) {

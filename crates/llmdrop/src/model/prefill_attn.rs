@@ -118,7 +118,8 @@ impl CustomOp3 for PrefillAttention {
                     total,
                     simd,
                 };
-                // SAFETY: as above; `width` is the row stride of `out`
+                // SAFETY: as above; `width` is the row stride of `out`, n <= MR, and `simd`
+                // comes from `Kernel::simd`
                 unsafe { s.tile(o, width) };
             }
         };
@@ -149,7 +150,9 @@ impl Scope<'_> {
     /// Writes the tile's `[n, d]` outputs at `o`, rows `ldo` apart.
     ///
     /// # Safety
-    /// `o` must be valid for `n` rows of `ldo` values, of which the first `d` are written.
+    /// `o` must be valid for `n` rows of `ldo` values, of which the first `d` are written
+    /// (`n <= MR`); `simd` only where [`crate::gemm::available`] holds (it comes from
+    /// [`Kernel::simd`]).
     unsafe fn tile(&self, o: *mut f32, ldo: usize) {
         let d = self.keys.cols();
         let n = self.q.len() / d;
@@ -174,12 +177,16 @@ impl Scope<'_> {
                 b: self.keys.panel(j / NR).as_ptr(),
                 stride: 0,
                 kc: d,
-                c: s.as_mut_ptr().add(j - lo),
+                // SAFETY: lo <= j < hi: column j - lo of the kc columns of `s`
+                c: unsafe { s.as_mut_ptr().add(j - lo) },
                 ldc: kc,
                 cols: NR.min(hi - j),
                 load: false,
             };
-            t.run(self.simd);
+            // SAFETY: `q` holds n rows of d values; key panel j / NR holds d * NR values;
+            // `s` has n rows of kc values, of which columns j - lo.. (cols <= hi - j) are
+            // written; `simd` as the caller's contract
+            unsafe { t.run(self.simd) };
         }
         // unnormalised probabilities in place (each row's 1 / sum scales its output
         // below, d values instead of kc); zero for the keys a row does not see
@@ -207,16 +214,22 @@ impl Scope<'_> {
                 b: self.values.panel(c / NR)[lo * NR..].as_ptr(),
                 stride: 0,
                 kc,
-                c: o.add(c),
+                // SAFETY: c < d <= ldo: inside row 0 of the output (the caller's contract)
+                c: unsafe { o.add(c) },
                 ldc: ldo,
                 cols: NR.min(d - c),
                 load: false,
             };
-            t.run(self.simd);
+            // SAFETY: `s` holds n rows of kc values; value panel c / NR holds `total` keys
+            // of NR values, kc of them from key lo (hi <= total); the output rows hold
+            // columns c.. (cols <= d - c) (the caller's contract); `simd` as that contract
+            unsafe { t.run(self.simd) };
         }
         for (r, &inv) in inv.iter().enumerate().take(n) {
             for c in 0..d {
-                *o.add(r * ldo + c) *= inv;
+                // SAFETY: row r < n, column c < d of the output (the caller's contract),
+                // written by the tiles above
+                unsafe { *o.add(r * ldo + c) *= inv };
             }
         }
     }

@@ -1,6 +1,8 @@
 //! A vectorized `exp` on AVX-512 and what is built on it: the softmax of a row and the
 //! gated SiLU `silu(g) · u` (libm's scalar `expf` was ~7% of a long prefill).
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -28,7 +30,7 @@ pub fn exp_shifted(row: &mut [f32]) -> f32 {
     }
     #[cfg(target_arch = "x86_64")]
     if crate::gemm::available() {
-        // SAFETY: the CPU has AVX-512 F
+        // SAFETY: `gemm::available` checked AVX-512 F and what it implies
         return unsafe { avx512::exp_shifted(row) };
     }
     exp_shifted_portable(row)
@@ -53,7 +55,7 @@ pub fn exp_shifted_portable(row: &mut [f32]) -> f32 {
 pub fn exp_all(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if crate::gemm::available() {
-        // SAFETY: the CPU has AVX-512 F
+        // SAFETY: `gemm::available` checked AVX-512 F and what it implies
         unsafe { avx512::exp_all(x) };
         return;
     }
@@ -64,19 +66,35 @@ pub fn exp_all(x: &mut [f32]) {
 const PARALLEL_MIN: usize = 1 << 16;
 
 /// `out[i] = g[i] / (1 + exp(-g[i])) · u[i]`.
+///
+/// # Panics
+/// If the lengths differ.
 pub fn silu_mul_slices(g: &[f32], u: &[f32], out: &mut [f32]) {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and `silu_mul_uninit` stores only
+    // initialised values, so `out` stays valid `f32`s
+    let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    silu_mul_uninit(g, u, out);
+}
+
+/// [`silu_mul_slices`] into a buffer that may be uninitialised (the gated product writes
+/// its output unzeroed): every value of `out` is written.
+///
+/// # Panics
+/// If the lengths differ.
+pub(crate) fn silu_mul_uninit(g: &[f32], u: &[f32], out: &mut [MaybeUninit<f32>]) {
     assert!(
         g.len() == u.len() && u.len() == out.len(),
         "silu_mul: lengths differ"
     );
     #[cfg(target_arch = "x86_64")]
     if crate::gemm::available() {
-        // SAFETY: the CPU has AVX-512 F
+        // SAFETY: `gemm::available` checked AVX-512 F and what it implies; the three
+        // lengths are equal (asserted above)
         unsafe { avx512::silu_mul(g, u, out) };
         return;
     }
     for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
-        *o = g / (1.0 + (-g).exp()) * u;
+        o.write(g / (1.0 + (-g).exp()) * u);
     }
 }
 
@@ -139,31 +157,39 @@ pub fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     /// `e^x` for 16 lanes, within 2 ulp of the exact value: `x = n ln2 + r` with
     /// `|r| <= ln2 / 2`, a degree-6 polynomial for `e^r` (Cephes' `expf` coefficients),
     /// then `· 2^n` by `vscalefps` (which also gives 0 below the subnormals and ∞ above
     /// f32's range). NaN stays NaN.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]); it is
+    /// only called (and inlined) from this module's `avx512f` functions.
     #[inline(always)]
     pub(super) unsafe fn exp16(x: __m512) -> __m512 {
-        // clamping keeps n small; NaN passes through (max/min return their second operand)
-        let x = _mm512_min_ps(
-            _mm512_set1_ps(89.0),
-            _mm512_max_ps(_mm512_set1_ps(-104.0), x),
-        );
-        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        // ln 2 in two parts, so n · ln2_hi is exact
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
-        let mut p = _mm512_set1_ps(1.987_569_2e-4);
-        for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
-            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        // SAFETY: register arithmetic only, on a CPU with AVX-512 F (the caller's contract)
+        unsafe {
+            // clamping keeps n small; NaN passes through (max/min return their second operand)
+            let x = _mm512_min_ps(
+                _mm512_set1_ps(89.0),
+                _mm512_max_ps(_mm512_set1_ps(-104.0), x),
+            );
+            let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+            );
+            // ln 2 in two parts, so n · ln2_hi is exact
+            let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+            let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+            let mut p = _mm512_set1_ps(1.987_569_2e-4);
+            for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+                p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+            }
+            let r2 = _mm512_mul_ps(r, r);
+            let y = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0)));
+            _mm512_scalef_ps(y, n)
         }
-        let r2 = _mm512_mul_ps(r, r);
-        let y = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0)));
-        _mm512_scalef_ps(y, n)
     }
 
     fn tail_mask(n: usize) -> __mmask16 {
@@ -174,34 +200,57 @@ mod avx512 {
         }
     }
 
+    /// # Safety
+    /// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_all(x: &mut [f32]) {
         for chunk in x.chunks_mut(16) {
             let m = tail_mask(chunk.len());
             let p = chunk.as_mut_ptr();
-            _mm512_mask_storeu_ps(p, m, exp16(_mm512_maskz_loadu_ps(m, p)));
+            // SAFETY: the mask covers the chunk's values only; AVX-512 F by contract
+            unsafe { _mm512_mask_storeu_ps(p, m, exp16(_mm512_maskz_loadu_ps(m, p))) };
         }
     }
 
+    /// `out[i] = silu(g[i]) · u[i]`, every value of `out` written.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]);
+    /// `g`, `u` and `out` must have one length (each 16-value load takes its mask from
+    /// `out`'s chunk). [`super::silu_mul_uninit`] checks both.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn silu_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
+    pub(super) unsafe fn silu_mul(g: &[f32], u: &[f32], out: &mut [MaybeUninit<f32>]) {
         let one = _mm512_set1_ps(1.0);
         for ((o, g), u) in out.chunks_mut(16).zip(g.chunks(16)).zip(u.chunks(16)) {
             let m = tail_mask(o.len());
-            let gv = _mm512_maskz_loadu_ps(m, g.as_ptr());
-            let uv = _mm512_maskz_loadu_ps(m, u.as_ptr());
-            let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+            // SAFETY: `g` and `u` chunks are as long as `o`'s (equal lengths, the caller's
+            // contract), and the mask covers `o.len()` values
+            let (gv, uv) = unsafe {
+                (
+                    _mm512_maskz_loadu_ps(m, g.as_ptr()),
+                    _mm512_maskz_loadu_ps(m, u.as_ptr()),
+                )
+            };
+            // SAFETY: AVX-512 F by contract
+            let e = unsafe { exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv)) };
             let y = _mm512_mul_ps(_mm512_div_ps(gv, _mm512_add_ps(one, e)), uv);
-            _mm512_mask_storeu_ps(o.as_mut_ptr(), m, y);
+            // SAFETY: the mask covers `o.len()` values; `MaybeUninit<f32>` is laid out as
+            // `f32`, and writing initialises them
+            unsafe { _mm512_mask_storeu_ps(o.as_mut_ptr().cast::<f32>(), m, y) };
         }
     }
 
+    /// # Safety
+    /// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_shifted(row: &mut [f32]) -> f32 {
         let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
         for chunk in row.chunks(16) {
             let m = tail_mask(chunk.len());
-            let v = _mm512_mask_loadu_ps(_mm512_set1_ps(f32::NEG_INFINITY), m, chunk.as_ptr());
+            // SAFETY: the mask covers the chunk's values only
+            let v = unsafe {
+                _mm512_mask_loadu_ps(_mm512_set1_ps(f32::NEG_INFINITY), m, chunk.as_ptr())
+            };
             mx = _mm512_max_ps(mx, v);
         }
         let max = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
@@ -209,10 +258,12 @@ mod avx512 {
         for chunk in row.chunks_mut(16) {
             let m = tail_mask(chunk.len());
             let p = chunk.as_mut_ptr();
-            let e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p), max));
+            // SAFETY: the mask covers the chunk's values only; AVX-512 F by contract
+            let e = unsafe { exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p), max)) };
             let e = _mm512_maskz_mov_ps(m, e);
             sum = _mm512_add_ps(sum, e);
-            _mm512_mask_storeu_ps(p, m, e);
+            // SAFETY: as for the load
+            unsafe { _mm512_mask_storeu_ps(p, m, e) };
         }
         _mm512_reduce_add_ps(sum)
     }

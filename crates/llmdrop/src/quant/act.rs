@@ -21,23 +21,22 @@ impl QActs {
     }
 
     /// [`QActs::quantize`] with a chosen implementation (both give identical results).
+    ///
+    /// # Panics
+    /// If `cols` is not a positive multiple of 32 or `x` not whole rows of `cols` values.
     pub fn quantize_with(x: &[f32], cols: usize, kernel: super::Kernel) -> Self {
-        debug_assert!(cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(cols));
+        assert!(
+            cols > 0 && cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(cols),
+            "quantized activations: {} values are not rows of {cols} (a positive multiple of {BLOCK})",
+            x.len()
+        );
         let blocks = x.len() / BLOCK;
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0f32; blocks];
         let mut s = vec![0f32; blocks];
         // rows of blocks in parallel when there are many
         let per_task = (1usize << 14) / BLOCK;
-        let run = |(((xc, qc), dc), sc): Chunk| {
-            #[cfg(target_arch = "x86_64")]
-            if kernel == super::Kernel::Auto && super::avx512::available() {
-                // SAFETY: the CPU has the features the function needs
-                unsafe { super::avx512::quantize_blocks(xc, qc, dc, sc) };
-                return;
-            }
-            quantize_blocks(xc, qc, dc, sc);
-        };
+        let run = |(((xc, qc), dc), sc): Chunk| quantize_chunk(xc, qc, dc, sc, kernel);
         let chunks = x
             .chunks(per_task * BLOCK)
             .zip(q.chunks_mut(per_task * BLOCK))
@@ -65,6 +64,32 @@ impl QActs {
 /// One task's share: input values, their quants, scales and sums.
 type Chunk<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [f32]);
 
+/// One chunk of whole blocks, on the SIMD quantizer where `kernel` and the CPU allow.
+///
+/// # Panics
+/// If `x` is not whole blocks, `q` not as long as `x`, or `d` and `s` not one value per
+/// block (what the SIMD quantizer's raw stores rely on; checked once per chunk).
+fn quantize_chunk(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], kernel: super::Kernel) {
+    let blocks = x.len() / BLOCK;
+    assert!(
+        x.len() == blocks * BLOCK && q.len() == x.len() && d.len() == blocks && s.len() == blocks,
+        "quantize_chunk: {} values, {} quants, {} scales, {} sums",
+        x.len(),
+        q.len(),
+        d.len(),
+        s.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if kernel == super::Kernel::Auto && super::avx512::available() {
+        // SAFETY: `avx512::available` checked AVX-512 F, BW and what they imply; the
+        // lengths are as the function needs (asserted above)
+        unsafe { super::avx512::quantize_blocks(x, q, d, s) };
+        return;
+    }
+    let _ = kernel;
+    quantize_blocks(x, q, d, s);
+}
+
 /// The portable quantizer: `d = amax / 127`, `q = x / d` rounded half to even (as the
 /// SIMD conversion rounds), `s = d * Σq`; a block with NaN or infinity gets a NaN scale, so
 /// the outputs it feeds are NaN as they would be in f32.
@@ -86,5 +111,37 @@ pub(crate) fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f
         let finite = amax.is_finite() && !xb.iter().any(|v| v.is_nan());
         d[b] = if finite { db } else { f32::NAN };
         s[b] = d[b] * sum as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::Kernel;
+
+    #[test]
+    fn chunks_of_mismatched_lengths_panic_before_the_kernel_writes() {
+        let x = vec![0.5f32; 2 * BLOCK];
+        for kernel in [Kernel::Auto, Kernel::Portable] {
+            // quants shorter than the values, too few scales or sums, a partial block
+            let cases: [(usize, usize, usize, usize); 4] = [
+                (2 * BLOCK, 2 * BLOCK - 1, 2, 2),
+                (2 * BLOCK, 2 * BLOCK, 1, 2),
+                (2 * BLOCK, 2 * BLOCK, 2, 1),
+                (2 * BLOCK - 3, 2 * BLOCK - 3, 1, 1),
+            ];
+            for (nx, nq, nd, ns) in cases {
+                let r = std::panic::catch_unwind(|| {
+                    let (mut q, mut d, mut s) = (vec![0i8; nq], vec![0f32; nd], vec![0f32; ns]);
+                    quantize_chunk(&x[..nx], &mut q, &mut d, &mut s, kernel);
+                });
+                let msg = r.expect_err("mismatched lengths must panic");
+                let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+                assert!(msg.contains("quantize_chunk"), "{nx} {nq} {nd} {ns}: {msg}");
+            }
+            let (mut q, mut d, mut s) = (vec![0i8; 2 * BLOCK], vec![0f32; 2], vec![0f32; 2]);
+            quantize_chunk(&x, &mut q, &mut d, &mut s, kernel);
+            assert_eq!(q, vec![127i8; 2 * BLOCK]);
+        }
     }
 }

@@ -11,25 +11,43 @@ use super::act::QActs;
 use super::matrix::{QKind, QMatrix, Scales, BLOCK, ROWS};
 
 /// 16 scales of one (group, block) starting at element `at`, as f32.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and what it implies ([`available`]); `at + 16` must not
+/// pass the end of `s`.
 #[inline(always)]
 unsafe fn scales16(s: &Scales, at: usize) -> __m512 {
-    match s {
-        Scales::F16(v) => _mm512_cvtph_ps(_mm256_loadu_si256(v.as_ptr().add(at) as *const __m256i)),
-        Scales::F32(v) => _mm512_loadu_ps(v.as_ptr().add(at)),
+    // SAFETY: 16 values from `at` lie in `s` and the CPU has AVX-512 F (the caller's
+    // contract)
+    unsafe {
+        match s {
+            Scales::F16(v) => {
+                _mm512_cvtph_ps(_mm256_loadu_si256(v.as_ptr().add(at) as *const __m256i))
+            }
+            Scales::F32(v) => _mm512_loadu_ps(v.as_ptr().add(at)),
+        }
     }
 }
 
-/// Whether this CPU runs the kernel (checked once per process by std).
+/// Whether this CPU runs the kernels: every feature they are compiled for (AVX-512 F,
+/// BW, VNNI) and what those imply (AVX2, FMA, F16C, …: [`crate::gemm::available`]).
+/// Checked once per process.
 pub(crate) fn available() -> bool {
-    is_x86_feature_detected!("avx512f")
-        && is_x86_feature_detected!("avx512bw")
-        && is_x86_feature_detected!("avx512vnni")
+    static YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *YES.get_or_init(|| {
+        crate::gemm::available()
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+    })
 }
 
 /// Same contract as [`super::portable::tile`].
 ///
 /// # Safety
-/// The CPU must support AVX-512 F, BW and VNNI ([`available`]).
+/// The CPU must have AVX-512 F, BW, VNNI and what they imply ([`available`]); `w`'s
+/// buffers must hold its groups and blocks ([`QMatrix::assert_layout`]); `g` must be
+/// one of `w`'s groups; `a` must have `w.cols()` columns and rows `j0..j0 + mt`, with
+/// `mt` in `1..=4` ([`super::matmul`] checks all of these).
 pub(crate) unsafe fn tile(
     w: &QMatrix,
     g: usize,
@@ -38,29 +56,37 @@ pub(crate) unsafe fn tile(
     mt: usize,
     out: &mut [[f32; ROWS]; 4],
 ) {
-    match (w.kind(), mt) {
-        (QKind::Q8, 1) => q8::<1>(w, g, a, j0, out),
-        (QKind::Q8, 2) => q8::<2>(w, g, a, j0, out),
-        (QKind::Q8, 3) => q8::<3>(w, g, a, j0, out),
-        (QKind::Q8, _) => q8::<4>(w, g, a, j0, out),
-        (QKind::Q4, 1) => q4::<1>(w, g, a, j0, out),
-        (QKind::Q4, 2) => q4::<2>(w, g, a, j0, out),
-        (QKind::Q4, 3) => q4::<3>(w, g, a, j0, out),
-        (QKind::Q4, _) => q4::<4>(w, g, a, j0, out),
+    // SAFETY: the caller's contract (`q8::<MT>` and `q4::<MT>` take MT <= mt rows)
+    unsafe {
+        match (w.kind(), mt) {
+            (QKind::Q8, 1) => q8::<1>(w, g, a, j0, out),
+            (QKind::Q8, 2) => q8::<2>(w, g, a, j0, out),
+            (QKind::Q8, 3) => q8::<3>(w, g, a, j0, out),
+            (QKind::Q8, _) => q8::<4>(w, g, a, j0, out),
+            (QKind::Q4, 1) => q4::<1>(w, g, a, j0, out),
+            (QKind::Q4, 2) => q4::<2>(w, g, a, j0, out),
+            (QKind::Q4, 3) => q4::<3>(w, g, a, j0, out),
+            (QKind::Q4, _) => q4::<4>(w, g, a, j0, out),
+        }
     }
 }
 
 /// Same contract as [`super::act::quantize_blocks`], 32 values per iteration.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F and BW ([`available`]).
+/// The CPU must have AVX-512 F, BW and what they imply ([`available`]); `x` must be
+/// whole blocks, `q` as long as `x`, `d` and `s` one value per block (the safe
+/// `act::quantize_chunk` checks these).
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(crate) unsafe fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
     let blocks = x.len() / BLOCK;
     debug_assert!(q.len() == x.len() && d.len() == blocks && s.len() == blocks);
     for b in 0..blocks {
-        let p = x.as_ptr().add(b * BLOCK);
-        let (v0, v1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+        // SAFETY: block b < blocks: values b * 32..(b + 1) * 32 lie in `x`
+        let (v0, v1) = unsafe {
+            let p = x.as_ptr().add(b * BLOCK);
+            (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)))
+        };
         let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         let nan =
             _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v0) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v1, v1);
@@ -69,9 +95,13 @@ pub(crate) unsafe fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: 
         // round half to even: the default MXCSR mode
         let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
         let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
-        let out = q.as_mut_ptr().add(b * BLOCK) as *mut __m128i;
-        _mm_storeu_si128(out, _mm512_cvtepi32_epi8(q0));
-        _mm_storeu_si128(out.add(1), _mm512_cvtepi32_epi8(q1));
+        // SAFETY: quants b * 32..(b + 1) * 32 lie in `q` (as long as `x`, the caller's
+        // contract)
+        unsafe {
+            let out = q.as_mut_ptr().add(b * BLOCK) as *mut __m128i;
+            _mm_storeu_si128(out, _mm512_cvtepi32_epi8(q0));
+            _mm_storeu_si128(out.add(1), _mm512_cvtepi32_epi8(q1));
+        }
         let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
         let finite = amax.is_finite() && nan == 0;
         d[b] = if finite { db } else { f32::NAN };
@@ -80,11 +110,19 @@ pub(crate) unsafe fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: 
 }
 
 /// 4 activation quants at `p` as one i32, broadcast to every lane.
+///
+/// # Safety
+/// `p` must be valid for 4 bytes; the CPU must have AVX-512 F ([`available`]).
 #[inline(always)]
 unsafe fn bcast4(p: *const i8) -> __m512i {
-    _mm512_set1_epi32((p as *const i32).read_unaligned())
+    // SAFETY: the caller's contract
+    unsafe { _mm512_set1_epi32((p as *const i32).read_unaligned()) }
 }
 
+/// Rows `j0..j0 + MT` of `a` times group `g` of a Q8 `w`.
+///
+/// # Safety
+/// As [`tile`], with `MT <= mt`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn q8<const MT: usize>(
     w: &QMatrix,
@@ -95,38 +133,64 @@ unsafe fn q8<const MT: usize>(
 ) {
     let nb = w.blocks();
     let gbb = QKind::Q8.group_block_bytes();
-    let qs = w.qs.as_ptr().add(g * nb * gbb);
+    // SAFETY: group g < groups starts at quant g * nb * gbb and scale g * nb * ROWS of
+    // `w`; row j0 of `a` at quant j0 * cols and scale j0 * nb (cols == w.cols(), the
+    // caller's contract)
+    let (qs, x, xd, xs) = unsafe {
+        (
+            w.qs.as_ptr().add(g * nb * gbb),
+            a.q.as_ptr().add(j0 * a.cols),
+            a.d.as_ptr().add(j0 * nb),
+            a.s.as_ptr().add(j0 * nb),
+        )
+    };
     let ds = g * nb * ROWS;
-    let x = a.q.as_ptr().add(j0 * a.cols);
-    let (xd, xs) = (a.d.as_ptr().add(j0 * nb), a.s.as_ptr().add(j0 * nb));
     let mut acc = [_mm512_setzero_ps(); MT];
     for b in 0..nb {
-        let dw = scales16(&w.d, ds + b * ROWS);
-        let p = qs.add(b * gbb);
+        // SAFETY: block b < nb of group g: its 16 scales lie in `w.d`, its gbb quants in
+        // `w.qs` (the caller's contract on `w`'s layout)
+        let (dw, p) = unsafe { (scales16(&w.d, ds + b * ROWS), qs.add(b * gbb)) };
         let mut i0 = [_mm512_setzero_si512(); MT];
         let mut i1 = [_mm512_setzero_si512(); MT];
         for step in (0..BLOCK / 4).step_by(2) {
-            let w0 = _mm512_loadu_si512(p.add(step * 64) as *const _);
-            let w1 = _mm512_loadu_si512(p.add(step * 64 + 64) as *const _);
+            // SAFETY: bytes step * 64..(step + 2) * 64 <= gbb of the block
+            let (w0, w1) = unsafe {
+                (
+                    _mm512_loadu_si512(p.add(step * 64) as *const _),
+                    _mm512_loadu_si512(p.add(step * 64 + 64) as *const _),
+                )
+            };
             for j in 0..MT {
-                let xp = x.add(j * a.cols + b * BLOCK + step * 4);
-                i0[j] = _mm512_dpbusd_epi32(i0[j], w0, bcast4(xp));
-                i1[j] = _mm512_dpbusd_epi32(i1[j], w1, bcast4(xp.add(4)));
+                // SAFETY: row j0 + j < rows of `a`, quants b * 32 + step * 4.. (8 of them)
+                // within its block
+                let (x0, x1) = unsafe {
+                    let xp = x.add(j * a.cols + b * BLOCK + step * 4);
+                    (bcast4(xp), bcast4(xp.add(4)))
+                };
+                i0[j] = _mm512_dpbusd_epi32(i0[j], w0, x0);
+                i1[j] = _mm512_dpbusd_epi32(i1[j], w1, x1);
             }
         }
         for j in 0..MT {
             let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(i0[j], i1[j]));
-            let dx = _mm512_set1_ps(*xd.add(j * nb + b));
-            let shift = _mm512_set1_ps(128.0 * *xs.add(j * nb + b));
+            // SAFETY: scale and sum of block b of row j0 + j < rows of `a`
+            let (dj, sj) = unsafe { (*xd.add(j * nb + b), *xs.add(j * nb + b)) };
+            let dx = _mm512_set1_ps(dj);
+            let shift = _mm512_set1_ps(128.0 * sj);
             let t = _mm512_fmsub_ps(dx, dot, shift);
             acc[j] = _mm512_fmadd_ps(dw, t, acc[j]);
         }
     }
     for j in 0..MT {
-        _mm512_storeu_ps(out[j].as_mut_ptr(), acc[j]);
+        // SAFETY: `out[j]` holds the 16 values stored
+        unsafe { _mm512_storeu_ps(out[j].as_mut_ptr(), acc[j]) };
     }
 }
 
+/// Rows `j0..j0 + MT` of `a` times group `g` of a Q4 `w`.
+///
+/// # Safety
+/// As [`tile`], with `MT <= mt` and `w` of kind Q4 (offsets present).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn q4<const MT: usize>(
     w: &QMatrix,
@@ -137,37 +201,60 @@ unsafe fn q4<const MT: usize>(
 ) {
     let nb = w.blocks();
     let gbb = QKind::Q4.group_block_bytes();
-    let qs = w.qs.as_ptr().add(g * nb * gbb);
+    // SAFETY: group g < groups starts at quant g * nb * gbb and scale g * nb * ROWS of
+    // `w`; row j0 of `a` at quant j0 * cols and scale j0 * nb (cols == w.cols(), the
+    // caller's contract)
+    let (qs, x, xd, xs) = unsafe {
+        (
+            w.qs.as_ptr().add(g * nb * gbb),
+            a.q.as_ptr().add(j0 * a.cols),
+            a.d.as_ptr().add(j0 * nb),
+            a.s.as_ptr().add(j0 * nb),
+        )
+    };
     let ds = g * nb * ROWS;
-    let x = a.q.as_ptr().add(j0 * a.cols);
-    let (xd, xs) = (a.d.as_ptr().add(j0 * nb), a.s.as_ptr().add(j0 * nb));
     let nib = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm512_setzero_ps(); MT];
     for b in 0..nb {
-        let dw = scales16(&w.d, ds + b * ROWS);
-        let mw = scales16(&w.m, ds + b * ROWS);
-        let p = qs.add(b * gbb);
+        // SAFETY: block b < nb of group g: its 16 scales and offsets lie in `w.d` and
+        // `w.m`, its gbb quants in `w.qs` (the caller's contract on `w`'s layout)
+        let (dw, mw, p) = unsafe {
+            (
+                scales16(&w.d, ds + b * ROWS),
+                scales16(&w.m, ds + b * ROWS),
+                qs.add(b * gbb),
+            )
+        };
         let mut i0 = [_mm512_setzero_si512(); MT];
         let mut i1 = [_mm512_setzero_si512(); MT];
         for step in 0..BLOCK / 8 {
-            let v = _mm512_loadu_si512(p.add(step * 64) as *const _);
+            // SAFETY: bytes step * 64..(step + 1) * 64 <= gbb of the block
+            let v = unsafe { _mm512_loadu_si512(p.add(step * 64) as *const _) };
             let lo = _mm512_and_si512(v, nib);
             let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), nib);
             for j in 0..MT {
-                let xp = x.add(j * a.cols + b * BLOCK + step * 8);
-                i0[j] = _mm512_dpbusd_epi32(i0[j], lo, bcast4(xp));
-                i1[j] = _mm512_dpbusd_epi32(i1[j], hi, bcast4(xp.add(4)));
+                // SAFETY: row j0 + j < rows of `a`, quants b * 32 + step * 8.. (8 of them)
+                // within its block
+                let (x0, x1) = unsafe {
+                    let xp = x.add(j * a.cols + b * BLOCK + step * 8);
+                    (bcast4(xp), bcast4(xp.add(4)))
+                };
+                i0[j] = _mm512_dpbusd_epi32(i0[j], lo, x0);
+                i1[j] = _mm512_dpbusd_epi32(i1[j], hi, x1);
             }
         }
         for j in 0..MT {
             let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(i0[j], i1[j]));
-            let dx = _mm512_set1_ps(*xd.add(j * nb + b));
-            let sx = _mm512_set1_ps(*xs.add(j * nb + b));
+            // SAFETY: scale and sum of block b of row j0 + j < rows of `a`
+            let (dj, sj) = unsafe { (*xd.add(j * nb + b), *xs.add(j * nb + b)) };
+            let dx = _mm512_set1_ps(dj);
+            let sx = _mm512_set1_ps(sj);
             acc[j] = _mm512_fmadd_ps(dw, _mm512_mul_ps(dx, dot), acc[j]);
             acc[j] = _mm512_fmadd_ps(mw, sx, acc[j]);
         }
     }
     for j in 0..MT {
-        _mm512_storeu_ps(out[j].as_mut_ptr(), acc[j]);
+        // SAFETY: `out[j]` holds the 16 values stored
+        unsafe { _mm512_storeu_ps(out[j].as_mut_ptr(), acc[j]) };
     }
 }

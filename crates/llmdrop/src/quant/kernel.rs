@@ -59,6 +59,12 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
         return y;
     }
     let acts = QActs::quantize(x, k);
+    // what the SIMD kernel reads without bounds checks, once per call
+    w.assert_layout();
+    assert!(
+        acts.cols == k && acts.q.len() == m * k && acts.d.len() == m * w.blocks(),
+        "quantized activations do not match the matrix"
+    );
     let simd = kernel == Kernel::Auto && simd_available();
     let groups = w.groups();
     let out = SharedOut::new(&mut y);
@@ -70,7 +76,8 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
                 let mt = TILE_M.min(m - j0);
                 if simd {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `simd` is true only where the CPU has the needed features
+                    // SAFETY: `simd` only where `avx512::available` holds; `w`'s layout and
+                    // `acts`' shape are asserted above; g < groups, j0 + mt <= m, mt in 1..=4
                     unsafe {
                         super::avx512::tile(w, g, &acts, j0, mt, &mut buf)
                     };
@@ -78,7 +85,8 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
                     super::portable::tile(w, g, &acts, j0, mt, &mut buf);
                 }
                 for (j, row) in buf.iter().enumerate().take(mt) {
-                    // SAFETY: each task writes only the columns of its own groups, inside y
+                    // SAFETY: row j0 + j < m, columns g * ROWS.. (cols <= n - g * ROWS of them)
+                    // lie in y (m * n values); each task writes only its own groups' columns
                     unsafe {
                         std::ptr::copy_nonoverlapping(
                             row.as_ptr(),

@@ -77,6 +77,13 @@ impl Scales {
             Scales::F32(s) => 4 * s.len(),
         }
     }
+
+    fn len(&self) -> usize {
+        match self {
+            Scales::F16(s) => s.len(),
+            Scales::F32(s) => s.len(),
+        }
+    }
 }
 
 /// A quantized `[rows, cols]` matrix (`cols` a multiple of [`BLOCK`]).
@@ -120,6 +127,22 @@ impl QMatrix {
 
     pub(crate) fn blocks(&self) -> usize {
         self.cols / BLOCK
+    }
+
+    /// Panics unless the buffers hold every group's blocks (quants, scales, and offsets
+    /// for Q4): what the SIMD kernel reads unchecked. True of every matrix the
+    /// constructors build; checked once per product.
+    pub(crate) fn assert_layout(&self) {
+        let (groups, nb) = (self.groups(), self.blocks());
+        let scales = groups * nb * ROWS;
+        let offsets = if self.kind == QKind::Q4 { scales } else { 0 };
+        assert!(
+            self.cols.is_multiple_of(BLOCK)
+                && self.qs.len() == groups * nb * self.kind.group_block_bytes()
+                && self.d.len() == scales
+                && self.m.len() == offsets,
+            "quantized matrix buffers do not match its shape"
+        );
     }
 
     /// Bytes held (quants and scales).

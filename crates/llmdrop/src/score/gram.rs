@@ -49,16 +49,31 @@ pub fn gram(rows: &[f32], n: usize, len: usize) -> Vec<f64> {
     g
 }
 
-/// `[r][c] = a[r] · b[c]` (slices of one length) with [`crate::dot::dot`]'s lane order.
+/// `[r][c] = a[r] · b[c]` with [`crate::dot::dot`]'s lane order.
+///
+/// # Panics
+/// If the 8 slices are not all of one length (checked once per call: the vector kernel
+/// reads each of them as far as the first).
 fn block(a: &[&[f32]; B], b: &[&[f32]; B]) -> [[f32; B]; B] {
+    let len = a[0].len();
+    assert!(
+        a.iter().chain(b).all(|s| s.len() == len),
+        "gram block: rows of different lengths"
+    );
     #[cfg(target_arch = "x86_64")]
     if crate::gemm::available() {
-        // SAFETY: the CPU has AVX-512 F (which implies FMA)
+        // SAFETY: `gemm::available` checked AVX-512 F and what it implies (FMA among
+        // them); the 8 slices have one length (asserted above)
         return unsafe { block_avx512(a, b) };
     }
     block_lanes(a, b)
 }
 
+/// [`block_lanes`] on AVX-512 registers.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]); every
+/// slice of `a` and `b` must be as long as `a[0]` ([`block`] checks both).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn block_avx512(a: &[&[f32]; B], b: &[&[f32]; B]) -> [[f32; B]; B] {
@@ -67,8 +82,12 @@ unsafe fn block_avx512(a: &[&[f32]; B], b: &[&[f32]; B]) -> [[f32; B]; B] {
     let full = len / 16 * 16;
     let mut acc = [[_mm512_setzero_ps(); B]; B];
     for p in (0..full).step_by(16) {
-        let x: [__m512; B] = std::array::from_fn(|r| _mm512_loadu_ps(a[r].as_ptr().add(p)));
-        let y: [__m512; B] = std::array::from_fn(|c| _mm512_loadu_ps(b[c].as_ptr().add(p)));
+        // SAFETY: p + 16 <= full <= len, the length of every slice (the caller's contract)
+        let x: [__m512; B] =
+            std::array::from_fn(|r| unsafe { _mm512_loadu_ps(a[r].as_ptr().add(p)) });
+        // SAFETY: as for `x`
+        let y: [__m512; B] =
+            std::array::from_fn(|c| unsafe { _mm512_loadu_ps(b[c].as_ptr().add(p)) });
         for r in 0..B {
             for c in 0..B {
                 acc[r][c] = _mm512_fmadd_ps(x[r], y[c], acc[r][c]);
@@ -78,7 +97,8 @@ unsafe fn block_avx512(a: &[&[f32]; B], b: &[&[f32]; B]) -> [[f32; B]; B] {
     let mut lanes = [[[0f32; 16]; B]; B];
     for r in 0..B {
         for c in 0..B {
-            _mm512_storeu_ps(lanes[r][c].as_mut_ptr(), acc[r][c]);
+            // SAFETY: `lanes[r][c]` holds the 16 values stored
+            unsafe { _mm512_storeu_ps(lanes[r][c].as_mut_ptr(), acc[r][c]) };
         }
     }
     finish(a, b, full, lanes)
@@ -122,6 +142,29 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ragged_block_panics_before_the_kernel_reads() {
+        let long = vec![1f32; 64];
+        let short = vec![1f32; 17];
+        // any one of the 8 slices shorter than the first
+        for i in 0..2 * B {
+            let msg = std::panic::catch_unwind(|| {
+                let a: [&[f32]; B] =
+                    std::array::from_fn(|r| if r == i { &short[..] } else { &long[..] });
+                let b: [&[f32]; B] =
+                    std::array::from_fn(|c| if B + c == i { &short[..] } else { &long[..] });
+                block(&a, &b)
+            })
+            .expect_err("ragged slices must panic");
+            let msg = msg.downcast_ref::<&str>().copied().unwrap_or_default();
+            assert!(msg.contains("different lengths"), "slice {i}: {msg}");
+        }
+        // and so does a longer one
+        let a: [&[f32]; B] = [&short, &short, &short, &long];
+        let b: [&[f32]; B] = [&short; B];
+        assert!(std::panic::catch_unwind(|| block(&a, &b)).is_err());
+    }
 
     #[test]
     fn matches_f64_on_every_pair() {
