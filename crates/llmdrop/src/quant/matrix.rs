@@ -292,7 +292,11 @@ impl QMatrix {
                     };
                     let nib = &p[16 + (j / 2) * 32..16 + (j / 2 + 1) * 32];
                     for (o, &v) in q.iter_mut().zip(nib) {
-                        *o = if j.is_multiple_of(2) { v & 0x0F } else { v >> 4 };
+                        *o = if j.is_multiple_of(2) {
+                            v & 0x0F
+                        } else {
+                            v >> 4
+                        };
                     }
                     let (d, dmin) = (half(p, 0), half(p, 2));
                     RowBlock {
