@@ -384,3 +384,50 @@ fn issue12_broken_pipe_exits_quietly() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
 }
+
+/// The tiny llama with `name`'s values all set to `v`.
+fn tiny_with_values(dst: &Path, name: &str, v: f32) {
+    copy_hf_dir_with(&testkit::tiny_dir("llama"), dst, |n, _, d| {
+        Some(if n == name { vec![v; d.len()] } else { d })
+    })
+    .unwrap();
+}
+
+#[test]
+fn issue12_non_finite_weights_are_named_at_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_with_values(
+        tmp.path(),
+        "model.layers.1.self_attn.k_proj.weight",
+        f32::NAN,
+    );
+    expect_error(
+        tmp.path(),
+        &[
+            "model.safetensors",
+            "model.layers.1.self_attn.k_proj.weight",
+            "not finite",
+        ],
+    );
+}
+
+#[test]
+fn issue12_non_finite_perplexity_exits_1() {
+    // finite weights whose products overflow f32: the run completes, the result is NaN
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_with_values(tmp.path(), "model.layers.0.mlp.down_proj.weight", 3e38);
+    let text = testkit::english_text_dir().join("docs/user/rst/quickstart.txt");
+    let r = llmdrop(&[
+        "ppl",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--data",
+        text.to_str().unwrap(),
+        "--seq-len",
+        "32",
+        "--max-windows",
+        "2",
+    ]);
+    assert_eq!(r.code, 1, "checked and failed; stderr: {}", r.stderr);
+    assert!(r.stderr.contains("perplexity is NaN"), "{}", r.stderr);
+}

@@ -189,7 +189,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     } else {
         output::print_text(&report.to_text())?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(super::checked(report.non_finite()))
 }
 
 /// A short name for a plan: `-attn 3,5 -mlp 4`.

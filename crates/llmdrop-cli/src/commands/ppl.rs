@@ -56,6 +56,7 @@ pub fn run(a: PplArgs) -> anyhow::Result<ExitCode> {
         second_half: a.second_half,
     };
     let r = perplexity(&dec, &ids, &opts, &mut NoProgress)?;
+    let failed = r.non_finite();
     if a.json {
         output::print_json(
             "ppl",
@@ -76,5 +77,5 @@ pub fn run(a: PplArgs) -> anyhow::Result<ExitCode> {
             r.ppl, r.nll, r.tokens_scored, r.windows, r.seq_len
         ))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(super::checked(failed))
 }

@@ -197,5 +197,12 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         output::print_text(&md)?;
         eprintln!("wrote {}", a.out.display());
     }
-    Ok(ExitCode::SUCCESS)
+    let failed: Vec<String> = results
+        .results
+        .iter()
+        .filter_map(|(label, col)| col.non_finite().map(|m| format!("{label}: {m}")))
+        .collect();
+    Ok(super::checked(
+        (!failed.is_empty()).then(|| failed.join("\n")),
+    ))
 }

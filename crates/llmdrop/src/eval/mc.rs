@@ -10,6 +10,7 @@ use crate::io::tokenizer::Tokenizer;
 use crate::model::{Decoder, Logits};
 use crate::probe::NoProbe;
 use crate::progress::Progress;
+use crate::report::scores::json_f64;
 
 /// Context and continuation token ids, split as lm-eval's `_encode_pair`: trailing
 /// whitespace of the context moves to the continuation; the continuation's tokens are those of
@@ -53,6 +54,7 @@ pub fn encode_pair(
 #[derive(Debug, Clone, Serialize)]
 pub struct McResult {
     /// Sum of the continuation tokens' log-probabilities, per choice.
+    #[serde(serialize_with = "json_f64::vec::serialize")]
     pub loglikelihoods: Vec<f64>,
     /// Whether each continuation is the greedy one token by token.
     pub greedy: Vec<bool>,
@@ -67,6 +69,13 @@ impl McResult {
     }
     pub fn acc_norm(&self) -> f64 {
         (self.pred_norm == self.gold) as u8 as f64
+    }
+
+    /// Whether every choice's log-likelihood is finite. When one is not (a NaN from a model
+    /// that overflows; -inf for a probability that underflows to 0), the predictions, and so
+    /// `acc` / `acc_norm`, are not a measurement.
+    pub fn is_finite(&self) -> bool {
+        self.loglikelihoods.iter().all(|x| x.is_finite())
     }
 }
 
@@ -240,11 +249,46 @@ fn score_alone(dec: &Decoder, ctx: &[u32], cont: &[u32], max_len: usize) -> Resu
 pub struct TaskScore {
     pub task: String,
     pub examples: usize,
+    #[serde(with = "json_f64")]
     pub chance: f64,
+    #[serde(with = "json_f64")]
     pub acc: f64,
+    #[serde(with = "json_f64")]
     pub acc_stderr: f64,
+    #[serde(with = "json_f64")]
     pub acc_norm: f64,
+    #[serde(with = "json_f64")]
     pub acc_norm_stderr: f64,
+    /// Examples with a log-likelihood that is not finite (see [`McResult::is_finite`]);
+    /// when not 0 the accuracies are not a measurement.
+    #[serde(default)]
+    pub non_finite_examples: usize,
+}
+
+impl TaskScore {
+    /// Whether the accuracies are a measurement: every example's log-likelihoods finite,
+    /// and every number of the score finite.
+    pub fn is_finite(&self) -> bool {
+        self.non_finite_examples == 0
+            && [
+                self.acc,
+                self.acc_stderr,
+                self.acc_norm,
+                self.acc_norm_stderr,
+            ]
+            .iter()
+            .all(|x| x.is_finite())
+    }
+
+    /// Why the accuracies are not a measurement, or None when [`TaskScore::is_finite`].
+    pub fn non_finite(&self) -> Option<String> {
+        (!self.is_finite()).then(|| {
+            format!(
+                "task {}: {} of {} examples have log-likelihoods that are not finite (acc {}, acc_norm {}): the model's outputs are not finite",
+                self.task, self.non_finite_examples, self.examples, self.acc, self.acc_norm
+            )
+        })
+    }
 }
 
 /// Standard error of the mean with the sample standard deviation (n − 1), as lm-eval.
@@ -287,6 +331,7 @@ pub fn evaluate_task(
             acc_stderr: mean_stderr(&acc),
             acc_norm: accn.iter().sum::<f64>() / n,
             acc_norm_stderr: mean_stderr(&accn),
+            non_finite_examples: results.iter().filter(|r| !r.is_finite()).count(),
         },
         results,
     ))

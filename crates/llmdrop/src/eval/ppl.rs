@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::{Decoder, Logits};
 use crate::probe::NoProbe;
 use crate::progress::Progress;
+use crate::report::scores::json_f64;
 
 /// How perplexity is computed.
 #[derive(Debug, Clone)]
@@ -20,17 +21,39 @@ pub struct PplOptions {
     pub second_half: bool,
 }
 
-/// The result, with what is needed to combine or check it.
+/// The result, with what is needed to combine or check it. A model that overflows (or
+/// whose outputs are otherwise not finite) gives a perplexity that is not finite: the
+/// result is still returned, so it can be reported, and [`PplResult::is_finite`] /
+/// [`PplResult::non_finite`] tell a caller to treat it as a failed check.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PplResult {
+    #[serde(with = "json_f64")]
     pub ppl: f64,
     /// Total negative log-likelihood (nats) over the scored tokens.
+    #[serde(with = "json_f64")]
     pub nll: f64,
     pub tokens_scored: usize,
     pub windows: usize,
     pub seq_len: usize,
     /// Tokens in the text (a trailing partial window is not scored).
     pub tokens_total: usize,
+}
+
+impl PplResult {
+    /// Whether the perplexity (and the NLL it comes from) is a finite number.
+    pub fn is_finite(&self) -> bool {
+        self.ppl.is_finite() && self.nll.is_finite()
+    }
+
+    /// Why the result is not a usable measurement, or None when [`PplResult::is_finite`].
+    pub fn non_finite(&self) -> Option<String> {
+        (!self.is_finite()).then(|| {
+            format!(
+                "perplexity is {} (total NLL {} over {} tokens): the model's log-probabilities are not finite",
+                self.ppl, self.nll, self.tokens_scored
+            )
+        })
+    }
 }
 
 /// ppl = exp(total NLL / total scored tokens) over the windows `ids` cuts into.

@@ -1,17 +1,40 @@
 //! Rotary position embeddings, HF "rotate_half" layout, tables computed as transformers does
 //! (f32 inverse frequencies and angles).
 
+use std::sync::{Arc, RwLock};
+
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::config::{Config, RopeScaling};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-/// cos/sin tables `[max_pos, head_dim / 2]` in the compute dtype.
+/// cos/sin tables `[positions, head_dim / 2]` in the compute dtype, computed as far as the
+/// longest sequence run so far (doubling, up to the model's maximum position): a model whose
+/// config allows 2^40 positions costs only the rows it uses. Row `p` is the same bits
+/// whatever the table's length, so growing never changes a result. Shared by clones (a
+/// pruned decoder grows the same tables) and safe to use from several threads.
 #[derive(Debug, Clone)]
 pub struct Rope {
+    inv: Arc<[f32]>,
+    dtype: DType,
+    device: Device,
+    /// Positions `0..max_pos` are valid.
+    max_pos: usize,
+    tables: Arc<RwLock<Tables>>,
+}
+
+/// The rows computed so far.
+#[derive(Debug)]
+struct Tables {
     cos: Tensor,
     sin: Tensor,
+}
+
+impl Tables {
+    fn rows(&self) -> usize {
+        self.cos.dim(0).unwrap_or(0)
+    }
 }
 
 /// Inverse frequencies as transformers computes them in f32, scaling applied.
@@ -56,25 +79,92 @@ pub fn inv_freq(cfg: &Config) -> Vec<f32> {
 }
 
 impl Rope {
+    /// Tables for positions `0..max_pos`; no row is computed until a position is used.
     pub fn new(cfg: &Config, max_pos: usize, dtype: DType, device: &Device) -> Result<Self> {
-        let inv = inv_freq(cfg);
-        let half = inv.len();
-        let mut cos = Vec::with_capacity(max_pos * half);
-        let mut sin = Vec::with_capacity(max_pos * half);
-        for p in 0..max_pos {
-            for &f in &inv {
+        let inv: Arc<[f32]> = inv_freq(cfg).into();
+        let empty = Tensor::zeros((0, inv.len()), dtype, device)?;
+        Ok(Self {
+            inv,
+            dtype,
+            device: device.clone(),
+            max_pos,
+            tables: Arc::new(RwLock::new(Tables {
+                cos: empty.clone(),
+                sin: empty,
+            })),
+        })
+    }
+
+    /// The number of positions the model allows (rows are computed up to it on demand).
+    pub fn max_positions(&self) -> usize {
+        self.max_pos
+    }
+
+    /// The number of positions computed so far.
+    pub fn computed_positions(&self) -> usize {
+        self.read().rows()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
+        // the tables are replaced whole, never left half-written: a poisoned lock is harmless
+        self.tables.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// cos and sin rows of positions `offset..offset + len`, computing rows not yet there.
+    fn rows(&self, offset: usize, len: usize) -> Result<(Tensor, Tensor)> {
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= self.max_pos)
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "positions up to {offset} + {len} exceed the model's maximum of {}",
+                    self.max_pos
+                ))
+            })?;
+        {
+            let t = self.read();
+            if t.rows() >= end {
+                return Ok((t.cos.narrow(0, offset, len)?, t.sin.narrow(0, offset, len)?));
+            }
+        }
+        let mut t = self.tables.write().unwrap_or_else(|e| e.into_inner());
+        let have = t.rows();
+        if have < end {
+            let want = end
+                .checked_next_power_of_two()
+                .unwrap_or(self.max_pos)
+                .max(2 * have)
+                .min(self.max_pos);
+            let (cos, sin) = self.compute(have, want)?;
+            *t = if have == 0 {
+                Tables { cos, sin }
+            } else {
+                Tables {
+                    cos: Tensor::cat(&[&t.cos, &cos], 0)?,
+                    sin: Tensor::cat(&[&t.sin, &sin], 0)?,
+                }
+            };
+        }
+        Ok((t.cos.narrow(0, offset, len)?, t.sin.narrow(0, offset, len)?))
+    }
+
+    /// Rows `from..to` of the tables: angles in f32 as transformers computes them, cos and
+    /// sin in f64 rounded to f32, then converted to the compute dtype.
+    fn compute(&self, from: usize, to: usize) -> Result<(Tensor, Tensor)> {
+        let half = self.inv.len();
+        let n = to - from;
+        let mut cos = Vec::with_capacity(n * half);
+        let mut sin = Vec::with_capacity(n * half);
+        for p in from..to {
+            for &f in self.inv.iter() {
                 let angle = (p as f32) * f;
                 cos.push((angle as f64).cos() as f32);
                 sin.push((angle as f64).sin() as f32);
             }
         }
-        let cos = Tensor::from_vec(cos, (max_pos, half), device)?.to_dtype(dtype)?;
-        let sin = Tensor::from_vec(sin, (max_pos, half), device)?.to_dtype(dtype)?;
-        Ok(Self { cos, sin })
-    }
-
-    pub fn max_positions(&self) -> usize {
-        self.cos.dim(0).unwrap_or(0)
+        let cos = Tensor::from_vec(cos, (n, half), &self.device)?.to_dtype(self.dtype)?;
+        let sin = Tensor::from_vec(sin, (n, half), &self.device)?.to_dtype(self.dtype)?;
+        Ok((cos, sin))
     }
 
     /// Rotates `x`: `[batch, heads, seq, head_dim]`, positions `offset..offset+seq`.
@@ -91,16 +181,14 @@ impl Rope {
         scale: Option<f32>,
     ) -> Result<Tensor> {
         let t = x.dim(1)?;
-        let cos = self.cos.narrow(0, offset, t)?;
-        let sin = self.sin.narrow(0, offset, t)?;
+        let (cos, sin) = self.rows(offset, t)?;
         let op = ToHeads { n, rotate, scale };
         Ok(x.apply_op3_no_bwd(&cos, &sin, &op)?)
     }
 
     pub fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
         let seq = x.dim(2)?;
-        let cos = self.cos.narrow(0, offset, seq)?;
-        let sin = self.sin.narrow(0, offset, seq)?;
+        let (cos, sin) = self.rows(offset, seq)?;
         let x = x.contiguous()?;
         Ok(candle_nn::rotary_emb::rope(&x, &cos, &sin)?)
     }
@@ -148,6 +236,10 @@ impl CustomOp3 for ToHeads {
             candle_core::bail!("rope heads: input {dims:?} for {n} heads")
         }
         let half = d / 2;
+        if x.is_empty() {
+            // zero-width heads (or no tokens): nothing to rotate
+            return Ok((CpuStorage::F32(Vec::new()), Shape::from((b, n, t, d))));
+        }
         let mut out = vec![0f32; x.len()];
         let one = |(bh, o): (usize, &mut [f32])| {
             let (bi, h) = (bh / n, bh % n);
@@ -174,5 +266,96 @@ impl CustomOp3 for ToHeads {
             out.chunks_mut(t * d).enumerate().for_each(one);
         }
         Ok((CpuStorage::F32(out), Shape::from((b, n, t, d))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tables as they were computed before they grew on demand: every row up front.
+    fn preallocated(cfg: &Config, max_pos: usize, dtype: DType) -> (Vec<f32>, Vec<f32>) {
+        let inv = inv_freq(cfg);
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        for p in 0..max_pos {
+            for &f in &inv {
+                let angle = (p as f32) * f;
+                cos.push((angle as f64).cos() as f32);
+                sin.push((angle as f64).sin() as f32);
+            }
+        }
+        let back = |v: Vec<f32>| -> Vec<f32> {
+            let t = Tensor::from_vec(v, (max_pos, inv.len()), &Device::Cpu).unwrap();
+            let t = t.to_dtype(dtype).unwrap().to_dtype(DType::F32).unwrap();
+            t.flatten_all().unwrap().to_vec1().unwrap()
+        };
+        (back(cos), back(sin))
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        let v: Vec<f32> = t
+            .to_dtype(DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn grown_rows_are_the_preallocated_bits_in_every_dtype() {
+        let mut cfg =
+            Config::from_hf_file(&crate::testkit::tiny_dir("llama").join("config.json")).unwrap();
+        cfg.max_position_embeddings = 700;
+        for dtype in [DType::F32, DType::BF16, DType::F16] {
+            let (want_cos, want_sin) = preallocated(&cfg, 700, dtype);
+            let half = cfg.head_dim / 2;
+            let rope = Rope::new(&cfg, 700, dtype, &Device::Cpu).unwrap();
+            assert_eq!(rope.computed_positions(), 0, "nothing computed up front");
+            // grows in steps (1, 4, 128, 512, 700), read back at offsets across the steps
+            for (offset, len) in [(0, 1), (1, 3), (0, 100), (90, 300), (650, 50), (0, 700)] {
+                let (c, s) = rope.rows(offset, len).unwrap();
+                let at = |w: &[f32]| -> Vec<u32> {
+                    w[offset * half..(offset + len) * half]
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect()
+                };
+                assert_eq!(bits(&c), at(&want_cos), "{dtype:?} cos {offset}+{len}");
+                assert_eq!(bits(&s), at(&want_sin), "{dtype:?} sin {offset}+{len}");
+                assert!(rope.computed_positions() <= 700);
+            }
+            assert_eq!(rope.computed_positions(), 700, "capped at the maximum");
+            let e = rope.rows(650, 51).unwrap_err().to_string();
+            assert!(e.contains("maximum of 700"), "{e}");
+            assert!(rope.rows(usize::MAX, 2).is_err(), "no overflow");
+        }
+    }
+
+    #[test]
+    fn a_huge_maximum_costs_only_the_rows_used() {
+        let mut cfg =
+            Config::from_hf_file(&crate::testkit::tiny_dir("llama").join("config.json")).unwrap();
+        cfg.max_position_embeddings = 1 << 40;
+        let rope = Rope::new(&cfg, 1 << 40, DType::F32, &Device::Cpu).unwrap();
+        rope.rows(0, 33).unwrap();
+        assert_eq!(rope.computed_positions(), 64);
+        // clones share the tables; threads growing them at once all see whole rows
+        let copy = rope.clone();
+        let got: Vec<Vec<u32>> = (0..8)
+            .into_par_iter()
+            .map(|i| bits(&copy.rows(100 * i, 300 + 37 * i).unwrap().0))
+            .collect();
+        // the longest ends at 700 + 559 = 1259: rows up to the next power of two
+        let (want, _) = preallocated(&cfg, 2048, DType::F32);
+        for (i, g) in got.iter().enumerate() {
+            let w: Vec<u32> = want[100 * i * 8..(100 * i + 300 + 37 * i) * 8]
+                .iter()
+                .map(|x| x.to_bits())
+                .collect();
+            assert_eq!(g, &w, "thread {i}");
+        }
+        assert_eq!(rope.computed_positions(), 2048);
     }
 }

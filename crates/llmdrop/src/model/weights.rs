@@ -1,4 +1,7 @@
-//! Checked access to a [`WeightSource`]: every tensor's shape is checked against the config.
+//! Checked access to a [`WeightSource`]: every tensor's shape is checked against the config,
+//! and every value the decoder will compute with is checked to be finite (a NaN or an
+//! infinity in a weight is an error naming the file and tensor, found at load rather than
+//! as a NaN perplexity or a NaN score).
 
 use std::sync::Arc;
 
@@ -42,15 +45,17 @@ impl Weights<'_> {
                 return Ok(q);
             }
         }
-        let t = self.get(name, &[rows, cols])?.to_dtype(DType::F32)?;
         if mode == QuantMode::Q4K && kind == QKind::Q4 && cols.is_multiple_of(256) {
             use candle_core::quantized::{GgmlDType, QTensor};
+            let t = self.get(name, &[rows, cols])?.to_dtype(DType::F32)?;
             let g = QTensor::quantize(&t, GgmlDType::Q4K)?;
             let q = QMatrix::from_ggml(GgmlDType::Q4K, &g.data()?, rows, cols, None)
                 .map_err(|e| self.bad(name, e))?
                 .ok_or_else(|| self.bad(name, Error::Input("Q4_K blocks did not repack".into())))?;
             return Ok(MatrixWeight::Quant(Arc::new(q)));
         }
+        // quantizing checks that every value is finite
+        let t = self.load_as_is(name, &[rows, cols])?.to_dtype(DType::F32)?;
         let q = QMatrix::quantize(kind, &t.flatten_all()?.to_vec1::<f32>()?, rows, cols)
             .map_err(|e| self.bad(name, e))?;
         Ok(MatrixWeight::Quant(Arc::new(q)))
@@ -70,7 +75,8 @@ impl Weights<'_> {
     }
 
     /// The GGUF blocks of `name` repacked as stored (data read once, never dequantized),
-    /// if the file stores it `[rows, cols]` in a type that repacks exactly.
+    /// if the file stores it `[rows, cols]` in a type that repacks exactly. Repacking checks
+    /// every block's scale and offset (the only values of a block that can be non-finite).
     fn stored_blocks(&self, name: &str, rows: usize, cols: usize) -> Result<Option<MatrixWeight>> {
         if self.src.shape(name).as_deref() != Some(&[rows, cols][..]) {
             return Ok(None);
@@ -105,15 +111,71 @@ impl Weights<'_> {
     }
 
     fn bad(&self, name: &str, e: Error) -> Error {
+        let mut reason = e.to_string();
+        if let Some(g) = self.gguf_name(name) {
+            reason = format!("(`{g}` in the file) {reason}");
+        }
         Error::BadTensor {
-            path: self.src.path().into(),
+            path: self.file_of(name),
             name: name.into(),
-            reason: e.to_string(),
+            reason,
         }
     }
 
-    /// Loads `name`, which must have shape `shape`.
+    /// The GGUF name of `name` when the source is a GGUF file.
+    fn gguf_name(&self, name: &str) -> Option<String> {
+        self.src.ggml_type(name)?;
+        crate::io::names::hf_to_gguf(name).filter(|g| g != name)
+    }
+
+    /// The file holding `name`: the source itself, or for an HF directory the safetensors
+    /// file its index routes `name` to. Only used for errors.
+    fn file_of(&self, name: &str) -> std::path::PathBuf {
+        let dir = self.src.path();
+        if !dir.is_dir() {
+            return dir.into();
+        }
+        let index = dir.join("model.safetensors.index.json");
+        let routed = std::fs::read_to_string(&index).ok().and_then(|text| {
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some(dir.join(v.get("weight_map")?.get(name)?.as_str()?))
+        });
+        routed.unwrap_or_else(|| dir.join("model.safetensors"))
+    }
+
+    /// Loads `name`, which must have shape `shape`; an error if any value is not finite.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self.load_as_is(name, shape)?;
+        self.check_finite(name, &t)?;
+        Ok(t)
+    }
+
+    /// An error naming the first non-finite value of `t` (one pass that vectorises).
+    fn check_finite(&self, name: &str, t: &Tensor) -> Result<()> {
+        let Some((i, v)) = first_non_finite(t)? else {
+            return Ok(());
+        };
+        // the flat index as coordinates of the tensor's shape
+        let mut at = Vec::with_capacity(t.rank());
+        let mut rest = i;
+        for &d in t.dims().iter().rev() {
+            at.push(rest % d.max(1));
+            rest /= d.max(1);
+        }
+        at.reverse();
+        // a half-precision load can overflow a finite file value
+        let as_loaded = match t.dtype() {
+            d @ (DType::F16 | DType::BF16) => format!(" as loaded in {d:?}"),
+            _ => String::new(),
+        };
+        Err(self.bad(
+            name,
+            Error::Input(format!("value {v} at {at:?} is not finite{as_loaded}")),
+        ))
+    }
+
+    /// Loads `name`, which must have shape `shape`, with no check of its values.
+    fn load_as_is(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let found = self.src.shape(name).ok_or_else(|| self.missing(name))?;
         if found != shape {
             return Err(Error::TensorShape {
@@ -164,4 +226,47 @@ impl Weights<'_> {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// The flat index and value of the first NaN or infinity of a tensor (any float dtype;
+/// other dtypes are finite), else None. Tests an exponent mask over chunks without an
+/// early exit inside a chunk, so the scan vectorises and runs at memory speed.
+fn first_non_finite(t: &Tensor) -> Result<Option<(usize, f64)>> {
+    fn scan<T: Copy>(v: &[T], bad: impl Fn(T) -> bool) -> Option<usize> {
+        const CHUNK: usize = 4096;
+        v.chunks(CHUNK).enumerate().find_map(|(c, chunk)| {
+            if chunk.iter().fold(false, |a, &x| a | bad(x)) {
+                chunk.iter().position(|&x| bad(x)).map(|i| c * CHUNK + i)
+            } else {
+                None
+            }
+        })
+    }
+    if !t.device().is_cpu() || !t.is_contiguous() {
+        // not a plain CPU tensor: check a contiguous CPU copy
+        return first_non_finite(&t.to_device(&Device::Cpu)?.contiguous()?);
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let (Storage::Cpu(cpu), Some((a, b))) = (&*storage, layout.contiguous_offsets()) else {
+        return Ok(None);
+    };
+    Ok(match cpu {
+        CpuStorage::F32(v) => {
+            let v = &v[a..b];
+            scan(v, |x: f32| x.to_bits() & 0x7f80_0000 == 0x7f80_0000).map(|i| (i, v[i] as f64))
+        }
+        CpuStorage::F16(v) => {
+            let v = &v[a..b];
+            scan(v, |x: half::f16| x.to_bits() & 0x7c00 == 0x7c00).map(|i| (i, v[i].to_f64()))
+        }
+        CpuStorage::BF16(v) => {
+            let v = &v[a..b];
+            scan(v, |x: half::bf16| x.to_bits() & 0x7f80 == 0x7f80).map(|i| (i, v[i].to_f64()))
+        }
+        CpuStorage::F64(v) => {
+            let v = &v[a..b];
+            scan(v, |x: f64| !x.is_finite()).map(|i| (i, v[i]))
+        }
+        _ => None,
+    })
 }

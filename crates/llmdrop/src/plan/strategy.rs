@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DropPlan;
 use crate::error::{Error, Result};
+use crate::score::table::redundancy_order;
 use crate::score::ScoreTable;
 
 /// What is ranked and dropped.
@@ -74,7 +75,9 @@ enum Kind {
 }
 
 /// Candidates of one step, each (similarity, kind, layer), most redundant first; ties go
-/// to the lower layer, then attention before MLP.
+/// to the lower layer, then attention before MLP. A similarity that is not finite (NaN or
+/// infinite: an overflow in the scored model) ranks below every finite one, as the least
+/// redundant: it says nothing about the module, and the callers refuse to drop it.
 fn ranked(
     table: &ScoreTable,
     strategy: Strategy,
@@ -95,8 +98,24 @@ fn ranked(
             _ => {}
         }
     }
-    c.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)).then(a.1.cmp(&b.1)));
+    c.sort_by(|a, b| {
+        redundancy_order(b.0, a.0)
+            .then(a.2.cmp(&b.2))
+            .then(a.1.cmp(&b.1))
+    });
     c
+}
+
+/// The error for a step whose next most redundant candidate has no finite similarity.
+fn not_finite(strategy: Strategy, value: f64, kind: Kind, layer: usize) -> Error {
+    let what = match kind {
+        Kind::Attn => "attention layer",
+        Kind::Mlp => "MLP layer",
+        Kind::Block => "block",
+    };
+    Error::Input(format!(
+        "cannot drop more with strategy {strategy}: the next candidate, {what} {layer}, has similarity {value}, which is not finite (the model overflows or has non-finite weights); only modules with finite similarities are dropped"
+    ))
 }
 
 fn allowed_layers(num_layers: usize, o: &SelectOptions) -> Result<Vec<usize>> {
@@ -124,8 +143,11 @@ fn apply(plan: &mut DropPlan, kind: Kind, layer: usize) {
     }
 }
 
-/// One-shot selection from the unpruned model's scores.
+/// One-shot selection from the unpruned model's scores. A module whose similarity is not
+/// finite is never dropped: it ranks last, and asking for more modules than have finite
+/// similarities is an error.
 pub fn select(table: &ScoreTable, strategy: Strategy, o: &SelectOptions) -> Result<DropPlan> {
+    table.validate()?;
     let allowed = allowed_layers(table.num_layers, o)?;
     if strategy == Strategy::Consecutive {
         return select_consecutive(table, &allowed, o);
@@ -135,7 +157,10 @@ pub fn select(table: &ScoreTable, strategy: Strategy, o: &SelectOptions) -> Resu
         return Err(too_many(strategy, o.n, cands.len()));
     }
     let mut plan = DropPlan::empty();
-    for &(_, kind, layer) in &cands[..o.n] {
+    for &(v, kind, layer) in &cands[..o.n] {
+        if !v.is_finite() {
+            return Err(not_finite(strategy, v, kind, layer));
+        }
         apply(&mut plan, kind, layer);
     }
     Ok(plan)
@@ -148,6 +173,8 @@ fn too_many(strategy: Strategy, n: usize, available: usize) -> Error {
 }
 
 /// Layers i..i+n-1 for the allowed i maximising cos(h_i, h_{i+n}); ties to the lower i.
+/// Starts whose similarity is not finite are never chosen; if no start has a finite one,
+/// an error.
 fn select_consecutive(
     table: &ScoreTable,
     allowed: &[usize],
@@ -169,11 +196,16 @@ fn select_consecutive(
     let mut best: Option<(f64, usize)> = None;
     for (i, row) in s.iter().enumerate().take(hi - o.n + 1).skip(lo) {
         let v = row[o.n - 1];
-        if best.is_none_or(|(b, _)| v > b) {
+        if v.is_finite() && best.is_none_or(|(b, _)| v > b) {
             best = Some((v, i));
         }
     }
-    let (_, i) = best.expect("at least one start");
+    let Some((_, i)) = best else {
+        return Err(Error::Input(format!(
+            "cannot drop {} consecutive layers: no allowed start has a finite similarity (the model overflows or has non-finite weights)",
+            o.n
+        )));
+    };
     Ok(DropPlan::new(i..i + o.n, i..i + o.n))
 }
 
@@ -215,7 +247,17 @@ pub fn select_iterative(
     let mut tables = Vec::with_capacity(o.n);
     for _ in 0..o.n {
         let table = rescore(&plan)?;
-        let (_, kind, layer) = ranked(&table, strategy, &allowed, &plan)[0];
+        if table.num_layers != num_layers {
+            return Err(Error::Input(format!(
+                "re-scoring gave {} layers, the model has {num_layers}",
+                table.num_layers
+            )));
+        }
+        table.validate()?;
+        let (v, kind, layer) = ranked(&table, strategy, &allowed, &plan)[0];
+        if !v.is_finite() {
+            return Err(not_finite(strategy, v, kind, layer));
+        }
         apply(&mut plan, kind, layer);
         tables.push(table);
     }
@@ -379,6 +421,70 @@ mod tests {
         let (plan, _) = select_iterative(Strategy::Joint, &o(3), 5, &mut same).unwrap();
         assert_eq!(plan, DropPlan::new([1, 4], [2]));
         assert!(select_iterative(Strategy::Consecutive, &o(1), 5, &mut same).is_err());
+    }
+
+    #[test]
+    fn non_finite_similarities_rank_last_and_are_never_dropped() {
+        let nan = f64::NAN;
+        // a NaN (either sign) or +inf would sort first under a plain total order
+        let s = table(
+            &[nan, 0.85, f64::INFINITY, 0.95, 0.70],
+            &[-nan, 0.97, 0.90, nan, 0.99],
+            &[0.60, f64::NEG_INFINITY, 0.98, 0.65, nan],
+        );
+        assert_eq!(
+            select(&s, Strategy::Attn, &o(3)).unwrap(),
+            DropPlan::new([1, 2, 4], [])
+        );
+        assert_eq!(
+            select(&s, Strategy::Block, &o(3)).unwrap(),
+            DropPlan::new([1, 3, 4], [1, 3, 4])
+        );
+        assert_eq!(
+            select(&s, Strategy::Joint, &o(4)).unwrap(),
+            DropPlan::new([1, 2, 4], [2])
+        );
+        // asking for a module with no finite similarity is refused, naming it
+        let e = select(&s, Strategy::Attn, &o(4)).unwrap_err().to_string();
+        assert!(
+            e.contains("attention layer 0") && e.contains("not finite"),
+            "{e}"
+        );
+        let e = select(&s, Strategy::Mlp, &o(4)).unwrap_err().to_string();
+        assert!(e.contains("MLP layer 1"), "{e}");
+        assert_eq!(
+            ScoreTable::ranks(&s.attn),
+            vec![4, 2, 3, 5, 1],
+            "non-finite values rank last, ties to the lower index"
+        );
+        // iterative: the same rule at every step
+        let mut same = |_: &DropPlan| Ok(s.clone());
+        let (plan, _) = select_iterative(Strategy::Attn, &o(3), 5, &mut same).unwrap();
+        assert_eq!(plan, DropPlan::new([1, 2, 4], []));
+        assert!(select_iterative(Strategy::Attn, &o(4), 5, &mut same).is_err());
+        // consecutive: a NaN start is never chosen, even at the lowest allowed start
+        let mut c = t();
+        c.consecutive.as_mut().unwrap()[0][0] = nan;
+        c.consecutive.as_mut().unwrap()[1][0] = f64::INFINITY;
+        assert_eq!(
+            select(&c, Strategy::Consecutive, &o(1)).unwrap(),
+            DropPlan::new([2], [2])
+        );
+        for row in c.consecutive.as_mut().unwrap() {
+            row[0] = nan;
+        }
+        assert!(select(&c, Strategy::Consecutive, &o(1)).is_err());
+    }
+
+    #[test]
+    fn a_table_with_missing_values_is_an_error_not_a_panic() {
+        let mut s = t();
+        s.attn.pop();
+        let e = select(&s, Strategy::Attn, &o(1)).unwrap_err().to_string();
+        assert!(e.contains("`attn` has 4 values for 5 layers"), "{e}");
+        let mut s = t();
+        s.consecutive.as_mut().unwrap()[3].clear();
+        assert!(select(&s, Strategy::Consecutive, &o(1)).is_err());
     }
 
     #[test]

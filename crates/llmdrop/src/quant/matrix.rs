@@ -284,7 +284,7 @@ impl QMatrix {
             |p: &[u8], at: usize| f16::from_bits(u16::from_le_bytes([p[at], p[at + 1]])).to_f32();
         // Q4_0's offset -8d must be exact in f16: true unless it overflows
         let mut exact = true;
-        let packed = Self::pack(kind, rows, cols, f32_scales, |r, b| {
+        let mut block = |r: usize, b: usize| {
             let src = row_order.map_or(r, |o| o[r]);
             let row = &data[src * row_bytes..(src + 1) * row_bytes];
             let p = &row[b * BLOCK / per_block * block_bytes..][..block_bytes];
@@ -315,7 +315,11 @@ impl QMatrix {
                     };
                     let nib = &p[16 + (j / 2) * 32..16 + (j / 2 + 1) * 32];
                     for (o, &v) in q.iter_mut().zip(nib) {
-                        *o = if j % 2 == 0 { v & 0x0F } else { v >> 4 };
+                        *o = if j.is_multiple_of(2) {
+                            v & 0x0F
+                        } else {
+                            v >> 4
+                        };
                     }
                     let (d, dmin) = (half(p, 0), half(p, 2));
                     RowBlock {
@@ -341,7 +345,23 @@ impl QMatrix {
                     RowBlock { d, m, q }
                 }
             }
+        };
+        // a block's scale and offset are its only values that can be NaN or infinite
+        let mut non_finite = None;
+        let packed = Self::pack(kind, rows, cols, f32_scales, |r, b| {
+            let rb = block(r, b);
+            if non_finite.is_none() && !(rb.d.is_finite() && rb.m.is_finite()) {
+                non_finite = Some((r, b, rb.d, rb.m));
+            }
+            rb
         });
+        if let Some((r, b, d, m)) = non_finite {
+            return Err(Error::Input(format!(
+                "{ggml_type:?} block {b} of row {r} (columns {}..{}) has a non-finite scale or offset (d = {d}, m = {m})",
+                b * BLOCK,
+                (b + 1) * BLOCK
+            )));
+        }
         Ok(exact.then_some(packed))
     }
 

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+use super::scores::json_f64;
 use crate::eval::{PplResult, TaskScore};
 use crate::plan::DropPlan;
 
@@ -15,7 +16,23 @@ pub struct ModelColumn {
     pub plan: DropPlan,
     pub tasks: Vec<TaskScore>,
     pub ppl: Option<PplResult>,
+    #[serde(with = "json_f64")]
     pub seconds: f64,
+}
+
+impl ModelColumn {
+    /// Why this column's results are not a measurement (a perplexity or an accuracy that
+    /// comes from non-finite model outputs), one line per result; None when all are finite.
+    pub fn non_finite(&self) -> Option<String> {
+        let lines: Vec<String> = self
+            .tasks
+            .iter()
+            .filter_map(TaskScore::non_finite)
+            .chain(self.ppl.as_ref().and_then(PplResult::non_finite))
+            .map(|l| format!("{}: {l}", self.name))
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +46,19 @@ pub struct EvalReport {
     pub limit: Option<usize>,
     pub ppl_data: Option<String>,
     pub columns: Vec<ModelColumn>,
+}
+
+impl EvalReport {
+    /// Why some results are not a measurement (see [`ModelColumn::non_finite`]); None when
+    /// every perplexity and accuracy is finite.
+    pub fn non_finite(&self) -> Option<String> {
+        let lines: Vec<String> = self
+            .columns
+            .iter()
+            .filter_map(ModelColumn::non_finite)
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
 }
 
 fn pct(x: f64) -> String {
