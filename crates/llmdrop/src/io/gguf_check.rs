@@ -343,9 +343,11 @@ impl<R: Read + Seek> Walker<'_, R> {
             Ty::I16 => i16::from_le_bytes(self.bytes(&what)?).into(),
             Ty::U32 => u32::from_le_bytes(self.bytes(&what)?).into(),
             Ty::I32 => i32::from_le_bytes(self.bytes(&what)?).into(),
-            other => return Err(self.bad(format!(
+            other => {
+                return Err(self.bad(format!(
                 "`general.alignment` has type {other:?}; it must be an integer of at most 32 bits"
-            ))),
+            )))
+            }
         };
         if v <= 0 || !(v as u64).is_power_of_two() {
             return Err(self.bad(format!(
