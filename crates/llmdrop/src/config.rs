@@ -323,7 +323,7 @@ fn deci_shapes(v: &Value) -> std::result::Result<(Option<usize>, Option<usize>),
             let n = match f.get("ffn_mult").and_then(Value::as_f64) {
                 // bounded first: a huge multiple overflows the rounding to 256
                 Some(m) if !(m.is_finite() && m > 0.0 && m <= 1024.0) => {
-                    return Err(format!("block {i}: ffn_mult {m} is not in (0, 1024]"))
+                    return Err(format!("block {i}: ffn_mult {m:e} is not in (0, 1024]"))
                 }
                 Some(m) => crate::export::nemotron::ffn_mult_to_intermediate(m, hidden),
                 None => f["intermediate_size"]

@@ -5,6 +5,7 @@
 //! Mutations: config.json values set to numbers, strings, nulls, lists and objects of every
 //! kind; config.json bytes changed or cut; the safetensors header's JSON bytes changed, its
 //! length prefix lied about, its tensors' shapes, dtypes and offsets edited, the file cut.
+//! nemotron-nas `block_configs` with odd head groups and FFN sizes.
 //! `max_position_embeddings` is only set small: RoPE tables are still sized from it up front
 //! (another change makes them grow lazily). Besides: the known crashes, and special files.
 
@@ -46,6 +47,24 @@ const KEYS: &[&str] = &[
     "attention_bias",
     "max_position_embeddings",
 ];
+
+/// `block_configs` entries of a nemotron-nas config (`model_type` set to it), one per case.
+fn nemotron_blocks() -> Vec<Value> {
+    let attn = |g: Value| json!({"no_op": false, "n_heads_in_group": g});
+    let ffn = |m: Value| json!({"no_op": false, "ffn_mult": m});
+    let mut v = vec![];
+    for g in [json!(0), json!(2), json!(3), json!(1u64 << 40), json!("2"), Value::Null] {
+        v.push(json!({"attention": attn(g), "ffn": ffn(json!(3.75))}));
+    }
+    for m in [json!(0), json!(-1.0), json!(1e-300), json!(1e300), json!(3.75), json!("x")] {
+        v.push(json!({"attention": attn(json!(2)), "ffn": ffn(m)}));
+    }
+    v.push(json!({"attention": {"no_op": true}, "ffn": {"no_op": true}}));
+    v.push(json!({"attention": {"replace_with_linear": true}, "ffn": {"intermediate_size": 160}}));
+    v.push(json!({"attention": attn(json!(2)), "ffn": {"intermediate_size": 1u64 << 40}}));
+    v.push(json!([]));
+    v
+}
 
 fn values() -> Vec<Value> {
     vec![
@@ -93,6 +112,7 @@ fn base() -> Base {
 
 fn case_count() -> usize {
     KEYS.len() * values().len()
+        + nemotron_blocks().len()
         + CONFIG_FLIP_CASES
         + CONFIG_CUT_CASES
         + HEADER_FLIP_CASES
@@ -144,6 +164,14 @@ fn make_case(b: &Base, i: usize) -> (String, Vec<u8>, Vec<u8>) {
         );
     }
     j -= KEYS.len() * nv;
+    if j < nemotron_blocks().len() {
+        let block = nemotron_blocks().swap_remove(j);
+        let mut c = b.config.clone();
+        c["model_type"] = json!("nemotron-nas");
+        c["block_configs"] = json!([block.clone(), block.clone(), block.clone()]);
+        return (format!("nemotron-nas blocks {block}"), c.to_string().into_bytes(), st);
+    }
+    j -= nemotron_blocks().len();
     if j < CONFIG_FLIP_CASES {
         let at = flip(&mut cfg, 0..b.config_bytes.len(), &mut rng);
         return (format!("config.json bytes changed at {at:?}"), cfg, st);
