@@ -53,10 +53,24 @@ fn nemotron_blocks() -> Vec<Value> {
     let attn = |g: Value| json!({"no_op": false, "n_heads_in_group": g});
     let ffn = |m: Value| json!({"no_op": false, "ffn_mult": m});
     let mut v = vec![];
-    for g in [json!(0), json!(2), json!(3), json!(1u64 << 40), json!("2"), Value::Null] {
+    for g in [
+        json!(0),
+        json!(2),
+        json!(3),
+        json!(1u64 << 40),
+        json!("2"),
+        Value::Null,
+    ] {
         v.push(json!({"attention": attn(g), "ffn": ffn(json!(3.75))}));
     }
-    for m in [json!(0), json!(-1.0), json!(1e-300), json!(1e300), json!(3.75), json!("x")] {
+    for m in [
+        json!(0),
+        json!(-1.0),
+        json!(1e-300),
+        json!(1e300),
+        json!(3.75),
+        json!("x"),
+    ] {
         v.push(json!({"attention": attn(json!(2)), "ffn": ffn(m)}));
     }
     v.push(json!({"attention": {"no_op": true}, "ffn": {"no_op": true}}));
@@ -169,7 +183,11 @@ fn make_case(b: &Base, i: usize) -> (String, Vec<u8>, Vec<u8>) {
         let mut c = b.config.clone();
         c["model_type"] = json!("nemotron-nas");
         c["block_configs"] = json!([block.clone(), block.clone(), block.clone()]);
-        return (format!("nemotron-nas blocks {block}"), c.to_string().into_bytes(), st);
+        return (
+            format!("nemotron-nas blocks {block}"),
+            c.to_string().into_bytes(),
+            st,
+        );
     }
     j -= nemotron_blocks().len();
     if j < CONFIG_FLIP_CASES {
