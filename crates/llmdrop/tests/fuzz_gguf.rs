@@ -334,7 +334,7 @@ fn absurd_block_count_is_refused_before_allocating() {
     // within the bounds, but more layers than the file holds
     let e = refused(|d| d.set("llama.block_count", Val::u32(4)));
     assert!(
-        e.contains("llama.block_count` = 4") && e.contains("layer 3"),
+        e.contains("llama.block_count` = 4") && e.contains("`blk.3.*`"),
         "{e}"
     );
 }
@@ -385,4 +385,28 @@ fn metadata_arrays_that_cost_more_than_the_header_are_refused() {
         e.contains("tokenizer.ggml.tokens") && e.contains("claims"),
         "{e}"
     );
+}
+
+#[test]
+fn real_gguf_files_pass_the_header_walk() {
+    let files = [
+        testkit::default_model(),
+        fixture(),
+        testkit::tiny_dir("qwen2").join("model.gguf"),
+    ];
+    for p in files {
+        let mut f = std::fs::File::open(&p).unwrap();
+        let layout = llmdrop::io::gguf_check::check(&p, &mut f).unwrap();
+        eprintln!("{}: {layout:?}", p.display());
+        assert!(matches!(layout.version, 2 | 3), "{}", p.display());
+        // a real header costs a small multiple of its bytes
+        assert!(
+            layout.parse_cost < 6 * layout.header_bytes + (1 << 20),
+            "{}: {layout:?}",
+            p.display()
+        );
+        let src = llmdrop::ModelSource::open(&p).unwrap();
+        assert!(src.config().num_layers >= 2, "{}", p.display());
+        src.tokenizer().unwrap();
+    }
 }

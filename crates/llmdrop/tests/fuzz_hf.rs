@@ -379,7 +379,7 @@ fn absurd_layer_counts_are_refused_before_allocating() {
     let d = edited(|c| c["num_hidden_layers"] = json!(4), |_, _, x| Some(x));
     let e = refused(d.path());
     assert!(
-        e.contains("`num_hidden_layers` = 4") && e.contains("layer 3"),
+        e.contains("`num_hidden_layers` = 4") && e.contains("`model.layers.3.*`"),
         "{e}"
     );
     // a layer dropped whole by the config needs no tensors

@@ -159,7 +159,7 @@ impl<R: Read + Seek> Walker<'_, R> {
     fn bad(&self, reason: String) -> Error {
         Error::BadFile {
             path: self.path.into(),
-            reason: format!("GGUF header: {reason}"),
+            reason: format!("invalid GGUF header: {reason}"),
         }
     }
 

@@ -12,11 +12,13 @@ use crate::plan::DropPlan;
 
 /// Every layer `0..cfg.num_layers` must hold at least one tensor, or be dropped whole by
 /// the `stored` plan (whose lists are in the file too). `key` is the header field that
-/// states the count (`num_hidden_layers`, `llama.block_count`), named in the error.
+/// states the count (`num_hidden_layers`, `llama.block_count`) and `prefix` how the file
+/// names a layer's tensors (`model.layers.`, `blk.`), both named in the error.
 pub fn check_layers(
     src: &dyn WeightSource,
     path: &Path,
     key: &str,
+    prefix: &str,
     cfg: &Config,
     stored: &DropPlan,
 ) -> Result<()> {
@@ -38,7 +40,7 @@ pub fn check_layers(
     Err(Error::BadConfig {
         path: path.into(),
         reason: format!(
-            "`{key}` = {n}, but layer {missing} has no tensors (the file holds tensors of {found} layers)"
+            "`{key}` = {n}, but the tensors of layer {missing} (`{prefix}{missing}.*`) are missing (the file holds tensors of {found} layers)"
         ),
     })
 }

@@ -47,7 +47,14 @@ impl ModelSource {
             let config = Config::from_hf_file(&cfg_path)?;
             let stored_plan = stored_plan_of(&cfg_path, config.num_layers)?;
             let st = SafetensorsSource::open_dir(path)?;
-            check_layers(&st, &cfg_path, "num_hidden_layers", &config, &stored_plan)?;
+            check_layers(
+                &st,
+                &cfg_path,
+                "num_hidden_layers",
+                "model.layers.",
+                &config,
+                &stored_plan,
+            )?;
             Ok(Self {
                 path: path.into(),
                 format: Format::HfDir,
@@ -60,7 +67,7 @@ impl ModelSource {
             let config = g.config()?;
             let stored_plan = g.stored_plan(config.num_layers)?;
             let key = format!("{}.block_count", g.arch_name());
-            check_layers(&g, path, &key, &config, &stored_plan)?;
+            check_layers(&g, path, &key, "blk.", &config, &stored_plan)?;
             Ok(Self {
                 path: path.into(),
                 format: Format::Gguf,
