@@ -153,32 +153,31 @@ impl WeightSource for SafetensorsSource {
     }
 
     fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        let shard = &self.shards[*self.routing.get(name)?];
+        let shard = self.shards.get(*self.routing.get(name)?)?;
         shard.meta.info(name).map(|i| i.shape.clone())
     }
 
     fn raw_safetensors(&self, name: &str) -> Option<(Dtype, Vec<usize>, &[u8])> {
-        let shard = &self.shards[*self.routing.get(name)?];
+        let shard = self.shards.get(*self.routing.get(name)?)?;
         let info = shard.meta.info(name)?;
         let (a, b) = info.data_offsets;
-        Some((
-            info.dtype,
-            info.shape.clone(),
-            &shard.mmap[shard.data_start + a..shard.data_start + b],
-        ))
+        // offsets were checked against the file by `read_metadata`
+        let bytes = shard.mmap.get(shard.data_start + a..shard.data_start + b)?;
+        Some((info.dtype, info.shape.clone(), bytes))
     }
 
     fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
-        let idx = *self.routing.get(name).ok_or_else(|| Error::MissingTensor {
+        let missing = || Error::MissingTensor {
             path: self.dir.clone(),
             name: name.into(),
             hint: String::new(),
-        })?;
-        let shard = &self.shards[idx];
-        let info = shard
-            .meta
-            .info(name)
-            .expect("routing points at the shard holding it");
+        };
+        let shard = self
+            .routing
+            .get(name)
+            .and_then(|&i| self.shards.get(i))
+            .ok_or_else(missing)?;
+        let info = shard.meta.info(name).ok_or_else(missing)?;
         let bad = |reason: String| Error::BadTensor {
             path: shard.path.clone(),
             name: name.into(),
@@ -187,7 +186,11 @@ impl WeightSource for SafetensorsSource {
         let src = candle_dtype(info.dtype)
             .ok_or_else(|| bad(format!("unsupported storage type {:?}", info.dtype)))?;
         let (a, b) = info.data_offsets;
-        let bytes = &shard.mmap[shard.data_start + a..shard.data_start + b];
+        // offsets were checked against the file by `read_metadata`
+        let bytes = shard
+            .mmap
+            .get(shard.data_start + a..shard.data_start + b)
+            .ok_or_else(|| bad(format!("data offsets {a}..{b} lie outside the file")))?;
         let t = Tensor::from_raw_buffer(bytes, src, &info.shape, device)
             .map_err(|e| bad(e.to_string()))?;
         Ok(if src == dtype { t } else { t.to_dtype(dtype)? })
