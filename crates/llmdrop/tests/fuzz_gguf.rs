@@ -13,6 +13,7 @@ mod fuzz_common;
 use std::path::{Path, PathBuf};
 
 use fuzz_common::gguf_doc::{self, Doc, Field, Val};
+use fuzz_common::scaled;
 use llmdrop::testkit;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -126,7 +127,11 @@ fn base() -> Base {
 }
 
 fn case_count() -> usize {
-    KEYS.len() * values().len() + FIELD_CASES + TENSOR_CASES + FLIP_CASES + CUT_CASES
+    KEYS.len() * values().len()
+        + scaled(FIELD_CASES)
+        + scaled(TENSOR_CASES)
+        + scaled(FLIP_CASES)
+        + scaled(CUT_CASES)
 }
 
 /// Case `i`: its name and the file's bytes.
@@ -145,7 +150,7 @@ fn make_case(b: &Base, i: usize) -> (String, Vec<u8>) {
         return (name, d.to_bytes());
     }
     j -= KEYS.len() * nv;
-    if j < FIELD_CASES {
+    if j < scaled(FIELD_CASES) {
         let f = &b.fields[rng.random_range(0..b.fields.len())];
         let mut bytes = b.bytes.clone();
         let mut cur = [0u8; 8];
@@ -154,8 +159,8 @@ fn make_case(b: &Base, i: usize) -> (String, Vec<u8>) {
         bytes[f.pos..f.pos + f.size].copy_from_slice(&v.to_le_bytes()[..f.size]);
         return (format!("field {} = {v}", f.what), bytes);
     }
-    j -= FIELD_CASES;
-    if j < TENSOR_CASES {
+    j -= scaled(FIELD_CASES);
+    if j < scaled(TENSOR_CASES) {
         let mut d = b.doc.clone();
         let k = rng.random_range(0..d.tensors.len());
         let other = d.tensors[rng.random_range(0..d.tensors.len())].name.clone();
@@ -208,8 +213,8 @@ fn make_case(b: &Base, i: usize) -> (String, Vec<u8>) {
         };
         return (format!("tensor {tname}: {what}"), d.to_bytes());
     }
-    j -= TENSOR_CASES;
-    if j < FLIP_CASES {
+    j -= scaled(TENSOR_CASES);
+    if j < scaled(FLIP_CASES) {
         let mut bytes = b.bytes.clone();
         let header = b.doc.header_len();
         // half the cases in the tensor infos: the token strings fill most of the header

@@ -14,6 +14,7 @@ mod fuzz_common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fuzz_common::scaled;
 use llmdrop::testkit;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -127,12 +128,12 @@ fn base() -> Base {
 fn case_count() -> usize {
     KEYS.len() * values().len()
         + nemotron_blocks().len()
-        + CONFIG_FLIP_CASES
-        + CONFIG_CUT_CASES
-        + HEADER_FLIP_CASES
-        + HEADER_LEN_CASES
-        + HEADER_EDIT_CASES
-        + CUT_CASES
+        + scaled(CONFIG_FLIP_CASES)
+        + scaled(CONFIG_CUT_CASES)
+        + scaled(HEADER_FLIP_CASES)
+        + scaled(HEADER_LEN_CASES)
+        + scaled(HEADER_EDIT_CASES)
+        + scaled(CUT_CASES)
 }
 
 fn flip(bytes: &mut [u8], range: std::ops::Range<usize>, rng: &mut StdRng) -> Vec<usize> {
@@ -190,18 +191,18 @@ fn make_case(b: &Base, i: usize) -> (String, Vec<u8>, Vec<u8>) {
         );
     }
     j -= nemotron_blocks().len();
-    if j < CONFIG_FLIP_CASES {
+    if j < scaled(CONFIG_FLIP_CASES) {
         let at = flip(&mut cfg, 0..b.config_bytes.len(), &mut rng);
         return (format!("config.json bytes changed at {at:?}"), cfg, st);
     }
-    j -= CONFIG_FLIP_CASES;
-    if j < CONFIG_CUT_CASES {
+    j -= scaled(CONFIG_FLIP_CASES);
+    if j < scaled(CONFIG_CUT_CASES) {
         let cut = rng.random_range(0..cfg.len());
         cfg.truncate(cut);
         return (format!("config.json cut at {cut}"), cfg, st);
     }
-    j -= CONFIG_CUT_CASES;
-    if j < HEADER_FLIP_CASES {
+    j -= scaled(CONFIG_CUT_CASES);
+    if j < scaled(HEADER_FLIP_CASES) {
         let at = flip(&mut st, 8..8 + b.header_len, &mut rng);
         return (
             format!("safetensors header bytes changed at {at:?}"),
@@ -209,8 +210,8 @@ fn make_case(b: &Base, i: usize) -> (String, Vec<u8>, Vec<u8>) {
             st,
         );
     }
-    j -= HEADER_FLIP_CASES;
-    if j < HEADER_LEN_CASES {
+    j -= scaled(HEADER_FLIP_CASES);
+    if j < scaled(HEADER_LEN_CASES) {
         let lens = [
             0,
             1,
@@ -225,8 +226,8 @@ fn make_case(b: &Base, i: usize) -> (String, Vec<u8>, Vec<u8>) {
         st[..8].copy_from_slice(&n.to_le_bytes());
         return (format!("safetensors header length {n}"), cfg, st);
     }
-    j -= HEADER_LEN_CASES;
-    if j < HEADER_EDIT_CASES {
+    j -= scaled(HEADER_LEN_CASES);
+    if j < scaled(HEADER_EDIT_CASES) {
         let mut h: Value = serde_json::from_slice(&b.st[8..8 + b.header_len]).expect("header");
         let names: Vec<String> = h
             .as_object()

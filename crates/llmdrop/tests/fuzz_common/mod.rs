@@ -16,7 +16,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use candle_core::{DType, Device, Tensor};
-use llmdrop::{DropPlan, Logits, ModelSource, NoProbe};
+use llmdrop::quant::QuantMode;
+use llmdrop::{DropPlan, Logits, ModelSource, NoProbe, Precision};
 
 /// Set in the child: the index of the first case to run.
 pub const CHILD_ENV: &str = "LLMDROP_FUZZ_CHILD_START";
@@ -173,13 +174,33 @@ fn reset_peak() {
     std::fs::write("/proc/self/clear_refs", "5").ok();
 }
 
+/// How many times more random cases to run than the suite does (`LLMDROP_FUZZ_SCALE`,
+/// for longer local runs; the child inherits it).
+pub fn scale() -> usize {
+    std::env::var("LLMDROP_FUZZ_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
+
+/// `n` random cases, scaled by [`scale`].
+pub fn scaled(n: usize) -> usize {
+    n * scale()
+}
+
 /// The path every case goes through: open, load in f32 on the CPU, build the tokenizer,
-/// tokenize and run a few tokens forward. Ok or a library error, never a panic.
+/// tokenize and run a few tokens forward; then load it again holding 8-bit and 4-bit
+/// matrices (GGUF blocks of those kinds are repacked as stored). Ok or a library error,
+/// never a panic.
 pub fn open_and_run(path: &Path) -> Result<(), String> {
     let src = ModelSource::open(path).map_err(|e| e.to_string())?;
     let dec = src
         .load_decoder(&DropPlan::empty(), DType::F32, &Device::Cpu)
         .map_err(|e| e.to_string())?;
+    for mode in [QuantMode::Q8_0, QuantMode::Q4_1] {
+        src.load_decoder(&DropPlan::empty(), Precision::Quant(mode), &Device::Cpu)
+            .map_err(|e| format!("{mode:?}: {e}"))?;
+    }
     let tok = src.tokenizer().map_err(|e| e.to_string())?;
     let mut ids = tok.encode("Hello world 12").map_err(|e| e.to_string())?;
     ids.truncate(4);
