@@ -303,11 +303,13 @@ fn write_case(dir: &Path, cfg: &[u8], st: &[u8]) -> PathBuf {
 #[ignore = "run by fuzz_hf_mutations in a child process under a memory limit"]
 fn fuzz_hf_child() {
     let b = base();
-    let dir = tempfile::tempdir().expect("temp dir");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
     fuzz_common::child_main(case_count(), |i| {
         let (name, cfg, st) = make_case(&b, i);
-        let r = fuzz_common::open_and_run(&write_case(dir.path(), &cfg, &st));
-        (name, r)
+        (name, move || {
+            fuzz_common::open_and_run(&write_case(dir, &cfg, &st))
+        })
     });
 }
 

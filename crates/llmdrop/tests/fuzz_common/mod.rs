@@ -58,14 +58,14 @@ pub fn run_in_children(child_test: &str, n: usize) -> Outcome {
             .output()
             .expect("spawn the child test");
         let stdout = String::from_utf8_lossy(&res.stdout);
-        let mut current: Option<usize> = None;
+        let mut current: Option<(usize, String)> = None;
         let mut done = false;
         for line in stdout.lines() {
             let mut it = line.splitn(3, ' ');
             let (tag, idx, rest) = (it.next(), it.next(), it.next().unwrap_or(""));
             let idx: Option<usize> = idx.and_then(|i| i.parse().ok());
             match (tag, idx) {
-                (Some("CASE"), Some(i)) => current = Some(i),
+                (Some("CASE"), Some(i)) => current = Some((i, rest.to_string())),
                 (Some("OK"), Some(_)) => {
                     out.ok += 1;
                     current = None;
@@ -91,9 +91,9 @@ pub fn run_in_children(child_test: &str, n: usize) -> Outcome {
         let stderr = String::from_utf8_lossy(&res.stderr);
         let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
         match current {
-            Some(i) => {
+            Some((i, name)) => {
                 out.failures.push(format!(
-                    "case {i}: the child died ({}) — over the {} MiB memory limit? stderr: {tail}",
+                    "case {i} {name}: the child died ({}) — over the {} MiB memory limit? stderr: {tail}",
                     res.status,
                     CHILD_DATA_LIMIT >> 20
                 ));
@@ -108,10 +108,14 @@ pub fn run_in_children(child_test: &str, n: usize) -> Outcome {
     out
 }
 
-/// In the child: runs cases from [`CHILD_ENV`] to `n`, each `case(i)` under
-/// `catch_unwind` and the memory budget, printing one line per case for the parent.
-/// Does nothing when not started by [`run_in_children`].
-pub fn child_main(n: usize, case: impl Fn(usize) -> (String, Result<(), String>)) {
+/// In the child: runs cases from [`CHILD_ENV`] to `n`. `case(i)` names case `i` and
+/// returns what runs it; the run goes under `catch_unwind` and the memory budget, and the
+/// child prints its name before and its outcome after, for the parent. Does nothing when
+/// not started by [`run_in_children`].
+pub fn child_main<R: FnOnce() -> Result<(), String>>(
+    n: usize,
+    case: impl Fn(usize) -> (String, R),
+) {
     let Some(start) = std::env::var(CHILD_ENV)
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
@@ -124,19 +128,20 @@ pub fn child_main(n: usize, case: impl Fn(usize) -> (String, Result<(), String>)
     // libtest has printed `test name ... ` without a line end
     writeln!(stdout.lock()).ok();
     for i in start..n {
-        writeln!(stdout.lock(), "CASE {i}").ok();
+        let (name, run) = case(i);
+        writeln!(stdout.lock(), "CASE {i} {name}").ok();
         stdout.lock().flush().ok();
         reset_peak();
         let base = rss();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(i)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
         let grown = peak().saturating_sub(base);
         let line = match r {
-            Err(p) => format!("FAIL {i} panic: {}", panic_text(&*p)),
-            Ok((name, _)) if grown > CASE_BUDGET => {
+            Err(p) => format!("FAIL {i} {name}: panic: {}", panic_text(&*p)),
+            Ok(_) if grown > CASE_BUDGET => {
                 format!("FAIL {i} {name}: peak RSS grew by {} MiB", grown >> 20)
             }
-            Ok((name, Ok(()))) => format!("OK {i} {name}"),
-            Ok((name, Err(e))) => format!("ERR {i} {name}: {}", e.replace('\n', " ")),
+            Ok(Ok(())) => format!("OK {i} {name}"),
+            Ok(Err(e)) => format!("ERR {i} {name}: {}", e.replace('\n', " ")),
         };
         writeln!(stdout.lock(), "{line}").ok();
     }
