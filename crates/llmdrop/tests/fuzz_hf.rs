@@ -367,6 +367,17 @@ fn head_dim_zero_with_zero_width_tensors_is_refused() {
     );
     let e = refused(d.path());
     assert!(e.contains("head_dim") && e.contains("positive"), "{e}");
+    // with every attention dropped no q/k weight bounds head_dim, and the RoPE tables
+    // (positions x head_dim / 2) are sized from it
+    let d = edited(
+        |c| {
+            c["head_dim"] = json!(1 << 16);
+            c["drop_attn_list"] = json!([0, 1, 2]);
+        },
+        |_, _, x| Some(x),
+    );
+    let e = refused(d.path());
+    assert!(e.contains("`head_dim` = 65536 is larger than 1024"), "{e}");
 }
 
 #[test]
