@@ -48,14 +48,26 @@ pub struct Config {
     pub eos_token_ids: Vec<u32>,
 }
 
+/// Largest `config.json` read (real ones are a few KB; nemotron's `block_configs` tens of KB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// Upper bounds on a config's sizes: far above any real model, far below an overflow.
+pub const MAX_LAYERS: usize = 1 << 20;
+pub const MAX_HEADS: usize = 1 << 20;
+/// RoPE tables are `max positions x head_dim / 2`, sized before any attention weight is
+/// seen (and never checked against one when every attention layer is dropped): real heads
+/// are at most a few hundred wide.
+pub const MAX_HEAD_DIM: usize = 1 << 10;
+pub const MAX_WIDTH: usize = 1 << 24;
+pub const MAX_VOCAB: usize = 1 << 24;
+
 fn ser_arch<S: serde::Serializer>(a: &&'static ArchSpec, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(a.name)
 }
 
 impl Config {
-    /// Reads an HF `config.json`.
+    /// Reads an HF `config.json` (a regular file of at most [`MAX_CONFIG_BYTES`]).
     pub fn from_hf_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::io::file_kind::read_text(path, MAX_CONFIG_BYTES)?;
         let v: Value = serde_json::from_str(&text).map_err(|e| Error::BadConfig {
             path: path.into(),
             reason: format!("not valid JSON: {e}"),
@@ -124,9 +136,6 @@ impl Config {
                 )))
             }
         };
-        if head_dim % 2 != 0 {
-            return Err(bad(format!("head_dim {head_dim} must be even for RoPE")));
-        }
         // transformers 5 moves rope settings into `rope_parameters`.
         let rope = v.get("rope_parameters").filter(|r| r.is_object());
         let rope_theta = v
@@ -196,17 +205,70 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Sanity checks shared by every source.
+    /// Sanity checks shared by every source: every size positive and below a bound no real
+    /// model comes near, so that nothing sized from them overflows or asks for absurd memory
+    /// before the tensors are checked against them. (`max_position_embeddings` is left as
+    /// is: nothing is sized from it up front.)
     pub(crate) fn validate(&self) -> std::result::Result<(), String> {
-        for (name, x) in [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-            ("num_hidden_layers", self.num_layers),
+        for (name, x, max) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("hidden_size", self.hidden_size, MAX_WIDTH),
+            ("intermediate_size", self.intermediate_size, MAX_WIDTH),
+            ("num_hidden_layers", self.num_layers, MAX_LAYERS),
+            ("num_attention_heads", self.num_heads, MAX_HEADS),
+            ("num_key_value_heads", self.num_kv_heads, MAX_HEADS),
+            ("head_dim", self.head_dim, MAX_HEAD_DIM),
         ] {
             if x == 0 {
                 return Err(format!("`{name}` must be positive"));
             }
+            if x > max {
+                return Err(format!("`{name}` = {x} is larger than {max}"));
+            }
+        }
+        if !self.head_dim.is_multiple_of(2) {
+            return Err(format!("head_dim {} must be even for RoPE", self.head_dim));
+        }
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
+            return Err(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                self.num_heads, self.num_kv_heads
+            ));
+        }
+        if self.num_heads * self.head_dim > MAX_WIDTH {
+            return Err(format!(
+                "num_attention_heads {} x head_dim {} is larger than {MAX_WIDTH}",
+                self.num_heads, self.head_dim
+            ));
+        }
+        if let Some(w) = self.sliding_window {
+            if w == 0 {
+                return Err("`sliding_window` must be positive".into());
+            }
+        }
+        match &self.rope_scaling {
+            Some(RopeScaling::Linear { factor }) if !(factor.is_finite() && *factor > 0.0) => {
+                return Err(format!("rope scaling factor {factor} must be positive"));
+            }
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
+                let positive = |x: f64| x.is_finite() && x > 0.0;
+                if !positive(*factor)
+                    || !positive(*low_freq_factor)
+                    || !positive(*high_freq_factor)
+                    || low_freq_factor >= high_freq_factor
+                    || *original_max_position_embeddings == 0
+                {
+                    return Err(format!(
+                        "llama3 rope scaling needs positive factors with low_freq_factor < high_freq_factor and a positive original_max_position_embeddings (got {factor}, {low_freq_factor}, {high_freq_factor}, {original_max_position_embeddings})"
+                    ));
+                }
+            }
+            _ => {}
         }
         if self.rms_norm_eps <= 0.0 || !self.rms_norm_eps.is_finite() {
             return Err(format!(
@@ -233,7 +295,11 @@ fn deci_shapes(v: &Value) -> std::result::Result<(Option<usize>, Option<usize>),
         .get("block_configs")
         .and_then(Value::as_array)
         .ok_or("nemotron-nas config without `block_configs`")?;
-    let hidden = v.get("hidden_size").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let hidden = v
+        .get("hidden_size")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(MAX_WIDTH as u64) as usize;
     let mut groups = None;
     let mut inter = None;
     for (i, b) in blocks.iter().enumerate() {
@@ -258,6 +324,10 @@ fn deci_shapes(v: &Value) -> std::result::Result<(Option<usize>, Option<usize>),
                 return Err(format!("block {i}: linear-replaced FFN is not supported"));
             }
             let n = match f.get("ffn_mult").and_then(Value::as_f64) {
+                // bounded first: a huge multiple overflows the rounding to 256
+                Some(m) if !(m.is_finite() && m > 0.0 && m <= 1024.0) => {
+                    return Err(format!("block {i}: ffn_mult {m:e} is not in (0, 1024]"))
+                }
                 Some(m) => crate::export::nemotron::ffn_mult_to_intermediate(m, hidden),
                 None => f["intermediate_size"]
                     .as_u64()

@@ -1,7 +1,8 @@
 //! GGUF files (v2/v3): metadata -> [`Config`], tensors -> HF names and layout.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
+use std::io::Seek;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -27,9 +28,13 @@ pub struct GgufSource {
 }
 
 impl GgufSource {
-    /// Opens and parses the header of a GGUF file; no tensor data is read.
+    /// Opens and parses the header of a GGUF file; no tensor data is read. The header is
+    /// walked first ([`super::gguf_check::check`]): candle parses only a file whose counts,
+    /// types, dims and offsets agree with its size.
     pub fn open(path: &Path) -> Result<Self> {
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+        super::gguf_check::check(path, &mut file)?;
+        file.rewind().map_err(|e| Error::io(path, e))?;
         let content = Content::read(&mut file).map_err(|e| Error::BadFile {
             path: path.into(),
             reason: format!("invalid GGUF: {e}"),
@@ -75,28 +80,50 @@ impl GgufSource {
     }
 
     /// Modules a `deci` file marks as absent: head count 0 (attention) or feed-forward
-    /// length 0 (MLP) in the per-layer arrays.
-    pub fn stored_plan(&self, num_layers: usize) -> crate::plan::DropPlan {
+    /// length 0 (MLP) in the per-layer arrays, which must have `num_layers` entries. A scalar
+    /// describes every layer alike and marks nothing absent.
+    pub fn stored_plan(&self, num_layers: usize) -> Result<crate::plan::DropPlan> {
         let a = &self.arch_name;
-        let zeros = |k: &str| -> Vec<usize> {
-            meta_per_layer(&self.content, &format!("{a}.{k}"), num_layers)
-                .map(|v| {
-                    v.iter()
-                        .enumerate()
-                        .filter(|(_, &x)| x == 0)
-                        .map(|(i, _)| i)
-                        .collect()
-                })
-                .unwrap_or_default()
+        let zeros = |k: &str| -> Result<Vec<usize>> {
+            let key = format!("{a}.{k}");
+            let Some(Value::Array(_)) = self.content.metadata.get(&key) else {
+                return Ok(vec![]);
+            };
+            let v = meta_per_layer(&self.content, &key)
+                .ok_or_else(|| self.bad_meta(&key, "must hold non-negative integers"))?;
+            if v.len() != num_layers {
+                return Err(self.bad_meta(
+                    &key,
+                    &format!("has {} entries for {num_layers} layers", v.len()),
+                ));
+            }
+            Ok(v.iter()
+                .enumerate()
+                .filter(|(_, &x)| x == 0)
+                .map(|(i, _)| i)
+                .collect())
         };
-        let mut plan =
-            crate::plan::DropPlan::new(zeros("attention.head_count"), zeros("feed_forward_length"));
+        let mut plan = crate::plan::DropPlan::new(
+            zeros("attention.head_count")?,
+            zeros("feed_forward_length")?,
+        );
         plan.mlp.extend(self.zero_ffn_layers());
-        plan
+        plan.validate(num_layers).map_err(|e| Error::BadConfig {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(plan)
+    }
+
+    fn bad_meta(&self, key: &str, what: &str) -> Error {
+        Error::BadConfig {
+            path: self.path.clone(),
+            reason: format!("GGUF metadata `{key}` {what}"),
+        }
     }
 
     /// Layers llmdrop wrote with a zero FFN in place of a dropped MLP.
-    fn zero_ffn_layers(&self) -> Vec<usize> {
+    fn zero_ffn_layers(&self) -> BTreeSet<usize> {
         match self.content.metadata.get(crate::export::gguf::DROP_MLP_KEY) {
             Some(Value::Array(a)) => a
                 .iter()
@@ -106,16 +133,13 @@ impl GgufSource {
                     _ => None,
                 })
                 .collect(),
-            _ => vec![],
+            _ => BTreeSet::new(),
         }
     }
 
     /// The stored bytes of a tensor (by GGUF name): type, dims (rows first), data.
     pub fn raw_tensor(&self, gguf_name: &str) -> Result<candle_core::quantized::QTensor> {
-        let mut file = self
-            .file
-            .lock()
-            .expect("no panics while the file lock is held");
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         self.content
             .tensor(&mut *file, gguf_name, &Device::Cpu)
             .map_err(|e| Error::BadTensor {
@@ -165,7 +189,7 @@ impl GgufSource {
                     .content
                     .tensor_infos
                     .get("token_embd.weight")
-                    .map(|t| t.shape.dims()[0])
+                    .and_then(|t| t.shape.dims().first().copied())
                     .ok_or_else(|| bad("cannot tell the vocabulary size".into()))?,
             },
         };
@@ -175,7 +199,7 @@ impl GgufSource {
         let intermediate_size = match c.metadata.get(&ffn_key) {
             Some(Value::Array(_)) => {
                 let skip = self.zero_ffn_layers();
-                let v = meta_per_layer(c, &ffn_key, 0).unwrap_or_default();
+                let v = meta_per_layer(c, &ffn_key).unwrap_or_default();
                 let mut sizes = v
                     .iter()
                     .enumerate()
@@ -228,10 +252,7 @@ impl GgufSource {
     }
 
     fn read_f32(&self, gguf_name: &str) -> Result<Tensor> {
-        let mut file = self
-            .file
-            .lock()
-            .expect("no panics while the file lock is held");
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let q = self
             .content
             .tensor(&mut *file, gguf_name, &Device::Cpu)
@@ -369,12 +390,13 @@ pub fn permute_qk(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
 
 fn reorder_qk(t: &Tensor, heads: usize, inverse: bool) -> candle_core::Result<Tensor> {
     let dims = t.dims().to_vec();
-    let rows = dims[0];
+    let Some((&rows, rest)) = dims.split_first() else {
+        candle_core::bail!("a scalar has no rows to split into {heads} heads")
+    };
     if heads == 0 || !rows.is_multiple_of(2 * heads) {
         candle_core::bail!("{rows} rows do not split into {heads} heads of even size")
     }
     let half = rows / heads / 2;
-    let rest: Vec<usize> = dims[1..].to_vec();
     let mut shape = vec![heads];
     // HF layout is [heads, 2, half, …]; GGUF is [heads, half, 2, …].
     if inverse {
@@ -382,7 +404,7 @@ fn reorder_qk(t: &Tensor, heads: usize, inverse: bool) -> candle_core::Result<Te
     } else {
         shape.extend([2, half]);
     }
-    shape.extend(&rest);
+    shape.extend(rest);
     t.reshape(shape)?
         .transpose(1, 2)?
         .contiguous()?
@@ -411,8 +433,8 @@ pub(crate) fn meta_u64(c: &Content, key: &str) -> Option<u64> {
     }
 }
 
-/// A per-layer array (or a scalar repeated) of `n` entries.
-pub(crate) fn meta_per_layer(c: &Content, key: &str, n: usize) -> Option<Vec<u64>> {
+/// A per-layer array of non-negative integers (None: missing, a scalar, or other values).
+pub(crate) fn meta_per_layer(c: &Content, key: &str) -> Option<Vec<u64>> {
     match c.metadata.get(key)? {
         Value::Array(a) => {
             let v: Vec<u64> = a
@@ -427,7 +449,7 @@ pub(crate) fn meta_per_layer(c: &Content, key: &str, n: usize) -> Option<Vec<u64
                 .collect();
             (v.len() == a.len()).then_some(v)
         }
-        _ => meta_u64(c, key).map(|x| vec![x; n]),
+        _ => None,
     }
 }
 
@@ -436,7 +458,7 @@ pub(crate) fn meta_per_layer(c: &Content, key: &str, n: usize) -> Option<Vec<u64
 pub(crate) fn meta_uniform(c: &Content, key: &str) -> Option<u64> {
     match c.metadata.get(key)? {
         Value::Array(_) => {
-            let v = meta_per_layer(c, key, 0)?;
+            let v = meta_per_layer(c, key)?;
             let mut nz = v.into_iter().filter(|&x| x != 0);
             let first = nz.next()?;
             nz.all(|x| x == first).then_some(first)

@@ -3,8 +3,11 @@
 //! Every weight source yields tensors under HF names and in HF layout, whatever the
 //! file calls them or however it stores them.
 
+pub mod file_kind;
 pub mod gguf;
+pub mod gguf_check;
 pub mod hash;
+pub mod layers;
 pub mod names;
 pub mod safetensors;
 pub mod source;

@@ -8,8 +8,11 @@ use memmap2::Mmap;
 use safetensors::tensor::{Dtype, Metadata};
 use safetensors::SafeTensors;
 
-use super::{TensorMeta, WeightSource};
+use super::{file_kind, TensorMeta, WeightSource};
 use crate::error::{Error, Result};
+
+/// Largest `model.safetensors.index.json` read (real ones hold a few thousand names).
+const MAX_INDEX_BYTES: u64 = 64 << 20;
 
 struct Shard {
     path: PathBuf,
@@ -32,8 +35,8 @@ impl SafetensorsSource {
     /// `dir/model.safetensors.index.json`.
     pub fn open_dir(dir: &Path) -> Result<Self> {
         let index = dir.join("model.safetensors.index.json");
-        let files: Vec<PathBuf> = if index.exists() {
-            let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+        let files: Vec<PathBuf> = if file_kind::exists(&index) {
+            let text = file_kind::read_text(&index, MAX_INDEX_BYTES)?;
             let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadFile {
                 path: index.clone(),
                 reason: format!("not valid JSON: {e}"),
@@ -51,10 +54,21 @@ impl SafetensorsSource {
                 .collect();
             files.sort();
             files.dedup();
+            // shards live in the directory: no absolute paths, no way out of it
+            if let Some(f) = files.iter().find(|f| {
+                Path::new(f)
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            }) {
+                return Err(Error::BadFile {
+                    path: index.clone(),
+                    reason: format!("shard `{f}` is not a file name inside the directory"),
+                });
+            }
             files.into_iter().map(|f| dir.join(f)).collect()
         } else {
             let single = dir.join("model.safetensors");
-            if !single.exists() {
+            if !file_kind::exists(&single) {
                 return Err(Error::BadFile {
                     path: dir.into(),
                     reason: "no model.safetensors or model.safetensors.index.json".into(),
@@ -70,6 +84,7 @@ impl SafetensorsSource {
         let mut shards = Vec::with_capacity(files.len());
         let mut routing = HashMap::new();
         for path in files {
+            file_kind::regular_file(path)?;
             let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             // SAFETY: the mapping is read-only; llmdrop never writes to its input files.
             // Another process truncating the file while it is mapped is outside our control
@@ -138,32 +153,31 @@ impl WeightSource for SafetensorsSource {
     }
 
     fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        let shard = &self.shards[*self.routing.get(name)?];
+        let shard = self.shards.get(*self.routing.get(name)?)?;
         shard.meta.info(name).map(|i| i.shape.clone())
     }
 
     fn raw_safetensors(&self, name: &str) -> Option<(Dtype, Vec<usize>, &[u8])> {
-        let shard = &self.shards[*self.routing.get(name)?];
+        let shard = self.shards.get(*self.routing.get(name)?)?;
         let info = shard.meta.info(name)?;
         let (a, b) = info.data_offsets;
-        Some((
-            info.dtype,
-            info.shape.clone(),
-            &shard.mmap[shard.data_start + a..shard.data_start + b],
-        ))
+        // offsets were checked against the file by `read_metadata`
+        let bytes = shard.mmap.get(shard.data_start + a..shard.data_start + b)?;
+        Some((info.dtype, info.shape.clone(), bytes))
     }
 
     fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
-        let idx = *self.routing.get(name).ok_or_else(|| Error::MissingTensor {
+        let missing = || Error::MissingTensor {
             path: self.dir.clone(),
             name: name.into(),
             hint: String::new(),
-        })?;
-        let shard = &self.shards[idx];
-        let info = shard
-            .meta
-            .info(name)
-            .expect("routing points at the shard holding it");
+        };
+        let shard = self
+            .routing
+            .get(name)
+            .and_then(|&i| self.shards.get(i))
+            .ok_or_else(missing)?;
+        let info = shard.meta.info(name).ok_or_else(missing)?;
         let bad = |reason: String| Error::BadTensor {
             path: shard.path.clone(),
             name: name.into(),
@@ -172,7 +186,11 @@ impl WeightSource for SafetensorsSource {
         let src = candle_dtype(info.dtype)
             .ok_or_else(|| bad(format!("unsupported storage type {:?}", info.dtype)))?;
         let (a, b) = info.data_offsets;
-        let bytes = &shard.mmap[shard.data_start + a..shard.data_start + b];
+        // offsets were checked against the file by `read_metadata`
+        let bytes = shard
+            .mmap
+            .get(shard.data_start + a..shard.data_start + b)
+            .ok_or_else(|| bad(format!("data offsets {a}..{b} lie outside the file")))?;
         let t = Tensor::from_raw_buffer(bytes, src, &info.shape, device)
             .map_err(|e| bad(e.to_string()))?;
         Ok(if src == dtype { t } else { t.to_dtype(dtype)? })

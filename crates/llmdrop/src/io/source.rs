@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::file_kind;
 use super::gguf::GgufSource;
+use super::layers::check_layers;
 use super::safetensors::SafetensorsSource;
 use super::tokenizer::Tokenizer;
 use super::WeightSource;
@@ -36,14 +38,23 @@ pub struct ModelSource {
 }
 
 impl ModelSource {
-    /// Opens `path`: a directory with config.json, or a GGUF file.
+    /// Opens `path`: a directory with config.json, or a GGUF file. Anything else (a FIFO,
+    /// a device) is refused without being opened. The layer count the header states is
+    /// checked against the tensors present before anything is sized from it.
     pub fn open(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if meta.is_dir() {
+        if file_kind::kind(path)? == file_kind::Kind::Dir {
             let cfg_path = path.join("config.json");
             let config = Config::from_hf_file(&cfg_path)?;
             let stored_plan = stored_plan_of(&cfg_path, config.num_layers)?;
             let st = SafetensorsSource::open_dir(path)?;
+            check_layers(
+                &st,
+                &cfg_path,
+                "num_hidden_layers",
+                "model.layers.",
+                &config,
+                &stored_plan,
+            )?;
             Ok(Self {
                 path: path.into(),
                 format: Format::HfDir,
@@ -54,7 +65,9 @@ impl ModelSource {
         } else {
             let g = GgufSource::open(path)?;
             let config = g.config()?;
-            let stored_plan = g.stored_plan(config.num_layers);
+            let stored_plan = g.stored_plan(config.num_layers)?;
+            let key = format!("{}.block_count", g.arch_name());
+            check_layers(&g, path, &key, "blk.", &config, &stored_plan)?;
             Ok(Self {
                 path: path.into(),
                 format: Format::Gguf,
@@ -154,7 +167,7 @@ impl ModelSource {
 
 /// `drop_attn_list` / `drop_mlp_list` of an HF config.json (LLM-Drop's keys).
 fn stored_plan_of(cfg_path: &Path, num_layers: usize) -> Result<DropPlan> {
-    let text = std::fs::read_to_string(cfg_path).map_err(|e| Error::io(cfg_path, e))?;
+    let text = file_kind::read_text(cfg_path, crate::config::MAX_CONFIG_BYTES)?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadConfig {
         path: cfg_path.into(),
         reason: e.to_string(),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::{Content, Value};
 use serde_json::json;
 
+use super::file_kind;
 use super::gguf::{meta_bool, meta_str, meta_u64};
 use crate::error::{Error, Result};
 
@@ -17,6 +18,9 @@ pub struct Tokenizer {
     pub add_bos: bool,
     pub eos: Vec<u32>,
 }
+
+/// Largest `tokenizer.json` / `tokenizer_config.json` read (real ones reach tens of MB).
+const MAX_TOKENIZER_BYTES: u64 = 512 << 20;
 
 /// GPT-2-style pre-tokenizer regexes by GGUF `tokenizer.ggml.pre` name (llama.cpp's table).
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -49,11 +53,13 @@ impl Tokenizer {
     /// Reads `tokenizer.json` (and BOS conventions from `tokenizer_config.json` if present).
     pub fn from_hf_dir(dir: &Path, bos: Option<u32>, eos: Vec<u32>) -> Result<Self> {
         let path = dir.join("tokenizer.json");
-        let inner = tokenizers::Tokenizer::from_file(&path).map_err(|e| Error::Tokenizer {
+        let text = file_kind::read_text(&path, MAX_TOKENIZER_BYTES)?;
+        let inner: tokenizers::Tokenizer = text.parse().map_err(|e| Error::Tokenizer {
             path: path.clone(),
-            reason: e.to_string(),
+            reason: format!("{e}"),
         })?;
-        let add_bos = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+        // optional: unreadable (or not a regular file) means no BOS convention
+        let add_bos = file_kind::read_text(&dir.join("tokenizer_config.json"), MAX_TOKENIZER_BYTES)
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| v.get("add_bos_token").and_then(|b| b.as_bool()))
