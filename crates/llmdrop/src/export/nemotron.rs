@@ -12,10 +12,11 @@ use crate::io::source::ModelSource;
 use crate::io::tokenizer::Tokenizer;
 use crate::plan::DropPlan;
 
-/// DeciLM's `ffn_mult` -> intermediate size (as vLLM's and llama.cpp's loaders compute it).
+/// DeciLM's `ffn_mult` -> intermediate size (as vLLM's and llama.cpp's loaders compute it);
+/// a size that does not fit saturates (config validation refuses it long before).
 pub fn ffn_mult_to_intermediate(ffn_mult: f64, hidden: usize) -> usize {
     let n = (2.0 * ffn_mult * hidden as f64 / 3.0) as usize;
-    n.div_ceil(256) * 256
+    n.div_ceil(256).saturating_mul(256)
 }
 
 /// The `ffn` entry of a kept MLP: `ffn_mult` when it reproduces the size exactly, else
