@@ -386,6 +386,8 @@ def snapshot(root: Path) -> dict:
                 snap[rel] = "link:" + os.readlink(p)
             elif p.is_dir():
                 snap[rel] = "dir"
+            elif p.is_file() and st.st_size > 64 * MiB:   # sparse or big: size and mtime
+                snap[rel] = f"stat:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
             elif p.is_file():
                 h = hashlib.sha256()
                 with open(p, "rb") as f:
@@ -1159,6 +1161,8 @@ def arg_cases(ctx: Ctx) -> list[Case]:
     add("ppl --seq-len 100000000", lambda d: ["ppl", "--model", gg(d), "--data", put_text(ctx, d), "--seq-len", "100000000"])
     add("ppl --max-windows 0", lambda d: ["ppl", "--model", gg(d), "--data", put_text(ctx, d), "--seq-len", "32",
                                           "--max-windows", "0"], expect=frozenset({0, 2}))
+    add("ppl --data a sparse 8 GiB file", lambda d: (os.truncate(open(d / "big.txt", "wb").name, 8 * GiB),
+                                                     ["ppl", "--model", gg(d), "--data", str(d / "big.txt"), "--seq-len", "32"])[1])
     add("ppl --data an empty file", lambda d: ((d / "e.txt").write_text(""), ["ppl", "--model", gg(d), "--data", str(d / "e.txt"),
                                                                              "--seq-len", "32"])[1])
     add("ppl --data a binary file", lambda d: ["ppl", "--model", gg(d), "--data", str(d / "model" / "model.gguf"), "--seq-len", "32"],
