@@ -453,7 +453,14 @@ def judge(case: Case, res: Result, before: dict, after: dict, d: Path) -> list:
     if CTRL_RE.search(err) or (case.stdout_ctrl and CTRL_RE.search(res.stdout)):
         where = "stderr" if CTRL_RE.search(err) else "stdout"
         probs.append(("CTRL", f"raw control characters on {where}"))
-    if res.rc is not None and res.rc != 101 and not case.runner:
+    checked_failed = (res.rc == 1 and len(res.argv) > 1 and res.argv[1] in ("ppl", "eval", "sweep")
+                      and 1 not in case.expect)
+    if checked_failed:   # exit 1: "checked and failed", a result that is not a number
+        if re.search(rb"(^|\n)llmdrop: ", err):
+            res.notes.append("exit 1 (checked and failed)")
+        else:
+            probs.append(("FAIL", f"exit 1 without an 'llmdrop: ' message: {clip(err, 200).strip()}"))
+    elif res.rc is not None and res.rc != 101 and not case.runner:
         if res.rc not in case.expect:
             probs.append(("FAIL", f"exit {res.rc}, expected {sorted(case.expect)}: "
                                   f"{clip(err, 200).strip()}"))
