@@ -59,10 +59,19 @@ pub struct BenchResult {
     pub kv_slots: usize,
 }
 
+/// The most repetitions a benchmark runs.
+pub const MAX_REPS: usize = 10_000;
+
 /// Measures `dec` on a fixed synthetic prompt (ids cycle through the vocabulary).
 pub fn bench(dec: &Decoder, opts: &BenchOptions) -> Result<BenchResult> {
     if opts.context == 0 || opts.reps == 0 {
         return Err(Error::Input("context and reps must be positive".into()));
+    }
+    if opts.reps > MAX_REPS {
+        return Err(Error::Input(format!(
+            "{} repetitions: at most {MAX_REPS}",
+            opts.reps
+        )));
     }
     // checked before the prompt is built: the model bounds what can run
     let max = dec.config().max_position_embeddings;

@@ -11,6 +11,9 @@ pub enum Error {
     },
     #[error("{path}: not a readable model: {reason}")]
     BadFile { path: PathBuf, reason: String },
+    /// A path that is not a file llmdrop reads (a pipe, a device, a folder, too large).
+    #[error("{path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
     #[error("{path}: invalid config: {reason}")]
     BadConfig { path: PathBuf, reason: String },
     #[error("{path}: unknown architecture `{arch}` (supported: {supported})")]

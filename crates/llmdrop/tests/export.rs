@@ -363,13 +363,21 @@ fn refusals_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let model = testkit::tiny_dir("llama");
     let plan = DropPlan::new([1], []);
-    // existing output without force
+    // an existing folder llmdrop did not write: refused (the library call has no force)
     let dest = tmp.path().join("exists");
     std::fs::create_dir(&dest).unwrap();
     std::fs::write(dest.join("keep.txt"), "x").unwrap();
     let e = run(&model, &plan, ExportFormat::HfLlmdrop, None, &dest).unwrap_err();
-    assert!(e.to_string().contains("already exists"), "{e}");
+    assert!(
+        e.to_string().contains("never replaced, even with --force"),
+        "{e}"
+    );
     assert_eq!(std::fs::read_to_string(dest.join("keep.txt")).unwrap(), "x");
+    // its own output, without force: refused, saying how
+    let own = tmp.path().join("own");
+    run(&model, &plan, ExportFormat::HfLlmdrop, None, &own).unwrap();
+    let e = run(&model, &plan, ExportFormat::HfLlmdrop, None, &own).unwrap_err();
+    assert!(e.to_string().contains("use --force to replace it"), "{e}");
     // into the input model
     let e = run(
         &model,
@@ -379,7 +387,7 @@ fn refusals_write_nothing() {
         &model.join("out"),
     )
     .unwrap_err();
-    assert!(e.to_string().contains("overwrite the input"), "{e}");
+    assert!(e.to_string().contains("lies inside the model"), "{e}");
     // plan out of range
     let e = run(
         &model,

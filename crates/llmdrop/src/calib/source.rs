@@ -73,14 +73,15 @@ pub fn read_documents(src: &TextSource) -> Result<Vec<String>> {
     let mut docs = Vec::new();
     let mut left = MAX_TEXT_BYTES;
     for f in files {
-        let text = read_utf8_limited(&f, left).map_err(|e| match e {
-            Error::Input(_) if left < MAX_TEXT_BYTES => Error::Input(format!(
+        let size = std::fs::metadata(&f).map_err(|e| Error::io(&f, e))?.len();
+        if size > left && left < MAX_TEXT_BYTES {
+            return Err(Error::Input(format!(
                 "{}: the calibration files hold more than the {} MiB llmdrop reads as text",
                 src.path.display(),
                 MAX_TEXT_BYTES >> 20
-            )),
-            e => e,
-        })?;
+            )));
+        }
+        let text = read_utf8_limited(&f, left)?;
         left -= text.len() as u64;
         if is_jsonl(&f) {
             for (n, line) in text.lines().enumerate() {

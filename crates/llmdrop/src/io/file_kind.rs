@@ -14,7 +14,7 @@ pub enum Kind {
 }
 
 /// Whether `path` (symlinks followed) is a regular file or a directory; anything else is
-/// refused with a [`Error::BadFile`] saying what it is.
+/// refused with a [`Error::Unreadable`] saying what it is.
 pub fn kind(path: &Path) -> Result<Kind> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let t = meta.file_type();
@@ -23,7 +23,7 @@ pub fn kind(path: &Path) -> Result<Kind> {
     } else if t.is_dir() {
         Ok(Kind::Dir)
     } else {
-        Err(Error::BadFile {
+        Err(Error::Unreadable {
             path: path.into(),
             reason: format!(
                 "is a {}, not a regular file or a directory",
@@ -37,7 +37,7 @@ pub fn kind(path: &Path) -> Result<Kind> {
 pub fn regular_file(path: &Path) -> Result<()> {
     match kind(path)? {
         Kind::File => Ok(()),
-        Kind::Dir => Err(Error::BadFile {
+        Kind::Dir => Err(Error::Unreadable {
             path: path.into(),
             reason: "is a directory, not a file".into(),
         }),
@@ -53,17 +53,28 @@ pub fn exists(path: &Path) -> bool {
 pub fn read_text(path: &Path, limit: u64) -> Result<String> {
     use std::io::Read;
     regular_file(path)?;
+    let too_large = || Error::Unreadable {
+        path: path.into(),
+        reason: format!(
+            "larger than the {limit} bytes ({} MiB) llmdrop reads from such a file",
+            limit >> 20
+        ),
+    };
+    // refused from its size before a byte is read
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if len > limit {
+        return Err(too_large());
+    }
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     // read through a limit: the file may grow after its size was looked at
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(len as usize);
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
     if bytes.len() as u64 > limit {
-        return Err(Error::BadFile {
-            path: path.into(),
-            reason: format!("larger than {limit} bytes, too large for this file"),
-        });
+        return Err(too_large());
     }
     String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
         path: path.into(),
