@@ -247,8 +247,17 @@ pub fn write_sharded_copy(src: &std::path::Path, dst: &std::path::Path) -> Resul
 /// Writes a llama-family HF directory as a GGUF v2 file with candle's writer: llama.cpp's
 /// tensor names, q/k rows permuted for interleaved RoPE, f32 tensors, no tokenizer.
 pub fn write_gguf_v2_from_hf(src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
+    write_gguf_from_hf_as(src, dst, |_, _| candle_core::quantized::GgmlDType::F32)
+}
+
+/// As [`write_gguf_v2_from_hf`], each tensor stored as `kind(gguf_name, hf_shape)` says.
+pub fn write_gguf_from_hf_as(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    kind: impl Fn(&str, &[usize]) -> candle_core::quantized::GgmlDType,
+) -> Result<()> {
     use crate::io::gguf::permute_qk;
-    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    use candle_core::quantized::{gguf_file, QTensor};
     let ms = ModelSource::open(src)?;
     let c = ms.config().clone();
     let u32v = |x: usize| gguf_file::Value::U32(x as u32);
@@ -283,7 +292,8 @@ pub fn write_gguf_v2_from_hf(src: &std::path::Path, dst: &std::path::Path) -> Re
         } else if m.name.ends_with("k_proj.weight") {
             t = permute_qk(&t, c.num_kv_heads)?;
         }
-        tensors.push((g, QTensor::quantize(&t, GgmlDType::F32)?));
+        let k = kind(&g, &m.shape);
+        tensors.push((g, QTensor::quantize(&t, k)?));
     }
     let mut f = std::fs::File::create(dst).map_err(|e| crate::Error::io(dst, e))?;
     let meta_refs: Vec<(&str, &gguf_file::Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();

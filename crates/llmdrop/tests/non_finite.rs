@@ -134,55 +134,15 @@ fn a_finite_weight_that_overflows_half_precision_is_named_as_loaded() {
 /// The tiny llama as a GGUF (llama.cpp's names, q/k rows permuted), layer matrices stored
 /// `Q8_0` except layer 0's value projection in `Q4_1`; returns the file's path.
 fn write_quantized_gguf(dst: &Path) -> PathBuf {
-    use llmdrop::io::gguf::permute_qk;
-    use llmdrop::io::names::hf_to_gguf;
-    let ms = ModelSource::open(&testkit::tiny_dir("llama")).unwrap();
-    let c = ms.config().clone();
-    let u32v = |x: usize| gguf_file::Value::U32(x as u32);
-    let meta: Vec<(&str, gguf_file::Value)> = vec![
-        (
-            "general.architecture",
-            gguf_file::Value::String("llama".into()),
-        ),
-        ("llama.block_count", u32v(c.num_layers)),
-        ("llama.context_length", u32v(c.max_position_embeddings)),
-        ("llama.embedding_length", u32v(c.hidden_size)),
-        ("llama.feed_forward_length", u32v(c.intermediate_size)),
-        ("llama.attention.head_count", u32v(c.num_heads)),
-        ("llama.attention.head_count_kv", u32v(c.num_kv_heads)),
-        (
-            "llama.rope.freq_base",
-            gguf_file::Value::F32(c.rope_theta as f32),
-        ),
-        (
-            "llama.attention.layer_norm_rms_epsilon",
-            gguf_file::Value::F32(c.rms_norm_eps as f32),
-        ),
-    ];
-    let mut tensors = Vec::new();
-    for m in ms.weights().tensors() {
-        let g = hf_to_gguf(&m.name).unwrap();
-        let mut t = ms
-            .weights()
-            .load(&m.name, DType::F32, &Device::Cpu)
-            .unwrap();
-        if m.name.ends_with("q_proj.weight") {
-            t = permute_qk(&t, c.num_heads).unwrap();
-        } else if m.name.ends_with("k_proj.weight") {
-            t = permute_qk(&t, c.num_kv_heads).unwrap();
-        }
-        let kind = match m.shape.len() {
+    let path = dst.join("model.gguf");
+    testkit::write_gguf_from_hf_as(&testkit::tiny_dir("llama"), &path, |g, shape| {
+        match shape.len() {
             2 if g == "blk.0.attn_v.weight" => GgmlDType::Q4_1,
             2 => GgmlDType::Q8_0,
             _ => GgmlDType::F32,
-        };
-        tensors.push((g, QTensor::quantize(&t, kind).unwrap()));
-    }
-    let path = dst.join("model.gguf");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let meta_refs: Vec<(&str, &gguf_file::Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
-    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    gguf_file::write(&mut f, &meta_refs, &t_refs).unwrap();
+        }
+    })
+    .unwrap();
     path
 }
 
