@@ -7,6 +7,10 @@ use std::path::Path;
 /// Marker llmdrop writes into its SVG plots.
 pub const SVG_MARKER: &str = "<!-- written by llmdrop -->";
 
+/// How the plots of llmdrop versions before the marker begin (so a rerun replaces them).
+const LEGACY_SVG_START: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" width="#;
+const LEGACY_SVG_HEAD: &str = r#"" font-family="sans-serif" font-size="10"><text x=""#;
+
 /// The kinds of output llmdrop writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -72,6 +76,8 @@ impl Kind {
             Kind::Svg => {
                 let h = head(path, 4096);
                 h.starts_with(b"<svg") && contains(&h, SVG_MARKER.as_bytes())
+                    || h.starts_with(LEGACY_SVG_START.as_bytes())
+                        && contains(&h[..h.len().min(200)], LEGACY_SVG_HEAD.as_bytes())
             }
             Kind::SweepResults => json_head(path)
                 .is_some_and(|v| v.get("key").is_some() && v.get("results").is_some()),
@@ -106,4 +112,27 @@ fn json_head(path: &Path) -> Option<serde_json::Value> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plots_are_recognised_by_marker_or_the_old_header_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("a.svg");
+        let mine = format!("<svg width=\"1\">{SVG_MARKER}</svg>");
+        let old = r#"<svg xmlns="http://www.w3.org/2000/svg" width="640" height="360" font-family="sans-serif" font-size="10"><text x="320" y="16">t</text></svg>"#;
+        let theirs =
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="640" height="360"><rect/></svg>"#;
+        for (text, own) in [(mine.as_str(), true), (old, true), (theirs, false)] {
+            std::fs::write(&p, text).unwrap();
+            assert_eq!(Kind::Svg.is_own(&p), own, "{text}");
+        }
+        // a scores file is not a plot, nor the reverse
+        assert!(!Kind::ScoresFile.is_own(&p));
+        std::fs::write(&p, r#"{"llmdrop_version": "0.1.0", "table": {}}"#).unwrap();
+        assert!(Kind::ScoresFile.is_own(&p) && !Kind::Svg.is_own(&p));
+    }
 }
