@@ -9,61 +9,17 @@
 //! dimension, in the same order whatever the batch size, blocking or thread count: a row's
 //! product is bit for bit the same alone (decode) or in a batch (prefill).
 //!
-//! CPUs without AVX-512 F keep candle's dense matmul ([`available`] is false there).
+//! CPUs without AVX-512 F keep candle's dense matmul ([`Caps::avx512f`] is false there).
+//!
+//! [`Caps::avx512f`]: super::Caps::avx512f
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod gated;
 mod kernel;
 mod packed;
-mod peak;
 
 pub use gated::GatedPair;
 pub(crate) use kernel::Tile;
-pub use kernel::{matmul, Kernel, MR};
+pub use kernel::{matmul, MR};
 pub use packed::{PackedMatrix, NR};
-pub use peak::fma_peak_gflops;
-
-/// Whether this CPU runs the packed kernel (and llmdrop's other AVX-512 F code: the dot
-/// products, the vectorized `exp`, the attention kernels).
-///
-/// `#[target_feature(enable = "avx512f")]` also enables every feature AVX-512 F implies
-/// (AVX2, FMA, F16C, AVX and the SSE levels), and the compiler uses them (`mul_add`
-/// becomes `vfmadd`): all of them are checked here, not only AVX-512 F. Checked once per
-/// process; every `avx512f` kernel is reached only where this is true.
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *YES.get_or_init(|| {
-            avx2_fma() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("f16c")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Whether this CPU has AVX2 and FMA and what they imply (AVX and the SSE levels): the
-/// features an `#[target_feature(enable = "avx2,fma")]` function may use. Checked once
-/// per process.
-pub(crate) fn avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *YES.get_or_init(|| {
-            is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("avx")
-                && is_x86_feature_detected!("sse4.2")
-                && is_x86_feature_detected!("sse4.1")
-                && is_x86_feature_detected!("ssse3")
-                && is_x86_feature_detected!("sse3")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
