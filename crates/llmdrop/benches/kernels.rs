@@ -6,8 +6,9 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use llmdrop::gemm;
-use llmdrop::quant::{matmul, Kernel, Precision, QKind, QMatrix, QuantMode};
+use llmdrop::kernels::quant::{matmul, QKind, QMatrix};
+use llmdrop::kernels::{caps, gemm, Kernel};
+use llmdrop::quant::{Precision, QuantMode};
 use llmdrop::score::cosine::Rows;
 use llmdrop::{DropPlan, Logits, ModelSource, NoProbe};
 
@@ -51,11 +52,11 @@ fn main() -> llmdrop::Result<()> {
             "matmul {m:>4}x{k}x{n:<6} {what:<18} {:>9.3} ms {gflops:>7.1} GFLOP/s (candle)",
             s * 1e3
         );
-        if gemm::available() {
+        if caps().avx512f() {
             let p = gemm::PackedMatrix::pack(&w.flatten_all()?.to_vec1::<f32>()?, n, k);
             let xs = x.flatten_all()?.to_vec1::<f32>()?;
             let s = median_secs(20, || {
-                let _ = gemm::matmul(&p, &xs, gemm::Kernel::Auto);
+                let _ = gemm::matmul(&p, &xs, Kernel::Auto);
             });
             let gflops = 2.0 * (m * k * n) as f64 / s / 1e9;
             println!(
@@ -65,7 +66,7 @@ fn main() -> llmdrop::Result<()> {
         }
     }
     // gate and up with SiLU: two products and a SiLU pass vs one gated product
-    if gemm::available() {
+    if caps().avx512f() {
         for m in [512, 1] {
             let (k, n) = (576, 1536);
             let xs: Vec<f32> = (0..m * k)
@@ -84,14 +85,14 @@ fn main() -> llmdrop::Result<()> {
             let pair = gemm::GatedPair::new(&g, &u);
             let separate = median_secs(20, || {
                 let (a, b) = (
-                    gemm::matmul(&g, &xs, gemm::Kernel::Auto),
-                    gemm::matmul(&u, &xs, gemm::Kernel::Auto),
+                    gemm::matmul(&g, &xs, Kernel::Auto),
+                    gemm::matmul(&u, &xs, Kernel::Auto),
                 );
                 let mut h = vec![0f32; m * n];
-                llmdrop::model::vexp::silu_mul_slices(&a, &b, &mut h);
+                llmdrop::kernels::vexp::silu_mul_slices(&a, &b, &mut h);
             });
             let paired = median_secs(20, || {
-                let _ = pair.product(&xs, gemm::Kernel::Auto);
+                let _ = pair.product(&xs, Kernel::Auto);
             });
             let gf = |s: f64| 4.0 * (m * k * n) as f64 / s / 1e9;
             println!(
@@ -104,7 +105,7 @@ fn main() -> llmdrop::Result<()> {
         }
     }
     // the same shapes through the quantized kernels (activations quantized inside)
-    println!("quantized kernel: {}", Kernel::Auto.name());
+    println!("quantized kernel: {}", Kernel::Auto.quant_name());
     for (m, k, n, what) in [
         (512, 576, 1536, "gate/up"),
         (1, 576, 576, "q/o proj (decode)"),
@@ -144,7 +145,7 @@ fn main() -> llmdrop::Result<()> {
         .map(|i| ((i * 7919) % 1013) as f32 / 506.0 - 1.0)
         .collect();
     let s = median_secs(5, || {
-        let _ = llmdrop::score::gram::gram(&units, n, len);
+        let _ = llmdrop::kernels::gram::gram(&units, n, len);
     });
     println!("probe gram 31 x (512x576)              {:>9.3} ms", s * 1e3);
 

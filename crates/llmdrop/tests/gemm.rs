@@ -4,7 +4,8 @@
 //! prefill) nor on the number of threads.
 
 use candle_core::{Device, Tensor};
-use llmdrop::gemm::{matmul, Kernel, PackedMatrix, MR, NR};
+use llmdrop::kernels::gemm::{matmul, PackedMatrix, MR, NR};
+use llmdrop::kernels::Kernel;
 
 use llmdrop::testkit::random_activations as random;
 
@@ -159,8 +160,8 @@ fn empty_input_gives_empty_output() {
 
 #[test]
 fn gated_pair_is_the_separate_route_bit_for_bit() {
-    use llmdrop::gemm::GatedPair;
-    use llmdrop::model::vexp::silu_mul_slices;
+    use llmdrop::kernels::gemm::GatedPair;
+    use llmdrop::kernels::vexp::silu_mul_slices;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()

@@ -6,12 +6,12 @@
 use std::panic::{catch_unwind, UnwindSafe};
 
 use candle_core::{Device, Tensor};
-use llmdrop::dot::dot;
-use llmdrop::gemm::{self, GatedPair, PackedMatrix};
-use llmdrop::model::decode_attn::decode_attention;
-use llmdrop::model::prefill_attn::{prefill_attention, Visibility};
-use llmdrop::model::vexp::silu_mul_slices;
-use llmdrop::quant::{self, QActs, QKind, QMatrix};
+use llmdrop::kernels::attention::{decode_attention, prefill_attention, Visibility};
+use llmdrop::kernels::dot::dot;
+use llmdrop::kernels::gemm::{self, GatedPair, PackedMatrix};
+use llmdrop::kernels::quant::{self, QActs, QKind, QMatrix};
+use llmdrop::kernels::vexp::silu_mul_slices;
+use llmdrop::kernels::{caps, Kernel};
 use llmdrop::testkit::random_activations as random;
 
 /// The message of the panic `f` must raise.
@@ -27,7 +27,9 @@ fn panic_message(f: impl FnOnce() + UnwindSafe) -> String {
 #[cfg(target_arch = "x86_64")]
 fn simd_paths_need_every_feature_they_are_compiled_for() {
     // `avx512f` kernels: rustc also enables (and uses) what AVX-512 F implies
-    if gemm::available() {
+    let caps = caps();
+    if caps.avx512f() {
+        assert!(caps.avx2_fma());
         assert!(is_x86_feature_detected!("avx512f"));
         assert!(is_x86_feature_detected!("avx2"));
         assert!(is_x86_feature_detected!("fma"));
@@ -36,12 +38,18 @@ fn simd_paths_need_every_feature_they_are_compiled_for() {
         assert!(is_x86_feature_detected!("sse4.2"));
     }
     // the VNNI kernels are compiled for `avx512f,avx512bw,avx512vnni`
-    if quant::Kernel::Auto.name() == "avx512-vnni" {
-        assert!(gemm::available());
+    if caps.avx2_fma() {
+        assert!(is_x86_feature_detected!("avx2"));
+        assert!(is_x86_feature_detected!("fma"));
+        assert!(is_x86_feature_detected!("sse4.2"));
+    }
+    if Kernel::Auto.quant_name() == "avx512-vnni" {
+        assert!(caps.avx512_vnni());
+        assert!(caps.avx512f());
         assert!(is_x86_feature_detected!("avx512bw"));
         assert!(is_x86_feature_detected!("avx512vnni"));
     }
-    assert_eq!(quant::Kernel::Portable.name(), "portable");
+    assert_eq!(Kernel::Portable.quant_name(), "portable");
 }
 
 #[test]
@@ -81,7 +89,7 @@ fn packed_and_gated_products_check_the_input_width() {
     let up = PackedMatrix::pack(&random(n * k, 2), n, k);
     let pair = GatedPair::new(&gate, &up);
     let x = random(3 * k + 5, 3);
-    for kernel in [gemm::Kernel::Auto, gemm::Kernel::Portable] {
+    for kernel in [Kernel::Auto, Kernel::Portable] {
         let msg = panic_message(|| {
             gemm::matmul(&gate, &x, kernel);
         });
@@ -109,7 +117,7 @@ fn gated_product_fills_its_unzeroed_output_whole() {
     let pair = GatedPair::new(&gate, &up);
     for m in [1, 3, 4, 13] {
         let x = random(m * k, 7 + m as u64);
-        for kernel in [gemm::Kernel::Auto, gemm::Kernel::Portable] {
+        for kernel in [Kernel::Auto, Kernel::Portable] {
             let y = pair.product(&x, kernel);
             assert_eq!(y.len(), m * n);
             let (g, u) = (
@@ -127,7 +135,7 @@ fn gated_product_fills_its_unzeroed_output_whole() {
 #[test]
 fn quantized_activations_need_whole_blocks_and_rows() {
     let x = random(2 * 64, 1);
-    for kernel in [quant::Kernel::Auto, quant::Kernel::Portable] {
+    for kernel in [Kernel::Auto, Kernel::Portable] {
         // columns no multiple of 32
         let msg = panic_message(|| {
             QActs::quantize_with(&x, 48, kernel);
@@ -153,7 +161,7 @@ fn quantized_activations_need_whole_blocks_and_rows() {
 fn quantized_product_checks_the_input_width() {
     let (n, k) = (20, 64);
     let w = QMatrix::quantize(QKind::Q4, &random(n * k, 1), n, k).unwrap();
-    for kernel in [quant::Kernel::Auto, quant::Kernel::Portable] {
+    for kernel in [Kernel::Auto, Kernel::Portable] {
         let x = random(2 * k + 32, 2);
         let msg = panic_message(|| {
             quant::matmul(&w, &x, kernel);
@@ -193,7 +201,7 @@ fn attention_refuses_mismatched_or_strided_inputs() {
         causal: true,
         window: None,
     };
-    let kernel = gemm::Kernel::Auto;
+    let kernel = Kernel::Auto;
     assert!(prefill_attention(&q, &k, &v, vis, kernel).is_ok());
     // key width differs from the queries'
     let k9 = tensor(random(b * kvh * t * 9, 4), (b, kvh, t, 9));
@@ -231,7 +239,7 @@ fn attention_with_zero_width_heads_is_empty() {
         causal: true,
         window: None,
     };
-    let y = prefill_attention(&q, &k, &k, vis, gemm::Kernel::Auto).unwrap();
+    let y = prefill_attention(&q, &k, &k, vis, Kernel::Auto).unwrap();
     assert_eq!(y.dims(), &[b, t, 0]);
     let q1 = tensor(vec![], (b, heads, 1, 0));
     let y = decode_attention(&q1, &k, &k, 0).unwrap();

@@ -5,7 +5,8 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use llmdrop::quant::{matmul, Kernel, QActs, QKind, QMatrix};
+use llmdrop::kernels::quant::{matmul, QActs, QKind, QMatrix};
+use llmdrop::kernels::Kernel;
 
 use llmdrop::testkit::random_activations as random;
 
@@ -140,7 +141,7 @@ fn kernels_compute_the_dequantized_product() {
                     assert!(
                         (fast[i] - slow[i]).abs() <= 1e-6 * scale as f32,
                         "{kind:?} {n}x{k} m={m}: {} kernel {} vs portable {}",
-                        Kernel::Auto.name(),
+                        Kernel::Auto.quant_name(),
                         fast[i],
                         slow[i]
                     );

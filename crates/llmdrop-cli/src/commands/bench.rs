@@ -186,7 +186,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let results = run_all(&dec)?;
     let (fma_peak_gflops, matmul_peak_gflops) = if a.peak {
         (
-            Some(llmdrop::gemm::fma_peak_gflops(50_000_000, 5)),
+            Some(llmdrop::kernels::peak::fma_peak_gflops(50_000_000, 5)),
             Some(llmdrop::bench::matmul_gflops(2048, 5)?),
         )
     } else {
@@ -204,7 +204,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         quant_kernel: dec
             .precision()
             .quant()
-            .map(|_| llmdrop::quant::Kernel::Auto.name()),
+            .map(|_| llmdrop::kernels::Kernel::Auto.quant_name()),
         threads: threads(),
         plan,
         weight_load_secs,

@@ -5,12 +5,12 @@ use candle_core::{DType, Device, Tensor};
 use super::cache::KvCache;
 use super::linear::Linear;
 use super::norm::RmsNorm;
-use super::prefill_attn::{prefill_attention, Visibility};
 use super::rope::Rope;
 use super::weights::Weights;
 use crate::config::Config;
 use crate::error::Result;
-use crate::gemm::{self, Kernel};
+use crate::kernels::attention::{decode_attention, prefill_attention, Backend, Visibility};
+use crate::kernels::Kernel;
 
 /// Scores (heads x query positions x keys) computed at once in a long prompt; more query
 /// positions run in further chunks.
@@ -116,22 +116,25 @@ impl Attention {
         // are stacked along the sequence axis, [b, kv_heads, groups * len, d]
         let groups = self.num_heads / self.num_kv_heads;
         let total = k.dim(2)?;
-        if t == 1 && q.dtype() == DType::F32 {
-            // a decode step: one pass over the cached rows, no matmul packing
-            let first = self.sliding_window.map_or(0, |w| total.saturating_sub(w));
-            let y = super::decode_attn::decode_attention(&q, &k, &v, first)?;
-            let y = y.transpose(1, 2)?.reshape((b, 1, self.num_heads * d))?;
-            return self.o.forward(&y);
-        }
-        if q.dtype() == DType::F32 && gemm::available() && q.device().is_cpu() {
-            // keys and values packed per head, only visible scores computed (see prefill_attn)
-            let vis = Visibility {
-                offset,
-                causal: mask.is_some(),
-                window: self.sliding_window,
-            };
-            let y = prefill_attention(&q, &k, &v, vis, Kernel::Auto)?;
-            return self.o.forward(&y);
+        match Backend::choose(t, q.dtype(), q.device()) {
+            Backend::Decode => {
+                // a decode step: one pass over the cached rows, no matmul packing
+                let first = self.sliding_window.map_or(0, |w| total.saturating_sub(w));
+                let y = decode_attention(&q, &k, &v, first)?;
+                let y = y.transpose(1, 2)?.reshape((b, 1, self.num_heads * d))?;
+                return self.o.forward(&y);
+            }
+            Backend::Prefill => {
+                // keys and values packed per head, only visible scores computed
+                let vis = Visibility {
+                    offset,
+                    causal: mask.is_some(),
+                    window: self.sliding_window,
+                };
+                let y = prefill_attention(&q, &k, &v, vis, Kernel::Auto)?;
+                return self.o.forward(&y);
+            }
+            Backend::Dense => {}
         }
         // Long prompts run in chunks of query positions: the scores of one chunk stay
         // small (not heads x t x t), and a chunk never computes scores for the keys after

@@ -7,8 +7,8 @@ use candle_core::{Module, Tensor};
 use super::product_op::product;
 use super::weights::Weights;
 use crate::error::Result;
-use crate::gemm::PackedMatrix;
-use crate::quant::QMatrix;
+use crate::kernels::gemm::PackedMatrix;
+use crate::kernels::quant::QMatrix;
 
 /// A `[out, in]` weight matrix: a dense tensor, f32 packed for the AVX-512 kernel, or
 /// quantized blocks (the latter two shared, so a tied lm_head and embedding hold one copy).

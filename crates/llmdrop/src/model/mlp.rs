@@ -6,11 +6,11 @@ use candle_core::{DType, Tensor};
 
 use super::linear::{Linear, MatrixWeight};
 use super::product_op::product;
-use super::vexp::silu_mul;
 use super::weights::Weights;
 use crate::config::Config;
 use crate::error::Result;
-use crate::gemm::GatedPair;
+use crate::kernels::gemm::GatedPair;
+use crate::kernels::vexp::silu_mul;
 
 #[derive(Debug, Clone)]
 pub struct Mlp {

@@ -8,8 +8,8 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::weights::Weights;
-use crate::dot::dot;
 use crate::error::Result;
+use crate::kernels::dot::dot;
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 64;

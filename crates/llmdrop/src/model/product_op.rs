@@ -5,8 +5,9 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use crate::error::Result;
-use crate::gemm::{GatedPair, PackedMatrix};
-use crate::quant::QMatrix;
+use crate::kernels::gemm::{self, GatedPair, PackedMatrix};
+use crate::kernels::quant::{self, QMatrix};
+use crate::kernels::Kernel;
 
 /// A `[rows, cols]` weight matrix that computes `x Wᵀ` for row-major f32 `x`.
 pub trait Product {
@@ -24,7 +25,7 @@ impl Product for PackedMatrix {
         PackedMatrix::cols(self)
     }
     fn product(&self, x: &[f32]) -> Vec<f32> {
-        crate::gemm::matmul(self, x, crate::gemm::Kernel::Auto)
+        gemm::matmul(self, x, Kernel::Auto)
     }
 }
 
@@ -37,7 +38,7 @@ impl Product for GatedPair {
         GatedPair::cols(self)
     }
     fn product(&self, x: &[f32]) -> Vec<f32> {
-        GatedPair::product(self, x, crate::gemm::Kernel::Auto)
+        GatedPair::product(self, x, Kernel::Auto)
     }
 }
 
@@ -49,7 +50,7 @@ impl Product for QMatrix {
         QMatrix::cols(self)
     }
     fn product(&self, x: &[f32]) -> Vec<f32> {
-        crate::quant::matmul(self, x, crate::quant::Kernel::Auto)
+        quant::matmul(self, x, Kernel::Auto)
     }
 }
 

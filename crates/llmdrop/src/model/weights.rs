@@ -9,9 +9,10 @@ use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
 use super::linear::MatrixWeight;
 use crate::error::{Error, Result};
-use crate::gemm::{self, PackedMatrix};
 use crate::io::WeightSource;
-use crate::quant::{QKind, QMatrix, QuantMode, Stored};
+use crate::kernels::gemm::PackedMatrix;
+use crate::kernels::quant::{QKind, QMatrix};
+use crate::quant::{QuantMode, Stored};
 
 /// A weight source plus the dtype and device tensors are loaded to, and the quantized
 /// kind matrices are held in (if any).
@@ -93,7 +94,7 @@ impl Weights<'_> {
     /// else a candle tensor.
     fn dense(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
         let t = self.get(name, &[rows, cols])?;
-        if t.dtype() != DType::F32 || !self.device.is_cpu() || !gemm::available() {
+        if t.dtype() != DType::F32 || !self.device.is_cpu() || !crate::kernels::caps().avx512f() {
             return Ok(MatrixWeight::Dense(t));
         }
         // packed straight from the loaded tensor's storage (no intermediate copy)

@@ -3,8 +3,8 @@
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor, D};
 use rayon::prelude::*;
 
-use crate::dot::dot;
 use crate::error::{Error, Result};
+use crate::kernels::dot::dot;
 
 /// Rows per parallel task (each row's result is computed alone, so the split never
 /// changes a value).

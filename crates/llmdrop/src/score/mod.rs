@@ -2,7 +2,6 @@
 //! of every layer into running sums; the result is a [`ScoreTable`].
 
 pub mod cosine;
-pub mod gram;
 pub mod probe;
 pub mod table;
 

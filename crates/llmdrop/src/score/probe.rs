@@ -4,9 +4,9 @@
 use candle_core::Tensor;
 
 use super::cosine::{CosSum, Rows};
-use super::gram::gram;
 use super::table::ScoreTable;
 use crate::error::Result;
+use crate::kernels::gram::gram;
 use crate::probe::{Probe, Site};
 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq, Eq)]

@@ -3,39 +3,9 @@
 
 use super::act::QActs;
 use super::matrix::{QMatrix, ROWS};
-use crate::shared_out::SharedOut;
-use crate::split::split_items;
-
-/// Which implementation runs the dot products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kernel {
-    /// The fastest this CPU supports.
-    Auto,
-    /// Plain Rust, on any CPU (the reference the SIMD kernel is tested against).
-    Portable,
-}
-
-impl Kernel {
-    /// The kernel `Auto` resolves to on this CPU: `avx512-vnni` or `portable`.
-    pub fn name(self) -> &'static str {
-        if self == Kernel::Auto && simd_available() {
-            "avx512-vnni"
-        } else {
-            "portable"
-        }
-    }
-}
-
-fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        super::avx512::available()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+use crate::kernels::shared_out::SharedOut;
+use crate::kernels::split::split_items;
+use crate::kernels::Kernel;
 
 /// Below this many multiply-adds a product runs on the calling thread: splitting it
 /// costs more than it saves.
@@ -65,7 +35,7 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
         acts.cols == k && acts.q.len() == m * k && acts.d.len() == m * w.blocks(),
         "quantized activations do not match the matrix"
     );
-    let simd = kernel == Kernel::Auto && simd_available();
+    let simd = kernel.avx512_vnni();
     let groups = w.groups();
     let out = SharedOut::new(&mut y);
     let run = |range: std::ops::Range<usize>| {
@@ -76,7 +46,7 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
                 let mt = TILE_M.min(m - j0);
                 if simd {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `simd` only where `avx512::available` holds; `w`'s layout and
+                    // SAFETY: `simd` only where `Caps::avx512_vnni` holds; `w`'s layout and
                     // `acts`' shape are asserted above; g < groups, j0 + mt <= m, mt in 1..=4
                     unsafe {
                         super::avx512::tile(w, g, &acts, j0, mt, &mut buf)

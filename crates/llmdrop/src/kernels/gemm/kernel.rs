@@ -4,8 +4,9 @@
 use std::ops::Range;
 
 use super::packed::{PackedMatrix, NR};
-use crate::shared_out::SharedOut;
-use crate::split::split_items;
+use crate::kernels::shared_out::SharedOut;
+use crate::kernels::split::split_items;
+use crate::kernels::Kernel;
 
 /// Activation rows per kernel call.
 pub const MR: usize = 12;
@@ -16,23 +17,6 @@ pub(crate) const KC: usize = 2048;
 pub(crate) const MC: usize = 32 * MR;
 /// Below this many multiply-adds a product runs on the calling thread.
 pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 18;
-
-/// Which implementation runs the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kernel {
-    /// AVX-512 where the CPU has it, else portable.
-    Auto,
-    /// Plain Rust with the same operations in the same order (bit for bit the same result).
-    Portable,
-}
-
-impl Kernel {
-    /// Whether to run the AVX-512 kernel: `Auto` on a CPU where [`super::available`]
-    /// holds. [`Tile::run`] may be given `true` only from here.
-    pub(crate) fn simd(self) -> bool {
-        self == Kernel::Auto && super::available()
-    }
-}
 
 /// Panels one call covers for `m` activation rows: a single row (decode) has too few
 /// independent sums to hide the multiply-add latency, so it runs over 4 panels at once.
@@ -59,7 +43,7 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
     if m == 0 || n == 0 {
         return vec![0f32; m * n];
     }
-    let simd = kernel.simd();
+    let simd = kernel.avx512f();
     let mut y = Vec::new();
     let out = SharedOut::spare(&mut y, m * n);
     // with few rows nothing is reused from L1: stream each panel whole
@@ -96,7 +80,7 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
                         // SAFETY: a spans rows x kc values k apart, b count panels' chunks
                         // (j + count <= w.panels(), pc + kc <= k); rows ir.. and panels
                         // j..j + count lie in y's reserved room (m * n), whose columns this
-                        // task alone writes; `simd` only where `gemm::available` holds
+                        // task alone writes; `simd` only where `Caps::avx512f` holds
                         unsafe { t.run(simd) };
                     }
                     j += count;
@@ -139,8 +123,10 @@ impl Tile {
     ///
     /// # Safety
     /// The pointers must satisfy the contract above (the values read initialised; those
-    /// of `C` only read when `load`); `simd` only where [`super::available`] holds
-    /// ([`Kernel::simd`]).
+    /// of `C` only read when `load`); `simd` only where [`Caps::avx512f`] holds
+    /// ([`Kernel::avx512f`]).
+    ///
+    /// [`Caps::avx512f`]: crate::kernels::Caps::avx512f
     pub(crate) unsafe fn run(&self, simd: bool) {
         #[cfg(target_arch = "x86_64")]
         if simd {

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::attn_inputs::{row_at, Qkv};
+use super::inputs::{row_at, Qkv};
 use crate::error::Result;
 
 /// Below this many (query head x key) pairs a step runs on the calling thread.
@@ -44,11 +44,11 @@ impl CustomOp3 for DecodeAttention {
             first: self.first.min(total),
             x,
         };
-        let simd = crate::gemm::available();
+        let simd = crate::kernels::caps().avx512f();
         let head = |(idx, o): (usize, &mut [f32])| {
             #[cfg(target_arch = "x86_64")]
             if simd {
-                // SAFETY: `gemm::available` checked AVX-512 F and what it implies
+                // SAFETY: `Caps::avx512f` checked AVX-512 F and what it implies
                 unsafe { one_head_avx512(&views, idx, o) };
                 return;
             }
@@ -103,7 +103,7 @@ fn one_head(s: &Views, idx: usize, o: &mut [f32]) {
 /// [`one_head`] compiled for AVX-512.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]).
+/// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn one_head_avx512(s: &Views, idx: usize, o: &mut [f32]) {

@@ -9,11 +9,13 @@ use std::arch::x86_64::*;
 
 use super::act::QActs;
 use super::matrix::{QKind, QMatrix, Scales, BLOCK, ROWS};
+#[cfg(doc)]
+use crate::kernels::Caps;
 
 /// 16 scales of one (group, block) starting at element `at`, as f32.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F and what it implies ([`available`]); `at + 16` must not
+/// The CPU must have AVX-512 F and what it implies ([`Caps::avx512_vnni`]); `at + 16` must not
 /// pass the end of `s`.
 #[inline(always)]
 unsafe fn scales16(s: &Scales, at: usize) -> __m512 {
@@ -29,22 +31,10 @@ unsafe fn scales16(s: &Scales, at: usize) -> __m512 {
     }
 }
 
-/// Whether this CPU runs the kernels: every feature they are compiled for (AVX-512 F,
-/// BW, VNNI) and what those imply (AVX2, FMA, F16C, …: [`crate::gemm::available`]).
-/// Checked once per process.
-pub(crate) fn available() -> bool {
-    static YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *YES.get_or_init(|| {
-        crate::gemm::available()
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni")
-    })
-}
-
 /// Same contract as [`super::portable::tile`].
 ///
 /// # Safety
-/// The CPU must have AVX-512 F, BW, VNNI and what they imply ([`available`]); `w`'s
+/// The CPU must have AVX-512 F, BW, VNNI and what they imply ([`Caps::avx512_vnni`]); `w`'s
 /// buffers must hold its groups and blocks ([`QMatrix::assert_layout`]); `g` must be
 /// one of `w`'s groups; `a` must have `w.cols()` columns and rows `j0..j0 + mt`, with
 /// `mt` in `1..=4` ([`super::matmul`] checks all of these).
@@ -74,7 +64,7 @@ pub(crate) unsafe fn tile(
 /// Same contract as [`super::act::quantize_blocks`], 32 values per iteration.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F, BW and what they imply ([`available`]); `x` must be
+/// The CPU must have AVX-512 F, BW and what they imply ([`Caps::avx512_vnni`]); `x` must be
 /// whole blocks, `q` as long as `x`, `d` and `s` one value per block (the safe
 /// `act::quantize_chunk` checks these).
 #[target_feature(enable = "avx512f,avx512bw")]
@@ -112,7 +102,7 @@ pub(crate) unsafe fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: 
 /// 4 activation quants at `p` as one i32, broadcast to every lane.
 ///
 /// # Safety
-/// `p` must be valid for 4 bytes; the CPU must have AVX-512 F ([`available`]).
+/// `p` must be valid for 4 bytes; the CPU must have AVX-512 F ([`Caps::avx512_vnni`]).
 #[inline(always)]
 unsafe fn bcast4(p: *const i8) -> __m512i {
     // SAFETY: the caller's contract

@@ -6,7 +6,7 @@
 //! summed in a fixed order (16 lanes of fused multiply-adds within a chunk, added pairwise,
 //! then chunks in order in f64): the same bits on every CPU and any thread count.
 
-use crate::dot::sum_lanes;
+use super::dot::sum_lanes;
 
 /// Rows per block side.
 const B: usize = 4;
@@ -49,7 +49,7 @@ pub fn gram(rows: &[f32], n: usize, len: usize) -> Vec<f64> {
     g
 }
 
-/// `[r][c] = a[r] · b[c]` with [`crate::dot::dot`]'s lane order.
+/// `[r][c] = a[r] · b[c]` with [`super::dot::dot`]'s lane order.
 ///
 /// # Panics
 /// If the 8 slices are not all of one length (checked once per call: the vector kernel
@@ -61,8 +61,8 @@ fn block(a: &[&[f32]; B], b: &[&[f32]; B]) -> [[f32; B]; B] {
         "gram block: rows of different lengths"
     );
     #[cfg(target_arch = "x86_64")]
-    if crate::gemm::available() {
-        // SAFETY: `gemm::available` checked AVX-512 F and what it implies (FMA among
+    if super::caps().avx512f() {
+        // SAFETY: `Caps::avx512f` checked AVX-512 F and what it implies (FMA among
         // them); the 8 slices have one length (asserted above)
         return unsafe { block_avx512(a, b) };
     }
@@ -72,7 +72,7 @@ fn block(a: &[&[f32]; B], b: &[&[f32]; B]) -> [[f32; B]; B] {
 /// [`block_lanes`] on AVX-512 registers.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]); every
+/// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]); every
 /// slice of `a` and `b` must be as long as `a[0]` ([`block`] checks both).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]

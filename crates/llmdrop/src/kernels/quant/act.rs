@@ -1,6 +1,7 @@
 //! Activations quantized per 32-element block to i8, as the kernels consume them.
 
 use super::matrix::BLOCK;
+use crate::kernels::Kernel;
 
 /// `rows` activation rows of `cols` values: `x ≈ d * q` per block, and `s = d * Σq`
 /// (the block sum the Q4 offset and the Q8 unsigned shift need).
@@ -17,14 +18,14 @@ impl QActs {
     /// `d = amax / 127` per block, rounded to nearest. A block holding NaN or infinity gets
     /// a NaN scale, so the outputs it feeds are NaN as they would be in f32.
     pub fn quantize(x: &[f32], cols: usize) -> Self {
-        Self::quantize_with(x, cols, super::Kernel::Auto)
+        Self::quantize_with(x, cols, Kernel::Auto)
     }
 
     /// [`QActs::quantize`] with a chosen implementation (both give identical results).
     ///
     /// # Panics
     /// If `cols` is not a positive multiple of 32 or `x` not whole rows of `cols` values.
-    pub fn quantize_with(x: &[f32], cols: usize, kernel: super::Kernel) -> Self {
+    pub fn quantize_with(x: &[f32], cols: usize, kernel: Kernel) -> Self {
         assert!(
             cols > 0 && cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(cols),
             "quantized activations: {} values are not rows of {cols} (a positive multiple of {BLOCK})",
@@ -69,7 +70,7 @@ type Chunk<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [f32]);
 /// # Panics
 /// If `x` is not whole blocks, `q` not as long as `x`, or `d` and `s` not one value per
 /// block (what the SIMD quantizer's raw stores rely on; checked once per chunk).
-fn quantize_chunk(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], kernel: super::Kernel) {
+fn quantize_chunk(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], kernel: Kernel) {
     let blocks = x.len() / BLOCK;
     assert!(
         x.len() == blocks * BLOCK && q.len() == x.len() && d.len() == blocks && s.len() == blocks,
@@ -80,8 +81,8 @@ fn quantize_chunk(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], kernel:
         s.len()
     );
     #[cfg(target_arch = "x86_64")]
-    if kernel == super::Kernel::Auto && super::avx512::available() {
-        // SAFETY: `avx512::available` checked AVX-512 F, BW and what they imply; the
+    if kernel.avx512_vnni() {
+        // SAFETY: `Caps::avx512_vnni` checked AVX-512 F, BW and what they imply; the
         // lengths are as the function needs (asserted above)
         unsafe { super::avx512::quantize_blocks(x, q, d, s) };
         return;
@@ -117,7 +118,6 @@ pub(crate) fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::Kernel;
 
     #[test]
     fn chunks_of_mismatched_lengths_panic_before_the_kernel_writes() {

@@ -1,27 +1,15 @@
-//! Quantized weights and the integer kernels that multiply them.
+//! How a decoder holds its weights: float, or quantized matrices
+//! ([`crate::kernels::quant`]) under one of the [`QuantMode`]s.
 //!
-//! GGUF's `Q8_0`, `Q4_0`, `Q4_1` and `Q4_K` weights are repacked at load into
-//! [`QMatrix`]'s interleaved layout without any rounding; other types (and float weights under
-//! `--dtype q8_0|q4_1`) are quantized from f32. Activations are quantized per 32-element
-//! block to i8 on the fly (as llama.cpp does), dot products are exact in i32, and the block
-//! scales are applied in f32. Everything outside the matrix products (norms, RoPE,
-//! attention, the KV cache) stays f32.
-
-mod act;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
-mod kernel;
-mod matrix;
-mod portable;
-
-pub use act::QActs;
-pub use kernel::{matmul, Kernel};
-pub use matrix::{QKind, QMatrix, BLOCK};
+//! Quantized kinds are chosen here per matrix; other GGUF types (and float weights under
+//! `--dtype q8_0|q4_1`) are quantized from f32. Everything outside the matrix products
+//! (norms, RoPE, attention, the KV cache) stays f32.
 
 use candle_core::quantized::GgmlDType;
 use candle_core::DType;
 
 use crate::error::{Error, Result};
+use crate::kernels::quant::QKind;
 
 /// How a decoder holds its weights and computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,11 +8,12 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::attn_inputs::{row_at, Qkv};
-use super::vexp::{exp_shifted, exp_shifted_portable};
+use super::inputs::{row_at, Qkv};
 use crate::error::Result;
-use crate::gemm::{Kernel, PackedMatrix, Tile, MR, NR};
-use crate::shared_out::SharedOut;
+use crate::kernels::gemm::{PackedMatrix, Tile, MR, NR};
+use crate::kernels::shared_out::SharedOut;
+use crate::kernels::vexp::{exp_shifted, exp_shifted_portable};
+use crate::kernels::Kernel;
 
 /// Query rows per task: 4 tiles share each key panel while it is in cache.
 const TASK_ROWS: usize = 4 * MR;
@@ -97,7 +98,7 @@ impl CustomOp3 for PrefillAttention {
         let mut out = vec![0f32; b * t * width];
         let blocks = t.div_ceil(TASK_ROWS);
         let dst = SharedOut::new(&mut out);
-        let simd = self.kernel.simd();
+        let simd = self.kernel.avx512f();
         let task = |idx: usize| {
             let (bh, blk) = (idx / blocks, idx % blocks);
             let (bi, h) = (bh / heads, bh % heads);
@@ -119,7 +120,7 @@ impl CustomOp3 for PrefillAttention {
                     simd,
                 };
                 // SAFETY: as above; `width` is the row stride of `out`, n <= MR, and `simd`
-                // comes from `Kernel::simd`
+                // comes from `Kernel::avx512f`
                 unsafe { s.tile(o, width) };
             }
         };
@@ -151,8 +152,8 @@ impl Scope<'_> {
     ///
     /// # Safety
     /// `o` must be valid for `n` rows of `ldo` values, of which the first `d` are written
-    /// (`n <= MR`); `simd` only where [`crate::gemm::available`] holds (it comes from
-    /// [`Kernel::simd`]).
+    /// (`n <= MR`); `simd` only where [`crate::kernels::Caps::avx512f`] holds (it
+    /// comes from [`Kernel::avx512f`]).
     unsafe fn tile(&self, o: *mut f32, ldo: usize) {
         let d = self.keys.cols();
         let n = self.q.len() / d;

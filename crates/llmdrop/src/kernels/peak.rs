@@ -26,14 +26,15 @@ pub fn fma_peak_gflops(iters: usize, reps: usize) -> f64 {
 fn one_thread(iters: usize) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
-        if super::available() {
-            // SAFETY: `available` checked AVX-512 F and everything it implies
+        let caps = super::caps();
+        if caps.avx512f() {
+            // SAFETY: `Caps::avx512f` checked AVX-512 F and everything it implies
             let s = unsafe { x86::fma512(iters) };
             std::hint::black_box(s);
             return (iters * CHAINS * 16 * 2) as f64;
         }
-        if super::avx2_fma() {
-            // SAFETY: `avx2_fma` checked AVX2, FMA and what they imply
+        if caps.avx2_fma() {
+            // SAFETY: `Caps::avx2_fma` checked AVX2, FMA and what they imply
             let s = unsafe { x86::fma256(iters) };
             std::hint::black_box(s);
             return (iters * CHAINS * 8 * 2) as f64;
@@ -56,7 +57,7 @@ mod x86 {
     use super::CHAINS;
 
     /// # Safety
-    /// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]).
+    /// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn fma512(iters: usize) -> f32 {
         let mut a = [_mm512_setzero_ps(); CHAINS];
@@ -70,7 +71,7 @@ mod x86 {
     }
 
     /// # Safety
-    /// The CPU must have AVX2, FMA and what they imply ([`crate::gemm::avx2_fma`]).
+    /// The CPU must have AVX2, FMA and what they imply ([`crate::kernels::Caps::avx2_fma`]).
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn fma256(iters: usize) -> f32 {
         let mut a = [_mm256_setzero_ps(); CHAINS];

@@ -7,7 +7,7 @@
 //! back for SiLU and writes the result: three passes over `[tokens, intermediate]`
 //! through the outer caches, ~2% of a scoring pass. Each value is the same fused
 //! multiply-add chain as [`super::matmul`] and the same SiLU as
-//! [`crate::model::vexp::silu_mul_slices`]: the result is bit for bit the separate one.
+//! [`crate::kernels::vexp::silu_mul_slices`]: the result is bit for bit the separate one.
 //!
 //! The output is written unzeroed into a vector's spare room: through raw pointers by the
 //! tile kernel and as `MaybeUninit<f32>` by SiLU, never as `&mut [f32]` before it holds
@@ -16,11 +16,12 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use super::kernel::{Kernel, Tile, KC, MC, MR, PARALLEL_MIN_MACS};
+use super::kernel::{Tile, KC, MC, MR, PARALLEL_MIN_MACS};
 use super::packed::{PackedMatrix, NR};
-use crate::model::vexp::silu_mul_uninit;
-use crate::shared_out::SharedOut;
-use crate::split::split_items;
+use crate::kernels::shared_out::SharedOut;
+use crate::kernels::split::split_items;
+use crate::kernels::vexp::silu_mul_uninit;
+use crate::kernels::Kernel;
 
 /// A gate and an up projection (`[outputs, cols]` each), interleaved by panel.
 #[derive(Debug, Clone)]
@@ -64,7 +65,7 @@ impl GatedPair {
         if m == 0 || n == 0 {
             return vec![0f32; m * n];
         }
-        let simd = kernel.simd();
+        let simd = kernel.avx512f();
         let mut h = Vec::new();
         let out = SharedOut::spare(&mut h, m * n);
         let w = &self.packed;
@@ -100,7 +101,7 @@ impl GatedPair {
                                 // SAFETY: a spans rows x kc values k apart; the pair's
                                 // panels hold kc * NR values from pc * NR, stride apart;
                                 // buf holds rows ir.. of 2 * NR values; `simd` only where
-                                // `gemm::available` holds
+                                // `Caps::avx512f` holds
                                 unsafe { t.run(simd) };
                             }
                         }

@@ -29,8 +29,8 @@ pub fn exp_shifted(row: &mut [f32]) -> f32 {
         return 0.0;
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::gemm::available() {
-        // SAFETY: `gemm::available` checked AVX-512 F and what it implies
+    if super::caps().avx512f() {
+        // SAFETY: `Caps::avx512f` checked AVX-512 F and what it implies
         return unsafe { avx512::exp_shifted(row) };
     }
     exp_shifted_portable(row)
@@ -54,8 +54,8 @@ pub fn exp_shifted_portable(row: &mut [f32]) -> f32 {
 /// `exp` of each value, vectorized where the CPU allows (exposed for its accuracy test).
 pub fn exp_all(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::gemm::available() {
-        // SAFETY: `gemm::available` checked AVX-512 F and what it implies
+    if super::caps().avx512f() {
+        // SAFETY: `Caps::avx512f` checked AVX-512 F and what it implies
         unsafe { avx512::exp_all(x) };
         return;
     }
@@ -87,8 +87,8 @@ pub(crate) fn silu_mul_uninit(g: &[f32], u: &[f32], out: &mut [MaybeUninit<f32>]
         "silu_mul: lengths differ"
     );
     #[cfg(target_arch = "x86_64")]
-    if crate::gemm::available() {
-        // SAFETY: `gemm::available` checked AVX-512 F and what it implies; the three
+    if super::caps().avx512f() {
+        // SAFETY: `Caps::avx512f` checked AVX-512 F and what it implies; the three
         // lengths are equal (asserted above)
         unsafe { avx512::silu_mul(g, u, out) };
         return;
@@ -165,7 +165,7 @@ mod avx512 {
     /// f32's range). NaN stays NaN.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]); it is
+    /// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]); it is
     /// only called (and inlined) from this module's `avx512f` functions.
     #[inline(always)]
     pub(super) unsafe fn exp16(x: __m512) -> __m512 {
@@ -201,7 +201,7 @@ mod avx512 {
     }
 
     /// # Safety
-    /// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]).
+    /// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_all(x: &mut [f32]) {
         for chunk in x.chunks_mut(16) {
@@ -215,7 +215,7 @@ mod avx512 {
     /// `out[i] = silu(g[i]) · u[i]`, every value of `out` written.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]);
+    /// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]);
     /// `g`, `u` and `out` must have one length (each 16-value load takes its mask from
     /// `out`'s chunk). [`super::silu_mul_uninit`] checks both.
     #[target_feature(enable = "avx512f")]
@@ -241,7 +241,7 @@ mod avx512 {
     }
 
     /// # Safety
-    /// The CPU must have AVX-512 F and what it implies ([`crate::gemm::available`]).
+    /// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_shifted(row: &mut [f32]) -> f32 {
         let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);

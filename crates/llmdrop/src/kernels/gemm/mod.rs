@@ -1,0 +1,25 @@
+//! f32 matrix products on weights packed at load time, with an AVX-512 kernel.
+//!
+//! candle's CPU matmul (the `gemm` crate) uses 256-bit AVX2 on stable Rust, which caps it at
+//! half of what a core with 512-bit FMA units does in f32. Linear layers whose weights are
+//! f32 are repacked here into panels of 32 output rows ([`PackedMatrix`]) and multiplied
+//! by a register-blocked AVX-512 kernel: each step broadcasts one input value per
+//! activation row against 32 weights, so up to 12 rows × 32 outputs accumulate in
+//! registers. Every output is one sequential chain of fused multiply-adds over the input
+//! dimension, in the same order whatever the batch size, blocking or thread count: a row's
+//! product is bit for bit the same alone (decode) or in a batch (prefill).
+//!
+//! CPUs without AVX-512 F keep candle's dense matmul ([`Caps::avx512f`] is false there).
+//!
+//! [`Caps::avx512f`]: super::Caps::avx512f
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod gated;
+mod kernel;
+mod packed;
+
+pub use gated::GatedPair;
+pub(crate) use kernel::Tile;
+pub use kernel::{matmul, MR};
+pub use packed::{PackedMatrix, NR};
