@@ -21,6 +21,7 @@ pub mod gemm;
 pub mod generate;
 pub mod io;
 pub mod model;
+pub mod pipeline;
 pub mod plan;
 pub mod probe;
 pub mod progress;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{DType, Device};
 use llmdrop::eval::{evaluate_task, perplexity, McExample, PplOptions, Task};
 use llmdrop::plan::strategy::{select, SelectOptions, Strategy};
