@@ -3,7 +3,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use llmdrop::pipeline::{
-    self, SweepOptions, DEFAULT_FEWSHOT_SEED, DEFAULT_PPL_SEQ_LEN, DEFAULT_SWEEP_DIR, DEFAULT_TASKS,
+    self, SweepOptions, DEFAULT_FEWSHOT_SEED, DEFAULT_PPL_SEQ_LEN, DEFAULT_STRATEGIES,
+    DEFAULT_SWEEP_DIR, DEFAULT_TASKS,
 };
 
 use crate::args::{CalibArgs, ModelArgs};
@@ -17,7 +18,7 @@ pub struct SweepArgs {
     #[command(flatten)]
     calib: CalibArgs,
     /// Strategies to sweep, comma-separated.
-    #[arg(long, default_value = "attn,mlp,block,joint", value_delimiter = ',')]
+    #[arg(long, default_value = DEFAULT_STRATEGIES, value_delimiter = ',')]
     strategies: Vec<String>,
     /// Largest number of units to drop.
     #[arg(long, default_value_t = SweepOptions::default().max)]

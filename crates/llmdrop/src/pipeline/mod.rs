@@ -71,7 +71,7 @@ pub use export::{export_and_check, export_model, ExportOptions, ExportTarget, PR
 pub use score::{
     run_scoring, score_model, scores_for, write_plots, ScoringOptions, DEFAULT_SCORES_FILE,
 };
-pub use sweep::{sweep, SweepOptions, SweepOutcome, DEFAULT_SWEEP_DIR};
+pub use sweep::{sweep, SweepOptions, SweepOutcome, DEFAULT_STRATEGIES, DEFAULT_SWEEP_DIR};
 
 #[cfg(doc)]
 use crate::{export::ExportResult, report::eval::EvalReport, report::ScoreReport};

@@ -16,6 +16,9 @@ use crate::plan::DropPlan;
 use crate::report::sweep::{point, SweepKey, SweepResults};
 use crate::report::ScoreReport;
 
+/// Strategies swept, unless asked otherwise (comma-separated, as the CLI takes them).
+pub const DEFAULT_STRATEGIES: &str = "attn,mlp,block,joint";
+
 /// Folder the sweep writes to, unless asked otherwise.
 pub const DEFAULT_SWEEP_DIR: &str = "sweep";
 
@@ -48,12 +51,10 @@ impl Default for SweepOptions {
     fn default() -> Self {
         Self {
             calib: CalibOptions::default(),
-            strategies: vec![
-                Strategy::Attn,
-                Strategy::Mlp,
-                Strategy::Block,
-                Strategy::Joint,
-            ],
+            strategies: DEFAULT_STRATEGIES
+                .split(',')
+                .map(|s| s.parse().expect("a known strategy"))
+                .collect(),
             max: 8,
             step: 2,
             keep_first: 0,
