@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use candle_core::Device;
 use clap::Args;
 use llmdrop::io::tokenizer::Tokenizer;
-use llmdrop::model::Outputs;
+use llmdrop::pipeline::{CalibOptions, ModelOptions};
 use llmdrop::quant::Precision;
 use llmdrop::{Decoder, DropPlan, ModelSource};
 
@@ -49,39 +48,30 @@ impl DropArgs {
 }
 
 impl ModelArgs {
-    pub fn path(&self) -> anyhow::Result<PathBuf> {
-        match &self.model {
-            Some(p) => Ok(p.clone()),
-            None => Ok(llmdrop::assets::default_model()?),
-        }
+    /// The library's model options (the dtype checked).
+    pub fn options(&self) -> anyhow::Result<ModelOptions> {
+        Ok(ModelOptions {
+            path: self.model.clone(),
+            dtype: self.dtype()?,
+        })
     }
 
     pub fn dtype(&self) -> anyhow::Result<Precision> {
         Ok(Precision::parse(&self.dtype)?)
     }
 
-    /// Opens the model files (no tensor data read).
+    /// Opens the model files (no tensor data read; the dtype is not looked at).
     pub fn open(&self) -> anyhow::Result<ModelSource> {
-        let path = self.path()?;
+        let path = match &self.model {
+            Some(p) => p.clone(),
+            None => llmdrop::assets::default_model()?,
+        };
         Ok(ModelSource::open(&path)?)
     }
 
     /// Opens and loads the model with `plan`, and its tokenizer.
     pub fn load(&self, plan: &DropPlan) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
-        self.load_for(plan, Outputs::Logits)
-    }
-
-    /// As [`ModelArgs::load`], for what `outputs` asks.
-    pub fn load_for(
-        &self,
-        plan: &DropPlan,
-        outputs: Outputs,
-    ) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
-        let dtype = self.dtype()?;
-        let src = self.open()?;
-        let dec = src.load_decoder_for(plan, dtype, &Device::Cpu, outputs)?;
-        let tok = src.tokenizer()?;
-        Ok((src, dec, tok))
+        Ok(self.options()?.load(plan)?)
     }
 }
 
@@ -97,18 +87,18 @@ pub struct CalibArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// JSON Lines field holding the text.
-    #[arg(long, default_value = "text")]
+    #[arg(long, default_value_t = CalibOptions::default().field)]
     pub field: String,
     /// Calibration blocks.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = CalibOptions::default().samples)]
     pub samples: usize,
     /// Tokens per block.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = CalibOptions::default().seq_len)]
     pub seq_len: usize,
     /// Pick the blocks at random (with --seed) instead of the first ones.
     #[arg(long)]
     pub shuffle: bool,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = CalibOptions::default().seed)]
     pub seed: u64,
     /// Attention / MLP similarity without the residual: cos(LN(x), module(LN(x))).
     #[arg(long)]
@@ -116,22 +106,16 @@ pub struct CalibArgs {
 }
 
 impl CalibArgs {
-    pub fn data_path(&self) -> anyhow::Result<PathBuf> {
-        match &self.data {
-            Some(p) => Ok(p.clone()),
-            None => {
-                let d = llmdrop::assets::cache_dir().join("text/docutils-0.21.2/docs");
-                if d.is_dir() {
-                    Ok(d)
-                } else {
-                    Err(llmdrop::Error::MissingAsset {
-                        what: format!("default calibration text {}", d.display()),
-                        reason: "not found".into(),
-                        fetch: llmdrop::assets::SETUP_COMMAND.into(),
-                    }
-                    .into())
-                }
-            }
+    /// The library's calibration options.
+    pub fn options(&self) -> CalibOptions {
+        CalibOptions {
+            data: self.data.clone(),
+            field: self.field.clone(),
+            samples: self.samples,
+            seq_len: self.seq_len,
+            shuffle: self.shuffle,
+            seed: self.seed,
+            residual: !self.no_residual,
         }
     }
 }

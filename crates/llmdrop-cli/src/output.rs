@@ -1,6 +1,7 @@
 //! Writing results to stdout: text or JSON, quiet on a closed pipe.
 
 use std::io::Write;
+use std::process::ExitCode;
 
 use serde::Serialize;
 
@@ -48,6 +49,18 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
         })
         .collect::<String>()
         .into()
+}
+
+/// Exit code 1 ("checked and failed") with the reason on stderr when a result that was
+/// printed is not a number; else success.
+pub fn checked(failure: Option<String>) -> ExitCode {
+    match failure {
+        Some(why) => {
+            eprintln!("llmdrop: {}", printable(&why));
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    }
 }
 
 /// Whether an error is a write to a closed stdout (`llmdrop … | head`).

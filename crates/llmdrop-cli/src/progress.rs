@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use llmdrop::pipeline::{Event, Observer};
 use llmdrop::progress::Progress;
 
 pub struct Bars {
@@ -45,6 +46,62 @@ impl Progress for Bars {
     fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
+        }
+    }
+}
+
+/// What the commands show of a workflow: its bars, and its events as the log lines on
+/// stderr (the ones a JSON run would interleave with nothing are kept under `--json` too).
+pub struct Console {
+    bars: Bars,
+    json: bool,
+}
+
+impl Console {
+    pub fn new(json: bool) -> Self {
+        Self {
+            bars: Bars::new(json),
+            json,
+        }
+    }
+}
+
+impl Progress for Console {
+    fn start(&mut self, label: &str, total: u64) {
+        self.bars.start(label, total);
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.bars.advance(n);
+    }
+
+    fn finish(&mut self) {
+        self.bars.finish();
+    }
+}
+
+impl Observer for Console {
+    fn event(&mut self, event: Event<'_>) {
+        match event {
+            Event::ScoresReused { path } => eprintln!("reusing scores from {}", path.display()),
+            Event::ScoresStale { path } => eprintln!(
+                "{} is from another model, data or settings: scoring again",
+                path.display()
+            ),
+            Event::Rescoring { attn, mlp } if !self.json => {
+                eprintln!("re-scoring with {attn} attention / {mlp} MLP layers dropped")
+            }
+            Event::StaleRemoved { path } => eprintln!(
+                "llmdrop: removed {}, left by an interrupted run",
+                crate::output::printable(&path.display().to_string())
+            ),
+            Event::SweepPoint {
+                index,
+                total,
+                label,
+            } if !self.json => eprintln!("[{index}/{total}] {label}"),
+            Event::Freed => crate::memory::release_freed(),
+            _ => {}
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Where the default model lives, and how the user is told to fetch it.
+//! Where the default model and texts live, and how the user is told to fetch them.
 
 use std::path::PathBuf;
 
@@ -9,6 +9,16 @@ pub const SETUP_COMMAND: &str = "./setup.sh";
 
 /// File name of the default model inside the cache directory.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The docutils source release inside the cache directory (real English text).
+pub const DOCUTILS_DIR: &str = "text/docutils-0.21.2";
+
+/// Inside [`DOCUTILS_DIR`]: the documentation, the default calibration text.
+pub const DEFAULT_CALIBRATION_DIR: &str = "docs";
+
+/// Inside [`DEFAULT_CALIBRATION_DIR`]: the reStructuredText primer, the default
+/// perplexity text.
+pub const DEFAULT_PPL_FILE: &str = "user/rst/quickstart.txt";
 
 /// sha256 of the default model (DESIGN §4).
 pub const DEFAULT_MODEL_SHA256: &str =
@@ -38,4 +48,27 @@ pub fn default_model() -> Result<PathBuf> {
             fetch: SETUP_COMMAND.into(),
         })
     }
+}
+
+/// Path of the default calibration text (the cached docutils documentation); an error
+/// naming the setup command when it is not there.
+pub fn default_calibration_text() -> Result<PathBuf> {
+    let d = cache_dir().join(DOCUTILS_DIR).join(DEFAULT_CALIBRATION_DIR);
+    if d.is_dir() {
+        Ok(d)
+    } else {
+        Err(Error::MissingAsset {
+            what: format!("default calibration text {}", d.display()),
+            reason: "not found".into(),
+            fetch: SETUP_COMMAND.into(),
+        })
+    }
+}
+
+/// Path of the default perplexity text (checked when it is read).
+pub fn default_ppl_text() -> PathBuf {
+    cache_dir()
+        .join(DOCUTILS_DIR)
+        .join(DEFAULT_CALIBRATION_DIR)
+        .join(DEFAULT_PPL_FILE)
 }

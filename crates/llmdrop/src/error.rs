@@ -61,11 +61,29 @@ pub enum Error {
     },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// What was being done (a file, a task) when `source` happened.
+    #[error("{what}")]
+    Context {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// `source`, said to have happened while doing `what` (shown as `what: source`).
+    pub fn context(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Context {
+            what: what.into(),
+            source: Box::new(source),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

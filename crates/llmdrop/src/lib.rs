@@ -20,6 +20,7 @@ pub mod generate;
 pub mod io;
 pub mod kernels;
 pub mod model;
+pub mod pipeline;
 pub mod plan;
 pub mod probe;
 pub mod progress;

@@ -196,7 +196,7 @@ pub fn default_model() -> PathBuf {
 
 /// The cached docutils documentation (real English text); panics naming the setup command.
 pub fn english_text_dir() -> PathBuf {
-    let d = crate::assets::cache_dir().join("text/docutils-0.21.2");
+    let d = crate::assets::cache_dir().join(crate::assets::DOCUTILS_DIR);
     assert!(
         d.join(".complete").exists(),
         "English text not found in {}: run `{}`",

@@ -1,18 +1,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use candle_core::{DType, Device};
 use clap::Args;
-use llmdrop::dest::{self, Inputs};
 use llmdrop::export::gguf::parse_quant;
-use llmdrop::export::{export, ExportFormat, ExportInfo, ExportResult};
-use llmdrop::{DropPlan, ModelSource};
-use serde::Deserialize;
-use serde_json::json;
+use llmdrop::export::ExportResult;
+use llmdrop::pipeline::{self, ExportOptions, ExportTarget, ModelOptions};
 
 use crate::args::{DropArgs, ModelArgs};
 use crate::output;
+use crate::progress::Console;
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -44,89 +40,29 @@ pub struct ExportArgs {
     json: bool,
 }
 
-#[derive(Deserialize)]
-struct PlanFile {
-    plan: DropPlan,
-    #[serde(default)]
-    info: Option<serde_json::Value>,
-}
-
-/// Ids the export is checked on: a fixed sentence with words, digits and code.
-pub const PROBE_TEXT: &str =
-    "The quick brown fox jumps over the lazy dog. In 1969, 3 astronauts flew to the Moon; print('hello')";
-
 pub fn run(a: ExportArgs) -> anyhow::Result<ExitCode> {
-    let format: ExportFormat = a.format.parse()?;
+    let format = a.format.parse()?;
     let quant = a.quant.as_deref().map(parse_quant).transpose()?;
-    let src = match &a.pruned {
-        Some(d) => ModelSource::open(d)?,
-        None => a.model.open()?,
+    // a pruned folder replaces --model (its drop lists are the plan)
+    let model = match &a.pruned {
+        Some(d) => ModelOptions::new(d),
+        None => ModelOptions {
+            path: a.model.model.clone(),
+            ..ModelOptions::default()
+        },
     };
-    let mut inputs = Inputs::of_model(src.path());
-    inputs.add_opt("plan", a.plan.as_deref());
-    dest::check(&a.out, format.dest_kind(), &inputs, a.force)?;
-    let sha = llmdrop::io::hash::model_sha256(&src)?;
-    let mut plan = a.drop.plan()?;
-    if let Some(p) = &a.plan {
-        let text = llmdrop::io::text::read_utf8_limited(p, llmdrop::io::text::MAX_JSON_BYTES)?;
-        let f: PlanFile = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a plan.json", p.display()))?;
-        if let Some(want) = f.info.as_ref().and_then(|i| i["source_sha256"].as_str()) {
-            if want != sha {
-                anyhow::bail!(
-                    "{}: the plan was made for another model (sha256 {want}), not {} ({sha})",
-                    p.display(),
-                    src.path().display()
-                );
-            }
-        }
-        plan = plan.union(&f.plan);
-    }
-    plan.validate(src.config().num_layers)?;
-    let result = export_and_check(
-        &src,
-        &sha,
-        &plan,
-        format,
-        quant,
-        json!({"via": "llmdrop export"}),
-        &a.out,
-        a.force,
-    )?;
+    let opts = ExportOptions {
+        target: ExportTarget {
+            format,
+            quant,
+            out: a.out.clone(),
+            force: a.force,
+        },
+        plan: a.drop.plan()?,
+        plan_file: a.plan.clone(),
+    };
+    let result = pipeline::export_model(&model, &opts, &mut Console::new(a.json))?;
     report(&result, a.json)
-}
-
-/// Exports with verification against the in-memory pruned model (f32).
-#[allow(clippy::too_many_arguments)]
-pub fn export_and_check(
-    src: &ModelSource,
-    sha: &str,
-    plan: &DropPlan,
-    format: ExportFormat,
-    quant: Option<candle_core::quantized::GgmlDType>,
-    details: serde_json::Value,
-    out: &std::path::Path,
-    force: bool,
-) -> anyhow::Result<ExportResult> {
-    let tok = src.tokenizer()?;
-    let reference = src.load_decoder(plan, DType::F32, &Device::Cpu)?;
-    let probe = tok.encode(PROBE_TEXT)?;
-    let info = ExportInfo {
-        tool_version: llmdrop::VERSION.into(),
-        source_model: src.path().display().to_string(),
-        source_sha256: Some(sha.to_string()),
-        details,
-    };
-    let r = export(
-        src, &tok, plan, format, quant, &info, out, force, &reference, &probe,
-    )?;
-    for p in &r.stale_removed {
-        eprintln!(
-            "llmdrop: removed {}, left by an interrupted run",
-            output::printable(&p.display().to_string())
-        );
-    }
-    Ok(r)
 }
 
 pub fn report(r: &ExportResult, json: bool) -> anyhow::Result<ExitCode> {

@@ -39,18 +39,6 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// Exit code 1 ("checked and failed") with the reason on stderr when a result that was
-/// printed is not a number; else success.
-fn checked(failure: Option<String>) -> ExitCode {
-    match failure {
-        Some(why) => {
-            eprintln!("llmdrop: {}", crate::output::printable(&why));
-            ExitCode::from(1)
-        }
-        None => ExitCode::SUCCESS,
-    }
-}
-
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Inspect(a) => inspect::run(a),

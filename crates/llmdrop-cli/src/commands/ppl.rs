@@ -77,5 +77,5 @@ pub fn run(a: PplArgs) -> anyhow::Result<ExitCode> {
             r.ppl, r.nll, r.tokens_scored, r.windows, r.seq_len
         ))?;
     }
-    Ok(super::checked(failed))
+    Ok(output::checked(failed))
 }

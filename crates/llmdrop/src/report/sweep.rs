@@ -37,6 +37,17 @@ pub fn point(strategy: &str, k: usize) -> String {
 }
 
 impl SweepResults {
+    /// Why some results are not a measurement, one `label: reason` line per point; None
+    /// when every perplexity and accuracy is finite.
+    pub fn non_finite(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .results
+            .iter()
+            .filter_map(|(label, col)| col.non_finite().map(|m| format!("{label}: {m}")))
+            .collect();
+        (!failed.is_empty()).then(|| failed.join("\n"))
+    }
+
     fn series(
         &self,
         strategies: &[String],

@@ -1,0 +1,153 @@
+//! The drop workflow: calibration -> scores (reused when they match) -> strategy ->
+//! plan -> export -> reload check.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::calibrate::{calibrate, CalibOptions};
+use super::events::{Event, Observer};
+use super::export::{export_and_check, ExportTarget};
+use super::score::scores_for;
+use super::ModelOptions;
+use crate::dest::{self, Inputs, Kind};
+use crate::error::Result;
+use crate::export::ExportFormat;
+use crate::model::Outputs;
+use crate::plan::strategy::{select, select_iterative, SelectOptions, Strategy};
+use crate::plan::DropPlan;
+use crate::progress::NoProgress;
+use crate::score::{score, ScoreOptions, ScoreTable};
+
+/// What [`drop_layers`] drops and where it writes the pruned model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropOptions {
+    pub calib: CalibOptions,
+    pub strategy: Strategy,
+    /// How many modules (blocks, attention or MLP layers) to drop.
+    pub n: usize,
+    /// Drop one module at a time and re-score the pruned model in between.
+    pub iterative: bool,
+    /// Protect the first K layers.
+    pub keep_first: usize,
+    /// Protect the last K layers.
+    pub keep_last: usize,
+    /// Scores file: reused when it was computed from this model, data and settings;
+    /// otherwise the model is scored and the file (re)written.
+    pub scores: Option<PathBuf>,
+    /// The pruned model's format and path.
+    pub target: ExportTarget,
+}
+
+impl DropOptions {
+    /// Drops `n` modules chosen by `strategy`, written as hf-llmdrop to `out`; everything
+    /// else as by default.
+    pub fn new(strategy: Strategy, n: usize, out: impl Into<PathBuf>) -> Self {
+        Self {
+            calib: CalibOptions::default(),
+            strategy,
+            n,
+            iterative: false,
+            keep_first: 0,
+            keep_last: 0,
+            scores: None,
+            target: ExportTarget::new(ExportFormat::HfLlmdrop, out),
+        }
+    }
+}
+
+/// What [`drop_layers`] dropped and wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct DropReport {
+    pub out: String,
+    pub strategy: String,
+    pub iterative: bool,
+    pub n: usize,
+    pub plan: DropPlan,
+    pub scores_reused: bool,
+    /// max |Δlogit| between the reloaded output and the in-memory pruned model.
+    pub reload_max_abs_diff: f32,
+}
+
+/// Scores the model (or reuses `opts.scores`), selects what to drop, writes the pruned
+/// model and checks that it reloads with the same logits.
+///
+/// The outputs are checked before any work: never onto an input, never over a file
+/// llmdrop did not write, a model replaced only with `force`.
+pub fn drop_layers(
+    model: &ModelOptions,
+    opts: &DropOptions,
+    obs: &mut dyn Observer,
+) -> Result<DropReport> {
+    let src = model.open()?;
+    let mut inputs = Inputs::of_model(src.path());
+    inputs.add("calibration data", &opts.calib.data_path()?);
+    if let Some(p) = &opts.scores {
+        dest::check(p, Kind::ScoresFile, &inputs, false)?;
+    }
+    let mut out_inputs = inputs.clone();
+    out_inputs.add_opt("scores file", opts.scores.as_deref());
+    let t = &opts.target;
+    dest::check(&t.out, t.format.dest_kind(), &out_inputs, t.force)?;
+    // scoring (and re-scoring pruned copies) needs hidden states only
+    let (src, dec, tok) = model.load_for(&DropPlan::empty(), Outputs::HiddenStates)?;
+    let model_sha = crate::io::hash::model_sha256(&src)?;
+    let cal = calibrate(&opts.calib, model.dtype, &tok)?;
+    let o = SelectOptions {
+        n: opts.n,
+        keep_first: opts.keep_first,
+        keep_last: opts.keep_last,
+    };
+    let (report, reused) = scores_for(
+        &src,
+        &model_sha,
+        &dec,
+        &cal,
+        opts.scores.as_deref(),
+        &inputs,
+        obs,
+    )?;
+
+    let plan = if opts.iterative {
+        let score_opts = ScoreOptions {
+            residual: cal.settings.residual,
+            consecutive: false,
+        };
+        let mut rescore = |plan: &DropPlan| -> Result<ScoreTable> {
+            if plan.is_empty() {
+                return Ok(report.table.clone());
+            }
+            obs.event(Event::Rescoring {
+                attn: plan.attn.len(),
+                mlp: plan.mlp.len(),
+            });
+            score(
+                &dec.pruned(plan)?,
+                &cal.blocks.blocks,
+                &score_opts,
+                &mut NoProgress,
+            )
+        };
+        select_iterative(opts.strategy, &o, src.config().num_layers, &mut rescore)?.0
+    } else {
+        select(&report.table, opts.strategy, &o)?
+    };
+
+    let details = json!({
+        "strategy": opts.strategy, "n": opts.n, "iterative": opts.iterative,
+        "keep_first": opts.keep_first, "keep_last": opts.keep_last,
+        "calibration": {"data": cal.data_path.display().to_string(),
+                        "data_sha256": cal.blocks.hash, "settings": cal.settings},
+    });
+    let res = export_and_check(&src, &model_sha, &plan, t, details, obs)?;
+    Ok(DropReport {
+        out: res.path.display().to_string(),
+        strategy: opts.strategy.to_string(),
+        iterative: opts.iterative,
+        n: opts.n,
+        plan,
+        scores_reused: reused,
+        reload_max_abs_diff: res.reload_max_abs_diff,
+    })
+}

@@ -1,0 +1,36 @@
+//! What a workflow tells its caller while it runs, besides progress.
+
+use std::path::Path;
+
+use crate::progress::{NoProgress, Progress};
+
+/// Something a caller may want to say or act on; the library itself never prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The scores file was computed from this model, data and settings: it is used as is.
+    ScoresReused { path: &'a Path },
+    /// The scores file is from another model, data or settings: the model is scored again.
+    ScoresStale { path: &'a Path },
+    /// Iterative selection re-scores the model with these many modules dropped.
+    Rescoring { attn: usize, mlp: usize },
+    /// Staging left by an interrupted run beside an output, removed before writing.
+    StaleRemoved { path: &'a Path },
+    /// A sweep point starts: `index` of `total` (from 1).
+    SweepPoint {
+        index: usize,
+        total: usize,
+        label: &'a str,
+    },
+    /// A large, short-lived structure (the tokenizer, a load's copies) was just freed: a
+    /// good moment for a process to hand memory back to the OS.
+    Freed,
+}
+
+/// Receives a workflow's progress and events. Both default to doing nothing.
+pub trait Observer: Progress {
+    /// Something happened (see [`Event`]).
+    fn event(&mut self, _event: Event<'_>) {}
+}
+
+impl Observer for NoProgress {}

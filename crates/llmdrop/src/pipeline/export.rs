@@ -1,0 +1,148 @@
+//! Export with a reload check: the written model is read back and compared with the
+//! in-memory pruned model.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::GgmlDType;
+use candle_core::{DType, Device};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::events::{Event, Observer};
+use super::ModelOptions;
+use crate::dest::{self, Inputs};
+use crate::error::{Error, Result};
+use crate::export::{export, ExportFormat, ExportInfo, ExportResult};
+use crate::io::source::ModelSource;
+use crate::plan::DropPlan;
+
+/// Ids the export is checked on: a fixed sentence with words, digits and code.
+pub const PROBE_TEXT: &str =
+    "The quick brown fox jumps over the lazy dog. In 1969, 3 astronauts flew to the Moon; print('hello')";
+
+/// Where and how a pruned model is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportTarget {
+    pub format: ExportFormat,
+    /// Tensor type for GGUF output from a safetensors model (`None`: the format's default).
+    pub quant: Option<GgmlDType>,
+    /// Output folder (or .gguf file).
+    pub out: PathBuf,
+    /// Replace an existing model output.
+    pub force: bool,
+}
+
+impl ExportTarget {
+    /// `format` to `out`, default tensor type, no replacing.
+    pub fn new(format: ExportFormat, out: impl Into<PathBuf>) -> Self {
+        Self {
+            format,
+            quant: None,
+            out: out.into(),
+            force: false,
+        }
+    }
+}
+
+/// What [`export_model`] applies to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportOptions {
+    pub target: ExportTarget,
+    /// Layers to drop (joined with the plan file's).
+    pub plan: DropPlan,
+    /// A plan.json (as the drop workflow writes) to apply; it must name this model.
+    pub plan_file: Option<PathBuf>,
+}
+
+impl ExportOptions {
+    /// Writes the model unchanged (but for `plan`) as `format` to `out`.
+    pub fn new(format: ExportFormat, out: impl Into<PathBuf>) -> Self {
+        Self {
+            target: ExportTarget::new(format, out),
+            plan: DropPlan::empty(),
+            plan_file: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PlanFile {
+    plan: DropPlan,
+    #[serde(default)]
+    info: Option<serde_json::Value>,
+}
+
+/// Writes the model with `opts.plan` (and the plan file's drops) applied, then reloads it
+/// and compares its logits with the in-memory pruned model.
+pub fn export_model(
+    model: &ModelOptions,
+    opts: &ExportOptions,
+    obs: &mut dyn Observer,
+) -> Result<ExportResult> {
+    let t = &opts.target;
+    let src = model.open()?;
+    let mut inputs = Inputs::of_model(src.path());
+    inputs.add_opt("plan", opts.plan_file.as_deref());
+    dest::check(&t.out, t.format.dest_kind(), &inputs, t.force)?;
+    let sha = crate::io::hash::model_sha256(&src)?;
+    let mut plan = opts.plan.clone();
+    if let Some(p) = &opts.plan_file {
+        let f: PlanFile = read_plan_file(p)?;
+        if let Some(want) = f.info.as_ref().and_then(|i| i["source_sha256"].as_str()) {
+            if want != sha {
+                return Err(Error::Input(format!(
+                    "{}: the plan was made for another model (sha256 {want}), not {} ({sha})",
+                    p.display(),
+                    src.path().display()
+                )));
+            }
+        }
+        plan = plan.union(&f.plan);
+    }
+    plan.validate(src.config().num_layers)?;
+    export_and_check(&src, &sha, &plan, t, json!({"via": "llmdrop export"}), obs)
+}
+
+/// Reads a plan.json as the drop workflow writes it.
+pub(crate) fn read_plan_file<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
+    let text = crate::io::text::read_utf8_limited(p, crate::io::text::MAX_JSON_BYTES)?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::context(format!("{}: not a plan.json", p.display()), e))
+}
+
+/// Exports `plan` applied to `src` (whose sha256 is `sha`) to `target`, verified against
+/// the in-memory pruned model (f32); `details` go into the export's info.
+pub fn export_and_check(
+    src: &ModelSource,
+    sha: &str,
+    plan: &DropPlan,
+    target: &ExportTarget,
+    details: serde_json::Value,
+    obs: &mut dyn Observer,
+) -> Result<ExportResult> {
+    let tok = src.tokenizer()?;
+    let reference = src.load_decoder(plan, DType::F32, &Device::Cpu)?;
+    let probe = tok.encode(PROBE_TEXT)?;
+    let info = ExportInfo {
+        tool_version: crate::VERSION.into(),
+        source_model: src.path().display().to_string(),
+        source_sha256: Some(sha.to_string()),
+        details,
+    };
+    let r = export(
+        src,
+        &tok,
+        plan,
+        target.format,
+        target.quant,
+        &info,
+        &target.out,
+        target.force,
+        &reference,
+        &probe,
+    )?;
+    for p in &r.stale_removed {
+        obs.event(Event::StaleRemoved { path: p });
+    }
+    Ok(r)
+}
