@@ -1,50 +1,31 @@
 //! Bad input gets a clear error naming the file (and tensor), exit code 2, never a panic.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::{run, s};
 use llmdrop::testkit::{self, copy_hf_dir_with};
 
-struct Run {
-    code: i32,
-    stderr: String,
-}
-
-fn llmdrop(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_llmdrop"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Runs `inspect`-free loading (generate one token) on `model` and expects a clean error.
+#[track_caller]
 fn expect_error(model: &Path, must_contain: &[&str]) {
-    let m = model.to_str().unwrap();
-    let r = llmdrop(&[
+    run(&[
         "generate",
         "--model",
-        m,
+        s(model),
         "--prompt",
         "hi",
         "--max-tokens",
         "1",
-    ]);
-    assert_eq!(r.code, 2, "exit code; stderr: {}", r.stderr);
-    assert!(r.stderr.starts_with("llmdrop: "), "{}", r.stderr);
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    for s in must_contain {
-        assert!(r.stderr.contains(s), "stderr lacks {s:?}: {}", r.stderr);
-    }
+    ])
+    .assert_clean_error(must_contain);
 }
 
 fn tiny_copy(arch: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    copy_hf_dir_with(&testkit::tiny_dir(arch), tmp.path(), |_, _, d| Some(d)).unwrap();
+    common::copy_tiny(arch, tmp.path());
     tmp
 }
 
@@ -165,173 +146,77 @@ fn non_utf8_text() {
     let data = tmp.path().join("latin1.txt");
     std::fs::write(&data, b"caf\xe9 au lait").unwrap();
     let model = testkit::tiny_dir("llama");
-    let r = llmdrop(&[
-        "ppl",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("latin1.txt")
-            && r.stderr.contains("UTF-8")
-            && r.stderr.contains("offset 3"),
-        "{}",
-        r.stderr
-    );
+    run(&["ppl", "--model", s(&model), "--data", s(&data)])
+        .assert_code(2)
+        .assert_stderr_contains("latin1.txt")
+        .assert_stderr_contains("UTF-8")
+        .assert_stderr_contains("offset 3");
 }
 
 #[test]
 fn drop_plan_out_of_range() {
     let model = testkit::tiny_dir("llama");
-    let r = llmdrop(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--drop-attn",
-        "1,7",
-    ]);
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("attention layer 7 does not exist"),
-        "{}",
-        r.stderr
-    );
-    let r = llmdrop(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--drop-mlp",
-        "a",
-    ]);
-    assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("--drop-mlp"), "{}", r.stderr);
-}
-
-/// Runs `args` with a time limit: a hang fails the test instead of blocking the suite.
-fn llmdrop_within(args: &[&str], secs: u64) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_llmdrop"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t0.elapsed().as_secs() > secs {
-            let _ = child.kill();
-            panic!("llmdrop {args:?} still runs after {secs} s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn expect_clean_error(r: &Run, must_contain: &str) {
-    assert_eq!(r.code, 2, "exit code; stderr: {}", r.stderr);
-    assert!(r.stderr.starts_with("llmdrop: "), "{}", r.stderr);
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains(must_contain),
-        "stderr lacks {must_contain:?}: {}",
-        r.stderr
-    );
+    let generate = ["generate", "--model", s(&model), "--prompt", "x"];
+    run(&[&generate[..], &["--drop-attn", "1,7"]].concat())
+        .assert_code(2)
+        .assert_stderr_contains("attention layer 7 does not exist");
+    run(&[&generate[..], &["--drop-mlp", "a"]].concat())
+        .assert_code(2)
+        .assert_stderr_contains("--drop-mlp");
 }
 
 #[test]
 fn issue12_huge_layer_range_is_refused_before_expansion() {
     let m = testkit::tiny_dir("llama");
-    let r = llmdrop_within(
-        &[
-            "generate",
-            "--model",
-            m.to_str().unwrap(),
-            "--prompt",
-            "hi",
-            "--drop-attn",
-            "0-18446744073709551615",
-        ],
-        20,
-    );
-    expect_clean_error(&r, "beyond any model");
+    common::llmdrop(&[
+        "generate",
+        "--model",
+        s(&m),
+        "--prompt",
+        "hi",
+        "--drop-attn",
+        "0-18446744073709551615",
+    ])
+    .within(20)
+    .run()
+    .assert_clean_error(&["beyond any model"]);
 }
 
 #[test]
 fn issue12_pipes_and_devices_are_not_read_as_data_or_models() {
     let m = testkit::tiny_dir("llama");
-    let r = llmdrop_within(
-        &[
-            "score",
-            "--model",
-            m.to_str().unwrap(),
-            "--data",
-            "/dev/zero",
-            "--out",
-            "/dev/null",
-        ],
-        20,
-    );
+    let score = ["score", "--model", s(&m), "--data", "/dev/zero", "--out"];
     // (the output check comes first: /dev/null is not llmdrop's scores file)
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    common::llmdrop(&[&score[..], &["/dev/null"]].concat())
+        .within(20)
+        .run()
+        .assert_code(2);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s.json");
-    let r = llmdrop_within(
-        &[
-            "score",
-            "--model",
-            m.to_str().unwrap(),
-            "--data",
-            "/dev/zero",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        20,
-    );
-    expect_clean_error(&r, "not a regular file");
+    common::llmdrop(&[&score[..], &[s(&out)]].concat())
+        .within(20)
+        .run()
+        .assert_clean_error(&["not a regular file"]);
     let fifo = tmp.path().join("model.gguf");
     assert!(Command::new("mkfifo")
         .arg(&fifo)
         .status()
         .unwrap()
         .success());
-    let r = llmdrop_within(
-        &[
-            "generate",
-            "--model",
-            fifo.to_str().unwrap(),
-            "--prompt",
-            "hi",
-        ],
-        20,
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("model.gguf"), "{}", r.stderr);
+    common::llmdrop(&["generate", "--model", s(&fifo), "--prompt", "hi"])
+        .within(20)
+        .run()
+        .assert_code(2)
+        .assert_stderr_contains("model.gguf");
 }
 
 #[test]
 fn issue12_bench_context_beyond_the_model_is_refused_up_front() {
     let m = testkit::tiny_dir("llama");
-    let r = llmdrop_within(
-        &[
-            "bench",
-            "--model",
-            m.to_str().unwrap(),
-            "--context",
-            "100000000",
-        ],
-        20,
-    );
-    expect_clean_error(&r, "exceed the model's");
+    common::llmdrop(&["bench", "--model", s(&m), "--context", "100000000"])
+        .within(20)
+        .run()
+        .assert_clean_error(&["exceed the model's"]);
 }
 
 #[test]
@@ -343,37 +228,31 @@ fn issue12_control_characters_from_files_are_escaped() {
     let mut f = std::fs::File::create(&p).unwrap();
     gguf_file::write(&mut f, &[("general.architecture", &arch)], &[]).unwrap();
     drop(f);
-    let r = llmdrop(&["inspect", "--model", p.to_str().unwrap()]);
-    expect_clean_error_code(&r);
+    let r = run(&["inspect", "--model", s(&p)]);
+    r.assert_error();
     assert!(
         !r.stderr.contains('\x1b') && !r.stderr.contains('\x07'),
         "{:?}",
         r.stderr
     );
-    assert!(r.stderr.contains("ll\\u{1b}[2Jama\\u{7}"), "{}", r.stderr);
-}
-
-fn expect_clean_error_code(r: &Run) {
-    assert_eq!(r.code, 2, "exit code; stderr: {}", r.stderr);
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    r.assert_stderr_contains("ll\\u{1b}[2Jama\\u{7}");
 }
 
 #[test]
-fn issue12_broken_pipe_exits_quietly() {
+fn issue12_default_model_broken_pipe_exits_quietly() {
     use std::io::BufRead;
     // the default model's logits are megabytes of JSON: the pipe closes long before the end
-    let mut child = Command::new(env!("CARGO_BIN_EXE_llmdrop"))
-        .args([
-            "logits",
-            "--prompt",
-            "The quick brown fox jumps over the lazy dog",
-        ])
-        .arg("--model")
-        .arg(testkit::default_model())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::command(&[
+        "logits",
+        "--prompt",
+        "The quick brown fox jumps over the lazy dog",
+    ])
+    .arg("--model")
+    .arg(common::default_model())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut first = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
@@ -416,18 +295,18 @@ fn issue12_non_finite_perplexity_exits_1() {
     // finite weights whose products overflow f32: the run completes, the result is NaN
     let tmp = tempfile::tempdir().unwrap();
     tiny_with_values(tmp.path(), "model.layers.0.mlp.down_proj.weight", 3e38);
-    let text = testkit::english_text_dir().join("docs/user/rst/quickstart.txt");
-    let r = llmdrop(&[
+    let text = common::text();
+    let r = run(&[
         "ppl",
         "--model",
-        tmp.path().to_str().unwrap(),
+        s(tmp.path()),
         "--data",
-        text.to_str().unwrap(),
+        s(&text),
         "--seq-len",
         "32",
         "--max-windows",
         "2",
     ]);
     assert_eq!(r.code, 1, "checked and failed; stderr: {}", r.stderr);
-    assert!(r.stderr.contains("perplexity is NaN"), "{}", r.stderr);
+    r.assert_stderr_contains("perplexity is NaN");
 }

@@ -1,21 +1,15 @@
 //! `llmdrop bench` on a tiny model: every dtype runs, the reports carry what they claim,
 //! and a pruned run compared with the original keeps exactly its kept share of the KV cache.
 
-use std::process::Command;
+mod common;
 
+use common::reports::{BenchReport, BenchResult};
+use common::Run;
 use llmdrop::testkit;
 
-fn llmdrop(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_llmdrop"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "1")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// Runs `llmdrop ARGS` with one thread (many short runs: no thread pool to spin up).
+fn llmdrop(args: &[&str]) -> Run {
+    common::llmdrop(args).env("RAYON_NUM_THREADS", "1").run()
 }
 
 #[test]
@@ -44,23 +38,23 @@ fn bench_reports_every_dtype_and_the_kv_share() {
             "--compare-original",
             "--json",
         ]);
-        let (code, out, err) = llmdrop(&args);
-        assert_eq!(code, 0, "{dtype}: {err}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["dtype"], dtype);
+        let r = llmdrop(&args);
+        assert_eq!(r.code, 0, "{dtype}: {}", r.stderr);
+        let v: BenchReport = r.json();
+        assert_eq!(v.dtype, dtype);
         assert_eq!(
-            v["quant_kernel"].is_string(),
+            v.quant_kernel.is_some(),
             dtype != "f32" && dtype != "bf16",
             "{dtype}"
         );
-        let (ours, orig) = (&v["results"][1], &v["original"][1]);
-        assert_eq!(ours["context"], 16);
-        assert!(ours["decode_tokens_per_sec"]["median"].as_f64().unwrap() > 0.0);
+        let (ours, orig) = (&v.results[1], &v.original.as_ref().unwrap()[1]);
+        assert_eq!(ours.context, 16);
+        assert!(ours.decode_tokens_per_sec.median > 0.0);
         // 2 of 3 attention layers kept: exactly 2/3 of the cache
-        let kv = |r: &serde_json::Value| r["kv_cache_bytes"].as_u64().unwrap();
+        let kv = |r: &BenchResult| r.kv_cache_bytes;
         assert_eq!(kv(ours) * 3, kv(orig) * 2, "{dtype}");
-        assert_eq!(v["ideal"].as_array().unwrap().len(), 2);
-        sizes.push((dtype, v["weight_bytes"].as_u64().unwrap()));
+        assert_eq!(v.ideal.as_ref().unwrap().len(), 2);
+        sizes.push((dtype, v.weight_bytes));
     }
     // f32 > bf16 > q8_0 > q4_1; native keeps the safetensors floats as f32
     let size = |d: &str| sizes.iter().find(|(x, _)| *x == d).unwrap().1;
@@ -70,8 +64,9 @@ fn bench_reports_every_dtype_and_the_kv_share() {
 
     let mut args = base.to_vec();
     args.extend(["--dtype", "q8_0", "--markdown"]);
-    let (code, out, err) = llmdrop(&args);
-    assert_eq!(code, 0, "{err}");
+    let r = llmdrop(&args);
+    r.assert_success();
+    let out = &r.stdout;
     assert!(out.contains("| model | context | prefill tok/s"), "{out}");
     assert!(out.contains("kernel "), "{out}");
     assert!(
@@ -81,10 +76,5 @@ fn bench_reports_every_dtype_and_the_kv_share() {
 
     let mut args = base.to_vec();
     args.extend(["--dtype", "q3_k"]);
-    let (code, _, err) = llmdrop(&args);
-    assert_eq!(code, 2);
-    assert!(
-        err.starts_with("llmdrop: ") && err.contains("q4_k, q4_1, native"),
-        "{err}"
-    );
+    llmdrop(&args).assert_clean_error(&["q4_k, q4_1, native"]);
 }

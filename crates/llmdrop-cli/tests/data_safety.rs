@@ -3,37 +3,15 @@
 //! `--force` replaces only llmdrop's own outputs; real signals on a real process leave no
 //! staging behind, and staging left by a killed run is removed by the next one.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::reports::{self, ExportedConfig};
+use common::{names, run_in as llmdrop, s, text, Mount, Run};
 use llmdrop::testkit;
-
-struct Run {
-    code: i32,
-    stderr: String,
-}
-
-fn llmdrop(args: &[&str], cwd: &Path) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_llmdrop"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn text() -> PathBuf {
-    testkit::english_text_dir().join("docs/user/rst/quickstart.txt")
-}
 
 const CALIB: [&str; 4] = ["--samples", "2", "--seq-len", "32"];
 
@@ -54,31 +32,18 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 /// A copy of the tiny llama model in `dir/model`.
 fn tiny_model(dir: &Path) -> PathBuf {
     let m = dir.join("model");
-    testkit::copy_hf_dir_with(&testkit::tiny_dir("llama"), &m, |_, _, d| Some(d)).unwrap();
+    common::copy_tiny("llama", &m);
     m
 }
 
+#[track_caller]
 fn refused(r: &Run, what: &str) {
-    assert_eq!(r.code, 2, "exit code; stderr: {}", r.stderr);
-    assert!(r.stderr.contains("output refused"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains(what),
-        "stderr lacks {what:?}: {}",
-        r.stderr
-    );
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    r.assert_error()
+        .assert_stderr_contains("output refused")
+        .assert_stderr_contains(what);
 }
 
 #[test]
@@ -91,14 +56,14 @@ fn issue12_score_out_onto_the_model_file_is_refused() {
     let data = text();
     args.extend(["--data", s(&data)]);
     args.extend(CALIB);
-    refused(&llmdrop(&args, tmp.path()), "is the model");
+    refused(&llmdrop(tmp.path(), &args), "is the model");
     assert_eq!(std::fs::read(&gguf).unwrap(), before);
     // through a symlink and a `..` detour too
     std::os::unix::fs::symlink(&gguf, tmp.path().join("alias.gguf")).unwrap();
     std::fs::create_dir(tmp.path().join("sub")).unwrap();
     for out in ["alias.gguf", "sub/../model.gguf"] {
         args[4] = out;
-        refused(&llmdrop(&args, tmp.path()), "is the model");
+        refused(&llmdrop(tmp.path(), &args), "is the model");
     }
     assert_eq!(std::fs::read(&gguf).unwrap(), before);
 }
@@ -112,13 +77,13 @@ fn issue12_score_plot_into_the_model_folder_is_refused() {
     let mut args = vec!["score", "--model", s(&m), "--data", s(&data)];
     args.extend(["--out", "scores.json", "--plot", s(&m)]);
     args.extend(CALIB);
-    refused(&llmdrop(&args, tmp.path()), "is the model");
+    refused(&llmdrop(tmp.path(), &args), "is the model");
     // scores inside the model folder, or the calibration data as output: refused as well
     args[6] = "model/scores.json";
     args[8] = "plots";
-    refused(&llmdrop(&args, tmp.path()), "lies inside the model");
+    refused(&llmdrop(tmp.path(), &args), "lies inside the model");
     args[6] = s(&data);
-    refused(&llmdrop(&args, tmp.path()), "is the calibration data");
+    refused(&llmdrop(tmp.path(), &args), "is the calibration data");
     assert_eq!(snapshot(&m), before);
     assert_eq!(names(tmp.path()), vec!["model"]);
 }
@@ -134,7 +99,7 @@ fn issue12_score_never_replaces_a_file_it_did_not_write() {
     args.extend(["--out", "notes.json"]);
     args.extend(CALIB);
     refused(
-        &llmdrop(&args, tmp.path()),
+        &llmdrop(tmp.path(), &args),
         "not a scores file written by llmdrop",
     );
     assert_eq!(std::fs::read(&theirs).unwrap(), b"{\"mine\": true}");
@@ -144,8 +109,7 @@ fn issue12_score_never_replaces_a_file_it_did_not_write() {
     args[6] = "scores.json";
     args.extend(["--plot", "plots"]);
     for _ in 0..2 {
-        let r = llmdrop(&args, tmp.path());
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        llmdrop(tmp.path(), &args).assert_success();
     }
     assert_eq!(
         names(&tmp.path().join("plots")),
@@ -178,7 +142,7 @@ fn issue12_force_never_deletes_an_unrelated_folder() {
     ]);
     drop.extend(CALIB);
     refused(
-        &llmdrop(&drop, tmp.path()),
+        &llmdrop(tmp.path(), &drop),
         "not a pruned model folder written by llmdrop",
     );
     let export = [
@@ -194,7 +158,7 @@ fn issue12_force_never_deletes_an_unrelated_folder() {
         "--force",
     ];
     refused(
-        &llmdrop(&export, tmp.path()),
+        &llmdrop(tmp.path(), &export),
         "never replaced, even with --force",
     );
     let gguf = [
@@ -208,13 +172,13 @@ fn issue12_force_never_deletes_an_unrelated_folder() {
         "--out",
     ];
     let file = tmp.path().join("photos/a.jpg");
-    let r = llmdrop(&[&gguf[..], &[s(&file), "--force"]].concat(), tmp.path());
+    let r = llmdrop(tmp.path(), &[&gguf[..], &[s(&file), "--force"]].concat());
     refused(&r, "not a GGUF export written by llmdrop");
     assert_eq!(snapshot(&theirs), before);
     // the model folder's parent (it contains the input) is refused too
     let r = llmdrop(
-        &[&export[..8], &[s(tmp.path()), "--force"]].concat(),
         tmp.path(),
+        &[&export[..8], &[s(tmp.path()), "--force"]].concat(),
     );
     refused(&r, "contains the model");
     assert_eq!(names(tmp.path()), vec!["model", "photos"]);
@@ -240,22 +204,19 @@ fn issue12_force_replaces_own_outputs_atomically_and_leaves_nothing() {
             "--out",
             s(dest),
         ];
-        let r = llmdrop(&args, tmp.path());
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        llmdrop(tmp.path(), &args).assert_success();
         // again without --force: refused, says how
-        let r = llmdrop(&args, tmp.path());
+        let r = llmdrop(tmp.path(), &args);
         refused(&r, "use --force to replace it");
         let mut forced = args.to_vec();
         forced.extend(["--drop-attn", "1", "--force"]);
         forced.remove(4);
         forced.remove(3);
-        let r = llmdrop(&forced, tmp.path());
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        llmdrop(tmp.path(), &forced).assert_success();
     }
     // the replaced folder holds the second plan, and nothing else lies beside the outputs
-    let cfg = std::fs::read_to_string(out.join("config.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
-    assert_eq!(v["drop_attn_list"], serde_json::json!([1]));
+    let cfg: ExportedConfig = reports::read(&out.join("config.json"));
+    assert_eq!(cfg.drop_attn_list, [1]);
     assert_eq!(names(tmp.path()), vec!["model", "out", "out.gguf"]);
     assert!(
         !names(&out).iter().any(|n| n.contains("llmdrop-")),
@@ -295,23 +256,22 @@ fn wait_for_staging(child: &mut std::process::Child, parent: &Path, dest: &str) 
 
 /// Starts a long export (the real default model to an f32 HF folder) towards `dir/out`.
 fn start_long_export(dir: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_llmdrop"))
-        .args([
-            "export",
-            "--drop-attn",
-            "3",
-            "--format",
-            "hf-llmdrop",
-            "--out",
-            "out",
-        ])
-        .arg("--model")
-        .arg(testkit::default_model())
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    common::command(&[
+        "export",
+        "--drop-attn",
+        "3",
+        "--format",
+        "hf-llmdrop",
+        "--out",
+        "out",
+    ])
+    .arg("--model")
+    .arg(common::default_model())
+    .current_dir(dir)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
 }
 
 fn kill(child: &std::process::Child, signal: &str) {
@@ -324,7 +284,7 @@ fn kill(child: &std::process::Child, signal: &str) {
 }
 
 #[test]
-fn issue12_sigint_and_sigterm_remove_the_staging() {
+fn issue12_default_model_sigint_and_sigterm_remove_the_staging() {
     for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
         let tmp = tempfile::tempdir().unwrap();
         let mut child = start_long_export(tmp.path());
@@ -343,7 +303,7 @@ fn issue12_sigint_and_sigterm_remove_the_staging() {
 }
 
 #[test]
-fn issue12_sigkill_leftovers_are_removed_by_the_next_run() {
+fn issue12_default_model_sigkill_leftovers_are_removed_by_the_next_run() {
     let tmp = tempfile::tempdir().unwrap();
     let mut child = start_long_export(tmp.path());
     let staging = wait_for_staging(&mut child, tmp.path(), "out");
@@ -353,6 +313,7 @@ fn issue12_sigkill_leftovers_are_removed_by_the_next_run() {
     // the next run towards the same destination (a tiny model: quick) removes it
     let m = tiny_model(tmp.path());
     let r = llmdrop(
+        tmp.path(),
         &[
             "export",
             "--model",
@@ -364,27 +325,17 @@ fn issue12_sigkill_leftovers_are_removed_by_the_next_run() {
             "--out",
             "out",
         ],
-        tmp.path(),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("left by an interrupted run"),
-        "{}",
-        r.stderr
-    );
+    r.assert_success()
+        .assert_stderr_contains("left by an interrupted run");
     let name = staging.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(r.stderr.contains(&name), "{}", r.stderr);
+    r.assert_stderr_contains(&name);
     assert_eq!(names(tmp.path()), vec!["model", "out"]);
 }
 
 #[test]
 fn issue12_full_disk_score_leaves_no_temp_file() {
-    let m = tempfile::tempdir().unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs", s(m.path())])
-        .status()
-        .is_ok_and(|st| st.success());
-    assert!(ok, "this test needs to mount a tmpfs (root)");
+    let m = Mount::new("size=64k");
     // fill the disk: the scores cannot be written
     let filler = m.path().join("filler");
     let _ = std::fs::write(&filler, vec![0u8; 64 << 10]);
@@ -402,10 +353,10 @@ fn issue12_full_disk_score_leaves_no_temp_file() {
         s(&out),
     ];
     args.extend(CALIB);
-    let r = llmdrop(&args, tmp.path());
+    let r = llmdrop(tmp.path(), &args);
     let left = names(m.path());
-    let _ = Command::new("umount").arg(m.path()).status();
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("No space left on device"), "{}", r.stderr);
+    drop(m);
+    r.assert_code(2)
+        .assert_stderr_contains("No space left on device");
     assert_eq!(left, vec!["filler"], "left behind");
 }

@@ -1,23 +1,10 @@
 //! `eval` and `sweep` through the real binary on tiny models and fixture task files.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use common::reports::{self, EvalReport, SweepResults};
+use common::run_in;
 use llmdrop::testkit;
-use serde_json::Value;
-
-fn llmdrop(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_llmdrop"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn task(file: &str) -> String {
     testkit::fixtures_dir()
@@ -39,10 +26,7 @@ fn eval_has_a_column_per_variant() {
     );
     let plan = tmp.path().join("plan.json");
     std::fs::write(&plan, r#"{"plan": {"attn": [0], "mlp": [1]}}"#).unwrap();
-    let ppl = testkit::english_text_dir()
-        .join("docs/user/rst/quickstart.txt")
-        .display()
-        .to_string();
+    let ppl = common::text().display().to_string();
     let args = [
         "eval",
         "--model",
@@ -61,33 +45,30 @@ fn eval_has_a_column_per_variant() {
         "2",
         "--json",
     ];
-    let (code, out, err) = llmdrop(&args, tmp.path());
-    assert_eq!(code, 0, "{err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let cols = v["columns"].as_array().unwrap();
+    let r = run_in(tmp.path(), &args);
+    r.assert_success();
+    let v: EvalReport = r.json();
+    let cols = &v.columns;
     assert_eq!(cols.len(), 3);
-    assert_eq!(cols[0]["name"], "original");
-    assert_eq!(cols[1]["plan"]["attn"], serde_json::json!([1]));
-    assert_eq!(cols[2]["plan"]["mlp"], serde_json::json!([1]));
+    assert_eq!(cols[0].name, "original");
+    assert_eq!(cols[1].plan.attn, [1]);
+    assert_eq!(cols[2].plan.mlp, [1]);
     for c in cols {
-        let t = c["tasks"].as_array().unwrap();
+        let t = &c.tasks;
         assert_eq!(t.len(), 3);
-        assert_eq!(t[0]["examples"], 12);
-        assert_eq!(t[1]["examples"], 4);
-        assert_eq!(t[2]["examples"], 6);
-        assert_eq!(c["ppl"]["windows"], 2);
+        assert_eq!(t[0].examples, 12);
+        assert_eq!(t[1].examples, 4);
+        assert_eq!(t[2].examples, 6);
+        assert_eq!(c.ppl.as_ref().unwrap().windows, 2);
     }
     // the variants really differ from the original
-    assert_ne!(cols[0]["ppl"]["nll"], cols[1]["ppl"]["nll"]);
-    let (code, md, _) = llmdrop(
-        &args[..args.len() - 1]
-            .iter()
-            .copied()
-            .chain(["--markdown"])
-            .collect::<Vec<_>>(),
-        tmp.path(),
-    );
-    assert_eq!(code, 0);
+    let nll = |i: usize| cols[i].ppl.as_ref().unwrap().nll;
+    assert_ne!(nll(0), nll(1));
+    let mut markdown = args[..args.len() - 1].to_vec();
+    markdown.push("--markdown");
+    let r = run_in(tmp.path(), &markdown);
+    assert_eq!(r.code, 0);
+    let md = &r.stdout;
     assert!(md.starts_with("| | original | -attn 1 |"), "{md}");
     assert!(md.contains("| perplexity |"));
 }
@@ -117,20 +98,21 @@ fn eval_bad_tasks() {
     for (body, want) in cases {
         let p = tmp.path().join("bad.jsonl");
         std::fs::write(&p, body).unwrap();
-        let (code, _, err) = llmdrop(
-            &["eval", "--model", &model, "--tasks", p.to_str().unwrap()],
+        run_in(
             tmp.path(),
-        );
-        assert_eq!(code, 2, "{err}");
-        assert!(err.contains(want), "stderr lacks {want:?}: {err}");
+            &["eval", "--model", &model, "--tasks", p.to_str().unwrap()],
+        )
+        .assert_code(2)
+        .assert_stderr_contains(want);
     }
-    let (code, _, err) = llmdrop(
-        &["eval", "--model", &model, "--tasks", "nonsense"],
+    run_in(
         tmp.path(),
-    );
-    assert_eq!(code, 2);
-    assert!(err.contains("unknown task `nonsense`"), "{err}");
-    let (code, _, err) = llmdrop(
+        &["eval", "--model", &model, "--tasks", "nonsense"],
+    )
+    .assert_code(2)
+    .assert_stderr_contains("unknown task `nonsense`");
+    run_in(
+        tmp.path(),
         &[
             "eval",
             "--model",
@@ -138,20 +120,16 @@ fn eval_bad_tasks() {
             "--tasks",
             "bigbench:no_such_task_here",
         ],
-        tmp.path(),
-    );
-    assert_eq!(code, 2);
-    assert!(err.contains("no_such_task_here"), "{err}");
+    )
+    .assert_code(2)
+    .assert_stderr_contains("no_such_task_here");
 }
 
 #[test]
 fn sweep_is_resumable_and_writes_its_report() {
     let tmp = tempfile::tempdir().unwrap();
     let model = testkit::tiny_dir("llama").display().to_string();
-    let data = testkit::english_text_dir()
-        .join("docs/user/rst/quickstart.txt")
-        .display()
-        .to_string();
+    let data = common::text().display().to_string();
     let t = task("mini_mc.jsonl");
     let args = [
         "sweep",
@@ -174,15 +152,16 @@ fn sweep_is_resumable_and_writes_its_report() {
         "--out",
         "sw",
     ];
-    let (code, md, err) = llmdrop(&args, tmp.path());
-    assert_eq!(code, 0, "{err}");
+    let r = run_in(tmp.path(), &args);
+    r.assert_success();
     assert_eq!(
-        err.matches("] ").count(),
+        r.stderr.matches("] ").count(),
         9,
-        "1 baseline + 4 strategies x 2: {err}"
+        "1 baseline + 4 strategies x 2: {}",
+        r.stderr
     );
     for s in ["## attn", "## mlp", "## block", "## joint"] {
-        assert!(md.contains(s), "{md}");
+        assert!(r.stdout.contains(s), "{}", r.stdout);
     }
     let out = tmp.path().join("sw");
     for f in [
@@ -195,17 +174,21 @@ fn sweep_is_resumable_and_writes_its_report() {
         assert!(out.join(f).exists(), "{f}");
     }
     let before = std::fs::read(out.join("results.json")).unwrap();
-    let (code, _, err) = llmdrop(&args, tmp.path());
-    assert_eq!(code, 0);
-    assert_eq!(err.matches("] ").count(), 0, "nothing recomputed: {err}");
+    let r = run_in(tmp.path(), &args);
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.stderr.matches("] ").count(),
+        0,
+        "nothing recomputed: {}",
+        r.stderr
+    );
     assert_eq!(std::fs::read(out.join("results.json")).unwrap(), before);
     // other settings: everything is recomputed
     let mut other = args.to_vec();
     other.extend(["--limit", "6"]);
-    let (code, _, err) = llmdrop(&other, tmp.path());
-    assert_eq!(code, 0);
-    assert_eq!(err.matches("] ").count(), 9, "{err}");
-    let r: Value =
-        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(r["results"]["attn:2"]["tasks"][0]["examples"], 6);
+    let r = run_in(tmp.path(), &other);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stderr.matches("] ").count(), 9, "{}", r.stderr);
+    let results: SweepResults = reports::read(&out.join("results.json"));
+    assert_eq!(results.results["attn:2"].tasks[0].examples, 6);
 }

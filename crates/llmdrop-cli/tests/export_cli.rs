@@ -1,142 +1,97 @@
 //! `llmdrop export` through the real binary: refusals and failures leave nothing behind.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use common::{names as entries, run, s, Mount};
 use llmdrop::testkit;
-
-fn llmdrop(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_llmdrop"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
+use std::path::Path;
 
 #[test]
 fn plan_made_for_another_model_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let llama = testkit::tiny_dir("llama");
     let mistral = testkit::tiny_dir("mistral");
+    let out = |name: &str| tmp.path().join(name).display().to_string();
     // a plan written by exporting the llama carries the llama's hash
-    let (code, _, err) = llmdrop(&[
+    run(&[
         "export",
         "--model",
-        llama.to_str().unwrap(),
+        s(&llama),
         "--drop-attn",
         "1",
         "--format",
         "hf-llmdrop",
         "--out",
-        tmp.path().join("a").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
+        &out("a"),
+    ])
+    .assert_success();
     let plan = tmp.path().join("a/plan.json");
-    let (code, _, err) = llmdrop(&[
+    run(&[
         "export",
         "--model",
-        mistral.to_str().unwrap(),
+        s(&mistral),
         "--plan",
-        plan.to_str().unwrap(),
+        s(&plan),
         "--format",
         "hf-llmdrop",
         "--out",
-        tmp.path().join("b").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 2);
-    assert!(err.contains("the plan was made for another model"), "{err}");
+        &out("b"),
+    ])
+    .assert_code(2)
+    .assert_stderr_contains("the plan was made for another model");
     assert!(!tmp.path().join("b").exists());
     // the same plan on its own model works, and an unknown format is refused
-    let (code, _, err) = llmdrop(&[
+    let r = run(&[
         "export",
         "--model",
-        llama.to_str().unwrap(),
+        s(&llama),
         "--plan",
-        plan.to_str().unwrap(),
+        s(&plan),
         "--format",
         "gguf",
         "--quant",
         "f32",
         "--out",
-        tmp.path().join("b").to_str().unwrap(),
+        &out("b"),
     ]);
-    assert_eq!(code, 2, "llama3 RoPE scaling has no GGUF form yet: {err}");
-    assert!(err.contains("RoPE scaling"), "{err}");
-    let (code, _, err) = llmdrop(&[
+    assert_eq!(
+        r.code, 2,
+        "llama3 RoPE scaling has no GGUF form yet: {}",
+        r.stderr
+    );
+    r.assert_stderr_contains("RoPE scaling");
+    run(&[
         "export",
         "--model",
-        llama.to_str().unwrap(),
+        s(&llama),
         "--plan",
-        plan.to_str().unwrap(),
+        s(&plan),
         "--format",
         "onnx",
         "--out",
-        tmp.path().join("c").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 2);
-    assert!(err.contains("unknown format `onnx`"), "{err}");
+        &out("c"),
+    ])
+    .assert_code(2)
+    .assert_stderr_contains("unknown format `onnx`");
     assert_eq!(entries(tmp.path()), vec!["a"]);
-}
-
-/// Mounts a tmpfs with `opts` on a fresh directory (root can mount here; CI runs as root).
-struct Mount(tempfile::TempDir);
-
-impl Mount {
-    fn new(opts: &str) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                opts,
-                "tmpfs",
-                tmp.path().to_str().unwrap(),
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "this test needs to mount a tmpfs (root)");
-        Mount(tmp)
-    }
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
 }
 
 /// Exports into `dir/out` and returns (exit code, stderr, what is left in `dir`).
 fn export_into(dir: &Path, arch: &str) -> (i32, String, Vec<String>) {
     let model = testkit::tiny_dir(arch);
-    let (code, _, err) = llmdrop(&[
+    let out = dir.join("out");
+    let r = run(&[
         "export",
         "--model",
-        model.to_str().unwrap(),
+        s(&model),
         "--drop-attn",
         "0",
         "--format",
         "hf-llmdrop",
         "--out",
-        dir.join("out").to_str().unwrap(),
+        s(&out),
     ]);
-    (code, err, entries(dir))
+    (r.code, r.stderr, entries(dir))
 }
 
 /// A disk that fills up during the write (a 128 KiB tmpfs): the export fails with the OS

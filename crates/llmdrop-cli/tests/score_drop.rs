@@ -1,41 +1,16 @@
 //! `score` and `drop` through the real binary on tiny models and real English text.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::reports::{self, DropReport, ExportedConfig, GenerateReport, ScoreReport};
+use common::{run_in as llmdrop_in, s};
 use llmdrop::testkit;
 use llmdrop::DropPlan;
-use serde_json::Value;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn llmdrop(args: &[&str], cwd: &Path) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_llmdrop"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// A real English document (the tiny models' tokenizer is byte-level: 1 token per byte).
 fn text() -> String {
-    testkit::english_text_dir()
-        .join("docs/user/rst/quickstart.txt")
-        .display()
-        .to_string()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    common::text().display().to_string()
 }
 
 const CALIB: [&str; 4] = ["--samples", "4", "--seq-len", "64"];
@@ -56,18 +31,16 @@ fn score_writes_json_table_and_plots() {
         "plots",
     ];
     args.extend(CALIB);
-    let r = llmdrop(&args, tmp.path());
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(v["schema_version"], 1);
-    assert_eq!(v["table"]["num_layers"], 3);
-    assert_eq!(v["table"]["tokens"], 256);
-    assert_eq!(v["table"]["attn"].as_array().unwrap().len(), 3);
-    assert_eq!(v["table"]["consecutive"][0].as_array().unwrap().len(), 3);
-    let file: Value =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("scores.json")).unwrap())
-            .unwrap();
-    assert_eq!(file["table"], v["table"]);
+    let r = llmdrop_in(tmp.path(), &args);
+    r.assert_success();
+    let v: ScoreReport = r.json();
+    assert_eq!(v.schema_version, 1);
+    assert_eq!(v.table.num_layers, 3);
+    assert_eq!(v.table.tokens, 256);
+    assert_eq!(v.table.attn.len(), 3);
+    assert_eq!(v.table.consecutive[0].len(), 3);
+    let file: ScoreReport = reports::read(&tmp.path().join("scores.json"));
+    assert_eq!(file.table, v.table);
     for p in ["plots/similarity.svg", "plots/consecutive.svg"] {
         let svg = std::fs::read_to_string(tmp.path().join(p)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("<rect"), "{p}");
@@ -94,19 +67,20 @@ fn drop_writes_a_pruned_model_that_reloads_identically() {
         "--json",
     ];
     args.extend(CALIB);
-    let r = llmdrop(&args, tmp.path());
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    let plan: DropPlan = serde_json::from_value(v["plan"].clone()).unwrap();
+    let r = llmdrop_in(tmp.path(), &args);
+    r.assert_success();
+    let v: DropReport = r.json();
+    let plan = v.plan;
     assert_eq!(plan.attn.len() + plan.mlp.len(), 2);
-    assert_eq!(v["reload_max_abs_diff"], 0.0);
+    assert_eq!(v.reload_max_abs_diff, 0.0);
 
     let out = tmp.path().join("pruned");
-    let cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
-    assert_eq!(cfg["drop_attn_list"], serde_json::json!(plan.attn));
-    assert_eq!(cfg["drop_mlp_list"], serde_json::json!(plan.mlp));
-    assert_eq!(cfg["model_type"], "qwen3");
+    let cfg: ExportedConfig = reports::read(&out.join("config.json"));
+    // (as JSON writes the plan's sets: ascending)
+    let listed = |set: &std::collections::BTreeSet<usize>| set.iter().copied().collect::<Vec<_>>();
+    assert_eq!(cfg.drop_attn_list, listed(&plan.attn));
+    assert_eq!(cfg.drop_mlp_list, listed(&plan.mlp));
+    assert_eq!(cfg.model_type, "qwen3");
     // the dropped modules' weights are gone, everything else is there
     let src = llmdrop::ModelSource::open(&out).unwrap();
     let names: Vec<String> = src
@@ -136,7 +110,8 @@ fn drop_writes_a_pruned_model_that_reloads_identically() {
         testkit::logits(&reference, &ids).unwrap()
     );
     // and it runs in the CLI
-    let r = llmdrop(
+    let r = llmdrop_in(
+        tmp.path(),
         &[
             "generate",
             "--model",
@@ -147,11 +122,10 @@ fn drop_writes_a_pruned_model_that_reloads_identically() {
             "4",
             "--json",
         ],
-        tmp.path(),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let g: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(g["tokens"].as_array().unwrap().len(), 4);
+    r.assert_success();
+    let g: GenerateReport = r.json();
+    assert_eq!(g.tokens.len(), 4);
 }
 
 #[test]
@@ -185,16 +159,10 @@ fn cached_scores_are_reused_only_for_the_same_model_data_and_settings() {
         ];
         args.extend(CALIB);
         args.extend(extra);
-        let r = llmdrop(&args, tmp.path());
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        let rep: Value =
-            serde_json::from_str(&std::fs::read_to_string(tmp.path().join("s.json")).unwrap())
-                .unwrap();
-        (
-            r.stderr,
-            rep["model_sha256"].as_str().unwrap().to_string(),
-            rep["data_sha256"].as_str().unwrap().to_string(),
-        )
+        let r = llmdrop_in(tmp.path(), &args);
+        r.assert_success();
+        let rep: ScoreReport = reports::read(&tmp.path().join("s.json"));
+        (r.stderr, rep.model_sha256, rep.data_sha256)
     };
     let (e1, m1, d1) = run("llama", &data, "a", &[]);
     assert!(!e1.contains("reusing"), "{e1}");
@@ -236,28 +204,19 @@ fn jsonl_calibration_with_a_custom_field() {
         "--json",
     ];
     args.extend(CALIB);
-    let r = llmdrop(&args, tmp.path());
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    llmdrop_in(tmp.path(), &args).assert_success();
     let mut args = vec!["score", "--model", s(&model), "--data", s(&jsonl), "--json"];
     args.extend(CALIB);
-    let r = llmdrop(&args, tmp.path());
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("docs.jsonl:1: no string field `text`"),
-        "{}",
-        r.stderr
-    );
+    llmdrop_in(tmp.path(), &args)
+        .assert_code(2)
+        .assert_stderr_contains("docs.jsonl:1: no string field `text`");
 }
 
+#[track_caller]
 fn expect_error(args: &[&str], cwd: &Path, want: &str) {
-    let r = llmdrop(args, cwd);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(want),
-        "stderr lacks {want:?}: {}",
-        r.stderr
-    );
-    assert!(!r.stderr.contains("panicked"));
+    llmdrop_in(cwd, args)
+        .assert_error()
+        .assert_stderr_contains(want);
 }
 
 #[test]
@@ -352,7 +311,7 @@ fn bad_score_and_drop_input() {
 
     // output = the model directory (or inside it): refused, the model untouched
     let copy = tmp.path().join("model");
-    testkit::copy_hf_dir_with(&model, &copy, |_, _, d| Some(d)).unwrap();
+    common::copy_tiny("llama", &copy);
     let before = listing(&copy);
     run(
         &[

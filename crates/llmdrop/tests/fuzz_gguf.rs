@@ -395,7 +395,7 @@ fn metadata_arrays_that_cost_more_than_the_header_are_refused() {
 }
 
 #[test]
-fn real_gguf_files_pass_the_header_walk() {
+fn default_model_and_fixture_ggufs_pass_the_header_walk() {
     let files = [
         testkit::default_model(),
         fixture(),

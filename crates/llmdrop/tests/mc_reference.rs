@@ -19,7 +19,7 @@ fn spec(file: &str) -> String {
 }
 
 #[test]
-fn loglikelihoods_and_decisions_match_transformers() {
+fn default_model_loglikelihoods_and_decisions_match_transformers() {
     let r: Value = serde_json::from_str(
         &std::fs::read_to_string(testkit::fixtures_dir().join("smollm2/mc.json")).unwrap(),
     )
@@ -59,7 +59,7 @@ fn loglikelihoods_and_decisions_match_transformers() {
 }
 
 #[test]
-fn accuracy_is_exactly_reproducible() {
+fn default_model_accuracy_is_exactly_reproducible() {
     let (src, dec) =
         testkit::load(&testkit::default_model(), &DropPlan::new([20, 25], [])).unwrap();
     let tok = src.tokenizer().unwrap();

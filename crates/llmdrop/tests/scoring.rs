@@ -89,7 +89,7 @@ fn default_model_similarities_match_pytorch() {
 }
 
 #[test]
-fn hidden_state_decoder_scores_bit_for_bit_as_the_full_one_and_holds_less() {
+fn default_model_hidden_state_decoder_scores_bit_for_bit_as_the_full_one_and_holds_less() {
     let (_, full) = testkit::load(&testkit::default_model(), &DropPlan::empty()).unwrap();
     let (_, lean) = testkit::load_scorer(&testkit::default_model()).unwrap();
     let blocks: Vec<Vec<u32>> = (0..2)
