@@ -18,6 +18,7 @@ pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod io;
+pub mod json_f64;
 pub mod kernels;
 pub mod model;
 pub mod pipeline;

@@ -7,10 +7,10 @@ use super::ppl::log_softmax_at;
 use super::task::{McExample, Task};
 use crate::error::{Error, Result};
 use crate::io::tokenizer::Tokenizer;
+use crate::json_f64;
 use crate::model::{Decoder, Logits};
 use crate::probe::NoProbe;
 use crate::progress::Progress;
-use crate::report::scores::json_f64;
 
 /// Context and continuation token ids, split as lm-eval's `_encode_pair`: trailing
 /// whitespace of the context moves to the continuation; the continuation's tokens are those of

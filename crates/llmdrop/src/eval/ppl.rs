@@ -4,10 +4,10 @@ use candle_core::Tensor;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::json_f64;
 use crate::model::{Decoder, Logits};
 use crate::probe::NoProbe;
 use crate::progress::Progress;
-use crate::report::scores::json_f64;
 
 /// How perplexity is computed.
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use super::scores::json_f64;
 use crate::eval::{PplResult, TaskScore};
+use crate::json_f64;
 use crate::plan::DropPlan;
 
 /// One evaluated model variant.

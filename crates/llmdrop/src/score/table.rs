@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::report::scores::json_f64;
+use crate::json_f64;
 
 /// Mean per-token cosine similarities (importance = 1 − similarity; high = redundant).
 /// Serialized with every value kept, NaN and the infinities included (see [`json_f64`]).
