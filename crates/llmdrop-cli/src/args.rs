@@ -1,13 +1,89 @@
 //! Argument groups shared by the commands, and their validation into checked values.
+//!
+//! Every enumerated or structured value is parsed by clap, through the library's own
+//! parser, before any work starts: a bad value is a usage error (exit 2) that lists the
+//! possible values, not a failure halfway through a run.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use anyhow::Context;
+use candle_core::quantized::GgmlDType;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
+use llmdrop::export::ExportFormat;
 use llmdrop::io::tokenizer::Tokenizer;
 use llmdrop::pipeline::{CalibOptions, ModelOptions};
+use llmdrop::plan::strategy::Strategy;
 use llmdrop::quant::Precision;
 use llmdrop::{Decoder, DropPlan, ModelSource};
+
+/// The flags every command takes (`global`: before or after the command name).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct GlobalArgs {
+    /// Print the result as one JSON document on stdout (with a schema_version); no
+    /// progress bars.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+    /// No progress bars and no informational lines on stderr; errors still print.
+    #[arg(long, short = 'q', global = true, help_heading = "Global options")]
+    pub quiet: bool,
+    /// Threads for the CPU kernels (default: RAYON_NUM_THREADS, else one per core).
+    #[arg(long, global = true, help_heading = "Global options", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+/// What every command reads of the global flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx {
+    /// `--json`: results as JSON.
+    pub json: bool,
+    /// `--quiet`: nothing on stderr but errors.
+    pub quiet: bool,
+}
+
+impl GlobalArgs {
+    pub fn ctx(&self) -> Ctx {
+        Ctx {
+            json: self.json,
+            quiet: self.quiet,
+        }
+    }
+}
+
+/// The names `--dtype` takes ([`Precision::parse`] reads each).
+pub const DTYPES: [&str; 7] = ["f32", "bf16", "f16", "q8_0", "q4_k", "q4_1", "native"];
+/// The names `--strategy` takes ([`Strategy`]'s `FromStr` reads each).
+pub const STRATEGIES: [&str; 5] = ["block", "consecutive", "attn", "mlp", "joint"];
+/// The names `--format` takes ([`ExportFormat`]'s `FromStr` reads each).
+pub const FORMATS: [&str; 4] = ["hf-llmdrop", "hf", "nemotron-nas", "gguf"];
+/// The names `--quant` takes ([`llmdrop::export::gguf::parse_quant`] reads each).
+pub const QUANTS: [&str; 8] = ["f32", "f16", "q8_0", "q6_k", "q5_0", "q4_k", "q4_1", "q4_0"];
+
+/// `--dtype`: one of [`DTYPES`], as a [`Precision`].
+pub fn dtype_parser() -> impl TypedValueParser<Value = Precision> {
+    PossibleValuesParser::new(DTYPES).try_map(|s| Precision::parse(&s))
+}
+
+/// `--strategy`: one of [`STRATEGIES`].
+pub fn strategy_parser() -> impl TypedValueParser<Value = Strategy> {
+    PossibleValuesParser::new(STRATEGIES).try_map(|s| s.parse::<Strategy>())
+}
+
+/// `--format`: one of [`FORMATS`].
+pub fn format_parser() -> impl TypedValueParser<Value = ExportFormat> {
+    PossibleValuesParser::new(FORMATS).try_map(|s| s.parse::<ExportFormat>())
+}
+
+/// `--quant`: one of [`QUANTS`], as a GGUF tensor type.
+pub fn quant_parser() -> impl TypedValueParser<Value = GgmlDType> {
+    PossibleValuesParser::new(QUANTS).try_map(|s| llmdrop::export::gguf::parse_quant(&s))
+}
+
+/// A layer list (`3,5,20-23`), checked by [`DropPlan::parse_list`].
+pub fn layer_list(s: &str) -> Result<BTreeSet<usize>, llmdrop::Error> {
+    DropPlan::parse_list(s)
+}
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -18,46 +94,37 @@ pub struct ModelArgs {
     /// Weights and compute: f32, bf16, f16 (dense), or q8_0, q4_k, q4_1, native (quantized
     /// matrices with f32 activations; native keeps a GGUF's Q8_0/Q4_0/Q4_1/Q4_K blocks as
     /// stored).
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[arg(long, default_value = "f32", value_parser = dtype_parser())]
+    pub dtype: Precision,
 }
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct DropArgs {
     /// Attention layers to drop, e.g. `3,5,20-23`.
-    #[arg(long, value_name = "LAYERS")]
-    pub drop_attn: Option<String>,
+    #[arg(long, value_name = "LAYERS", value_parser = layer_list)]
+    pub drop_attn: Option<BTreeSet<usize>>,
     /// MLP layers to drop, e.g. `4`.
-    #[arg(long, value_name = "LAYERS")]
-    pub drop_mlp: Option<String>,
+    #[arg(long, value_name = "LAYERS", value_parser = layer_list)]
+    pub drop_mlp: Option<BTreeSet<usize>>,
 }
 
 impl DropArgs {
-    pub fn plan(&self) -> anyhow::Result<DropPlan> {
-        let parse = |s: &Option<String>| -> anyhow::Result<_> {
-            Ok(match s {
-                Some(s) => DropPlan::parse_list(s)?,
-                None => Default::default(),
-            })
-        };
-        Ok(DropPlan {
-            attn: parse(&self.drop_attn).context("--drop-attn")?,
-            mlp: parse(&self.drop_mlp).context("--drop-mlp")?,
-        })
+    /// The plan the two lists give (layers not yet checked against a model).
+    pub fn plan(&self) -> DropPlan {
+        DropPlan {
+            attn: self.drop_attn.clone().unwrap_or_default(),
+            mlp: self.drop_mlp.clone().unwrap_or_default(),
+        }
     }
 }
 
 impl ModelArgs {
-    /// The library's model options (the dtype checked).
-    pub fn options(&self) -> anyhow::Result<ModelOptions> {
-        Ok(ModelOptions {
+    /// The library's model options.
+    pub fn options(&self) -> ModelOptions {
+        ModelOptions {
             path: self.model.clone(),
-            dtype: self.dtype()?,
-        })
-    }
-
-    pub fn dtype(&self) -> anyhow::Result<Precision> {
-        Ok(Precision::parse(&self.dtype)?)
+            dtype: self.dtype,
+        }
     }
 
     /// Opens the model files (no tensor data read; the dtype is not looked at).
@@ -71,7 +138,7 @@ impl ModelArgs {
 
     /// Opens and loads the model with `plan`, and its tokenizer.
     pub fn load(&self, plan: &DropPlan) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
-        Ok(self.options()?.load(plan)?)
+        Ok(self.options().load(plan)?)
     }
 }
 

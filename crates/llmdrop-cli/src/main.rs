@@ -1,7 +1,7 @@
 //! `llmdrop`: score, drop and measure the layers of decoder-only LLMs.
 //!
 //! main only parses and dispatches; each command lives in `commands/`.
-//! Exit codes: 0 success, 1 checked and failed, 2 error.
+//! Exit codes: 0 success, 1 checked and failed, 2 error (see [`EXIT_CODES`]).
 
 mod args;
 mod commands;
@@ -13,40 +13,55 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The exit codes, as `llmdrop --help` states them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    checked and failed: a result that is not a number (perplexity, accuracy, a sweep
+       point); the reason is on stderr, the results on stdout
+  2    error: bad arguments or input, a failed write, an export that does not reload as
+       the pruned model
+  130  interrupted (Ctrl-C), 143 terminated: unfinished outputs are removed";
+
 #[derive(Parser)]
 #[command(
     name = "llmdrop",
     version,
-    about = "Find and remove the redundant layers of an LLM, and measure what it costs"
+    about = "Find and remove the redundant layers of an LLM, and measure what it costs",
+    after_help = EXIT_CODES
 )]
 struct Cli {
+    #[command(flatten)]
+    global: args::GlobalArgs,
     #[command(subcommand)]
     command: commands::Command,
 }
 
 fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return output::usage_error(&e),
+    };
+    // still single-threaded here: nothing else reads the environment yet
+    set_threads(cli.global.threads);
     single_candle_elementwise_thread();
     if let Err(e) = clean_up_on_signals() {
         eprintln!("llmdrop: installing the signal handler: {e}");
         return ExitCode::from(2);
     }
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
-    match commands::run(cli.command) {
+    match commands::run(cli.command, cli.global.ctx()) {
         Ok(code) => code,
-        Err(e) => {
-            if output::is_broken_pipe(&e) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("llmdrop: {}", output::printable(&format!("{e:#}")));
-            ExitCode::from(2)
-        }
+        Err(e) => output::error(&e),
+    }
+}
+
+/// `--threads N`: rayon's global pool (llmdrop's kernels, candle's matmuls) gets N threads,
+/// and so does what candle and the reports count (`candle_core::utils::get_num_threads`
+/// reads `RAYON_NUM_THREADS`). Without the flag, `RAYON_NUM_THREADS` or one thread per
+/// core, as before.
+fn set_threads(threads: Option<u16>) {
+    if let Some(n) = threads {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
 }
 
@@ -74,7 +89,6 @@ fn clean_up_on_signals() -> std::io::Result<()> {
 /// `CANDLE_NUM_THREADS`, the elementwise ops run on the calling thread.
 fn single_candle_elementwise_thread() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // still single-threaded here: nothing else reads the environment yet
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }

@@ -1,4 +1,6 @@
-//! Writing results to stdout: text or JSON, quiet on a closed pipe.
+//! The one way out: results to stdout (text or JSON), errors to stderr as
+//! `llmdrop: <context>: <cause>`, and the exit code; a closed stdout (`llmdrop … | head`)
+//! ends the run quietly with success.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -30,6 +32,41 @@ pub fn print_text(s: &str) -> anyhow::Result<()> {
     out.write_all(printable(s).as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// Writes streamed text (tokens as they are generated) to stdout, escaped as
+/// [`print_text`] does. An error here is a closed or failed stdout: the caller stops.
+pub fn stream_text(s: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(printable(s).as_bytes())?;
+    out.flush()
+}
+
+/// The exit code of a command that failed: quiet success when stdout was closed, else the
+/// error on stderr and 2.
+pub fn error(e: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(e) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("llmdrop: {}", printable(&format!("{e:#}")));
+    ExitCode::from(2)
+}
+
+/// The exit code of a command line clap refused (2, the message as `llmdrop: …` on
+/// stderr), or of `--help` / `--version` (0, printed on stdout).
+pub fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.render().to_string();
+    match e.kind() {
+        // `llmdrop` alone: the usage, as clap prints it
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => eprint!("{text}"),
+        _ => eprint!("llmdrop: {}", text.strip_prefix("error: ").unwrap_or(&text)),
+    }
+    ExitCode::from(2)
 }
 
 /// `s` with every control character but newline and tab escaped (`\u{1b}`): strings from

@@ -1,4 +1,5 @@
-//! Progress bars on stderr, only when it is a terminal and output is not JSON.
+//! Progress bars on stderr, only when it is a terminal and output is neither JSON nor
+//! `--quiet`; the informational lines on stderr, unless `--quiet`.
 
 use std::io::IsTerminal;
 
@@ -6,15 +7,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use llmdrop::pipeline::{Event, Observer};
 use llmdrop::progress::Progress;
 
+use crate::args::Ctx;
+
 pub struct Bars {
     enabled: bool,
     bar: Option<ProgressBar>,
 }
 
 impl Bars {
-    pub fn new(json: bool) -> Self {
+    pub fn new(ctx: Ctx) -> Self {
         Self {
-            enabled: !json && std::io::stderr().is_terminal(),
+            enabled: !ctx.json && !ctx.quiet && std::io::stderr().is_terminal(),
             bar: None,
         }
     }
@@ -51,17 +54,20 @@ impl Progress for Bars {
 }
 
 /// What the commands show of a workflow: its bars, and its events as the log lines on
-/// stderr (the ones a JSON run would interleave with nothing are kept under `--json` too).
+/// stderr (the ones a JSON run would interleave with nothing are kept under `--json` too;
+/// none under `--quiet`).
 pub struct Console {
     bars: Bars,
     json: bool,
+    quiet: bool,
 }
 
 impl Console {
-    pub fn new(json: bool) -> Self {
+    pub fn new(ctx: Ctx) -> Self {
         Self {
-            bars: Bars::new(json),
-            json,
+            bars: Bars::new(ctx),
+            json: ctx.json,
+            quiet: ctx.quiet,
         }
     }
 }
@@ -82,6 +88,12 @@ impl Progress for Console {
 
 impl Observer for Console {
     fn event(&mut self, event: Event<'_>) {
+        if self.quiet {
+            if let Event::Freed = event {
+                crate::memory::release_freed();
+            }
+            return;
+        }
         match event {
             Event::ScoresReused { path } => eprintln!("reusing scores from {}", path.display()),
             Event::ScoresStale { path } => eprintln!(

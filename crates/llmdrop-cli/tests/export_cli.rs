@@ -72,7 +72,7 @@ fn plan_made_for_another_model_is_refused() {
         &out("c"),
     ])
     .assert_code(2)
-    .assert_stderr_contains("unknown format `onnx`");
+    .assert_stderr_contains("invalid value 'onnx' for '--format");
     assert_eq!(entries(tmp.path()), vec!["a"]);
 }
 

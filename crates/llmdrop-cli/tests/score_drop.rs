@@ -302,7 +302,7 @@ fn bad_score_and_drop_input() {
     );
     run(
         &["--strategy", "heads", "-n", "1", "--out", "x"],
-        "unknown strategy `heads`",
+        "invalid value 'heads' for '--strategy",
     );
     assert!(
         !tmp.path().join("x").exists(),

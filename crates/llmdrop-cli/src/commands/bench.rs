@@ -5,7 +5,7 @@ use clap::Args;
 use llmdrop::bench::{bench, BenchOptions, BenchResult};
 use serde::Serialize;
 
-use crate::args::{threads, DropArgs, ModelArgs};
+use crate::args::{threads, Ctx, DropArgs, ModelArgs};
 use crate::output;
 
 #[derive(Args)]
@@ -30,9 +30,6 @@ pub struct BenchArgs {
     /// registers (the FLOP limit), and candle's dense matmul (2048^3) for comparison.
     #[arg(long)]
     peak: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
     /// Print a markdown table.
     #[arg(long, conflicts_with = "json")]
     markdown: bool,
@@ -158,8 +155,12 @@ fn ideal(
     }
 }
 
-pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
-    let plan = a.drop.plan()?;
+pub fn run(a: BenchArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
+    // (clap checks the conflict only when --json comes after the command name)
+    if ctx.json && a.markdown {
+        anyhow::bail!("--json and --markdown cannot be used together");
+    }
+    let plan = a.drop.plan();
     let t0 = std::time::Instant::now();
     let (src, full, _tok) = a.model.load(&llmdrop::DropPlan::empty())?;
     let dec = full.pruned(&plan)?;
@@ -200,7 +201,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     });
     let report = BenchReport {
         model: src.path().display().to_string(),
-        dtype: a.model.dtype.clone(),
+        dtype: a.model.dtype.name().to_string(),
         quant_kernel: dec
             .precision()
             .quant()
@@ -216,7 +217,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         peak_rss_bytes: llmdrop::bench::peak_rss_bytes(),
         results,
     };
-    if a.json {
+    if ctx.json {
         output::print_json("bench", &report)?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,10 +1,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use candle_core::quantized::GgmlDType;
 use clap::Args;
+use llmdrop::export::ExportFormat;
 use llmdrop::pipeline::{self, DropOptions, ExportTarget};
+use llmdrop::plan::strategy::Strategy;
 
-use crate::args::{CalibArgs, ModelArgs};
+use crate::args::{format_parser, quant_parser, strategy_parser, CalibArgs, Ctx, ModelArgs};
 use crate::output;
 use crate::progress::Console;
 
@@ -14,9 +17,10 @@ pub struct DropArgs {
     model: ModelArgs,
     #[command(flatten)]
     calib: CalibArgs,
-    /// block, consecutive, attn, mlp or joint.
-    #[arg(long)]
-    strategy: String,
+    /// What is ranked and dropped: blocks, consecutive blocks, attention or MLP layers, or
+    /// attention and MLP layers ranked together.
+    #[arg(long, value_parser = strategy_parser())]
+    strategy: Strategy,
     /// How many modules (blocks, attention or MLP layers) to drop.
     #[arg(short = 'n', long = "count")]
     n: usize,
@@ -39,39 +43,32 @@ pub struct DropArgs {
     /// Replace an existing output directory.
     #[arg(long)]
     force: bool,
-    /// Output format: hf-llmdrop (default), hf (block drops), nemotron-nas, gguf.
-    #[arg(long, default_value = "hf-llmdrop")]
-    format: String,
-    /// Tensor type for GGUF output from a safetensors model: f32, f16, q8_0, q4_k.
-    #[arg(long)]
-    quant: Option<String>,
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
+    /// Output format (hf: block drops only).
+    #[arg(long, default_value = "hf-llmdrop", value_parser = format_parser())]
+    format: ExportFormat,
+    /// Tensor type for GGUF output from a safetensors model (as for `llmdrop export`).
+    #[arg(long, value_parser = quant_parser())]
+    quant: Option<GgmlDType>,
 }
 
-pub fn run(a: DropArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: DropArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     let opts = DropOptions {
         calib: a.calib.options(),
-        strategy: a.strategy.parse()?,
+        strategy: a.strategy,
         n: a.n,
         iterative: a.iterative,
         keep_first: a.keep_first,
         keep_last: a.keep_last,
         scores: a.scores.clone(),
         target: ExportTarget {
-            format: a.format.parse()?,
-            quant: a
-                .quant
-                .as_deref()
-                .map(llmdrop::export::gguf::parse_quant)
-                .transpose()?,
+            format: a.format,
+            quant: a.quant,
             out: a.out.clone(),
             force: a.force,
         },
     };
-    let r = pipeline::drop_layers(&a.model.options()?, &opts, &mut Console::new(a.json))?;
-    if a.json {
+    let r = pipeline::drop_layers(&a.model.options(), &opts, &mut Console::new(ctx))?;
+    if ctx.json {
         output::print_json("drop", &r)?;
     } else {
         output::print_text(&format!(

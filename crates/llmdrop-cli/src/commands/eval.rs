@@ -6,7 +6,7 @@ use llmdrop::pipeline::{
     self, EvalOptions, DEFAULT_FEWSHOT_SEED, DEFAULT_PPL_SEQ_LEN, DEFAULT_TASKS,
 };
 
-use crate::args::{DropArgs, ModelArgs};
+use crate::args::{Ctx, DropArgs, ModelArgs};
 use crate::output;
 use crate::progress::Console;
 
@@ -43,15 +43,12 @@ pub struct EvalArgs {
     seq_len: usize,
     #[arg(long)]
     max_windows: Option<usize>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
     /// Print a markdown table.
     #[arg(long)]
     markdown: bool,
 }
 
-pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: EvalArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     let opts = EvalOptions {
         tasks: a.tasks.clone(),
         shots: a.shots,
@@ -60,12 +57,12 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         ppl_data: a.ppl_data.clone(),
         seq_len: a.seq_len,
         max_windows: a.max_windows,
-        plan: a.drop.plan()?,
+        plan: a.drop.plan(),
         plan_files: a.plan.clone(),
         pruned: a.pruned.clone(),
     };
-    let report = pipeline::evaluate_models(&a.model.options()?, &opts, &mut Console::new(a.json))?;
-    if a.json {
+    let report = pipeline::evaluate_models(&a.model.options(), &opts, &mut Console::new(ctx))?;
+    if ctx.json {
         output::print_json("eval", &report)?;
     } else if a.markdown {
         output::print_text(&report.to_markdown())?;

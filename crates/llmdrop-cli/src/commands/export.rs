@@ -1,12 +1,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use candle_core::quantized::GgmlDType;
 use clap::Args;
-use llmdrop::export::gguf::parse_quant;
-use llmdrop::export::ExportResult;
+use llmdrop::export::{ExportFormat, ExportResult};
 use llmdrop::pipeline::{self, ExportOptions, ExportTarget, ModelOptions};
 
-use crate::args::{DropArgs, ModelArgs};
+use crate::args::{format_parser, quant_parser, Ctx, DropArgs, ModelArgs};
 use crate::output;
 use crate::progress::Console;
 
@@ -22,27 +22,23 @@ pub struct ExportArgs {
     /// A pruned model directory (its drop lists are the plan); replaces --model.
     #[arg(long)]
     pruned: Option<PathBuf>,
-    /// hf-llmdrop, hf (block drops), nemotron-nas, gguf.
-    #[arg(long)]
-    format: String,
-    /// Tensor type for GGUF output from a safetensors model: f32, f16 (default), q8_0, q6_k,
-    /// q5_0, q4_k, q4_1, q4_0. K-quants fall back as llama.cpp's quantizer does for rows that
-    /// are not a multiple of 256 (q4_k -> q5_0, q6_k -> q8_0).
-    #[arg(long)]
-    quant: Option<String>,
+    /// Output format (hf: block drops only).
+    #[arg(long, value_parser = format_parser())]
+    format: ExportFormat,
+    /// Tensor type for GGUF output from a safetensors model (default f16). K-quants fall
+    /// back as llama.cpp's quantizer does for rows that are not a multiple of 256
+    /// (q4_k -> q5_0, q6_k -> q8_0).
+    #[arg(long, value_parser = quant_parser())]
+    quant: Option<GgmlDType>,
     /// Output directory (or .gguf file).
     #[arg(long)]
     out: PathBuf,
     /// Replace an existing output.
     #[arg(long)]
     force: bool,
-    #[arg(long)]
-    json: bool,
 }
 
-pub fn run(a: ExportArgs) -> anyhow::Result<ExitCode> {
-    let format = a.format.parse()?;
-    let quant = a.quant.as_deref().map(parse_quant).transpose()?;
+pub fn run(a: ExportArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     // a pruned folder replaces --model (its drop lists are the plan)
     let model = match &a.pruned {
         Some(d) => ModelOptions::new(d),
@@ -53,16 +49,16 @@ pub fn run(a: ExportArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = ExportOptions {
         target: ExportTarget {
-            format,
-            quant,
+            format: a.format,
+            quant: a.quant,
             out: a.out.clone(),
             force: a.force,
         },
-        plan: a.drop.plan()?,
+        plan: a.drop.plan(),
         plan_file: a.plan.clone(),
     };
-    let result = pipeline::export_model(&model, &opts, &mut Console::new(a.json))?;
-    report(&result, a.json)
+    let result = pipeline::export_model(&model, &opts, &mut Console::new(ctx))?;
+    report(&result, ctx.json)
 }
 
 pub fn report(r: &ExportResult, json: bool) -> anyhow::Result<ExitCode> {

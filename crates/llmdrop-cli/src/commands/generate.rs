@@ -1,11 +1,10 @@
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
 use llmdrop::generate::{generate, GenerateOptions};
 use serde::Serialize;
 
-use crate::args::{threads, DropArgs, ModelArgs};
+use crate::args::{threads, Ctx, DropArgs, ModelArgs};
 use crate::output;
 
 #[derive(Args)]
@@ -29,9 +28,6 @@ pub struct GenerateArgs {
     /// Keep going past the end-of-sequence token.
     #[arg(long)]
     ignore_eos: bool,
-    /// Print JSON (text, token ids, speeds) instead of streaming the text.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Serialize)]
@@ -47,11 +43,11 @@ struct GenerateReport {
     plan: llmdrop::DropPlan,
 }
 
-pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: GenerateArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     if !a.temperature.is_finite() || a.temperature < 0.0 {
         anyhow::bail!("--temperature must be a non-negative number");
     }
-    let plan = a.drop.plan()?;
+    let plan = a.drop.plan();
     let (_src, dec, tok) = a.model.load(&plan)?;
     let prompt = tok.encode_prompt(&a.prompt)?;
     let opts = GenerateOptions {
@@ -67,20 +63,14 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     // Stream text as it is generated: decode the whole suffix, print what is new.
     let mut ids = Vec::new();
     let mut shown = 0usize;
-    let stream = !a.json;
+    let stream = !ctx.json;
     let mut closed = false;
     let mut on_token = |id: u32| -> llmdrop::Result<()> {
         ids.push(id);
         if stream {
             let text = tok.decode(&ids, false)?;
             if text.len() > shown && text.is_char_boundary(shown) {
-                let mut out = std::io::stdout().lock();
-                let new = output::printable(&text[shown..]);
-                if out
-                    .write_all(new.as_bytes())
-                    .and_then(|_| out.flush())
-                    .is_err()
-                {
+                if output::stream_text(&text[shown..]).is_err() {
                     // stdout closed (`| head`): stop generating, quietly
                     closed = true;
                     return Err(llmdrop::Error::Input("stdout closed".into()));
@@ -101,7 +91,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     } else {
         0.0
     };
-    if a.json {
+    if ctx.json {
         output::print_json(
             "generate",
             &GenerateReport {
@@ -112,21 +102,23 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
                 prefill_tokens_per_sec: prefill,
                 decode_tokens_per_sec: g.decode_tokens_per_sec(),
                 threads: threads(),
-                dtype: a.model.dtype.clone(),
+                dtype: a.model.dtype.name().to_string(),
                 plan,
             },
         )?;
     } else {
         output::print_text("\n")?;
-        eprintln!(
+        if !ctx.quiet {
+            eprintln!(
             "{} prompt tokens, {} generated; prefill {:.1} tok/s, decode {:.1} tok/s ({} threads, {})",
             g.prompt_tokens,
             g.tokens.len(),
             prefill,
             g.decode_tokens_per_sec(),
-            threads(),
-            a.model.dtype
-        );
+                threads(),
+                a.model.dtype.name()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Args;
 use llmdrop::io::summary::summarize;
 
-use crate::args::ModelArgs;
+use crate::args::{Ctx, ModelArgs};
 use crate::output;
 
 #[derive(Args)]
@@ -14,15 +14,12 @@ pub struct InspectArgs {
     /// Skip hashing the files (faster on large models).
     #[arg(long)]
     no_hash: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
-pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: InspectArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     let src = a.model.open()?;
     let s = summarize(&src, !a.no_hash)?;
-    if a.json {
+    if ctx.json {
         output::print_json("inspect", &s)?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -5,7 +5,7 @@ use clap::Args;
 use llmdrop::{Logits, NoProbe};
 use serde::Serialize;
 
-use crate::args::{DropArgs, ModelArgs};
+use crate::args::{Ctx, DropArgs, ModelArgs};
 use crate::output;
 
 #[derive(Args)]
@@ -34,9 +34,10 @@ struct LogitsReport {
     top: Vec<Vec<(u32, f32)>>,
 }
 
-/// Logits of every position as JSON: for comparing llmdrop with other engines.
-pub fn run(a: LogitsArgs) -> anyhow::Result<ExitCode> {
-    let plan = a.drop.plan()?;
+/// Logits of every position as JSON (with or without `--json`): for comparing llmdrop
+/// with other engines.
+pub fn run(a: LogitsArgs, _ctx: Ctx) -> anyhow::Result<ExitCode> {
+    let plan = a.drop.plan();
     let (_src, dec, tok) = a.model.load(&plan)?;
     let ids = match &a.prompt {
         Some(p) => tok.encode_prompt(p)?,

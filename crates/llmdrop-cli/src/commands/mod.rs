@@ -15,6 +15,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use crate::args::Ctx;
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Architecture, parameters per layer, tensor types, files and hashes.
@@ -39,17 +41,18 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
-pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+/// Runs `cmd` with the global flags in `ctx`.
+pub fn run(cmd: Command, ctx: Ctx) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Inspect(a) => inspect::run(a),
-        Command::Generate(a) => generate::run(a),
-        Command::Ppl(a) => ppl::run(a),
-        Command::Score(a) => score::run(a),
-        Command::Drop(a) => drop::run(a),
-        Command::Export(a) => export::run(a),
-        Command::Eval(a) => eval::run(a),
-        Command::Sweep(a) => sweep::run(a),
-        Command::Logits(a) => logits::run(a),
-        Command::Bench(a) => bench::run(a),
+        Command::Inspect(a) => inspect::run(a, ctx),
+        Command::Generate(a) => generate::run(a, ctx),
+        Command::Ppl(a) => ppl::run(a, ctx),
+        Command::Score(a) => score::run(a, ctx),
+        Command::Drop(a) => drop::run(a, ctx),
+        Command::Export(a) => export::run(a, ctx),
+        Command::Eval(a) => eval::run(a, ctx),
+        Command::Sweep(a) => sweep::run(a, ctx),
+        Command::Logits(a) => logits::run(a, ctx),
+        Command::Bench(a) => bench::run(a, ctx),
     }
 }

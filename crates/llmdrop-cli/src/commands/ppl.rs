@@ -6,7 +6,7 @@ use llmdrop::eval::{perplexity, PplOptions};
 use llmdrop::progress::NoProgress;
 use serde::Serialize;
 
-use crate::args::{threads, DropArgs, ModelArgs};
+use crate::args::{threads, Ctx, DropArgs, ModelArgs};
 use crate::output;
 
 #[derive(Args)]
@@ -27,9 +27,6 @@ pub struct PplArgs {
     /// Score only the second half of each window, as llama.cpp's llama-perplexity does.
     #[arg(long)]
     second_half: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Serialize)]
@@ -45,8 +42,8 @@ struct PplReport {
     second_half: bool,
 }
 
-pub fn run(a: PplArgs) -> anyhow::Result<ExitCode> {
-    let plan = a.drop.plan()?;
+pub fn run(a: PplArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
+    let plan = a.drop.plan();
     let text = llmdrop::io::text::read_utf8(&a.data)?;
     let (src, dec, tok) = a.model.load(&plan)?;
     let ids = tok.encode(&text)?;
@@ -57,7 +54,7 @@ pub fn run(a: PplArgs) -> anyhow::Result<ExitCode> {
     };
     let r = perplexity(&dec, &ids, &opts, &mut NoProgress)?;
     let failed = r.non_finite();
-    if a.json {
+    if ctx.json {
         output::print_json(
             "ppl",
             &PplReport {
@@ -65,7 +62,7 @@ pub fn run(a: PplArgs) -> anyhow::Result<ExitCode> {
                 data: a.data.display().to_string(),
                 data_sha256: llmdrop::io::hash::sha256_bytes(text.as_bytes()),
                 model: src.path().display().to_string(),
-                dtype: a.model.dtype.clone(),
+                dtype: a.model.dtype.name().to_string(),
                 threads: threads(),
                 plan,
                 second_half: a.second_half,

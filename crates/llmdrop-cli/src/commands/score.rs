@@ -7,7 +7,7 @@ use llmdrop::pipeline::{self, ScoringOptions, DEFAULT_SCORES_FILE};
 use llmdrop::report::ScoreReport;
 use llmdrop::score::ScoreTable;
 
-use crate::args::{CalibArgs, ModelArgs};
+use crate::args::{CalibArgs, Ctx, ModelArgs};
 use crate::output;
 use crate::progress::Console;
 
@@ -23,23 +23,22 @@ pub struct ScoreArgs {
     /// Also write SVG plots (per-layer bars, consecutive heatmap) into this directory.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
-pub fn run(a: ScoreArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     let opts = ScoringOptions {
         calib: a.calib.options(),
         out: a.out.clone(),
         plot: a.plot.clone(),
     };
-    let report = pipeline::score_model(&a.model.options()?, &opts, &mut Console::new(a.json))?;
-    if a.json {
+    let report = pipeline::score_model(&a.model.options(), &opts, &mut Console::new(ctx))?;
+    if ctx.json {
         output::print_json("score", &report)?;
     } else {
         output::print_text(&render_table(&report))?;
-        eprintln!("scores written to {}", a.out.display());
+        if !ctx.quiet {
+            eprintln!("scores written to {}", a.out.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

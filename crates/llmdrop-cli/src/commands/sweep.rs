@@ -6,8 +6,9 @@ use llmdrop::pipeline::{
     self, SweepOptions, DEFAULT_FEWSHOT_SEED, DEFAULT_PPL_SEQ_LEN, DEFAULT_STRATEGIES,
     DEFAULT_SWEEP_DIR, DEFAULT_TASKS,
 };
+use llmdrop::plan::strategy::Strategy;
 
-use crate::args::{CalibArgs, ModelArgs};
+use crate::args::{strategy_parser, CalibArgs, Ctx, ModelArgs};
 use crate::output;
 use crate::progress::Console;
 
@@ -18,8 +19,9 @@ pub struct SweepArgs {
     #[command(flatten)]
     calib: CalibArgs,
     /// Strategies to sweep, comma-separated.
-    #[arg(long, default_value = DEFAULT_STRATEGIES, value_delimiter = ',')]
-    strategies: Vec<String>,
+    #[arg(long, default_value = DEFAULT_STRATEGIES, value_delimiter = ',',
+          value_parser = strategy_parser())]
+    strategies: Vec<Strategy>,
     /// Largest number of units to drop.
     #[arg(long, default_value_t = SweepOptions::default().max)]
     max: usize,
@@ -48,22 +50,15 @@ pub struct SweepArgs {
     /// Output directory: scores.json, results.json (resumable), report.md, *.svg.
     #[arg(long, default_value = DEFAULT_SWEEP_DIR)]
     out: PathBuf,
-    /// Print JSON results instead of the markdown report.
-    #[arg(long)]
-    json: bool,
 }
 
-pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: SweepArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     if a.step == 0 {
         anyhow::bail!("--step must be positive");
     }
     let opts = SweepOptions {
         calib: a.calib.options(),
-        strategies: a
-            .strategies
-            .iter()
-            .map(|s| s.parse())
-            .collect::<Result<_, _>>()?,
+        strategies: a.strategies.clone(),
         max: a.max,
         step: a.step,
         keep_first: a.keep_first,
@@ -76,12 +71,14 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         ppl_seq_len: a.ppl_seq_len,
         out: a.out.clone(),
     };
-    let done = pipeline::sweep(&a.model.options()?, &opts, &mut Console::new(a.json))?;
-    if a.json {
+    let done = pipeline::sweep(&a.model.options(), &opts, &mut Console::new(ctx))?;
+    if ctx.json {
         output::print_json("sweep", &done.results)?;
     } else {
         output::print_text(&done.markdown)?;
-        eprintln!("wrote {}", a.out.display());
+        if !ctx.quiet {
+            eprintln!("wrote {}", a.out.display());
+        }
     }
     Ok(output::checked(done.results.non_finite()))
 }

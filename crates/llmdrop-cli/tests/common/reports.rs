@@ -79,6 +79,8 @@ pub struct ExportedConfig {
 pub struct GenerateReport {
     pub text: String,
     pub tokens: Vec<u32>,
+    pub threads: usize,
+    pub dtype: String,
 }
 
 /// `llmdrop eval --json`: one column per variant (the original first).
