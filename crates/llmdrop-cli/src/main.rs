@@ -18,9 +18,9 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    success
   1    checked and failed: a result that is not a number (perplexity, accuracy, a sweep
-       point); the reason is on stderr, the results on stdout
-  2    error: bad arguments or input, a failed write, an export that does not reload as
-       the pruned model
+       point; the results on stdout), or an export that does not reload as the pruned
+       model (nothing moved into place); the reason is on stderr
+  2    error: bad arguments or input, a failed write
   130  interrupted (Ctrl-C), 143 terminated: unfinished outputs are removed";
 
 #[derive(Parser)]

@@ -43,13 +43,19 @@ pub fn stream_text(s: &str) -> std::io::Result<()> {
 }
 
 /// The exit code of a command that failed: quiet success when stdout was closed, else the
-/// error on stderr and 2.
+/// error on stderr and 1 for an export that failed its reload check, 2 for any other error.
 pub fn error(e: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(e) {
         return ExitCode::SUCCESS;
     }
     eprintln!("llmdrop: {}", printable(&format!("{e:#}")));
-    ExitCode::from(2)
+    let checked_and_failed = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<llmdrop::Error>(),
+            Some(llmdrop::Error::ReloadMismatch(_))
+        )
+    });
+    ExitCode::from(if checked_and_failed { 1 } else { 2 })
 }
 
 /// The exit code of a command line clap refused (2, the message as `llmdrop: …` on

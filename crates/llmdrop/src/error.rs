@@ -49,6 +49,10 @@ pub enum Error {
     /// could destroy something llmdrop did not write).
     #[error("{path}: output refused: {reason}")]
     Output { path: PathBuf, reason: String },
+    /// An export was written but does not load back as the model llmdrop evaluated
+    /// ("checked and failed"); nothing was moved into place.
+    #[error("{0}")]
+    ReloadMismatch(String),
     #[error("drop plan: {0}")]
     Plan(String),
     #[error("{0}")]

@@ -121,17 +121,17 @@ pub fn export(
     let renumbered = matches!(format, ExportFormat::Hf)
         || (format == ExportFormat::Gguf && !gguf::needs_deci(&full_plan));
     if !renumbered && reloaded_plan != full_plan {
-        return Err(Error::Input(format!(
+        return Err(Error::ReloadMismatch(format!(
             "the export reloads with plan {reloaded_plan:?}, not {full_plan:?}"
         )));
     }
     if lossless && (diff.is_nan() || diff > 1e-4) {
-        return Err(Error::Input(format!(
+        return Err(Error::ReloadMismatch(format!(
             "the export does not reload as the pruned model: max |Δlogit| {diff}"
         )));
     }
     if !lossless && (agree.is_nan() || agree < 0.5) {
-        return Err(Error::Input(format!(
+        return Err(Error::ReloadMismatch(format!(
             "the quantized export disagrees with the pruned model on {:.0}% of next-token choices",
             100.0 * (1.0 - agree)
         )));
