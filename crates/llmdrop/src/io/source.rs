@@ -10,6 +10,7 @@ use super::tokenizer::Tokenizer;
 use super::WeightSource;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::formats::{hf_llmdrop, nemotron};
 use crate::plan::DropPlan;
 
 /// The on-disk format of a model.
@@ -172,27 +173,13 @@ fn stored_plan_of(cfg_path: &Path, num_layers: usize) -> Result<DropPlan> {
         path: cfg_path.into(),
         reason: e.to_string(),
     })?;
-    let list = |key: &str| -> Result<Vec<usize>> {
-        match v.get(key) {
-            None | Some(serde_json::Value::Null) => Ok(vec![]),
-            Some(x) => serde_json::from_value(x.clone()).map_err(|_| Error::BadConfig {
-                path: cfg_path.into(),
-                reason: format!("`{key}` must be a list of layer indices"),
-            }),
-        }
+    let bad = |reason: String| Error::BadConfig {
+        path: cfg_path.into(),
+        reason,
     };
-    let mut plan = DropPlan::new(list("drop_attn_list")?, list("drop_mlp_list")?);
+    let mut plan = hf_llmdrop::read_plan(&v).map_err(bad)?;
     // nemotron-nas: no-op attention / FFN blocks
-    if let Some(blocks) = v.get("block_configs").and_then(|b| b.as_array()) {
-        for (i, b) in blocks.iter().enumerate() {
-            if b["attention"]["no_op"].as_bool() == Some(true) {
-                plan.attn.insert(i);
-            }
-            if b["ffn"]["no_op"].as_bool() == Some(true) {
-                plan.mlp.insert(i);
-            }
-        }
-    }
+    nemotron::read_plan_into(&v, &mut plan);
     plan.validate(num_layers).map_err(|e| Error::BadConfig {
         path: cfg_path.into(),
         reason: e.to_string(),
