@@ -66,16 +66,6 @@ fn ser_arch<S: serde::Serializer>(a: &&'static ArchSpec, s: S) -> Result<S::Ok, 
 }
 
 impl Config {
-    /// Reads an HF `config.json` (a regular file of at most [`MAX_CONFIG_BYTES`]).
-    pub fn from_hf_file(path: &Path) -> Result<Self> {
-        let text = crate::io::file_kind::read_text(path, MAX_CONFIG_BYTES)?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| Error::BadConfig {
-            path: path.into(),
-            reason: format!("not valid JSON: {e}"),
-        })?;
-        Self::from_hf_json(&v, path)
-    }
-
     /// Builds the config from a parsed HF config.json; `path` is only used in errors.
     pub fn from_hf_json(v: &Value, path: &Path) -> Result<Self> {
         let bad = |reason: String| Error::BadConfig {
