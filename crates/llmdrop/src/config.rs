@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::arch::{ArchSpec, SlidingWindow};
 use crate::error::{Error, Result};
+use crate::formats::nemotron;
 
 /// RoPE frequency scaling, as HF's `rope_scaling` describes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,16 +66,6 @@ fn ser_arch<S: serde::Serializer>(a: &&'static ArchSpec, s: S) -> Result<S::Ok, 
 }
 
 impl Config {
-    /// Reads an HF `config.json` (a regular file of at most [`MAX_CONFIG_BYTES`]).
-    pub fn from_hf_file(path: &Path) -> Result<Self> {
-        let text = crate::io::file_kind::read_text(path, MAX_CONFIG_BYTES)?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| Error::BadConfig {
-            path: path.into(),
-            reason: format!("not valid JSON: {e}"),
-        })?;
-        Self::from_hf_json(&v, path)
-    }
-
     /// Builds the config from a parsed HF config.json; `path` is only used in errors.
     pub fn from_hf_json(v: &Value, path: &Path) -> Result<Self> {
         let bad = |reason: String| Error::BadConfig {
@@ -86,8 +77,13 @@ impl Config {
             .and_then(Value::as_str)
             .ok_or_else(|| bad("no `model_type`".into()))?;
         // nemotron-nas (DeciLM) is llama with per-layer shapes in `block_configs`
-        let deci = if model_type == "nemotron-nas" {
-            Some(deci_shapes(v).map_err(&bad)?)
+        let deci = if model_type == nemotron::MODEL_TYPE {
+            let hidden = v
+                .get("hidden_size")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .min(MAX_WIDTH as u64) as usize;
+            Some(nemotron::read_shapes(v, hidden).map_err(&bad)?)
         } else {
             None
         };
@@ -286,60 +282,6 @@ impl Config {
     pub fn gqa_groups(&self) -> usize {
         self.num_heads / self.num_kv_heads
     }
-}
-
-/// The uniform (n_heads_in_group, intermediate size) of a nemotron-nas config's kept
-/// modules (None where every module of that kind is a no-op).
-fn deci_shapes(v: &Value) -> std::result::Result<(Option<usize>, Option<usize>), String> {
-    let blocks = v
-        .get("block_configs")
-        .and_then(Value::as_array)
-        .ok_or("nemotron-nas config without `block_configs`")?;
-    let hidden = v
-        .get("hidden_size")
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-        .min(MAX_WIDTH as u64) as usize;
-    let mut groups = None;
-    let mut inter = None;
-    for (i, b) in blocks.iter().enumerate() {
-        let a = &b["attention"];
-        if !a["no_op"].as_bool().unwrap_or(false) {
-            if a["replace_with_linear"].as_bool().unwrap_or(false) {
-                return Err(format!(
-                    "block {i}: linear-replaced attention is not supported"
-                ));
-            }
-            let g = a["n_heads_in_group"]
-                .as_u64()
-                .ok_or(format!("block {i}: no n_heads_in_group"))? as usize;
-            if groups.is_some_and(|x| x != g) {
-                return Err("per-layer attention shapes differ: not supported".into());
-            }
-            groups = Some(g);
-        }
-        let f = &b["ffn"];
-        if !f["no_op"].as_bool().unwrap_or(false) {
-            if f["replace_with_linear"].as_bool().unwrap_or(false) {
-                return Err(format!("block {i}: linear-replaced FFN is not supported"));
-            }
-            let n = match f.get("ffn_mult").and_then(Value::as_f64) {
-                // bounded first: a huge multiple overflows the rounding to 256
-                Some(m) if !(m.is_finite() && m > 0.0 && m <= 1024.0) => {
-                    return Err(format!("block {i}: ffn_mult {m:e} is not in (0, 1024]"))
-                }
-                Some(m) => crate::export::nemotron::ffn_mult_to_intermediate(m, hidden),
-                None => f["intermediate_size"]
-                    .as_u64()
-                    .ok_or(format!("block {i}: no ffn size"))? as usize,
-            };
-            if inter.is_some_and(|x| x != n) {
-                return Err("per-layer FFN sizes differ: not supported".into());
-            }
-            inter = Some(n);
-        }
-    }
-    Ok((groups, inter))
 }
 
 fn parse_rope_scaling(s: &Value) -> std::result::Result<Option<RopeScaling>, String> {

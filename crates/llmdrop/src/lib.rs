@@ -16,6 +16,7 @@ pub mod dest;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod formats;
 pub mod generate;
 pub mod io;
 pub mod json_f64;

@@ -12,6 +12,7 @@ use super::hf::require_blocks;
 use super::tensors::{block_renumbering, kept_tensors};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::formats::deci_gguf;
 use crate::io::gguf::permute_qk;
 use crate::io::names::hf_to_gguf;
 use crate::io::source::ModelSource;
@@ -57,24 +58,7 @@ fn u32v(x: usize) -> Value {
     Value::U32(x as u32)
 }
 
-fn per_layer(v: impl Iterator<Item = usize>) -> Value {
-    Value::Array(v.map(|x| Value::I32(x as i32)).collect())
-}
-
-/// Width of the all-zero FFN written for layers whose MLP is dropped but whose attention
-/// is kept. llama.cpp's deci graph (as of llama-cpp-python 0.3.36) treats a layer with
-/// feed-forward length 0 as absent altogether, discarding its attention output too; a zero
-/// FFN adds exactly nothing to the residual instead, at negligible cost. The layers are
-/// listed in `llmdrop.drop_mlp_list` so llmdrop reads them as dropped.
-pub const ZERO_FFN_WIDTH: usize = 32;
-
-/// Metadata key listing MLP-dropped layers that carry a zero FFN.
-pub const DROP_MLP_KEY: &str = "llmdrop.drop_mlp_list";
-
-/// Whether the plan needs llama.cpp's `deci` architecture (anything but whole blocks).
-pub fn needs_deci(plan: &DropPlan) -> bool {
-    plan.attn != plan.mlp
-}
+pub use crate::formats::deci_gguf::{needs_deci, DROP_MLP_KEY, ZERO_FFN_WIDTH};
 
 /// Writes the GGUF file `path` for `plan`. `quant` applies to non-GGUF inputs (default f16).
 pub fn write_gguf(
@@ -88,7 +72,7 @@ pub fn write_gguf(
     let plan = plan.union(src.stored_plan());
     plan.validate(cfg.num_layers)?;
     let deci = needs_deci(&plan);
-    if deci && cfg.arch.name != "llama" {
+    if deci && cfg.arch.name != deci_gguf::FAMILY {
         return Err(Error::Plan(format!(
             "attention / MLP drops go to GGUF arch `deci`, which is llama-family only; this model is `{}` \
              (drop whole blocks, or use hf-llmdrop)",
@@ -118,7 +102,7 @@ pub fn write_gguf(
         (Some(map), kept)
     };
     let arch = if deci {
-        "deci"
+        deci_gguf::ARCH
     } else {
         cfg.arch.gguf_arch.unwrap_or(cfg.arch.name)
     };
@@ -155,49 +139,14 @@ pub fn write_gguf(
     };
     set(&mut meta, format!("{arch}.block_count"), u32v(layers));
     if deci {
-        let l = cfg.num_layers;
-        set(
-            &mut meta,
-            "llmdrop.attention.head_count".into(),
-            u32v(cfg.num_heads),
-        );
-        set(
-            &mut meta,
-            "llmdrop.attention.head_count_kv".into(),
-            u32v(cfg.num_kv_heads),
-        );
-        set(
-            &mut meta,
-            format!("{arch}.attention.head_count"),
-            per_layer((0..l).map(|i| if plan.drops_attn(i) { 0 } else { cfg.num_heads })),
-        );
-        set(
-            &mut meta,
-            format!("{arch}.attention.head_count_kv"),
-            per_layer((0..l).map(|i| {
-                if plan.drops_attn(i) {
-                    0
-                } else {
-                    cfg.num_kv_heads
-                }
-            })),
-        );
-        let ffn = |i: usize| match (plan.drops_mlp(i), plan.drops_attn(i)) {
-            (false, _) => cfg.intermediate_size,
-            (true, true) => 0,
-            (true, false) => ZERO_FFN_WIDTH,
+        let shape = deci_gguf::Shape {
+            num_layers: cfg.num_layers,
+            num_heads: cfg.num_heads,
+            num_kv_heads: cfg.num_kv_heads,
+            intermediate_size: cfg.intermediate_size,
         };
-        set(
-            &mut meta,
-            format!("{arch}.feed_forward_length"),
-            per_layer((0..l).map(ffn)),
-        );
-        let zero_ffn: Vec<Value> = (0..l)
-            .filter(|&i| plan.drops_mlp(i) && !plan.drops_attn(i))
-            .map(|i| Value::I32(i as i32))
-            .collect();
-        if !zero_ffn.is_empty() {
-            set(&mut meta, DROP_MLP_KEY.into(), Value::Array(zero_ffn));
+        for (k, v) in deci_gguf::metadata(shape, &plan) {
+            set(&mut meta, k, v);
         }
     }
     set(

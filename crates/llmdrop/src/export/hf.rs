@@ -6,9 +6,10 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::tensors::{block_renumbering, kept_tensors, write_safetensors};
+use super::tensors::{block_renumbering, kept_tensors, write_json, write_safetensors};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::formats::hf_llmdrop;
 use crate::io::source::{Format, ModelSource};
 use crate::io::tokenizer::Tokenizer;
 use crate::plan::DropPlan;
@@ -147,8 +148,7 @@ pub fn write_hf_llmdrop(
 ) -> Result<()> {
     let plan = full_plan(src, plan)?;
     let mut config = source_config(src)?;
-    config["drop_attn_list"] = json!(plan.attn);
-    config["drop_mlp_list"] = json!(plan.mlp);
+    hf_llmdrop::write_plan(&mut config, &plan);
     config["llmdrop"] = json!({"format": "hf-llmdrop", "plan": plan, "info": info});
     let plan_json = json!({"plan": plan, "info": info});
     write_hf_dir(src, tok, &plan, &config, None, &plan_json, dir, shard_bytes)
@@ -170,9 +170,8 @@ pub fn write_hf_blocks(
     let map = block_renumbering(cfg.num_layers, &plan);
     let kept = map.iter().flatten().count();
     let mut config = source_config(src)?;
+    hf_llmdrop::remove_plan(&mut config);
     if let Some(obj) = config.as_object_mut() {
-        obj.remove("drop_attn_list");
-        obj.remove("drop_mlp_list");
         for v in obj.values_mut() {
             if let Some(a) = v.as_array_mut().filter(|a| a.len() == cfg.num_layers) {
                 let keep: Vec<Value> = a
@@ -210,9 +209,4 @@ pub(crate) fn require_blocks(plan: &DropPlan, format: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| Error::Input(e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }

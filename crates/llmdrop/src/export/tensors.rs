@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{DType, Device};
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::io::names::split_layer_name;
@@ -157,7 +158,13 @@ pub fn write_safetensors(
     if n > 1 {
         let index =
             serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
-        super::hf::write_json(&dir.join("model.safetensors.index.json"), &index)?;
+        write_json(&dir.join("model.safetensors.index.json"), &index)?;
     }
     Ok(())
+}
+
+/// Writes `v` as pretty JSON with a final newline.
+pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Error::Input(e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }

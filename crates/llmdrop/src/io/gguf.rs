@@ -14,6 +14,7 @@ use super::{TensorMeta, WeightSource};
 use crate::arch::ArchSpec;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::formats::deci_gguf;
 
 /// An open GGUF file.
 pub struct GgufSource {
@@ -45,8 +46,8 @@ impl GgufSource {
                 reason: "GGUF has no `general.architecture`".into(),
             })?;
         // llama.cpp's `deci` is llama with per-layer head counts and FFN sizes
-        let family = if arch_name == "deci" {
-            "llama"
+        let family = if arch_name == deci_gguf::ARCH {
+            deci_gguf::FAMILY
         } else {
             arch_name.as_str()
         };
@@ -97,11 +98,7 @@ impl GgufSource {
                     &format!("has {} entries for {num_layers} layers", v.len()),
                 ));
             }
-            Ok(v.iter()
-                .enumerate()
-                .filter(|(_, &x)| x == 0)
-                .map(|(i, _)| i)
-                .collect())
+            Ok(deci_gguf::absent_layers(&v))
         };
         let mut plan = crate::plan::DropPlan::new(
             zeros("attention.head_count")?,
@@ -124,17 +121,7 @@ impl GgufSource {
 
     /// Layers llmdrop wrote with a zero FFN in place of a dropped MLP.
     fn zero_ffn_layers(&self) -> BTreeSet<usize> {
-        match self.content.metadata.get(crate::export::gguf::DROP_MLP_KEY) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| match v {
-                    Value::I32(x) if *x >= 0 => Some(*x as usize),
-                    Value::U32(x) => Some(*x as usize),
-                    _ => None,
-                })
-                .collect(),
-            _ => BTreeSet::new(),
-        }
+        deci_gguf::zero_ffn_layers(&self.content)
     }
 
     /// The stored bytes of a tensor (by GGUF name): type, dims (rows first), data.
@@ -167,7 +154,7 @@ impl GgufSource {
         // arrays; llmdrop's exporter records the original counts beside them
         let heads = |k: &str| {
             meta_uniform(c, &format!("{a}.{k}"))
-                .or_else(|| meta_u64(c, &format!("llmdrop.{k}")))
+                .or_else(|| meta_u64(c, &deci_gguf::original_key(k)))
                 .map(|x| x as usize)
         };
         let num_heads = heads("attention.head_count")

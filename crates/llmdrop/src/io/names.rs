@@ -1,5 +1,7 @@
 //! GGUF <-> HF tensor names, as a table.
 
+use crate::plan::DropPlan;
+
 /// (GGUF suffix, HF suffix) for tensors inside layer `i` (`blk.{i}.` / `model.layers.{i}.`).
 const LAYER_NAMES: &[(&str, &str)] = &[
     ("attn_norm.weight", "input_layernorm.weight"),
@@ -56,6 +58,24 @@ pub fn split_layer_name(name: &str) -> Option<(usize, &str)> {
     let rest = name.strip_prefix("model.layers.")?;
     let (idx, suffix) = rest.split_once('.')?;
     Some((idx.parse().ok()?, suffix))
+}
+
+// The plan's reading of HF tensor names lives with the names, so `plan` needs no `io`.
+impl DropPlan {
+    /// Whether the HF tensor `name` belongs to a module this plan drops (the module's
+    /// weights and its pre-norm).
+    pub fn drops_tensor(&self, name: &str) -> bool {
+        match split_layer_name(name) {
+            Some((i, suffix)) => {
+                (self.drops_attn(i)
+                    && (suffix.starts_with("self_attn.") || suffix.starts_with("input_layernorm.")))
+                    || (self.drops_mlp(i)
+                        && (suffix.starts_with("mlp.")
+                            || suffix.starts_with("post_attention_layernorm.")))
+            }
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]

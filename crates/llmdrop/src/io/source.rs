@@ -8,8 +8,9 @@ use super::layers::check_layers;
 use super::safetensors::SafetensorsSource;
 use super::tokenizer::Tokenizer;
 use super::WeightSource;
-use crate::config::Config;
+use crate::config::{Config, MAX_CONFIG_BYTES};
 use crate::error::{Error, Result};
+use crate::formats::{hf_llmdrop, nemotron};
 use crate::plan::DropPlan;
 
 /// The on-disk format of a model.
@@ -102,36 +103,6 @@ impl ModelSource {
         }
     }
 
-    /// Loads the decoder with `plan` plus whatever the files say is already dropped.
-    pub fn load_decoder(
-        &self,
-        plan: &DropPlan,
-        precision: impl Into<crate::quant::Precision>,
-        device: &candle_core::Device,
-    ) -> Result<crate::model::Decoder> {
-        self.load_decoder_for(plan, precision, device, crate::model::Outputs::Logits)
-    }
-
-    /// As [`ModelSource::load_decoder`], for what `outputs` asks (scoring needs only hidden
-    /// states, and holds less).
-    pub fn load_decoder_for(
-        &self,
-        plan: &DropPlan,
-        precision: impl Into<crate::quant::Precision>,
-        device: &candle_core::Device,
-        outputs: crate::model::Outputs,
-    ) -> Result<crate::model::Decoder> {
-        let plan = plan.union(&self.stored_plan);
-        crate::model::Decoder::load_for(
-            self.weights(),
-            &self.config,
-            &plan,
-            precision,
-            device,
-            outputs,
-        )
-    }
-
     /// The files that make up the model (for sizes and hashes).
     pub fn files(&self) -> Vec<PathBuf> {
         match &self.inner {
@@ -165,34 +136,33 @@ impl ModelSource {
     }
 }
 
+// Reading config.json from disk is io's (the file checks); parsing it is config's.
+impl Config {
+    /// Reads an HF `config.json` (a regular file of at most [`crate::config::MAX_CONFIG_BYTES`]).
+    pub fn from_hf_file(path: &Path) -> Result<Self> {
+        let text = file_kind::read_text(path, MAX_CONFIG_BYTES)?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadConfig {
+            path: path.into(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+        Self::from_hf_json(&v, path)
+    }
+}
+
 /// `drop_attn_list` / `drop_mlp_list` of an HF config.json (LLM-Drop's keys).
 fn stored_plan_of(cfg_path: &Path, num_layers: usize) -> Result<DropPlan> {
-    let text = file_kind::read_text(cfg_path, crate::config::MAX_CONFIG_BYTES)?;
+    let text = file_kind::read_text(cfg_path, MAX_CONFIG_BYTES)?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadConfig {
         path: cfg_path.into(),
         reason: e.to_string(),
     })?;
-    let list = |key: &str| -> Result<Vec<usize>> {
-        match v.get(key) {
-            None | Some(serde_json::Value::Null) => Ok(vec![]),
-            Some(x) => serde_json::from_value(x.clone()).map_err(|_| Error::BadConfig {
-                path: cfg_path.into(),
-                reason: format!("`{key}` must be a list of layer indices"),
-            }),
-        }
+    let bad = |reason: String| Error::BadConfig {
+        path: cfg_path.into(),
+        reason,
     };
-    let mut plan = DropPlan::new(list("drop_attn_list")?, list("drop_mlp_list")?);
+    let mut plan = hf_llmdrop::read_plan(&v).map_err(bad)?;
     // nemotron-nas: no-op attention / FFN blocks
-    if let Some(blocks) = v.get("block_configs").and_then(|b| b.as_array()) {
-        for (i, b) in blocks.iter().enumerate() {
-            if b["attention"]["no_op"].as_bool() == Some(true) {
-                plan.attn.insert(i);
-            }
-            if b["ffn"]["no_op"].as_bool() == Some(true) {
-                plan.mlp.insert(i);
-            }
-        }
-    }
+    nemotron::read_plan_into(&v, &mut plan);
     plan.validate(num_layers).map_err(|e| Error::BadConfig {
         path: cfg_path.into(),
         reason: e.to_string(),

@@ -4,6 +4,7 @@ pub mod attention;
 pub mod cache;
 pub mod decoder;
 pub mod linear;
+mod load;
 pub mod mlp;
 pub mod norm;
 pub mod product_op;

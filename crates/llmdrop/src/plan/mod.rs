@@ -59,21 +59,6 @@ impl DropPlan {
         self.drops_attn(i) && self.drops_mlp(i)
     }
 
-    /// Whether the HF tensor `name` belongs to a module this plan drops (the module's
-    /// weights and its pre-norm).
-    pub fn drops_tensor(&self, name: &str) -> bool {
-        match crate::io::names::split_layer_name(name) {
-            Some((i, suffix)) => {
-                (self.drops_attn(i)
-                    && (suffix.starts_with("self_attn.") || suffix.starts_with("input_layernorm.")))
-                    || (self.drops_mlp(i)
-                        && (suffix.starts_with("mlp.")
-                            || suffix.starts_with("post_attention_layernorm.")))
-            }
-            None => false,
-        }
-    }
-
     /// Checks every index against the model's layer count.
     pub fn validate(&self, num_layers: usize) -> Result<()> {
         for (kind, set) in [("attention", &self.attn), ("MLP", &self.mlp)] {
