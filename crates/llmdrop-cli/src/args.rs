@@ -13,8 +13,8 @@ use clap::Args;
 use llmdrop::export::ExportFormat;
 use llmdrop::io::tokenizer::Tokenizer;
 use llmdrop::pipeline::{CalibOptions, ModelOptions};
-use llmdrop::plan::strategy::Strategy;
 use llmdrop::quant::Precision;
+use llmdrop::strategy::Strategy;
 use llmdrop::{Decoder, DropPlan, ModelSource};
 
 /// The flags every command takes (`global`: before or after the command name).

@@ -3,7 +3,7 @@
 //! the strings `"NaN"`, `"inf"` and `"-inf"` (JSON has no literal for them: serde_json
 //! alone writes `null` and then cannot read it back as a number). `null`, which earlier
 //! versions wrote for any non-finite value, reads back as NaN. Use with
-//! `#[serde(with = "crate::json_f64")]`, or the [`vec`] and [`opt_matrix`]
+//! `#[serde(with = "crate::json_f64")]`, or the [`mod@vec`] and [`opt_matrix`]
 //! modules for collections.
 
 use std::fmt;

@@ -29,6 +29,7 @@ pub mod progress;
 pub mod quant;
 pub mod report;
 pub mod score;
+pub mod strategy;
 pub mod testkit;
 
 pub use config::Config;

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{DType, Device};
 use llmdrop::eval::{evaluate_task, perplexity, McExample, PplOptions, Task};
-use llmdrop::plan::strategy::{select, SelectOptions, Strategy};
 use llmdrop::progress::NoProgress;
 use llmdrop::quant::{Precision, QuantMode};
 use llmdrop::report::scores::SCORES_SCHEMA;
 use llmdrop::report::{ScoreReport, ScoreSettings};
 use llmdrop::score::{score, ScoreOptions, ScoreTable};
+use llmdrop::strategy::{select, SelectOptions, Strategy};
 use llmdrop::testkit::{self, copy_hf_dir_with};
 use llmdrop::{DropPlan, Error, ModelSource};
 

@@ -4,9 +4,9 @@
 
 use candle_core::{DType, Device, Tensor};
 use llmdrop::calib::{pack, read_documents, PackOptions, TextSource};
-use llmdrop::plan::strategy::{select, select_iterative, SelectOptions, Strategy};
 use llmdrop::progress::NoProgress;
 use llmdrop::score::{score, ScoreOptions};
+use llmdrop::strategy::{select, select_iterative, SelectOptions, Strategy};
 use llmdrop::testkit::{self, copy_hf_dir_with};
 use llmdrop::{DropPlan, Logits, NoProbe, Probe, Site};
 use serde_json::Value;

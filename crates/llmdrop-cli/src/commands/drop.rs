@@ -5,7 +5,7 @@ use candle_core::quantized::GgmlDType;
 use clap::Args;
 use llmdrop::export::ExportFormat;
 use llmdrop::pipeline::{self, DropOptions, ExportTarget};
-use llmdrop::plan::strategy::Strategy;
+use llmdrop::strategy::Strategy;
 
 use crate::args::{format_parser, quant_parser, strategy_parser, CalibArgs, Ctx, ModelArgs};
 use crate::output;

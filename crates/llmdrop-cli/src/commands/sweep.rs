@@ -6,7 +6,7 @@ use llmdrop::pipeline::{
     self, SweepOptions, DEFAULT_FEWSHOT_SEED, DEFAULT_PPL_SEQ_LEN, DEFAULT_STRATEGIES,
     DEFAULT_SWEEP_DIR, DEFAULT_TASKS,
 };
-use llmdrop::plan::strategy::Strategy;
+use llmdrop::strategy::Strategy;
 
 use crate::args::{strategy_parser, CalibArgs, Ctx, ModelArgs};
 use crate::output;

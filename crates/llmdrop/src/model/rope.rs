@@ -273,6 +273,12 @@ impl CustomOp3 for ToHeads {
 mod tests {
     use super::*;
 
+    /// The tiny llama fixture's config (llama3 RoPE scaling), read without the test kit.
+    const TINY_LLAMA_CONFIG: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/tiny/llama/config.json"
+    );
+
     /// The tables as they were computed before they grew on demand: every row up front.
     fn preallocated(cfg: &Config, max_pos: usize, dtype: DType) -> (Vec<f32>, Vec<f32>) {
         let inv = inv_freq(cfg);
@@ -305,8 +311,7 @@ mod tests {
 
     #[test]
     fn grown_rows_are_the_preallocated_bits_in_every_dtype() {
-        let mut cfg =
-            Config::from_hf_file(&crate::testkit::tiny_dir("llama").join("config.json")).unwrap();
+        let mut cfg = Config::from_hf_file(std::path::Path::new(TINY_LLAMA_CONFIG)).unwrap();
         cfg.max_position_embeddings = 700;
         for dtype in [DType::F32, DType::BF16, DType::F16] {
             let (want_cos, want_sin) = preallocated(&cfg, 700, dtype);
@@ -335,8 +340,7 @@ mod tests {
 
     #[test]
     fn a_huge_maximum_costs_only_the_rows_used() {
-        let mut cfg =
-            Config::from_hf_file(&crate::testkit::tiny_dir("llama").join("config.json")).unwrap();
+        let mut cfg = Config::from_hf_file(std::path::Path::new(TINY_LLAMA_CONFIG)).unwrap();
         cfg.max_position_embeddings = 1 << 40;
         let rope = Rope::new(&cfg, 1 << 40, DType::F32, &Device::Cpu).unwrap();
         rope.rows(0, 33).unwrap();

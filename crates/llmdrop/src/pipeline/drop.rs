@@ -15,10 +15,10 @@ use crate::dest::{self, Inputs, Kind};
 use crate::error::Result;
 use crate::export::ExportFormat;
 use crate::model::Outputs;
-use crate::plan::strategy::{select, select_iterative, SelectOptions, Strategy};
 use crate::plan::DropPlan;
 use crate::progress::NoProgress;
 use crate::score::{score, ScoreOptions, ScoreTable};
+use crate::strategy::{select, select_iterative, SelectOptions, Strategy};
 
 /// What [`drop_layers`] drops and where it writes the pruned model.
 #[derive(Debug, Clone, PartialEq, Eq)]

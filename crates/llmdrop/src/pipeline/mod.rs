@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use llmdrop::pipeline::{drop_layers, DropOptions, ModelOptions};
-//! use llmdrop::plan::strategy::Strategy;
+//! use llmdrop::strategy::Strategy;
 //! use llmdrop::progress::NoProgress;
 //!
 //! # fn main() -> llmdrop::Result<()> {

@@ -11,10 +11,10 @@ use crate::dest::{self, Inputs, Kind};
 use crate::error::{Error, Result};
 use crate::eval::PplOptions;
 use crate::io::text::{read_utf8_limited, MAX_JSON_BYTES};
-use crate::plan::strategy::{select, SelectOptions, Strategy};
 use crate::plan::DropPlan;
 use crate::report::sweep::{point, SweepKey, SweepResults};
 use crate::report::ScoreReport;
+use crate::strategy::{select, SelectOptions, Strategy};
 
 /// Strategies swept, unless asked otherwise (comma-separated, as the CLI takes them).
 pub const DEFAULT_STRATEGIES: &str = "attn,mlp,block,joint";

@@ -4,8 +4,6 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-pub mod strategy;
-
 use crate::error::{Error, Result};
 
 /// Which attention and MLP sub-layers are removed. Dropping block i = i in both sets.

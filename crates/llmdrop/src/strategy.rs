@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::DropPlan;
 use crate::error::{Error, Result};
+use crate::plan::DropPlan;
 use crate::score::table::redundancy_order;
 use crate::score::ScoreTable;
 
