@@ -125,7 +125,7 @@ fn top_level_modules_import_one_way() {
         for to in g
             .get(m)
             .map(|e| e.keys().cloned().collect())
-            .unwrap_or(Vec::new())
+            .unwrap_or_default()
         {
             if let Some(c) = visit(&to, g, path, done) {
                 return Some(c);
