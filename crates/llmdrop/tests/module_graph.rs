@@ -124,7 +124,7 @@ fn top_level_modules_import_one_way() {
         path.push(m.to_string());
         for to in g
             .get(m)
-            .map(|e| e.keys().cloned().collect())
+            .map(|e| e.keys().cloned().collect::<Vec<String>>())
             .unwrap_or_default()
         {
             if let Some(c) = visit(&to, g, path, done) {
