@@ -3,13 +3,13 @@
 //! the fixture's config.json and tokenizer.json; it is opened, loaded, tokenized and run
 //! as `llmdrop` does (`ModelSource::open` + `load_decoder` + tokenizer).
 //!
-//! Needs nightly and cargo-fuzz (`cargo install cargo-fuzz`). From the repository root,
-//! seeded with the fixture's own header:
+//! Needs cargo-fuzz (`cargo install cargo-fuzz`) and nightly, or stable with
+//! `RUSTC_BOOTSTRAP=1`. From the repository root, seeded with the fixture's own header:
 //!
 //! ```sh
 //! mkdir -p fuzz/corpus/open_safetensors_header
 //! python3 -c "import struct,sys; b=open('tests/fixtures/tiny/llama/model.safetensors','rb').read(); n=struct.unpack('<Q',b[:8])[0]; sys.stdout.buffer.write(b[8:8+n])" > fuzz/corpus/open_safetensors_header/llama
-//! cd fuzz && RAYON_NUM_THREADS=1 cargo +nightly fuzz run open_safetensors_header \
+//! cd fuzz && RAYON_NUM_THREADS=1 RUSTC_BOOTSTRAP=1 cargo fuzz run open_safetensors_header \
 //!     corpus/open_safetensors_header -- -max_len=65536 -rss_limit_mb=512 -timeout=20
 //! ```
 //!
