@@ -90,8 +90,15 @@ pub fn drop_layers(
     out_inputs.add_opt("scores file", opts.scores.as_deref());
     let t = &opts.target;
     dest::check(&t.out, t.format.dest_kind(), &out_inputs, t.force)?;
-    // scoring (and re-scoring pruned copies) needs hidden states only
-    let (src, dec, tok) = model.load_for(&DropPlan::empty(), Outputs::HiddenStates)?;
+    // scoring (and re-scoring pruned copies) needs hidden states only; the files opened
+    // above are loaded, not opened a second time
+    let dec = src.load_decoder_for(
+        &DropPlan::empty(),
+        model.dtype,
+        &candle_core::Device::Cpu,
+        Outputs::HiddenStates,
+    )?;
+    let tok = src.tokenizer()?;
     let model_sha = crate::io::hash::model_sha256(&src)?;
     let cal = calibrate(&opts.calib, model.dtype, &tok)?;
     let o = SelectOptions {
