@@ -39,9 +39,11 @@ impl FromStr for Strategy {
             "mlp" => Strategy::Mlp,
             "joint" => Strategy::Joint,
             other => {
-                return Err(Error::Input(format!(
-                    "unknown strategy `{other}` (block, consecutive, attn, mlp, joint)"
-                )))
+                return Err(Error::Unknown {
+                    what: "strategy",
+                    name: other.into(),
+                    expected: "block, consecutive, attn, mlp, joint".into(),
+                })
             }
         })
     }

@@ -2,7 +2,7 @@
 //! first, and how a chosen one enters the plan.
 
 use super::{SelectOptions, Strategy};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StrategyError};
 use crate::plan::DropPlan;
 use crate::score::table::redundancy_order;
 use crate::score::ScoreTable;
@@ -53,17 +53,23 @@ pub(super) fn not_finite(strategy: Strategy, value: f64, kind: Kind, layer: usiz
         Kind::Mlp => "MLP layer",
         Kind::Block => "block",
     };
-    Error::Input(format!(
-        "cannot drop more with strategy {strategy}: the next candidate, {what} {layer}, has similarity {value}, which is not finite (the model overflows or has non-finite weights); only modules with finite similarities are dropped"
-    ))
+    StrategyError::NotFinite {
+        strategy: strategy.to_string(),
+        module: what,
+        layer,
+        value,
+    }
+    .into()
 }
 
 pub(super) fn allowed_layers(num_layers: usize, o: &SelectOptions) -> Result<Vec<usize>> {
     if o.keep_first + o.keep_last > num_layers {
-        return Err(Error::Input(format!(
-            "--keep-first {} and --keep-last {} protect more than the model's {num_layers} layers",
-            o.keep_first, o.keep_last
-        )));
+        return Err(StrategyError::Protected {
+            keep_first: o.keep_first,
+            keep_last: o.keep_last,
+            num_layers,
+        }
+        .into());
     }
     Ok((o.keep_first..num_layers - o.keep_last).collect())
 }

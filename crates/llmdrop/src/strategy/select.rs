@@ -3,7 +3,7 @@
 
 use super::rank::{allowed_layers, apply, not_finite, ranked};
 use super::{SelectOptions, Strategy};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StrategyError};
 use crate::plan::DropPlan;
 use crate::score::ScoreTable;
 
@@ -31,9 +31,12 @@ pub fn select(table: &ScoreTable, strategy: Strategy, o: &SelectOptions) -> Resu
 }
 
 fn too_many(strategy: Strategy, n: usize, available: usize) -> Error {
-    Error::Input(format!(
-        "cannot drop {n} with strategy {strategy}: only {available} candidates (after --keep-first/--keep-last)"
-    ))
+    StrategyError::TooMany {
+        strategy: strategy.to_string(),
+        n,
+        available,
+    }
+    .into()
 }
 
 /// Layers i..i+n-1 for the allowed i maximising cos(h_i, h_{i+n}); ties to the lower i.
@@ -44,9 +47,10 @@ fn select_consecutive(
     allowed: &[usize],
     o: &SelectOptions,
 ) -> Result<DropPlan> {
-    let s = table.consecutive.as_ref().ok_or_else(|| {
-        Error::Input("these scores have no consecutive matrix; score again with it".into())
-    })?;
+    let s = table
+        .consecutive
+        .as_ref()
+        .ok_or_else(|| Error::from(StrategyError::NoConsecutiveScores))?;
     if o.n == 0 {
         return Ok(DropPlan::empty());
     }
@@ -65,10 +69,7 @@ fn select_consecutive(
         }
     }
     let Some((_, i)) = best else {
-        return Err(Error::Input(format!(
-            "cannot drop {} consecutive layers: no allowed start has a finite similarity (the model overflows or has non-finite weights)",
-            o.n
-        )));
+        return Err(StrategyError::NoFiniteRun { n: o.n }.into());
     };
     Ok(DropPlan::new(i..i + o.n, i..i + o.n))
 }
@@ -84,9 +85,7 @@ pub fn select_iterative(
     rescore: &mut dyn FnMut(&DropPlan) -> Result<ScoreTable>,
 ) -> Result<(DropPlan, Vec<ScoreTable>)> {
     if strategy == Strategy::Consecutive {
-        return Err(Error::Input(
-            "--iterative does not apply to the consecutive strategy".into(),
-        ));
+        return Err(StrategyError::IterativeConsecutive.into());
     }
     let allowed = allowed_layers(num_layers, o)?;
     let mut plan = DropPlan::empty();
@@ -112,10 +111,11 @@ pub fn select_iterative(
     for _ in 0..o.n {
         let table = rescore(&plan)?;
         if table.num_layers != num_layers {
-            return Err(Error::Input(format!(
-                "re-scoring gave {} layers, the model has {num_layers}",
-                table.num_layers
-            )));
+            return Err(StrategyError::Rescored {
+                got: table.num_layers,
+                num_layers,
+            }
+            .into());
         }
         table.validate()?;
         let (v, kind, layer) = ranked(&table, strategy, &allowed, &plan)[0];

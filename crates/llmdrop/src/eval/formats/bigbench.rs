@@ -15,7 +15,7 @@ use crate::io::text::read_utf8;
 /// `example_output_prefix` (default `"\nA: "`). The gold choice has the highest score.
 pub fn read_bigbench(path: &Path, name: &str) -> Result<Task> {
     let text = read_utf8(path)?;
-    let bad = |e: String| Error::Input(format!("{}: {e}", path.display()));
+    let bad = |e: String| Error::data(path, None, e);
     let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let s = |k: &str, d: &str| v.get(k).and_then(Value::as_str).unwrap_or(d).to_string();
     let task_prefix = s("task_prefix", "");

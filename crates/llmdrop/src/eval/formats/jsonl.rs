@@ -204,10 +204,11 @@ fn capitalize(s: &str) -> String {
 /// Reads a JSON Lines task file in `layout`; errors name the file and line.
 pub fn read_jsonl(path: &Path, layout: &str, name: &str) -> Result<Task> {
     if !LAYOUTS.contains(&layout) {
-        return Err(Error::Input(format!(
-            "unknown task layout `{layout}` (known: {})",
-            LAYOUTS.join(", ")
-        )));
+        return Err(Error::Unknown {
+            what: "task layout",
+            name: layout.into(),
+            expected: format!("known: {}", LAYOUTS.join(", ")),
+        });
     }
     let text = read_utf8(path)?;
     let mut examples = Vec::new();
@@ -215,13 +216,13 @@ pub fn read_jsonl(path: &Path, layout: &str, name: &str) -> Result<Task> {
         if line.trim().is_empty() {
             continue;
         }
-        let at = |e: String| Error::Input(format!("{}:{}: {e}", path.display(), n + 1));
+        let at = |e: String| Error::data(path, Some(n + 1), e);
         let v: Value =
             serde_json::from_str(line).map_err(|e| at(format!("not valid JSON: {e}")))?;
         examples.push(example(layout, &v).map_err(at)?);
     }
     if examples.is_empty() {
-        return Err(Error::Input(format!("{}: no examples", path.display())));
+        return Err(Error::data(path, None, "no examples"));
     }
     Ok(Task {
         name: name.into(),
