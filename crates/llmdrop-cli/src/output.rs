@@ -48,7 +48,7 @@ pub fn error(e: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(e) {
         return ExitCode::SUCCESS;
     }
-    eprintln!("llmdrop: {}", printable(&format!("{e:#}")));
+    eprintln!("llmdrop: {}", printable(&message(e)));
     let checked_and_failed = e.chain().any(|c| {
         matches!(
             c.downcast_ref::<llmdrop::Error>(),
@@ -56,6 +56,89 @@ pub fn error(e: &anyhow::Error) -> ExitCode {
         )
     });
     ExitCode::from(if checked_and_failed { 1 } else { 2 })
+}
+
+/// The error as the user reads it: its chain joined by `: ` (a cause whose text its parent
+/// already ends with is not repeated: `Error::Io` shows its `io::Error` and also gives it as
+/// the source), with the library's option names said as this command line's flags.
+pub fn message(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut parent = String::new();
+    for c in e.chain() {
+        let own = c.to_string();
+        if !parent.is_empty() && parent.ends_with(&own) {
+            continue;
+        }
+        parts.push(match c.downcast_ref::<llmdrop::Error>() {
+            Some(l) => with_flags(l),
+            None => own.clone(),
+        });
+        parent = own;
+    }
+    parts.join(": ")
+}
+
+/// The CLI flag that sets a library option (`keep_first` -> `--keep-first`).
+fn flag(option: &str) -> String {
+    format!("--{}", option.replace('_', "-"))
+}
+
+/// A library error's message, naming the flag to change where the library names an option.
+fn with_flags(e: &llmdrop::Error) -> String {
+    use llmdrop::{Error, StrategyError};
+    match e {
+        Error::Exists {
+            path,
+            noun,
+            own: true,
+        } => format!(
+            "{}: output refused: exists ({noun} written by llmdrop); use --force to replace it",
+            path.display()
+        ),
+        Error::Exists {
+            path,
+            noun,
+            own: false,
+        } => format!(
+            "{}: output refused: exists and is not {noun} written by llmdrop; it is never \
+             replaced, even with --force: choose another path",
+            path.display()
+        ),
+        Error::Argument { option, reason } => format!("{} {reason}", flag(option)),
+        Error::SamePath {
+            first,
+            second,
+            path,
+        } => format!(
+            "{} and {} are the same path {}",
+            flag(first),
+            flag(second),
+            path.display()
+        ),
+        Error::Strategy(StrategyError::Protected {
+            keep_first,
+            keep_last,
+            num_layers,
+        }) => format!(
+            "--keep-first {keep_first} and --keep-last {keep_last} protect more than the \
+             model's {num_layers} layers"
+        ),
+        Error::Strategy(StrategyError::TooMany {
+            strategy,
+            n,
+            available,
+        }) => format!(
+            "cannot drop {n} with strategy {strategy}: only {available} candidates (after \
+             --keep-first/--keep-last)"
+        ),
+        Error::Strategy(StrategyError::IterativeConsecutive) => {
+            "--iterative does not apply to the consecutive strategy".into()
+        }
+        Error::Strategy(s @ StrategyError::SweepConsecutive) => {
+            format!("{s}; use `llmdrop drop` for consecutive")
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// The exit code of a command line clap refused (2, the message as `llmdrop: …` on
@@ -123,6 +206,28 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn library_options_are_said_as_flags_and_causes_are_not_repeated() {
+        let e = anyhow::Error::from(llmdrop::Error::from(llmdrop::StrategyError::Protected {
+            keep_first: 3,
+            keep_last: 4,
+            num_layers: 6,
+        }));
+        assert!(message(&e).starts_with("--keep-first 3 and --keep-last 4 protect"));
+        let e = anyhow::Error::from(llmdrop::Error::Argument {
+            option: "seq_len",
+            reason: "is 1: it must be at least 2".into(),
+        });
+        assert_eq!(message(&e), "--seq-len is 1: it must be at least 2");
+        let io = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::from(llmdrop::Error::Io {
+            path: "m.gguf".into(),
+            cause: io,
+        })
+        .context("reading the model");
+        assert_eq!(message(&e), "reading the model: m.gguf: disk on fire");
+    }
 
     #[test]
     fn control_characters_are_escaped() {

@@ -65,21 +65,25 @@ pub const MAX_REPS: usize = 10_000;
 /// Measures `dec` on a fixed synthetic prompt (ids cycle through the vocabulary).
 pub fn bench(dec: &Decoder, opts: &BenchOptions) -> Result<BenchResult> {
     if opts.context == 0 || opts.reps == 0 {
-        return Err(Error::Input("context and reps must be positive".into()));
+        let option = if opts.context == 0 { "context" } else { "reps" };
+        return Err(Error::argument(option, "must be positive"));
     }
     if opts.reps > MAX_REPS {
-        return Err(Error::Input(format!(
-            "{} repetitions: at most {MAX_REPS}",
-            opts.reps
-        )));
+        return Err(Error::argument(
+            "reps",
+            format!("is {}: at most {MAX_REPS}", opts.reps),
+        ));
     }
     // checked before the prompt is built: the model bounds what can run
     let max = dec.config().max_position_embeddings;
     if opts.context.saturating_add(opts.generate) > max {
-        return Err(Error::Input(format!(
-            "context {} plus {} generated tokens exceed the model's {max} positions",
-            opts.context, opts.generate
-        )));
+        return Err(Error::TooLong {
+            what: format!(
+                "context {} plus {} generated tokens",
+                opts.context, opts.generate
+            ),
+            max,
+        });
     }
     let vocab = (dec.config().vocab_size as u32).max(1);
     let prompt: Vec<u32> = (0..opts.context as u32)

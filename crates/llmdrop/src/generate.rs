@@ -48,14 +48,14 @@ pub fn generate(
     on_token: &mut dyn FnMut(u32) -> Result<()>,
 ) -> Result<Generation> {
     if prompt.is_empty() {
-        return Err(Error::Input("the prompt is empty".into()));
+        return Err(Error::argument("prompt", "is empty"));
     }
     let max = dec.config().max_position_embeddings;
     if prompt.len() >= max {
-        return Err(Error::Input(format!(
-            "the {}-token prompt leaves no room in the model's {max} positions",
-            prompt.len()
-        )));
+        return Err(Error::TooLong {
+            what: format!("the {}-token prompt and one generated token", prompt.len()),
+            max,
+        });
     }
     // generation stops where the model's positions end
     let max_tokens = opts.max_tokens.min(max - prompt.len());

@@ -33,7 +33,7 @@ pub mod strategy;
 pub mod testkit;
 
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Error, PlanError, Result, StrategyError};
 pub use io::source::ModelSource;
 pub use model::{Decoder, KvCache, Logits};
 pub use plan::DropPlan;

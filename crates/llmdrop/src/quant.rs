@@ -87,9 +87,11 @@ impl Precision {
             "q4_k" => Precision::Quant(QuantMode::Q4K),
             "native" => Precision::Quant(QuantMode::Native),
             other => {
-                return Err(Error::Input(format!(
-                    "dtype `{other}` is not supported (f32, bf16, f16, q8_0, q4_k, q4_1, native)"
-                )))
+                return Err(Error::Unknown {
+                    what: "dtype",
+                    name: other.into(),
+                    expected: "f32, bf16, f16, q8_0, q4_k, q4_1, native".into(),
+                })
             }
         })
     }

@@ -369,7 +369,7 @@ fn refusals_write_nothing() {
     std::fs::write(dest.join("keep.txt"), "x").unwrap();
     let e = run(&model, &plan, ExportFormat::HfLlmdrop, None, &dest).unwrap_err();
     assert!(
-        e.to_string().contains("never replaced, even with --force"),
+        e.to_string().contains("never replaced, even with `force`"),
         "{e}"
     );
     assert_eq!(std::fs::read_to_string(dest.join("keep.txt")).unwrap(), "x");
@@ -377,7 +377,7 @@ fn refusals_write_nothing() {
     let own = tmp.path().join("own");
     run(&model, &plan, ExportFormat::HfLlmdrop, None, &own).unwrap();
     let e = run(&model, &plan, ExportFormat::HfLlmdrop, None, &own).unwrap_err();
-    assert!(e.to_string().contains("use --force to replace it"), "{e}");
+    assert!(e.to_string().contains("replacing it needs `force`"), "{e}");
     // into the input model
     let e = run(
         &model,

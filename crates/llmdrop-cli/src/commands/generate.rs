@@ -73,7 +73,10 @@ pub fn run(a: GenerateArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
                 if output::stream_text(&text[shown..]).is_err() {
                     // stdout closed (`| head`): stop generating, quietly
                     closed = true;
-                    return Err(llmdrop::Error::Input("stdout closed".into()));
+                    return Err(llmdrop::Error::context(
+                        "stdout closed",
+                        std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+                    ));
                 }
                 shown = text.len();
             }

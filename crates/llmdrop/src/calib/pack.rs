@@ -37,10 +37,18 @@ impl CalibBlocks {
 /// Tokenizes `docs`, packs them and picks the blocks.
 pub fn pack(docs: &[String], tok: &Tokenizer, opts: &PackOptions) -> Result<CalibBlocks> {
     if opts.seq_len == 0 || opts.samples == 0 {
-        return Err(Error::Input("samples and seq-len must be positive".into()));
+        let option = if opts.seq_len == 0 {
+            "seq_len"
+        } else {
+            "samples"
+        };
+        return Err(Error::argument(option, "must be positive"));
     }
     let eos = *tok.eos.first().ok_or_else(|| {
-        Error::Input("the tokenizer has no end-of-sequence token to separate documents".into())
+        Error::unsupported(
+            "the tokenizer",
+            "has no end-of-sequence token to separate documents",
+        )
     })?;
     let mut stream = Vec::new();
     for d in docs {
@@ -49,17 +57,23 @@ pub fn pack(docs: &[String], tok: &Tokenizer, opts: &PackOptions) -> Result<Cali
     }
     let available = stream.len() / opts.seq_len;
     if available == 0 {
-        return Err(Error::Input(format!(
-            "the calibration data gives {} tokens, fewer than one block of {}",
-            stream.len(),
-            opts.seq_len
-        )));
+        return Err(Error::NotEnough {
+            what: "the calibration data".into(),
+            reason: format!(
+                "gives {} tokens, fewer than one block of {}",
+                stream.len(),
+                opts.seq_len
+            ),
+        });
     }
     if available < opts.samples {
-        return Err(Error::Input(format!(
-            "the calibration data gives only {available} blocks of {} tokens, {} requested",
-            opts.seq_len, opts.samples
-        )));
+        return Err(Error::NotEnough {
+            what: "the calibration data".into(),
+            reason: format!(
+                "gives only {available} blocks of {} tokens, {} requested",
+                opts.seq_len, opts.samples
+            ),
+        });
     }
     let mut index: Vec<usize> = (0..available).collect();
     if opts.shuffle {

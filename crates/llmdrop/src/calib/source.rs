@@ -36,10 +36,11 @@ const MAX_DEPTH: usize = 16;
 
 fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::Input(format!(
-            "{}: more than {MAX_DEPTH} folders deep (a symlink loop?)",
-            dir.display()
-        )));
+        return Err(Error::data(
+            dir,
+            None,
+            format!("more than {MAX_DEPTH} folders deep (a symlink loop?)"),
+        ));
     }
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in rd {
@@ -61,10 +62,11 @@ pub fn read_documents(src: &TextSource) -> Result<Vec<String>> {
         collect_files(&src.path, 0, &mut f)?;
         f.sort();
         if f.is_empty() {
-            return Err(Error::Input(format!(
-                "{}: no .txt or .jsonl files found",
-                src.path.display()
-            )));
+            return Err(Error::data(
+                &src.path,
+                None,
+                "no .txt or .jsonl files found",
+            ));
         }
         f
     } else {
@@ -75,11 +77,14 @@ pub fn read_documents(src: &TextSource) -> Result<Vec<String>> {
     for f in files {
         let size = std::fs::metadata(&f).map_err(|e| Error::io(&f, e))?.len();
         if size > left && left < MAX_TEXT_BYTES {
-            return Err(Error::Input(format!(
-                "{}: the calibration files hold more than the {} MiB llmdrop reads as text",
-                src.path.display(),
-                MAX_TEXT_BYTES >> 20
-            )));
+            return Err(Error::data(
+                &src.path,
+                None,
+                format!(
+                    "the calibration files hold more than the {} MiB llmdrop reads as text",
+                    MAX_TEXT_BYTES >> 20
+                ),
+            ));
         }
         let text = read_utf8_limited(&f, left)?;
         left -= text.len() as u64;
@@ -88,16 +93,10 @@ pub fn read_documents(src: &TextSource) -> Result<Vec<String>> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-                    Error::Input(format!("{}:{}: not valid JSON: {e}", f.display(), n + 1))
-                })?;
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| Error::data(&f, Some(n + 1), format!("not valid JSON: {e}")))?;
                 let t = v.get(&src.field).and_then(|t| t.as_str()).ok_or_else(|| {
-                    Error::Input(format!(
-                        "{}:{}: no string field `{}`",
-                        f.display(),
-                        n + 1,
-                        src.field
-                    ))
+                    Error::data(&f, Some(n + 1), format!("no string field `{}`", src.field))
                 })?;
                 if !t.is_empty() {
                     docs.push(t.to_string());
@@ -108,10 +107,11 @@ pub fn read_documents(src: &TextSource) -> Result<Vec<String>> {
         }
     }
     if docs.is_empty() {
-        return Err(Error::Input(format!(
-            "{}: the calibration data holds no text",
-            src.path.display()
-        )));
+        return Err(Error::data(
+            &src.path,
+            None,
+            "the calibration data holds no text",
+        ));
     }
     Ok(docs)
 }

@@ -157,22 +157,17 @@ pub(super) fn check_replaceable(dest: &Path, kind: Kind, force: bool) -> Result<
         return Ok(());
     }
     if !kind.is_own(dest) {
-        return Err(Error::Output {
+        return Err(Error::Exists {
             path: dest.into(),
-            reason: format!(
-                "exists and is not {} written by llmdrop; it is never replaced, \
-                 even with --force: choose another path",
-                kind.noun()
-            ),
+            noun: kind.noun().into(),
+            own: false,
         });
     }
     if kind.needs_force() && !force {
-        return Err(Error::Output {
+        return Err(Error::Exists {
             path: dest.into(),
-            reason: format!(
-                "exists ({} written by llmdrop); use --force to replace it",
-                kind.noun()
-            ),
+            noun: kind.noun().into(),
+            own: true,
         });
     }
     Ok(())

@@ -32,10 +32,12 @@ pub fn encode_pair(
         (context.to_string(), continuation.to_string())
     };
     if context.is_empty() {
-        let prefix = tok
-            .bos
-            .or(tok.eos.first().copied())
-            .ok_or_else(|| Error::Input("an empty context needs a BOS or EOS token".into()))?;
+        let prefix = tok.bos.or(tok.eos.first().copied()).ok_or_else(|| {
+            Error::unsupported(
+                "the tokenizer",
+                "has no BOS or EOS token for an empty context",
+            )
+        })?;
         return Ok((vec![prefix], tok.encode(&continuation)?));
     }
     let mut ctx = Vec::new();
@@ -96,15 +98,19 @@ fn argmax(v: &[f64]) -> usize {
 /// run without sharing.
 pub fn score_example(dec: &Decoder, tok: &Tokenizer, ex: &McExample) -> Result<McResult> {
     if ex.requests.is_empty() {
-        return Err(Error::Input("an example has no choices".into()));
+        return Err(Error::NotEnough {
+            what: "an example".into(),
+            reason: "has no choices".into(),
+        });
     }
     let mut pairs = Vec::with_capacity(ex.requests.len());
     for (ctx, cont) in &ex.requests {
         let (c, k) = encode_pair(tok, ctx, cont)?;
         if k.is_empty() {
-            return Err(Error::Input(format!(
-                "choice {cont:?} encodes to no tokens"
-            )));
+            return Err(Error::NotEnough {
+                what: format!("choice {cont:?}"),
+                reason: "encodes to no tokens".into(),
+            });
         }
         pairs.push((c, k));
     }
@@ -310,7 +316,10 @@ pub fn evaluate_task(
     progress: &mut dyn Progress,
 ) -> Result<(TaskScore, Vec<McResult>)> {
     if task.examples.is_empty() {
-        return Err(Error::Input(format!("task {} has no examples", task.name)));
+        return Err(Error::NotEnough {
+            what: format!("task {}", task.name),
+            reason: "has no examples".into(),
+        });
     }
     progress.start(&task.name, task.examples.len() as u64);
     let mut results = Vec::with_capacity(task.examples.len());

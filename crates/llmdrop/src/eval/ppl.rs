@@ -65,17 +65,20 @@ pub fn perplexity(
 ) -> Result<PplResult> {
     let l = opts.seq_len;
     if l < 2 {
-        return Err(Error::Input(format!("seq-len {l} must be at least 2")));
+        return Err(Error::argument(
+            "seq_len",
+            format!("is {l}: it must be at least 2"),
+        ));
     }
     let mut windows = ids.len() / l;
     if let Some(m) = opts.max_windows {
         windows = windows.min(m);
     }
     if windows == 0 {
-        return Err(Error::Input(format!(
-            "the text has {} tokens, fewer than one window of {l}",
-            ids.len()
-        )));
+        return Err(Error::NotEnough {
+            what: "the text".into(),
+            reason: format!("has {} tokens, fewer than one window of {l}", ids.len()),
+        });
     }
     let first = if opts.second_half { l / 2 } else { 0 };
     progress.start("perplexity", windows as u64);

@@ -53,10 +53,14 @@ pub fn resolve(spec: &str) -> Result<Vec<Task>> {
     match p.extension().and_then(|e| e.to_str()) {
         Some("jsonl") => Ok(vec![read_jsonl(p, "mc", &stem(p))?]),
         Some("json") => Ok(vec![read_bigbench(p, &stem(p))?]),
-        _ => Err(Error::Input(format!(
-            "unknown task `{spec}`: use default, bigbench:NAME, LAYOUT:FILE.jsonl ({}), FILE.jsonl or FILE.json",
-            LAYOUTS.join(", ")
-        ))),
+        _ => Err(Error::Unknown {
+            what: "task",
+            name: spec.into(),
+            expected: format!(
+                "use default, bigbench:NAME, LAYOUT:FILE.jsonl ({}), FILE.jsonl or FILE.json",
+                LAYOUTS.join(", ")
+            ),
+        }),
     }
 }
 
@@ -69,19 +73,22 @@ fn stem(p: &Path) -> String {
 /// A BIG-bench task from the cache.
 pub fn bigbench_task(name: &str) -> Result<Task> {
     if name.is_empty() || name.contains('/') || name.contains("..") {
-        return Err(Error::Input(format!(
-            "`{name}` is not a BIG-bench task name"
-        )));
+        return Err(Error::Unknown {
+            what: "BIG-bench task",
+            name: name.into(),
+            expected: "not a task name: no `/` or `..`, not empty".into(),
+        });
     }
     let p = bigbench_dir().join(name).join("task.json");
     if !p.exists() {
         let all = bigbench_dir().join("all_tasks.txt");
         let known = std::fs::read_to_string(&all).unwrap_or_default();
         if !known.is_empty() && !known.lines().any(|l| l == name) {
-            return Err(Error::Input(format!(
-                "unknown BIG-bench task `{name}` (see {})",
-                all.display()
-            )));
+            return Err(Error::Unknown {
+                what: "BIG-bench task",
+                name: name.into(),
+                expected: format!("see {}", all.display()),
+            });
         }
         return Err(Error::MissingAsset {
             what: format!("BIG-bench task {name}"),

@@ -47,9 +47,11 @@ pub fn parse_quant(s: &str) -> Result<GgmlDType> {
         "q4_1" => GgmlDType::Q4_1,
         "q4_0" => GgmlDType::Q4_0,
         other => {
-            return Err(Error::Input(format!(
-                "unknown --quant `{other}` (f32, f16, q8_0, q6_k, q5_0, q4_k, q4_1, q4_0)"
-            )))
+            return Err(Error::Unknown {
+                what: "GGUF quantization",
+                name: other.into(),
+                expected: "f32, f16, q8_0, q6_k, q5_0, q4_k, q4_1, q4_0".into(),
+            })
         }
     })
 }
@@ -73,25 +75,29 @@ pub fn write_gguf(
     plan.validate(cfg.num_layers)?;
     let deci = needs_deci(&plan);
     if deci && cfg.arch.name != deci_gguf::FAMILY {
-        return Err(Error::Plan(format!(
-            "attention / MLP drops go to GGUF arch `deci`, which is llama-family only; this model is `{}` \
-             (drop whole blocks, or use hf-llmdrop)",
-            cfg.arch.name
-        )));
+        return Err(Error::unsupported(
+            "GGUF export",
+            format!(
+                "attention / MLP drops go to GGUF arch `deci`, which is llama-family only; \
+                 this model is `{}` (drop whole blocks, or use hf-llmdrop)",
+                cfg.arch.name
+            ),
+        ));
     }
     if !deci {
         require_blocks(&plan, "gguf")?;
     }
     if cfg.rope_scaling.is_some() || cfg.sliding_window.is_some() {
-        return Err(Error::Plan(
-            "GGUF export of models with RoPE scaling or a sliding window is not supported yet"
-                .into(),
+        return Err(Error::unsupported(
+            "GGUF export",
+            "models with RoPE scaling or a sliding window are not supported yet",
         ));
     }
     let gguf_in = src.gguf();
     if gguf_in.is_some() && quant.is_some() {
-        return Err(Error::Input(
-            "--quant applies to safetensors inputs; GGUF tensors are copied as they are".into(),
+        return Err(Error::argument(
+            "quant",
+            "applies to safetensors inputs; GGUF tensors are copied as they are",
         ));
     }
     let (renumber, layers) = if deci {
@@ -164,8 +170,9 @@ pub fn write_gguf(
     );
     let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());
     for (new, old) in &names {
-        let g_new = hf_to_gguf(new)
-            .ok_or_else(|| Error::Input(format!("no GGUF name for tensor {new}")))?;
+        let g_new = hf_to_gguf(new).ok_or_else(|| {
+            Error::unsupported("GGUF export", format!("no GGUF name for tensor {new}"))
+        })?;
         let q = match gguf_in {
             Some(g) => g.raw_tensor(&hf_to_gguf(old).expect("read from GGUF names"))?,
             None => {
@@ -186,10 +193,14 @@ pub fn write_gguf(
                 let cols = t.dims()[t.rank() - 1];
                 let dt = fallback_for_width(dt, cols);
                 if cols % dt.block_size() != 0 {
-                    return Err(Error::Input(format!(
-                        "tensor {old}: {cols} columns are not a multiple of {dt:?}'s block of {}; choose another --quant",
-                        dt.block_size()
-                    )));
+                    return Err(Error::argument(
+                        "quant",
+                        format!(
+                            "does not fit tensor {old}: its {cols} columns are not a multiple of \
+                             {dt:?}'s block of {}; choose another",
+                            dt.block_size()
+                        ),
+                    ));
                 }
                 QTensor::quantize(&t, dt)?
             }
@@ -263,19 +274,19 @@ fn base_metadata(cfg: &Config, arch: &str) -> Vec<(String, Value)> {
 
 /// GGUF tokenizer metadata from an HF byte-level BPE tokenizer.
 fn tokenizer_metadata(tok: &Tokenizer) -> Result<Vec<(String, Value)>> {
-    let v: serde_json::Value = serde_json::from_str(
-        &tok.hf()
-            .to_string(false)
-            .map_err(|e| Error::Input(e.to_string()))?,
-    )
-    .map_err(|e| Error::Input(e.to_string()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&tok.hf().to_string(false).map_err(|source| Error::Context {
+            what: "writing the tokenizer as JSON".into(),
+            source,
+        })?)
+        .map_err(|e| Error::context("reading the tokenizer's JSON", e))?;
     let model = &v["model"];
     if model["type"] != "BPE" {
-        return Err(Error::Input("GGUF export needs a BPE tokenizer".into()));
+        return Err(Error::unsupported("GGUF export", "needs a BPE tokenizer"));
     }
     let vocab = model["vocab"]
         .as_object()
-        .ok_or_else(|| Error::Input("tokenizer has no vocab".into()))?;
+        .ok_or_else(|| Error::unsupported("GGUF export", "the tokenizer has no vocab"))?;
     let mut tokens = vec![String::new(); vocab.len()];
     for (t, id) in vocab {
         let id = id.as_u64().unwrap_or(0) as usize;

@@ -202,11 +202,14 @@ pub fn write_hf_blocks(
 /// Errors unless `plan` drops only whole blocks.
 pub(crate) fn require_blocks(plan: &DropPlan, format: &str) -> Result<()> {
     if plan.attn != plan.mlp {
-        return Err(Error::Plan(format!(
-            "format `{format}` removes whole blocks only, but the plan drops attention {:?} and MLP {:?}; \
-             use hf-llmdrop, nemotron-nas or gguf (deci) for attention / MLP drops",
-            plan.attn, plan.mlp
-        )));
+        return Err(Error::unsupported(
+            format!("format `{format}`"),
+            format!(
+                "removes whole blocks only, but the plan drops attention {:?} and MLP {:?}; \
+                 use hf-llmdrop, nemotron-nas or gguf (deci) for attention / MLP drops",
+                plan.attn, plan.mlp
+            ),
+        ));
     }
     Ok(())
 }

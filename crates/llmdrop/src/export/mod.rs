@@ -37,9 +37,11 @@ impl FromStr for ExportFormat {
             "nemotron-nas" => Self::NemotronNas,
             "gguf" => Self::Gguf,
             other => {
-                return Err(Error::Input(format!(
-                    "unknown format `{other}` (hf-llmdrop, hf, nemotron-nas, gguf)"
-                )))
+                return Err(Error::Unknown {
+                    what: "format",
+                    name: other.into(),
+                    expected: "hf-llmdrop, hf, nemotron-nas, gguf".into(),
+                })
             }
         })
     }
@@ -90,9 +92,7 @@ pub fn export(
     use candle_core::quantized::GgmlDType;
     let layers = src.config().num_layers;
     if (0..layers).all(|i| plan.drops_attn(i) && plan.drops_mlp(i)) {
-        return Err(Error::Input(format!(
-            "the plan removes all {layers} layers: nothing would be left to export"
-        )));
+        return Err(crate::PlanError::RemovesEverything { layers }.into());
     }
     let staging = Staging::new(
         dest,

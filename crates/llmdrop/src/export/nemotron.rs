@@ -39,10 +39,13 @@ pub fn write_nemotron_nas(
 ) -> Result<()> {
     let cfg = src.config();
     if cfg.arch.name != "llama" || cfg.sliding_window.is_some() || cfg.arch.qk_norm {
-        return Err(Error::Plan(format!(
-            "format `nemotron-nas` is for llama-family models; this one is `{}`",
-            cfg.arch.name
-        )));
+        return Err(Error::unsupported(
+            "format `nemotron-nas`",
+            format!(
+                "is for llama-family models; this one is `{}`",
+                cfg.arch.name
+            ),
+        ));
     }
     let plan = full_plan(src, plan)?;
     let mut config = source_config(src)?;

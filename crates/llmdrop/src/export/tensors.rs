@@ -142,7 +142,7 @@ pub fn write_safetensors(
             };
             debug_assert_eq!(bytes.len(), d.len());
             let v = safetensors::tensor::TensorView::new(dt, shape.to_vec(), bytes)
-                .map_err(|e| Error::Input(format!("tensor {name}: {e}")))?;
+                .map_err(|e| Error::context(format!("tensor {name}"), e))?;
             views.push((name.clone(), v));
             weight_map.insert(name.clone(), file.clone());
         }
@@ -165,6 +165,7 @@ pub fn write_safetensors(
 
 /// Writes `v` as pretty JSON with a final newline.
 pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| Error::Input(e.to_string()))?;
+    let text = serde_json::to_string_pretty(v)
+        .map_err(|e| Error::context(format!("serializing {}", path.display()), e))?;
     std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }

@@ -241,11 +241,10 @@ impl Decoder {
         let (_b, t) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.seq_len());
         if offset + t > self.rope.max_positions() {
-            return Err(Error::Input(format!(
-                "{} positions exceed the model's maximum of {}",
-                offset + t,
-                self.rope.max_positions()
-            )));
+            return Err(Error::TooLong {
+                what: format!("{} tokens", offset + t),
+                max: self.rope.max_positions(),
+            });
         }
         if let Some(bad) = ids
             .flatten_all()?
@@ -253,10 +252,10 @@ impl Decoder {
             .into_iter()
             .find(|&i| i as usize >= self.cfg.vocab_size)
         {
-            return Err(Error::Input(format!(
-                "token id {bad} is outside the vocabulary (size {})",
-                self.cfg.vocab_size
-            )));
+            return Err(Error::TokenOutOfRange {
+                id: bad.into(),
+                vocab: self.cfg.vocab_size,
+            });
         }
         let mut x = self.embed.rows_of(&ids.flatten_all()?)?.reshape((
             ids.dim(0)?,
@@ -304,7 +303,10 @@ impl Decoder {
             Logits::Last => x.narrow(1, t - 1, 1)?,
         };
         let head = self.lm_head.as_ref().ok_or_else(|| {
-            Error::Input("this decoder was loaded for hidden states only: no logits".into())
+            Error::unsupported(
+                "this decoder",
+                "was loaded for hidden states only: no logits",
+            )
         })?;
         let logits = head.forward(&self.norm.forward(&x)?)?;
         Ok(Some(logits.to_dtype(DType::F32)?))

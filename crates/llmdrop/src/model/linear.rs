@@ -61,9 +61,10 @@ fn gather(
     let mut out = vec![0f32; ids.len() * cols];
     for (&i, row) in ids.iter().zip(out.chunks_mut(cols.max(1))) {
         if i as usize >= rows {
-            return Err(crate::Error::Input(format!(
-                "token id {i} out of range for {rows} embedding rows"
-            )));
+            return Err(crate::Error::TokenOutOfRange {
+                id: i.into(),
+                vocab: rows,
+            });
         }
         fill(i as usize, row);
     }

@@ -115,11 +115,9 @@ impl Rope {
         let end = offset
             .checked_add(len)
             .filter(|&e| e <= self.max_pos)
-            .ok_or_else(|| {
-                Error::Input(format!(
-                    "positions up to {offset} + {len} exceed the model's maximum of {}",
-                    self.max_pos
-                ))
+            .ok_or_else(|| Error::TooLong {
+                what: format!("positions up to {offset} + {len}"),
+                max: self.max_pos,
             })?;
         {
             let t = self.read();

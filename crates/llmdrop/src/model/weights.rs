@@ -52,7 +52,7 @@ impl Weights<'_> {
             let g = QTensor::quantize(&t, GgmlDType::Q4K)?;
             let q = QMatrix::from_ggml(GgmlDType::Q4K, &g.data()?, rows, cols, None)
                 .map_err(|e| self.bad(name, e))?
-                .ok_or_else(|| self.bad(name, Error::Input("Q4_K blocks did not repack".into())))?;
+                .ok_or_else(|| self.bad(name, "Q4_K blocks did not repack"))?;
             return Ok(MatrixWeight::Quant(Arc::new(q)));
         }
         // quantizing checks that every value is finite
@@ -111,7 +111,7 @@ impl Weights<'_> {
         Ok(MatrixWeight::Packed(Arc::new(packed)))
     }
 
-    fn bad(&self, name: &str, e: Error) -> Error {
+    fn bad(&self, name: &str, e: impl std::fmt::Display) -> Error {
         let mut reason = e.to_string();
         if let Some(g) = self.gguf_name(name) {
             reason = format!("(`{g}` in the file) {reason}");
@@ -171,7 +171,7 @@ impl Weights<'_> {
         };
         Err(self.bad(
             name,
-            Error::Input(format!("value {v} at {at:?} is not finite{as_loaded}")),
+            format!("value {v} at {at:?} is not finite{as_loaded}"),
         ))
     }
 

@@ -90,7 +90,7 @@ pub fn load_tasks(
         }
     }
     if tasks.is_empty() {
-        return Err(Error::Input("no tasks to evaluate".into()));
+        return Err(Error::argument("tasks", "names no task to evaluate"));
     }
     Ok(tasks)
 }

@@ -90,11 +90,13 @@ pub fn export_model(
         let f: PlanFile = read_plan_file(p)?;
         if let Some(want) = f.info.as_ref().and_then(|i| i["source_sha256"].as_str()) {
             if want != sha {
-                return Err(Error::Input(format!(
-                    "{}: the plan was made for another model (sha256 {want}), not {} ({sha})",
-                    p.display(),
-                    src.path().display()
-                )));
+                return Err(crate::PlanError::OtherModel {
+                    plan_file: p.clone(),
+                    want: want.into(),
+                    model: src.path().into(),
+                    found: sha,
+                }
+                .into());
             }
         }
         plan = plan.union(&f.plan);

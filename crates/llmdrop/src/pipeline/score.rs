@@ -55,10 +55,11 @@ pub fn score_model(
     if let Some(dir) = &opts.plot {
         dest::check_folder(dir, &inputs)?;
         if dest::resolve(dir) == dest::resolve(&opts.out) {
-            return Err(Error::Input(format!(
-                "--plot and --out are the same path {}",
-                dir.display()
-            )));
+            return Err(Error::SamePath {
+                first: "plot",
+                second: "out",
+                path: dir.clone(),
+            });
         }
     }
     // the calibration tokens first: the tokenizer is freed before the weights arrive, so

@@ -8,7 +8,7 @@ use super::events::{Event, Observer};
 use super::score::run_scoring;
 use super::ModelOptions;
 use crate::dest::{self, Inputs, Kind};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StrategyError};
 use crate::eval::PplOptions;
 use crate::io::text::{read_utf8_limited, MAX_JSON_BYTES};
 use crate::plan::DropPlan;
@@ -89,13 +89,10 @@ pub fn sweep(
     obs: &mut dyn Observer,
 ) -> Result<SweepOutcome> {
     if opts.step == 0 {
-        return Err(Error::Input("the sweep step must be positive".into()));
+        return Err(Error::argument("step", "must be positive"));
     }
     if opts.strategies.contains(&Strategy::Consecutive) {
-        return Err(Error::Input(
-            "the sweep covers block, attn, mlp and joint; use `llmdrop drop` for consecutive"
-                .into(),
-        ));
+        return Err(StrategyError::SweepConsecutive.into());
     }
     let ppl_path = match &opts.ppl_data {
         Some(p) => p.clone(),

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PlanError, Result};
 
 /// Which attention and MLP sub-layers are removed. Dropping block i = i in both sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,10 +61,12 @@ impl DropPlan {
     pub fn validate(&self, num_layers: usize) -> Result<()> {
         for (kind, set) in [("attention", &self.attn), ("MLP", &self.mlp)] {
             if let Some(&bad) = set.iter().find(|&&i| i >= num_layers) {
-                return Err(Error::Plan(format!(
-                    "{kind} layer {bad} does not exist: the model has {num_layers} layers (0..{})",
-                    num_layers.saturating_sub(1)
-                )));
+                return Err(PlanError::NoSuchLayer {
+                    module: kind,
+                    layer: bad,
+                    num_layers,
+                }
+                .into());
             }
         }
         Ok(())
@@ -78,13 +80,18 @@ impl DropPlan {
             if i < MAX_LAYER_INDEX {
                 Ok(i)
             } else {
-                Err(Error::Plan(format!(
-                    "layer {i} is beyond any model (at most {MAX_LAYER_INDEX} layers)"
-                )))
+                Err(Error::from(PlanError::BeyondAnyModel {
+                    layer: i,
+                    max: MAX_LAYER_INDEX,
+                }))
             }
         };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let bad = || Error::Plan(format!("`{part}` is not a layer index or range a-b"));
+            let bad = || {
+                Error::from(PlanError::NotALayerList {
+                    part: part.to_string(),
+                })
+            };
             match part.split_once('-') {
                 Some((a, b)) => {
                     let a: usize = in_range(a.trim().parse().map_err(|_| bad())?)?;

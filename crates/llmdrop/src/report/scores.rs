@@ -60,17 +60,18 @@ impl ScoreReport {
     pub fn read(path: &Path) -> Result<Self> {
         let text = crate::io::text::read_utf8_limited(path, crate::io::text::MAX_JSON_BYTES)?;
         let r: Self = serde_json::from_str(&text)
-            .map_err(|e| Error::Input(format!("{}: not a scores file: {e}", path.display())))?;
+            .map_err(|e| Error::data(path, None, format!("not a scores file: {e}")))?;
         r.table
             .validate()
-            .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::data(path, None, e.to_string()))?;
         Ok(r)
     }
 
     /// Writes the report through staging. An existing file at `path` is replaced only when
     /// it is a scores file llmdrop wrote; `path` may not overlap `inputs`.
     pub fn write(&self, path: &Path, inputs: &crate::dest::Inputs) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Input(e.to_string()))?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::context("serializing the scores", e))?;
         crate::dest::write_file(path, crate::dest::Kind::ScoresFile, inputs, text.as_bytes())
     }
 }

@@ -28,8 +28,9 @@ fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
     let (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) = (&*storage, layout.contiguous_offsets())
     else {
-        return Err(Error::Input(
-            "probe rows must be contiguous f32 on the CPU".into(),
+        return Err(Error::unsupported(
+            "cosine similarity",
+            "probe rows must be contiguous f32 on the CPU",
         ));
     };
     Ok(f(&v[a..b]))

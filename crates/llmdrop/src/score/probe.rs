@@ -133,10 +133,10 @@ impl ScoreProbe {
             self.units.resize(n * tokens * hidden, 0.0);
             self.unit_tokens = tokens;
         } else if tokens != self.unit_tokens {
-            return Err(crate::Error::Input(format!(
-                "probe: {tokens} tokens after {} in one pass",
-                self.unit_tokens
-            )));
+            return Err(crate::Error::unsupported(
+                "probe",
+                format!("{tokens} tokens after {} in one pass", self.unit_tokens),
+            ));
         }
         let len = tokens * hidden;
         x.write_units(&mut self.units[self.filled * len..][..len])?;

@@ -55,25 +55,25 @@ impl ScoreTable {
             ("mlp", &self.mlp),
         ] {
             if v.len() != l {
-                return Err(Error::Input(format!(
-                    "score table: `{what}` has {} values for {l} layers",
-                    v.len()
-                )));
+                return Err(Error::ScoreTable {
+                    reason: format!("`{what}` has {} values for {l} layers", v.len()),
+                });
             }
         }
         if let Some(c) = &self.consecutive {
             if c.len() != l {
-                return Err(Error::Input(format!(
-                    "score table: the consecutive matrix has {} rows for {l} layers",
-                    c.len()
-                )));
+                return Err(Error::ScoreTable {
+                    reason: format!("the consecutive matrix has {} rows for {l} layers", c.len()),
+                });
             }
             if let Some((i, row)) = c.iter().enumerate().find(|(i, r)| r.len() != l - i) {
-                return Err(Error::Input(format!(
-                    "score table: row {i} of the consecutive matrix has {} values, not {}",
-                    row.len(),
-                    l - i
-                )));
+                return Err(Error::ScoreTable {
+                    reason: format!(
+                        "row {i} of the consecutive matrix has {} values, not {}",
+                        row.len(),
+                        l - i
+                    ),
+                });
             }
         }
         Ok(())

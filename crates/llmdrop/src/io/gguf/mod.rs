@@ -1,6 +1,6 @@
 //! GGUF files (v2/v3): metadata -> [`Config`], tensors -> HF names and layout.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Seek;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,13 @@ use crate::arch::ArchSpec;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::formats::deci_gguf;
+
+mod meta;
+mod qk_order;
+
+pub use meta::metadata_summary;
+pub(crate) use meta::{meta_bool, meta_f64, meta_per_layer, meta_str, meta_u64, meta_uniform};
+pub use qk_order::{permute_qk, unpermute_qk};
 
 /// An open GGUF file.
 pub struct GgufSource {
@@ -361,125 +368,4 @@ impl GgufSource {
             reason: e.to_string(),
         }
     }
-}
-
-/// llama.cpp's converter reorders each head's q/k rows from HF's half-split RoPE layout
-/// `[x0..x(d/2), y0..y(d/2)]` to the interleaved `[x0, y0, x1, y1, …]`. Undo it.
-/// `t` is `[heads * head_dim, …]` (weight) or `[heads * head_dim]` (bias).
-pub fn unpermute_qk(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
-    reorder_qk(t, heads, true)
-}
-
-/// The converter's permutation: HF layout -> interleaved GGUF layout.
-pub fn permute_qk(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
-    reorder_qk(t, heads, false)
-}
-
-fn reorder_qk(t: &Tensor, heads: usize, inverse: bool) -> candle_core::Result<Tensor> {
-    let dims = t.dims().to_vec();
-    let Some((&rows, rest)) = dims.split_first() else {
-        candle_core::bail!("a scalar has no rows to split into {heads} heads")
-    };
-    if heads == 0 || !rows.is_multiple_of(2 * heads) {
-        candle_core::bail!("{rows} rows do not split into {heads} heads of even size")
-    }
-    let half = rows / heads / 2;
-    let mut shape = vec![heads];
-    // HF layout is [heads, 2, half, …]; GGUF is [heads, half, 2, …].
-    if inverse {
-        shape.extend([half, 2]);
-    } else {
-        shape.extend([2, half]);
-    }
-    shape.extend(rest);
-    t.reshape(shape)?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape(dims)
-}
-
-pub(crate) fn meta_str(c: &Content, key: &str) -> Option<String> {
-    match c.metadata.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-pub(crate) fn meta_u64(c: &Content, key: &str) -> Option<u64> {
-    let v = c.metadata.get(key)?;
-    match v {
-        Value::U8(x) => Some(*x as u64),
-        Value::U16(x) => Some(*x as u64),
-        Value::U32(x) => Some(*x as u64),
-        Value::U64(x) => Some(*x),
-        Value::I8(x) if *x >= 0 => Some(*x as u64),
-        Value::I16(x) if *x >= 0 => Some(*x as u64),
-        Value::I32(x) if *x >= 0 => Some(*x as u64),
-        Value::I64(x) if *x >= 0 => Some(*x as u64),
-        _ => None,
-    }
-}
-
-/// A per-layer array of non-negative integers (None: missing, a scalar, or other values).
-pub(crate) fn meta_per_layer(c: &Content, key: &str) -> Option<Vec<u64>> {
-    match c.metadata.get(key)? {
-        Value::Array(a) => {
-            let v: Vec<u64> = a
-                .iter()
-                .filter_map(|x| match x {
-                    Value::U32(x) => Some(*x as u64),
-                    Value::I32(x) if *x >= 0 => Some(*x as u64),
-                    Value::U64(x) => Some(*x),
-                    Value::I64(x) if *x >= 0 => Some(*x as u64),
-                    _ => None,
-                })
-                .collect();
-            (v.len() == a.len()).then_some(v)
-        }
-        _ => None,
-    }
-}
-
-/// A scalar, or the one non-zero value of a per-layer array (deci); None if missing or
-/// the non-zero entries differ.
-pub(crate) fn meta_uniform(c: &Content, key: &str) -> Option<u64> {
-    match c.metadata.get(key)? {
-        Value::Array(_) => {
-            let v = meta_per_layer(c, key)?;
-            let mut nz = v.into_iter().filter(|&x| x != 0);
-            let first = nz.next()?;
-            nz.all(|x| x == first).then_some(first)
-        }
-        _ => meta_u64(c, key),
-    }
-}
-
-pub(crate) fn meta_f64(c: &Content, key: &str) -> Option<f64> {
-    match c.metadata.get(key)? {
-        Value::F32(x) => Some(*x as f64),
-        Value::F64(x) => Some(*x),
-        _ => None,
-    }
-}
-
-pub(crate) fn meta_bool(c: &Content, key: &str) -> Option<bool> {
-    match c.metadata.get(key)? {
-        Value::Bool(b) => Some(*b),
-        _ => None,
-    }
-}
-
-/// All metadata keys and a short rendering of each value (for `inspect`).
-pub fn metadata_summary(c: &Content) -> HashMap<String, String> {
-    c.metadata
-        .iter()
-        .map(|(k, v)| {
-            let s = match v {
-                Value::Array(a) => format!("[{} items]", a.len()),
-                Value::String(s) if s.len() > 80 => format!("{}…", &s[..s.floor_char_boundary(80)]),
-                other => format!("{other:?}"),
-            };
-            (k.clone(), s)
-        })
-        .collect()
 }

@@ -2,7 +2,7 @@
 //!
 //! candle's `Content::read` trusts what it reads: `general.alignment = 0` divides by zero, a
 //! tensor's dims can overflow their product, and every metadata array element becomes a
-//! [`Value`] of 32 bytes (a 100 MB array of bytes costs 3 GB). [`check`] reads the header
+//! [`Value`](candle_core::quantized::gguf_file::Value) of 32 bytes (a 100 MB array of bytes costs 3 GB). [`check`] reads the header
 //! once, streaming, keeps only what the bytes it has read justify (tensor names, offsets and
 //! sizes), and refuses — naming the key or tensor at fault — anything candle would fail on
 //! badly, any tensor whose data is not inside the file, and any header whose parsed form
@@ -10,13 +10,16 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufReader, ErrorKind, Read, Seek};
+use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::{TensorInfo, Value};
-use candle_core::quantized::GgmlDType;
-
 use crate::error::{Error, Result};
+
+mod reader;
+mod types;
+
+use reader::Walker;
+use types::{ggml_type, Ty, TENSOR_INFO_SIZE, VALUE_SIZE};
 
 /// Nesting allowed in metadata values: an array of arrays, no deeper.
 const MAX_ARRAY_DEPTH: usize = 2;
@@ -68,182 +71,8 @@ struct TensorSpan {
     bytes: u64,
 }
 
-struct Walker<'a, R> {
-    r: BufReader<R>,
-    pos: u64,
-    len: u64,
-    path: &'a Path,
-    /// Running estimate of what candle allocates for what has been walked.
-    cost: u64,
-}
-
-/// GGUF metadata value types, by their id in the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ty {
-    U8,
-    I8,
-    U16,
-    I16,
-    U32,
-    I32,
-    F32,
-    Bool,
-    Str,
-    Array,
-    U64,
-    I64,
-    F64,
-}
-
-impl Ty {
-    fn of(id: u32) -> Option<Ty> {
-        use Ty::*;
-        Some(match id {
-            0 => U8,
-            1 => I8,
-            2 => U16,
-            3 => I16,
-            4 => U32,
-            5 => I32,
-            6 => F32,
-            7 => Bool,
-            8 => Str,
-            9 => Array,
-            10 => U64,
-            11 => I64,
-            12 => F64,
-            _ => return None,
-        })
-    }
-
-    /// Bytes of a value of this type in the file (for strings and arrays: their minimum).
-    fn min_size(self) -> u64 {
-        use Ty::*;
-        match self {
-            U8 | I8 | Bool => 1,
-            U16 | I16 => 2,
-            U32 | I32 | F32 => 4,
-            U64 | I64 | F64 | Str => 8,
-            Array => 12,
-        }
-    }
-}
-
-/// The ggml tensor types candle reads, by their id in the file.
-fn ggml_type(id: u32) -> Option<GgmlDType> {
-    use GgmlDType::*;
-    Some(match id {
-        0 => F32,
-        1 => F16,
-        2 => Q4_0,
-        3 => Q4_1,
-        6 => Q5_0,
-        7 => Q5_1,
-        8 => Q8_0,
-        9 => Q8_1,
-        10 => Q2K,
-        11 => Q3K,
-        12 => Q4K,
-        13 => Q5K,
-        14 => Q6K,
-        15 => Q8K,
-        30 => BF16,
-        _ => return None,
-    })
-}
-
-const VALUE_SIZE: u64 = std::mem::size_of::<Value>() as u64;
-const TENSOR_INFO_SIZE: u64 = std::mem::size_of::<TensorInfo>() as u64;
-
+/// The header grammar: magic, counts, metadata, tensor infos.
 impl<R: Read + Seek> Walker<'_, R> {
-    fn bad(&self, reason: String) -> Error {
-        Error::BadFile {
-            path: self.path.into(),
-            reason: format!("invalid GGUF header: {reason}"),
-        }
-    }
-
-    fn remaining(&self) -> u64 {
-        self.len.saturating_sub(self.pos)
-    }
-
-    fn bytes<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Result<[u8; N]> {
-        let mut b = [0u8; N];
-        match self.r.read_exact(&mut b) {
-            Ok(()) => {
-                self.pos += N as u64;
-                Ok(b)
-            }
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(self.bad(format!(
-                "the file ends at byte {} inside {}",
-                self.len,
-                what()
-            ))),
-            Err(e) => Err(Error::io(self.path, e)),
-        }
-    }
-
-    fn u32(&mut self, what: &dyn Fn() -> String) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.bytes(what)?))
-    }
-
-    fn u64(&mut self, what: &dyn Fn() -> String) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.bytes(what)?))
-    }
-
-    /// Skips `n` bytes that must lie inside the file.
-    fn skip(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<()> {
-        if n > self.remaining() {
-            return Err(self.bad(format!(
-                "{} needs {n} bytes at byte {}, the file has {} left",
-                what(),
-                self.pos,
-                self.remaining()
-            )));
-        }
-        // n <= file length, which fits i64 on every file system
-        let step = i64::try_from(n).map_err(|_| self.bad(format!("{} is too long", what())))?;
-        self.r
-            .seek_relative(step)
-            .map_err(|e| Error::io(self.path, e))?;
-        self.pos += n;
-        Ok(())
-    }
-
-    /// The length prefix of a string, checked against the bytes left.
-    fn str_len(&mut self, what: &dyn Fn() -> String) -> Result<u64> {
-        let n = self.u64(what)?;
-        if n > self.remaining() {
-            return Err(self.bad(format!(
-                "{} is {n} bytes long, the file has {} left",
-                what(),
-                self.remaining()
-            )));
-        }
-        Ok(n)
-    }
-
-    /// A key or tensor name, read into memory (at most [`MAX_NAME`] bytes).
-    fn name(&mut self, what: &dyn Fn() -> String) -> Result<String> {
-        let n = self.str_len(what)?;
-        if n > MAX_NAME {
-            return Err(self.bad(format!("{} is {n} bytes long (at most {MAX_NAME})", what())));
-        }
-        let mut v = vec![0u8; n as usize];
-        self.r
-            .read_exact(&mut v)
-            .map_err(|e| Error::io(self.path, e))?;
-        self.pos += n;
-        while v.last() == Some(&0) {
-            v.pop();
-        }
-        Ok(String::from_utf8_lossy(&v).into_owned())
-    }
-
-    fn charge(&mut self, bytes: u64) {
-        self.cost = self.cost.saturating_add(bytes);
-    }
-
     fn header(&mut self) -> Result<GgufLayout> {
         let magic: [u8; 4] = self.bytes(&|| "the magic".into())?;
         if &magic != b"GGUF" {
