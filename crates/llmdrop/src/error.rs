@@ -65,6 +65,10 @@ pub enum Error {
     },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// A matrix the kernels' quantized layout cannot hold or read (transparent, so the
+    /// message is the kernels' own, printed once).
+    #[error(transparent)]
+    Kernel(#[from] llmdrop_kernels::Error),
     /// What was being done (a file, a task) when `source` happened.
     #[error("{what}")]
     Context {

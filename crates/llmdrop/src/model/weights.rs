@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use llmdrop_kernels::gemm::PackedMatrix;
+use llmdrop_kernels::quant::{QKind, QMatrix};
 
 use super::linear::MatrixWeight;
 use crate::error::{Error, Result};
 use crate::io::WeightSource;
-use crate::kernels::gemm::PackedMatrix;
-use crate::kernels::quant::{QKind, QMatrix};
 use crate::quant::{QuantMode, Stored};
 
 /// A weight source plus the dtype and device tensors are loaded to, and the quantized
@@ -51,14 +51,14 @@ impl Weights<'_> {
             let t = self.get(name, &[rows, cols])?.to_dtype(DType::F32)?;
             let g = QTensor::quantize(&t, GgmlDType::Q4K)?;
             let q = QMatrix::from_ggml(GgmlDType::Q4K, &g.data()?, rows, cols, None)
-                .map_err(|e| self.bad(name, e))?
+                .map_err(|e| self.bad(name, e.into()))?
                 .ok_or_else(|| self.bad(name, Error::Input("Q4_K blocks did not repack".into())))?;
             return Ok(MatrixWeight::Quant(Arc::new(q)));
         }
         // quantizing checks that every value is finite
         let t = self.load_as_is(name, &[rows, cols])?.to_dtype(DType::F32)?;
         let q = QMatrix::quantize(kind, &t.flatten_all()?.to_vec1::<f32>()?, rows, cols)
-            .map_err(|e| self.bad(name, e))?;
+            .map_err(|e| self.bad(name, e.into()))?;
         Ok(MatrixWeight::Quant(Arc::new(q)))
     }
 
@@ -86,7 +86,7 @@ impl Weights<'_> {
             return Ok(None);
         };
         let q = QMatrix::from_ggml(g.dtype, &g.data, rows, cols, g.row_order.as_deref())
-            .map_err(|e| self.bad(name, e))?;
+            .map_err(|e| self.bad(name, e.into()))?;
         Ok(q.map(|q| MatrixWeight::Quant(Arc::new(q))))
     }
 
@@ -94,7 +94,7 @@ impl Weights<'_> {
     /// else a candle tensor.
     fn dense(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
         let t = self.get(name, &[rows, cols])?;
-        if t.dtype() != DType::F32 || !self.device.is_cpu() || !crate::kernels::caps().avx512f() {
+        if t.dtype() != DType::F32 || !self.device.is_cpu() || !llmdrop_kernels::caps().avx512f() {
             return Ok(MatrixWeight::Dense(t));
         }
         // packed straight from the loaded tensor's storage (no intermediate copy)

@@ -4,9 +4,9 @@
 use std::ops::Range;
 
 use super::packed::{PackedMatrix, NR};
-use crate::kernels::shared_out::SharedOut;
-use crate::kernels::split::split_items;
-use crate::kernels::Kernel;
+use crate::shared_out::SharedOut;
+use crate::split::split_items;
+use crate::Kernel;
 
 /// Activation rows per kernel call.
 pub const MR: usize = 12;
@@ -126,7 +126,7 @@ impl Tile {
     /// of `C` only read when `load`); `simd` only where [`Caps::avx512f`] holds
     /// ([`Kernel::avx512f`]).
     ///
-    /// [`Caps::avx512f`]: crate::kernels::Caps::avx512f
+    /// [`Caps::avx512f`]: crate::Caps::avx512f
     pub(crate) unsafe fn run(&self, simd: bool) {
         #[cfg(target_arch = "x86_64")]
         if simd {

@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 use super::act::QActs;
 use super::matrix::{QKind, QMatrix, Scales, BLOCK, ROWS};
 #[cfg(doc)]
-use crate::kernels::Caps;
+use crate::Caps;
 
 /// 16 scales of one (group, block) starting at element `at`, as f32.
 ///

@@ -157,9 +157,7 @@ impl QMatrix {
 
     fn check(rows: usize, cols: usize) -> Result<()> {
         if rows == 0 || !Self::fits(cols) {
-            return Err(Error::Input(format!(
-                "a [{rows}, {cols}] matrix cannot be quantized: needs rows > 0 and columns a multiple of {BLOCK}"
-            )));
+            return Err(Error::Shape { rows, cols });
         }
         Ok(())
     }
@@ -228,18 +226,18 @@ impl QMatrix {
     pub fn quantize(kind: QKind, data: &[f32], rows: usize, cols: usize) -> Result<Self> {
         Self::check(rows, cols)?;
         if data.len() != rows * cols {
-            return Err(Error::Input(format!(
-                "{} values for a [{rows}, {cols}] matrix",
-                data.len()
-            )));
+            return Err(Error::Length {
+                values: data.len(),
+                rows,
+                cols,
+            });
         }
         if let Some(i) = data.iter().position(|x| !x.is_finite()) {
-            return Err(Error::Input(format!(
-                "cannot quantize: value {} at row {}, column {} is not finite",
-                data[i],
-                i / cols,
-                i % cols
-            )));
+            return Err(Error::NonFinite {
+                value: data[i],
+                row: i / cols,
+                col: i % cols,
+            });
         }
         Ok(Self::pack(kind, rows, cols, false, |r, b| {
             let x = &data[r * cols + b * BLOCK..r * cols + (b + 1) * BLOCK];
@@ -274,11 +272,13 @@ impl QMatrix {
         };
         let row_bytes = cols / per_block * block_bytes;
         if data.len() != rows * row_bytes {
-            return Err(Error::Input(format!(
-                "{ggml_type:?} data of {} bytes for a [{rows}, {cols}] matrix (expected {})",
-                data.len(),
-                rows * row_bytes
-            )));
+            return Err(Error::GgmlLength {
+                ggml_type,
+                bytes: data.len(),
+                rows,
+                cols,
+                expected: rows * row_bytes,
+            });
         }
         let half =
             |p: &[u8], at: usize| f16::from_bits(u16::from_le_bytes([p[at], p[at + 1]])).to_f32();
@@ -356,11 +356,13 @@ impl QMatrix {
             rb
         });
         if let Some((r, b, d, m)) = non_finite {
-            return Err(Error::Input(format!(
-                "{ggml_type:?} block {b} of row {r} (columns {}..{}) has a non-finite scale or offset (d = {d}, m = {m})",
-                b * BLOCK,
-                (b + 1) * BLOCK
-            )));
+            return Err(Error::NonFiniteScale {
+                ggml_type,
+                row: r,
+                block: b,
+                d,
+                m,
+            });
         }
         Ok(exact.then_some(packed))
     }

@@ -1,7 +1,7 @@
 //! Activations quantized per 32-element block to i8, as the kernels consume them.
 
 use super::matrix::BLOCK;
-use crate::kernels::Kernel;
+use crate::Kernel;
 
 /// `rows` activation rows of `cols` values: `x ≈ d * q` per block, and `s = d * Σq`
 /// (the block sum the Q4 offset and the Q8 unsigned shift need).
