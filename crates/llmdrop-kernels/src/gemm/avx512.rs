@@ -3,8 +3,8 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::Tile;
 use super::packed::NR;
+use super::tile::Tile;
 
 /// Runs `t` (see [`Tile`]). Panics for rows outside `1..=12`.
 ///

@@ -16,8 +16,9 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use super::kernel::{Tile, KC, MC, MR, PARALLEL_MIN_MACS};
+use super::kernel::{KC, MC, MR, PARALLEL_MIN_MACS};
 use super::packed::{PackedMatrix, NR};
+use super::tile::Tile;
 use crate::shared_out::SharedOut;
 use crate::split::split_items;
 use crate::vexp::silu_mul_uninit;
