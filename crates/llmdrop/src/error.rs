@@ -120,9 +120,6 @@ pub enum Error {
     /// Something this model, tokenizer or output format cannot do.
     #[error("{what}: {reason}")]
     Unsupported { what: String, reason: String },
-    /// A value the quantization kernels refuse (kept until the kernels have their own error).
-    #[error("{0}")]
-    Input(String),
     #[error("{what}: {reason}. Fetch it with `{fetch}`")]
     MissingAsset {
         what: String,
@@ -131,6 +128,10 @@ pub enum Error {
     },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// A matrix the kernels' quantized layout cannot hold or read (transparent, so the
+    /// message is the kernels' own, printed once).
+    #[error(transparent)]
+    Kernel(#[from] llmdrop_kernels::Error),
     /// What was being done (a file, a task) when `source` happened.
     #[error("{what}")]
     Context {

@@ -20,7 +20,6 @@ pub mod formats;
 pub mod generate;
 pub mod io;
 pub mod json_f64;
-pub mod kernels;
 pub mod model;
 pub mod pipeline;
 pub mod plan;

@@ -1,5 +1,5 @@
 //! How a decoder holds its weights: float, or quantized matrices
-//! ([`crate::kernels::quant`]) under one of the [`QuantMode`]s.
+//! ([`llmdrop_kernels::quant`]) under one of the [`QuantMode`]s.
 //!
 //! Quantized kinds are chosen here per matrix; other GGUF types (and float weights under
 //! `--dtype q8_0|q4_1`) are quantized from f32. Everything outside the matrix products
@@ -7,9 +7,9 @@
 
 use candle_core::quantized::GgmlDType;
 use candle_core::DType;
+use llmdrop_kernels::quant::QKind;
 
 use crate::error::{Error, Result};
-use crate::kernels::quant::QKind;
 
 /// How a decoder holds its weights and computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

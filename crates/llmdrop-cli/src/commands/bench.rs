@@ -187,7 +187,7 @@ pub fn run(a: BenchArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     let results = run_all(&dec)?;
     let (fma_peak_gflops, matmul_peak_gflops) = if a.peak {
         (
-            Some(llmdrop::kernels::peak::fma_peak_gflops(50_000_000, 5)),
+            Some(llmdrop_kernels::peak::fma_peak_gflops(50_000_000, 5)),
             Some(llmdrop::bench::matmul_gflops(2048, 5)?),
         )
     } else {
@@ -205,7 +205,7 @@ pub fn run(a: BenchArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         quant_kernel: dec
             .precision()
             .quant()
-            .map(|_| llmdrop::kernels::Kernel::Auto.quant_name()),
+            .map(|_| llmdrop_kernels::Kernel::Auto.quant_name()),
         threads: threads(),
         plan,
         weight_load_secs,

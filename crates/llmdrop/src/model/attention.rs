@@ -1,6 +1,8 @@
 //! Grouped-query self-attention with RoPE, optional q/k norm, bias and sliding window.
 
 use candle_core::{DType, Device, Tensor};
+use llmdrop_kernels::attention::{decode_attention, prefill_attention, Backend, Visibility};
+use llmdrop_kernels::Kernel;
 
 use super::cache::KvCache;
 use super::linear::Linear;
@@ -9,8 +11,6 @@ use super::rope::Rope;
 use super::weights::Weights;
 use crate::config::Config;
 use crate::error::Result;
-use crate::kernels::attention::{decode_attention, prefill_attention, Backend, Visibility};
-use crate::kernels::Kernel;
 
 /// Scores (heads x query positions x keys) computed at once in a long prompt; more query
 /// positions run in further chunks.

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use candle_core::{Module, Tensor};
+use llmdrop_kernels::gemm::PackedMatrix;
+use llmdrop_kernels::quant::QMatrix;
 
 use super::product_op::product;
 use super::weights::Weights;
 use crate::error::Result;
-use crate::kernels::gemm::PackedMatrix;
-use crate::kernels::quant::QMatrix;
 
 /// A `[out, in]` weight matrix: a dense tensor, f32 packed for the AVX-512 kernel, or
 /// quantized blocks (the latter two shared, so a tied lm_head and embedding hold one copy).

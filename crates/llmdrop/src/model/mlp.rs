@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
+use llmdrop_kernels::gemm::GatedPair;
+use llmdrop_kernels::vexp::silu_mul;
 
 use super::linear::{Linear, MatrixWeight};
 use super::product_op::product;
 use super::weights::Weights;
 use crate::config::Config;
 use crate::error::Result;
-use crate::kernels::gemm::GatedPair;
-use crate::kernels::vexp::silu_mul;
 
 #[derive(Debug, Clone)]
 pub struct Mlp {

@@ -5,11 +5,11 @@
 //! pass. Here they go through [`dot`]'s 16 running sums, a fixed order that vectorizes.
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+use llmdrop_kernels::dot::dot;
 use rayon::prelude::*;
 
 use super::weights::Weights;
 use crate::error::Result;
-use crate::kernels::dot::dot;
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 64;

@@ -3,11 +3,11 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use llmdrop_kernels::gemm::{self, GatedPair, PackedMatrix};
+use llmdrop_kernels::quant::{self, QMatrix};
+use llmdrop_kernels::Kernel;
 
 use crate::error::Result;
-use crate::kernels::gemm::{self, GatedPair, PackedMatrix};
-use crate::kernels::quant::{self, QMatrix};
-use crate::kernels::Kernel;
 
 /// A `[rows, cols]` weight matrix that computes `x Wᵀ` for row-major f32 `x`.
 pub trait Product {

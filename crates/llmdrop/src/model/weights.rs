@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use llmdrop_kernels::gemm::PackedMatrix;
+use llmdrop_kernels::quant::{QKind, QMatrix};
 
 use super::linear::MatrixWeight;
 use crate::error::{Error, Result};
 use crate::io::WeightSource;
-use crate::kernels::gemm::PackedMatrix;
-use crate::kernels::quant::{QKind, QMatrix};
 use crate::quant::{QuantMode, Stored};
 
 /// A weight source plus the dtype and device tensors are loaded to, and the quantized
@@ -94,7 +94,7 @@ impl Weights<'_> {
     /// else a candle tensor.
     fn dense(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
         let t = self.get(name, &[rows, cols])?;
-        if t.dtype() != DType::F32 || !self.device.is_cpu() || !crate::kernels::caps().avx512f() {
+        if t.dtype() != DType::F32 || !self.device.is_cpu() || !llmdrop_kernels::caps().avx512f() {
             return Ok(MatrixWeight::Dense(t));
         }
         // packed straight from the loaded tensor's storage (no intermediate copy)

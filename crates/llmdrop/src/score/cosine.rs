@@ -1,10 +1,10 @@
 //! Per-token cosine similarity in f32, and running sums in f64.
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor, D};
+use llmdrop_kernels::dot::dot;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::kernels::dot::dot;
 
 /// Rows per parallel task (each row's result is computed alone, so the split never
 /// changes a value).

@@ -2,11 +2,11 @@
 //! streamed; a probe holds one calibration block's hidden states at most.
 
 use candle_core::Tensor;
+use llmdrop_kernels::gram::gram;
 
 use super::cosine::{CosSum, Rows};
 use super::table::ScoreTable;
 use crate::error::Result;
-use crate::kernels::gram::gram;
 use crate::probe::{Probe, Site};
 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq, Eq)]

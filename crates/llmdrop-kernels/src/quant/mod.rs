@@ -10,6 +10,7 @@ mod act;
 mod avx512;
 mod kernel;
 mod matrix;
+mod pack;
 mod portable;
 
 pub use act::QActs;

@@ -3,9 +3,9 @@
 
 use super::act::QActs;
 use super::matrix::{QMatrix, ROWS};
-use crate::kernels::shared_out::SharedOut;
-use crate::kernels::split::split_items;
-use crate::kernels::Kernel;
+use crate::shared_out::SharedOut;
+use crate::split::split_items;
+use crate::Kernel;
 
 /// Below this many multiply-adds a product runs on the calling thread: splitting it
 /// costs more than it saves.

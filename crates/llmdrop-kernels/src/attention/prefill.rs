@@ -5,15 +5,14 @@
 //! output straight into `[b, t, heads · d]`, the layout `o_proj` reads. Tiles run in
 //! parallel on rayon's pool.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::inputs::{row_at, Qkv};
-use crate::error::Result;
-use crate::kernels::gemm::{PackedMatrix, Tile, MR, NR};
-use crate::kernels::shared_out::SharedOut;
-use crate::kernels::vexp::{exp_shifted, exp_shifted_portable};
-use crate::kernels::Kernel;
+use crate::gemm::{PackedMatrix, Tile, MR, NR};
+use crate::shared_out::SharedOut;
+use crate::vexp::{exp_shifted, exp_shifted_portable};
+use crate::Kernel;
 
 /// Query rows per task: 4 tiles share each key panel while it is in cache.
 const TASK_ROWS: usize = 4 * MR;
@@ -152,7 +151,7 @@ impl Scope<'_> {
     ///
     /// # Safety
     /// `o` must be valid for `n` rows of `ldo` values, of which the first `d` are written
-    /// (`n <= MR`); `simd` only where [`crate::kernels::Caps::avx512f`] holds (it
+    /// (`n <= MR`); `simd` only where [`crate::Caps::avx512f`] holds (it
     /// comes from [`Kernel::avx512f`]).
     unsafe fn tile(&self, o: *mut f32, ldo: usize) {
         let d = self.keys.cols();
@@ -250,5 +249,5 @@ pub fn prefill_attention(
     } else {
         q.contiguous()?
     };
-    Ok(q.apply_op3_no_bwd(k, v, &PrefillAttention { vis, kernel })?)
+    q.apply_op3_no_bwd(k, v, &PrefillAttention { vis, kernel })
 }

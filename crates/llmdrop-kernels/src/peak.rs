@@ -57,7 +57,7 @@ mod x86 {
     use super::CHAINS;
 
     /// # Safety
-    /// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]).
+    /// The CPU must have AVX-512 F and what it implies ([`crate::Caps::avx512f`]).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn fma512(iters: usize) -> f32 {
         let mut a = [_mm512_setzero_ps(); CHAINS];
@@ -71,7 +71,7 @@ mod x86 {
     }
 
     /// # Safety
-    /// The CPU must have AVX2, FMA and what they imply ([`crate::kernels::Caps::avx2_fma`]).
+    /// The CPU must have AVX2, FMA and what they imply ([`crate::Caps::avx2_fma`]).
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn fma256(iters: usize) -> f32 {
         let mut a = [_mm256_setzero_ps(); CHAINS];

@@ -27,7 +27,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 ///
 /// # Safety
 /// The CPU must have the features enabled here and those they imply
-/// ([`crate::kernels::Caps::avx512f`]).
+/// ([`crate::Caps::avx512f`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
@@ -38,7 +38,7 @@ unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
 ///
 /// # Safety
 /// The CPU must have the features enabled here and those they imply
-/// ([`crate::kernels::Caps::avx2_fma`]).
+/// ([`crate::Caps::avx2_fma`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
@@ -101,7 +101,7 @@ mod tests {
             // every compiled path gives the same bits
             assert_eq!(got.to_bits(), dot_lanes(&a, &b).to_bits(), "n={n}");
             #[cfg(target_arch = "x86_64")]
-            if crate::kernels::caps().avx2_fma() {
+            if crate::caps().avx2_fma() {
                 // SAFETY: `Caps::avx2_fma` checked AVX2, FMA and what they imply
                 let avx2 = unsafe { dot_avx2(&a, &b) };
                 assert_eq!(got.to_bits(), avx2.to_bits(), "n={n}");

@@ -72,7 +72,7 @@ fn block(a: &[&[f32]; B], b: &[&[f32]; B]) -> [[f32; B]; B] {
 /// [`block_lanes`] on AVX-512 registers.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]); every
+/// The CPU must have AVX-512 F and what it implies ([`crate::Caps::avx512f`]); every
 /// slice of `a` and `b` must be as long as `a[0]` ([`block`] checks both).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]

@@ -3,16 +3,18 @@
 //! error), never in a read or write past a buffer. And the SIMD paths are chosen only on a
 //! CPU with every feature they are compiled for.
 
+mod common;
+
 use std::panic::{catch_unwind, UnwindSafe};
 
 use candle_core::{Device, Tensor};
-use llmdrop::kernels::attention::{decode_attention, prefill_attention, Visibility};
-use llmdrop::kernels::dot::dot;
-use llmdrop::kernels::gemm::{self, GatedPair, PackedMatrix};
-use llmdrop::kernels::quant::{self, QActs, QKind, QMatrix};
-use llmdrop::kernels::vexp::silu_mul_slices;
-use llmdrop::kernels::{caps, Kernel};
-use llmdrop::testkit::random_activations as random;
+use common::random_activations as random;
+use llmdrop_kernels::attention::{decode_attention, prefill_attention, Visibility};
+use llmdrop_kernels::dot::dot;
+use llmdrop_kernels::gemm::{self, GatedPair, PackedMatrix};
+use llmdrop_kernels::quant::{self, QActs, QKind, QMatrix};
+use llmdrop_kernels::vexp::silu_mul_slices;
+use llmdrop_kernels::{caps, Kernel};
 
 /// The message of the panic `f` must raise.
 fn panic_message(f: impl FnOnce() + UnwindSafe) -> String {

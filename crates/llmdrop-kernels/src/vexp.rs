@@ -3,10 +3,8 @@
 
 use std::mem::MaybeUninit;
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
-
-use crate::error::Result;
 
 /// In place: `row[j] = exp(row[j] - max) / Σ_j exp(row[j] - max)`. A NaN anywhere makes
 /// the whole row NaN; an empty row stays empty.
@@ -151,7 +149,7 @@ pub fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
     } else {
         u.contiguous()?
     };
-    Ok(g.apply_op2_no_bwd(&u, &SiluMul)?)
+    g.apply_op2_no_bwd(&u, &SiluMul)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -165,7 +163,7 @@ mod avx512 {
     /// f32's range). NaN stays NaN.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]); it is
+    /// The CPU must have AVX-512 F and what it implies ([`crate::Caps::avx512f`]); it is
     /// only called (and inlined) from this module's `avx512f` functions.
     #[inline(always)]
     pub(super) unsafe fn exp16(x: __m512) -> __m512 {
@@ -201,7 +199,7 @@ mod avx512 {
     }
 
     /// # Safety
-    /// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]).
+    /// The CPU must have AVX-512 F and what it implies ([`crate::Caps::avx512f`]).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_all(x: &mut [f32]) {
         for chunk in x.chunks_mut(16) {
@@ -215,7 +213,7 @@ mod avx512 {
     /// `out[i] = silu(g[i]) · u[i]`, every value of `out` written.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]);
+    /// The CPU must have AVX-512 F and what it implies ([`crate::Caps::avx512f`]);
     /// `g`, `u` and `out` must have one length (each 16-value load takes its mask from
     /// `out`'s chunk). [`super::silu_mul_uninit`] checks both.
     #[target_feature(enable = "avx512f")]
@@ -241,7 +239,7 @@ mod avx512 {
     }
 
     /// # Safety
-    /// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]).
+    /// The CPU must have AVX-512 F and what it implies ([`crate::Caps::avx512f`]).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_shifted(row: &mut [f32]) -> f32 {
         let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);

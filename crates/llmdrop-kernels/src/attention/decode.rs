@@ -2,11 +2,10 @@
 //! cached key and value row once per query head: no packing of the cache into a matmul
 //! layout, no score tensor. Query heads run in parallel on rayon's pool.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::inputs::{row_at, Qkv};
-use crate::error::Result;
 
 /// Below this many (query head x key) pairs a step runs on the calling thread.
 const PARALLEL_MIN_PAIRS: usize = 1 << 14;
@@ -44,7 +43,7 @@ impl CustomOp3 for DecodeAttention {
             first: self.first.min(total),
             x,
         };
-        let simd = crate::kernels::caps().avx512f();
+        let simd = crate::caps().avx512f();
         let head = |(idx, o): (usize, &mut [f32])| {
             #[cfg(target_arch = "x86_64")]
             if simd {
@@ -103,7 +102,7 @@ fn one_head(s: &Views, idx: usize, o: &mut [f32]) {
 /// [`one_head`] compiled for AVX-512.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]).
+/// The CPU must have AVX-512 F and what it implies ([`crate::Caps::avx512f`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn one_head_avx512(s: &Views, idx: usize, o: &mut [f32]) {
@@ -146,5 +145,5 @@ pub fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, first: usize) -> Res
     } else {
         q.contiguous()?
     };
-    Ok(q.apply_op3_no_bwd(k, v, &DecodeAttention { first })?)
+    q.apply_op3_no_bwd(k, v, &DecodeAttention { first })
 }

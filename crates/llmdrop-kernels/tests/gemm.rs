@@ -3,11 +3,13 @@
 //! sum, and a row's result depends neither on the other rows in the batch (decode vs
 //! prefill) nor on the number of threads.
 
-use candle_core::{Device, Tensor};
-use llmdrop::kernels::gemm::{matmul, PackedMatrix, MR, NR};
-use llmdrop::kernels::Kernel;
+mod common;
 
-use llmdrop::testkit::random_activations as random;
+use candle_core::{Device, Tensor};
+use llmdrop_kernels::gemm::{matmul, PackedMatrix, MR, NR};
+use llmdrop_kernels::Kernel;
+
+use common::random_activations as random;
 
 /// Row counts around the kernel's tile (12), its 1-3 row multi-panel calls and the
 /// 384-row pass; inner sizes up to and across the 2048-value chunk; output sizes below,
@@ -160,8 +162,8 @@ fn empty_input_gives_empty_output() {
 
 #[test]
 fn gated_pair_is_the_separate_route_bit_for_bit() {
-    use llmdrop::kernels::gemm::GatedPair;
-    use llmdrop::kernels::vexp::silu_mul_slices;
+    use llmdrop_kernels::gemm::GatedPair;
+    use llmdrop_kernels::vexp::silu_mul_slices;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()

@@ -3,13 +3,13 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::Tile;
 use super::packed::NR;
+use super::tile::Tile;
 
 /// Runs `t` (see [`Tile`]). Panics for rows outside `1..=12`.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F and what it implies ([`crate::kernels::Caps::avx512f`]); `t` must
+/// The CPU must have AVX-512 F and what it implies ([`crate::Caps::avx512f`]); `t` must
 /// satisfy [`Tile`]'s contract.
 pub(crate) unsafe fn tile(t: &Tile) {
     // SAFETY: the caller's contract; each `run::<R, P>` takes R == rows rows and

@@ -1,7 +1,7 @@
 //! Activations quantized per 32-element block to i8, as the kernels consume them.
 
 use super::matrix::BLOCK;
-use crate::kernels::Kernel;
+use crate::Kernel;
 
 /// `rows` activation rows of `cols` values: `x ≈ d * q` per block, and `s = d * Σq`
 /// (the block sum the Q4 offset and the Q8 unsigned shift need).
@@ -84,7 +84,7 @@ fn quantize_chunk(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], kernel:
     if kernel.avx512_vnni() {
         // SAFETY: `Caps::avx512_vnni` checked AVX-512 F, BW and what they imply; the
         // lengths are as the function needs (asserted above)
-        unsafe { super::avx512::quantize_blocks(x, q, d, s) };
+        unsafe { avx512::quantize_blocks(x, q, d, s) };
         return;
     }
     let _ = kernel;
@@ -112,6 +112,52 @@ pub(crate) fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f
         let finite = amax.is_finite() && !xb.iter().any(|v| v.is_nan());
         d[b] = if finite { db } else { f32::NAN };
         s[b] = d[b] * sum as f32;
+    }
+}
+
+/// The x86-64 quantizer: AVX-512 F and BW, the same arithmetic as [`quantize_blocks`].
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::BLOCK;
+
+    /// Same contract as [`super::quantize_blocks`], 32 values per iteration.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and what they imply ([`crate::Caps::avx512_vnni`]);
+    /// `x` must be whole blocks, `q` as long as `x`, `d` and `s` one value per block (the
+    /// safe `quantize_chunk` checks these).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+        let blocks = x.len() / BLOCK;
+        debug_assert!(q.len() == x.len() && d.len() == blocks && s.len() == blocks);
+        for b in 0..blocks {
+            // SAFETY: block b < blocks: values b * 32..(b + 1) * 32 lie in `x`
+            let (v0, v1) = unsafe {
+                let p = x.as_ptr().add(b * BLOCK);
+                (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)))
+            };
+            let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v0)
+                | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v1, v1);
+            let db = amax / 127.0;
+            let id = _mm512_set1_ps(if db > 0.0 { 1.0 / db } else { 0.0 });
+            // round half to even: the default MXCSR mode
+            let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+            let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+            // SAFETY: quants b * 32..(b + 1) * 32 lie in `q` (as long as `x`, the caller's
+            // contract)
+            unsafe {
+                let out = q.as_mut_ptr().add(b * BLOCK) as *mut __m128i;
+                _mm_storeu_si128(out, _mm512_cvtepi32_epi8(q0));
+                _mm_storeu_si128(out.add(1), _mm512_cvtepi32_epi8(q1));
+            }
+            let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+            let finite = amax.is_finite() && nan == 0;
+            d[b] = if finite { db } else { f32::NAN };
+            s[b] = d[b] * sum as f32;
+        }
     }
 }
 

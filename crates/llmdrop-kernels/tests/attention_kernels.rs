@@ -4,9 +4,9 @@
 //! against f64, and the gated SiLU built on it.
 
 use candle_core::{Device, Tensor};
-use llmdrop::kernels::attention::{prefill_attention, Visibility};
-use llmdrop::kernels::vexp::{exp_all, silu_mul_slices, softmax_in_place};
-use llmdrop::kernels::Kernel;
+use llmdrop_kernels::attention::{prefill_attention, Visibility};
+use llmdrop_kernels::vexp::{exp_all, silu_mul_slices, softmax_in_place};
+use llmdrop_kernels::Kernel;
 use rand::{Rng, SeedableRng};
 
 fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {

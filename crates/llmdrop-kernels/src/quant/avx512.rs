@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 use super::act::QActs;
 use super::matrix::{QKind, QMatrix, Scales, BLOCK, ROWS};
 #[cfg(doc)]
-use crate::kernels::Caps;
+use crate::Caps;
 
 /// 16 scales of one (group, block) starting at element `at`, as f32.
 ///
@@ -58,44 +58,6 @@ pub(crate) unsafe fn tile(
             (QKind::Q4, 3) => q4::<3>(w, g, a, j0, out),
             (QKind::Q4, _) => q4::<4>(w, g, a, j0, out),
         }
-    }
-}
-
-/// Same contract as [`super::act::quantize_blocks`], 32 values per iteration.
-///
-/// # Safety
-/// The CPU must have AVX-512 F, BW and what they imply ([`Caps::avx512_vnni`]); `x` must be
-/// whole blocks, `q` as long as `x`, `d` and `s` one value per block (the safe
-/// `act::quantize_chunk` checks these).
-#[target_feature(enable = "avx512f,avx512bw")]
-pub(crate) unsafe fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
-    let blocks = x.len() / BLOCK;
-    debug_assert!(q.len() == x.len() && d.len() == blocks && s.len() == blocks);
-    for b in 0..blocks {
-        // SAFETY: block b < blocks: values b * 32..(b + 1) * 32 lie in `x`
-        let (v0, v1) = unsafe {
-            let p = x.as_ptr().add(b * BLOCK);
-            (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)))
-        };
-        let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        let nan =
-            _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v0) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v1, v1);
-        let db = amax / 127.0;
-        let id = _mm512_set1_ps(if db > 0.0 { 1.0 / db } else { 0.0 });
-        // round half to even: the default MXCSR mode
-        let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
-        let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
-        // SAFETY: quants b * 32..(b + 1) * 32 lie in `q` (as long as `x`, the caller's
-        // contract)
-        unsafe {
-            let out = q.as_mut_ptr().add(b * BLOCK) as *mut __m128i;
-            _mm_storeu_si128(out, _mm512_cvtepi32_epi8(q0));
-            _mm_storeu_si128(out.add(1), _mm512_cvtepi32_epi8(q1));
-        }
-        let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-        let finite = amax.is_finite() && nan == 0;
-        d[b] = if finite { db } else { f32::NAN };
-        s[b] = d[b] * sum as f32;
     }
 }
 

@@ -7,7 +7,7 @@
 //! back for SiLU and writes the result: three passes over `[tokens, intermediate]`
 //! through the outer caches, ~2% of a scoring pass. Each value is the same fused
 //! multiply-add chain as [`super::matmul`] and the same SiLU as
-//! [`crate::kernels::vexp::silu_mul_slices`]: the result is bit for bit the separate one.
+//! [`crate::vexp::silu_mul_slices`]: the result is bit for bit the separate one.
 //!
 //! The output is written unzeroed into a vector's spare room: through raw pointers by the
 //! tile kernel and as `MaybeUninit<f32>` by SiLU, never as `&mut [f32]` before it holds
@@ -16,12 +16,13 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use super::kernel::{Tile, KC, MC, MR, PARALLEL_MIN_MACS};
+use super::kernel::{KC, MC, MR, PARALLEL_MIN_MACS};
 use super::packed::{PackedMatrix, NR};
-use crate::kernels::shared_out::SharedOut;
-use crate::kernels::split::split_items;
-use crate::kernels::vexp::silu_mul_uninit;
-use crate::kernels::Kernel;
+use super::tile::Tile;
+use crate::shared_out::SharedOut;
+use crate::split::split_items;
+use crate::vexp::silu_mul_uninit;
+use crate::Kernel;
 
 /// A gate and an up projection (`[outputs, cols]` each), interleaved by panel.
 #[derive(Debug, Clone)]

@@ -3,12 +3,14 @@
 //! computes the same products as the portable one and as f64 arithmetic on the
 //! dequantized operands.
 
+mod common;
+
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use llmdrop::kernels::quant::{matmul, QActs, QKind, QMatrix};
-use llmdrop::kernels::Kernel;
+use llmdrop_kernels::quant::{matmul, QActs, QKind, QMatrix};
+use llmdrop_kernels::Kernel;
 
-use llmdrop::testkit::random_activations as random;
+use common::random_activations as random;
 
 /// candle's GGUF quantizer and dequantizer on the same data.
 fn ggml(data: &[f32], rows: usize, cols: usize, t: GgmlDType) -> (Vec<u8>, Vec<f32>) {

@@ -4,9 +4,10 @@
 use std::ops::Range;
 
 use super::packed::{PackedMatrix, NR};
-use crate::kernels::shared_out::SharedOut;
-use crate::kernels::split::split_items;
-use crate::kernels::Kernel;
+use super::tile::Tile;
+use crate::shared_out::SharedOut;
+use crate::split::split_items;
+use crate::Kernel;
 
 /// Activation rows per kernel call.
 pub const MR: usize = 12;
@@ -95,38 +96,15 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
     y
 }
 
-/// One kernel call: `C[r][q * NR + j] (+)= Σ_p A[r][p] · b[q * stride + p * NR + j]`
-/// for `r < rows`, `q < panels`, `j < NR` (`j < cols` in the last panel), as one chain
-/// of fused multiply-adds per output in order of `p`, starting from the value in `C`
-/// when `load`, else from zero.
-///
-/// Contract: `a` points to the `rows x kc` values of `A` (see `lda`), `b` to `panels` runs of `kc * NR` values
-/// `stride` apart; `c` is valid for `rows` rows of `ldc` values, of which the first
-/// `(panels - 1) * NR + cols` are used; `cols <= NR`.
-pub(crate) struct Tile {
-    pub rows: usize,
-    pub panels: usize,
-    pub a: *const f32,
-    /// `A` is row-major with rows `lda` apart (`A[r][p] = a[r * lda + p]`).
-    pub lda: usize,
-    pub b: *const f32,
-    pub stride: usize,
-    pub kc: usize,
-    pub c: *mut f32,
-    pub ldc: usize,
-    pub cols: usize,
-    pub load: bool,
-}
-
 impl Tile {
     /// Runs the tile, on the AVX-512 kernel when `simd`.
     ///
     /// # Safety
-    /// The pointers must satisfy the contract above (the values read initialised; those
+    /// The pointers must satisfy [`Tile`]'s contract (the values read initialised; those
     /// of `C` only read when `load`); `simd` only where [`Caps::avx512f`] holds
     /// ([`Kernel::avx512f`]).
     ///
-    /// [`Caps::avx512f`]: crate::kernels::Caps::avx512f
+    /// [`Caps::avx512f`]: crate::Caps::avx512f
     pub(crate) unsafe fn run(&self, simd: bool) {
         #[cfg(target_arch = "x86_64")]
         if simd {
@@ -137,29 +115,5 @@ impl Tile {
         let _ = simd;
         // SAFETY: the caller's contract on the pointers
         unsafe { self.portable() };
-    }
-
-    /// # Safety
-    /// The pointers must satisfy the contract above.
-    unsafe fn portable(&self) {
-        for r in 0..self.rows {
-            for q in 0..self.panels {
-                let cols = if q + 1 == self.panels { self.cols } else { NR };
-                for j in 0..cols {
-                    // SAFETY: r < rows, q * NR + j < (panels - 1) * NR + cols, p < kc: the
-                    // ranges of `a`, `b` and `c` the contract makes valid (`c` read only
-                    // when `load`, where it holds an earlier chunk's sums)
-                    unsafe {
-                        let at = self.c.add(r * self.ldc + q * NR + j);
-                        let mut s = if self.load { *at } else { 0.0 };
-                        for p in 0..self.kc {
-                            let x = *self.a.add(r * self.lda + p);
-                            s = x.mul_add(*self.b.add(q * self.stride + p * NR + j), s);
-                        }
-                        *at = s;
-                    }
-                }
-            }
-        }
     }
 }

@@ -18,8 +18,9 @@ mod avx512;
 mod gated;
 mod kernel;
 mod packed;
+mod tile;
 
 pub use gated::GatedPair;
-pub(crate) use kernel::Tile;
 pub use kernel::{matmul, MR};
 pub use packed::{PackedMatrix, NR};
+pub(crate) use tile::Tile;
