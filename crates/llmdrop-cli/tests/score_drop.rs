@@ -6,8 +6,8 @@ use std::path::Path;
 
 use common::reports::{self, DropReport, ExportedConfig, GenerateReport, ScoreReport};
 use common::{run_in as llmdrop_in, s};
-use llmdrop::testkit;
 use llmdrop::DropPlan;
+use llmdrop_testkit as testkit;
 
 fn text() -> String {
     common::text().display().to_string()

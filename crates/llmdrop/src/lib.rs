@@ -30,7 +30,6 @@ pub mod quant;
 pub mod report;
 pub mod score;
 pub mod strategy;
-pub mod testkit;
 
 pub use config::Config;
 pub use error::{Error, Result};

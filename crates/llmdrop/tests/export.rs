@@ -5,8 +5,8 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 use llmdrop::export::nemotron::ffn_mult_to_intermediate;
 use llmdrop::export::{export, ExportFormat, ExportInfo};
-use llmdrop::testkit;
 use llmdrop::{DropPlan, ModelSource};
+use llmdrop_testkit as testkit;
 use serde_json::Value;
 
 fn info() -> ExportInfo {

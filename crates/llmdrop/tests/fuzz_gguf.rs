@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use fuzz_common::gguf_doc::{self, Doc, Field, Val};
 use fuzz_common::scaled;
-use llmdrop::testkit;
+use llmdrop_testkit as testkit;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use llmdrop::kernels::gemm::{matmul, PackedMatrix, MR, NR};
 use llmdrop::kernels::Kernel;
 
-use llmdrop::testkit::random_activations as random;
+use llmdrop_testkit::random_activations as random;
 
 /// Row counts around the kernel's tile (12), its 1-3 row multi-panel calls and the
 /// 384-row pass; inner sizes up to and across the 2048-value chunk; output sizes below,

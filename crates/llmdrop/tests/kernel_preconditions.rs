@@ -12,7 +12,7 @@ use llmdrop::kernels::gemm::{self, GatedPair, PackedMatrix};
 use llmdrop::kernels::quant::{self, QActs, QKind, QMatrix};
 use llmdrop::kernels::vexp::silu_mul_slices;
 use llmdrop::kernels::{caps, Kernel};
-use llmdrop::testkit::random_activations as random;
+use llmdrop_testkit::random_activations as random;
 
 /// The message of the panic `f` must raise.
 fn panic_message(f: impl FnOnce() + UnwindSafe) -> String {

@@ -4,8 +4,8 @@
 use llmdrop::eval::suite::resolve;
 use llmdrop::eval::{evaluate_task, score_example};
 use llmdrop::progress::NoProgress;
-use llmdrop::testkit;
 use llmdrop::DropPlan;
+use llmdrop_testkit as testkit;
 use serde_json::Value;
 
 fn spec(file: &str) -> String {

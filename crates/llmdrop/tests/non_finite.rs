@@ -13,8 +13,8 @@ use llmdrop::report::scores::SCORES_SCHEMA;
 use llmdrop::report::{ScoreReport, ScoreSettings};
 use llmdrop::score::{score, ScoreOptions, ScoreTable};
 use llmdrop::strategy::{select, SelectOptions, Strategy};
-use llmdrop::testkit::{self, copy_hf_dir_with};
 use llmdrop::{DropPlan, Error, ModelSource};
+use llmdrop_testkit::{self as testkit, copy_hf_dir_with};
 
 const PRECISIONS: [Precision; 7] = [
     Precision::Float(DType::F32),

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use llmdrop::kernels::quant::{matmul, QActs, QKind, QMatrix};
 use llmdrop::kernels::Kernel;
 
-use llmdrop::testkit::random_activations as random;
+use llmdrop_testkit::random_activations as random;
 
 /// candle's GGUF quantizer and dequantizer on the same data.
 fn ggml(data: &[f32], rows: usize, cols: usize, t: GgmlDType) -> (Vec<u8>, Vec<f32>) {

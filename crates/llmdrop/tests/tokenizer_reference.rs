@@ -3,8 +3,8 @@
 //! English documentation with digits and code, and on hand-picked strings.
 
 use llmdrop::io::hash::sha256_bytes;
-use llmdrop::testkit;
 use llmdrop::ModelSource;
+use llmdrop_testkit as testkit;
 use serde_json::Value;
 
 fn reference() -> Value {

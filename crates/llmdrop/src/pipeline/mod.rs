@@ -30,7 +30,7 @@
 //! let text = dir.path().join("calib.txt");
 //! std::fs::write(&text, "The quick brown fox jumps over the lazy dog. ".repeat(8)).unwrap();
 //!
-//! let model = ModelOptions::new(llmdrop::testkit::tiny_dir("llama"));
+//! let model = ModelOptions::new(llmdrop_testkit::tiny_dir("llama"));
 //! let mut opts = DropOptions::new(Strategy::Attn, 1, dir.path().join("pruned"));
 //! opts.calib.data = Some(text);
 //! opts.calib.samples = 2;
