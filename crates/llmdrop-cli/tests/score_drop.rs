@@ -357,7 +357,7 @@ fn listing(dir: &Path) -> Vec<(String, String)> {
             let p = e.unwrap().path();
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),
-                llmdrop::io::hash::sha256_file(&p).unwrap(),
+                llmdrop::io::sha256_file(&p).unwrap(),
             )
         })
         .collect();

@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 use llmdrop::eval::{evaluate_task, perplexity, McExample, PplOptions, Task};
 use llmdrop::progress::NoProgress;
 use llmdrop::quant::{Precision, QuantMode};
-use llmdrop::report::scores::SCORES_SCHEMA;
+use llmdrop::report::SCORES_SCHEMA;
 use llmdrop::report::{ScoreReport, ScoreSettings};
 use llmdrop::score::{score, ScoreOptions, ScoreTable};
 use llmdrop::strategy::{select, SelectOptions, Strategy};
@@ -264,7 +264,7 @@ fn non_finite_results_are_returned_and_say_so() {
     assert!(s.is_finite() && s.non_finite().is_none() && s.non_finite_examples == 0);
 
     // the report column gathers both
-    let col = llmdrop::report::eval::ModelColumn {
+    let col = llmdrop::report::ModelColumn {
         name: "overflow".into(),
         model: dir.display().to_string(),
         plan: DropPlan::empty(),
@@ -276,7 +276,7 @@ fn non_finite_results_are_returned_and_say_so() {
     assert!(why.starts_with("overflow: perplexity is NaN"), "{why}");
     // and a results file (sweep) holding a NaN perplexity reads back
     let text = serde_json::to_string(&col).unwrap();
-    let back: llmdrop::report::eval::ModelColumn = serde_json::from_str(&text).unwrap();
+    let back: llmdrop::report::ModelColumn = serde_json::from_str(&text).unwrap();
     assert!(back.ppl.unwrap().ppl.is_nan());
 }
 

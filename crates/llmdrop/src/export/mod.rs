@@ -1,16 +1,17 @@
 //! Writing pruned models. Every output is staged next to its destination and renamed into
 //! place; an input is never written to.
 
-pub mod gguf;
-pub mod hf;
-pub mod nemotron;
-pub mod tensors;
+pub(crate) mod gguf;
+pub(crate) mod hf;
+pub(crate) mod nemotron;
+pub(crate) mod tensors;
 
 use std::str::FromStr;
 
 pub use crate::dest::Staging;
+pub use gguf::parse_quant;
 pub use hf::{write_hf_blocks, write_hf_llmdrop, ExportInfo};
-pub use nemotron::write_nemotron_nas;
+pub use nemotron::{ffn_mult_to_intermediate, write_nemotron_nas};
 
 use crate::error::{Error, Result};
 

@@ -1,6 +1,6 @@
 //! GGUF files (v2/v3): metadata -> [`Config`], tensors -> HF names and layout.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Seek;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ impl GgufSource {
     /// Opens and parses the header of a GGUF file; no tensor data is read. The header is
     /// walked first ([`super::gguf_check::check`]): candle parses only a file whose counts,
     /// types, dims and offsets agree with its size.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         super::gguf_check::check(path, &mut file)?;
         file.rewind().map_err(|e| Error::io(path, e))?;
@@ -467,19 +467,4 @@ pub(crate) fn meta_bool(c: &Content, key: &str) -> Option<bool> {
         Value::Bool(b) => Some(*b),
         _ => None,
     }
-}
-
-/// All metadata keys and a short rendering of each value (for `inspect`).
-pub fn metadata_summary(c: &Content) -> HashMap<String, String> {
-    c.metadata
-        .iter()
-        .map(|(k, v)| {
-            let s = match v {
-                Value::Array(a) => format!("[{} items]", a.len()),
-                Value::String(s) if s.len() > 80 => format!("{}…", &s[..s.floor_char_boundary(80)]),
-                other => format!("{other:?}"),
-            };
-            (k.clone(), s)
-        })
-        .collect()
 }
