@@ -22,7 +22,7 @@
 //!   for generation ([`generate`]).
 //! - Building blocks of the workflows: [`calib`] (text -> packed token blocks),
 //!   [`score::score`] (-> [`ScoreTable`]), [`strategy::select`] (-> [`DropPlan`]),
-//!   [`export::export`], [`eval`] (perplexity, multiple
+//!   [`export::export`] (an [`export::ExportRequest`]), [`eval`] (perplexity, multiple
 //!   choice), [`bench`](mod@bench) (prefill / decode speed, memory).
 //! - Errors are one [`Error`] enum; every function returns [`Result`].
 

@@ -3,7 +3,7 @@
 
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
-use llmdrop::export::{export, ffn_mult_to_intermediate, ExportFormat, ExportInfo};
+use llmdrop::export::{export, ffn_mult_to_intermediate, ExportFormat, ExportInfo, ExportRequest};
 use llmdrop::{DropPlan, ModelSource};
 use llmdrop_testkit as testkit;
 use serde_json::Value;
@@ -32,18 +32,18 @@ fn run(
     let src = ModelSource::open(model)?;
     let tok = src.tokenizer()?;
     let reference = src.load_decoder(plan, DType::F32, &Device::Cpu)?;
-    let r = export(
-        &src,
-        &tok,
+    let r = export(&ExportRequest {
+        source: &src,
+        tokenizer: &tok,
         plan,
         format,
         quant,
-        &info(),
+        info: &info(),
         dest,
-        false,
-        &reference,
-        &probe(),
-    )?;
+        force: false,
+        reference: &reference,
+        probe: &probe(),
+    })?;
     let out = ModelSource::open(&r.path)?;
     Ok((r, out))
 }
