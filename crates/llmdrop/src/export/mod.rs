@@ -8,10 +8,12 @@ pub(crate) mod tensors;
 
 use std::str::FromStr;
 
-pub use crate::dest::Staging;
+use crate::dest::Staging;
 pub use gguf::parse_quant;
-pub use hf::{write_hf_blocks, write_hf_llmdrop, ExportInfo};
-pub use nemotron::{ffn_mult_to_intermediate, write_nemotron_nas};
+pub use hf::ExportInfo;
+use hf::{write_hf_blocks, write_hf_llmdrop};
+pub use nemotron::ffn_mult_to_intermediate;
+use nemotron::write_nemotron_nas;
 
 use crate::error::{Error, Result};
 

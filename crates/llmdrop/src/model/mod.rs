@@ -12,4 +12,4 @@ pub(crate) mod rope;
 pub(crate) mod weights;
 
 pub use cache::KvCache;
-pub use decoder::{Decoder, Layer, Logits, Outputs};
+pub use decoder::{Decoder, Logits, Outputs};
