@@ -11,10 +11,10 @@ use candle_core::quantized::GgmlDType;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use llmdrop::export::ExportFormat;
-use llmdrop::io::tokenizer::Tokenizer;
 use llmdrop::pipeline::{CalibOptions, ModelOptions};
 use llmdrop::quant::Precision;
 use llmdrop::strategy::Strategy;
+use llmdrop::Tokenizer;
 use llmdrop::{Decoder, DropPlan, ModelSource};
 
 /// The flags every command takes (`global`: before or after the command name).
@@ -57,7 +57,7 @@ pub const DTYPES: [&str; 7] = ["f32", "bf16", "f16", "q8_0", "q4_k", "q4_1", "na
 pub const STRATEGIES: [&str; 5] = ["block", "consecutive", "attn", "mlp", "joint"];
 /// The names `--format` takes ([`ExportFormat`]'s `FromStr` reads each).
 pub const FORMATS: [&str; 4] = ["hf-llmdrop", "hf", "nemotron-nas", "gguf"];
-/// The names `--quant` takes ([`llmdrop::export::gguf::parse_quant`] reads each).
+/// The names `--quant` takes ([`llmdrop::export::parse_quant`] reads each).
 pub const QUANTS: [&str; 8] = ["f32", "f16", "q8_0", "q6_k", "q5_0", "q4_k", "q4_1", "q4_0"];
 
 /// `--dtype`: one of [`DTYPES`], as a [`Precision`].
@@ -77,7 +77,7 @@ pub fn format_parser() -> impl TypedValueParser<Value = ExportFormat> {
 
 /// `--quant`: one of [`QUANTS`], as a GGUF tensor type.
 pub fn quant_parser() -> impl TypedValueParser<Value = GgmlDType> {
-    PossibleValuesParser::new(QUANTS).try_map(|s| llmdrop::export::gguf::parse_quant(&s))
+    PossibleValuesParser::new(QUANTS).try_map(|s| llmdrop::export::parse_quant(&s))
 }
 
 /// A layer list (`3,5,20-23`), checked by [`DropPlan::parse_list`].

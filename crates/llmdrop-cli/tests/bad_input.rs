@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{run, s};
-use llmdrop::testkit::{self, copy_hf_dir_with};
+use llmdrop_testkit::{self as testkit, copy_hf_dir_with};
 
 /// Runs `inspect`-free loading (generate one token) on `model` and expects a clean error.
 #[track_caller]

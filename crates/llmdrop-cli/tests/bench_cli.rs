@@ -5,7 +5,7 @@ mod common;
 
 use common::reports::{BenchReport, BenchResult};
 use common::Run;
-use llmdrop::testkit;
+use llmdrop_testkit as testkit;
 
 /// Runs `llmdrop ARGS` with one thread (many short runs: no thread pool to spin up).
 fn llmdrop(args: &[&str]) -> Run {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::reports::{self, ExportedConfig};
 use common::{names, run_in as llmdrop, s, text, Mount, Run};
-use llmdrop::testkit;
+use llmdrop_testkit as testkit;
 
 const CALIB: [&str; 4] = ["--samples", "2", "--seq-len", "32"];
 

@@ -4,7 +4,7 @@ mod common;
 
 use common::reports::{self, EvalReport, SweepResults};
 use common::run_in;
-use llmdrop::testkit;
+use llmdrop_testkit as testkit;
 
 fn task(file: &str) -> String {
     testkit::fixtures_dir()

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{names as entries, run, s, Mount};
-use llmdrop::testkit;
+use llmdrop_testkit as testkit;
 use std::path::Path;
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use common::reports::{GenerateReport, ScoreReport};
 use common::{run, run_in, s};
-use llmdrop::testkit;
+use llmdrop_testkit as testkit;
 
 #[test]
 fn issue13_help_states_the_exit_codes() {

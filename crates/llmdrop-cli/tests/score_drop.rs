@@ -6,8 +6,8 @@ use std::path::Path;
 
 use common::reports::{self, DropReport, ExportedConfig, GenerateReport, ScoreReport};
 use common::{run_in as llmdrop_in, s};
-use llmdrop::testkit;
 use llmdrop::DropPlan;
+use llmdrop_testkit as testkit;
 
 fn text() -> String {
     common::text().display().to_string()
@@ -357,7 +357,7 @@ fn listing(dir: &Path) -> Vec<(String, String)> {
             let p = e.unwrap().path();
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),
-                llmdrop::io::hash::sha256_file(&p).unwrap(),
+                llmdrop::io::sha256_file(&p).unwrap(),
             )
         })
         .collect();

@@ -6,8 +6,8 @@ use candle_core::{Device, Tensor};
 use llmdrop::eval::{perplexity, PplOptions};
 use llmdrop::generate::{generate, GenerateOptions};
 use llmdrop::progress::NoProgress;
-use llmdrop::testkit::{self, StatsProbe};
 use llmdrop::{Decoder, DropPlan, Logits, NoProbe};
+use llmdrop_testkit::{self as testkit, StatsProbe};
 use serde_json::Value;
 
 fn reference() -> Value {

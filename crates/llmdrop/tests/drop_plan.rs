@@ -2,8 +2,8 @@
 //! dropped weights are never read, and a dropped attention layer has no KV slot.
 
 use candle_core::{Device, Tensor};
-use llmdrop::testkit::{self, copy_hf_dir_with};
 use llmdrop::{DropPlan, Logits, NoProbe};
+use llmdrop_testkit::{self as testkit, copy_hf_dir_with};
 
 fn ids() -> Vec<Vec<u32>> {
     vec![(0..20).map(|i| (i * 37 + 5) % 256).collect()]

@@ -1,11 +1,11 @@
 //! Multiple-choice log-likelihoods on the default model against transformers float32 with
 //! lm-eval-harness's context/continuation split (scripts/fixtures/make_fixtures.py).
 
-use llmdrop::eval::suite::resolve;
+use llmdrop::eval::resolve;
 use llmdrop::eval::{evaluate_task, score_example};
 use llmdrop::progress::NoProgress;
-use llmdrop::testkit;
 use llmdrop::DropPlan;
+use llmdrop_testkit as testkit;
 use serde_json::Value;
 
 fn spec(file: &str) -> String {
@@ -75,49 +75,4 @@ fn default_model_accuracy_is_exactly_reproducible() {
     assert_eq!(la, lb);
     assert_eq!(a.examples, 12);
     assert!((a.chance - (8.0 / 4.0 + 4.0 / 3.0) / 12.0).abs() < 1e-12);
-}
-
-/// Sharing the context's KV cache across a batch of continuations gives the same
-/// log-likelihoods as scoring each (context + continuation) in a full forward pass; a
-/// context longer than the model's window is cut from the left instead of failing.
-#[test]
-fn shared_context_scoring_equals_full_forward() {
-    use candle_core::{Device, Tensor};
-    use llmdrop::eval::McExample;
-    use llmdrop::{Logits, NoProbe};
-    let (src, dec) = testkit::load(&testkit::tiny_dir("llama"), &DropPlan::new([1], [])).unwrap();
-    let tok = src.tokenizer().unwrap();
-    let ex = McExample::shared_context(
-        "The quick brown fox jumps over the",
-        vec!["lazy dog".into(), "moon".into(), "fence, twice".into()],
-        0,
-    );
-    let got = score_example(&dec, &tok, &ex).unwrap();
-    for ((ctx, cont), ll) in ex.requests.iter().zip(&got.loglikelihoods) {
-        let (c, k) = llmdrop::eval::mc::encode_pair(&tok, ctx, cont).unwrap();
-        let mut all = c.clone();
-        all.extend(&k);
-        let ids = Tensor::new(&all[..all.len() - 1], &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let rows = dec
-            .forward(&ids, None, &mut NoProbe, Logits::All)
-            .unwrap()
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        let want: f64 = k
-            .iter()
-            .enumerate()
-            .map(|(j, &t)| llmdrop::eval::ppl::log_softmax_at(&rows[c.len() - 1 + j], t as usize))
-            .sum();
-        assert!((ll - want).abs() < 1e-4, "{cont:?}: {ll} vs {want}");
-    }
-    // 300 bytes of context with a 256-position model: cut from the left, still scored
-    let long = McExample::shared_context(&"word ".repeat(60), vec!["end".into(), "stop".into()], 0);
-    let r = score_example(&dec, &tok, &long).unwrap();
-    assert!(r.loglikelihoods.iter().all(|l| l.is_finite() && *l < 0.0));
 }

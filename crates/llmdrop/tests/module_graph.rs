@@ -17,6 +17,7 @@ fn modules_and_aliases() -> (BTreeSet<String>, BTreeMap<String, String>) {
     for line in lib.lines().map(str::trim) {
         if let Some(m) = line
             .strip_prefix("pub mod ")
+            .or_else(|| line.strip_prefix("pub(crate) mod "))
             .or_else(|| line.strip_prefix("mod "))
         {
             mods.insert(m.trim_end_matches(';').to_string());

@@ -4,8 +4,8 @@
 
 use candle_core::{DType, Device};
 use llmdrop::quant::{Precision, QuantMode};
-use llmdrop::testkit;
 use llmdrop::{Decoder, DropPlan, ModelSource};
+use llmdrop_testkit as testkit;
 
 const ARCHS: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
 

@@ -7,8 +7,8 @@ use candle_core::{DType, Device};
 use llmdrop::eval::{perplexity, PplOptions};
 use llmdrop::progress::NoProgress;
 use llmdrop::quant::{Precision, QuantMode};
-use llmdrop::testkit;
 use llmdrop::{Decoder, DropPlan, ModelSource};
+use llmdrop_testkit as testkit;
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {

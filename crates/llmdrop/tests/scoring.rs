@@ -7,8 +7,8 @@ use llmdrop::calib::{pack, read_documents, PackOptions, TextSource};
 use llmdrop::progress::NoProgress;
 use llmdrop::score::{score, ScoreOptions};
 use llmdrop::strategy::{select, select_iterative, SelectOptions, Strategy};
-use llmdrop::testkit::{self, copy_hf_dir_with};
 use llmdrop::{DropPlan, Logits, NoProbe, Probe, Site};
+use llmdrop_testkit::{self as testkit, copy_hf_dir_with};
 use serde_json::Value;
 
 fn vec_of(v: &Value) -> Vec<f64> {

@@ -6,8 +6,8 @@
 
 use candle_core::{DType, Device};
 use llmdrop::quant::{Precision, QuantMode};
-use llmdrop::testkit;
 use llmdrop::{Decoder, DropPlan, Logits, ModelSource};
+use llmdrop_testkit as testkit;
 
 /// Logits of a 300-token prompt and of 8 decode steps after it.
 fn run(dec: &Decoder) -> Vec<f32> {

@@ -2,8 +2,8 @@
 //! the ones transformers computed (scripts/fixtures/make_fixtures.py).
 
 use candle_core::{DType, Device, Tensor};
-use llmdrop::testkit::{self, StatsProbe};
 use llmdrop::{Decoder, DropPlan, Logits, ModelSource};
+use llmdrop_testkit::{self as testkit, StatsProbe};
 use serde_json::Value;
 
 fn reference(arch: &str) -> (Vec<Vec<u32>>, Vec<f32>, Value) {

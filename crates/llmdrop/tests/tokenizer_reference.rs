@@ -2,9 +2,9 @@
 //! (llama-cpp-python, recorded by scripts/fixtures/make_fixtures.py) on 1.3 MB of real
 //! English documentation with digits and code, and on hand-picked strings.
 
-use llmdrop::io::hash::sha256_bytes;
-use llmdrop::testkit;
+use llmdrop::io::sha256_bytes;
 use llmdrop::ModelSource;
+use llmdrop_testkit as testkit;
 use serde_json::Value;
 
 fn reference() -> Value {

@@ -2,7 +2,7 @@ use std::fmt::Write;
 use std::process::ExitCode;
 
 use clap::Args;
-use llmdrop::io::summary::summarize;
+use llmdrop::io::summarize;
 
 use crate::args::{Ctx, ModelArgs};
 use crate::output;

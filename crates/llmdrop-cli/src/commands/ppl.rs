@@ -44,7 +44,7 @@ struct PplReport {
 
 pub fn run(a: PplArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     let plan = a.drop.plan();
-    let text = llmdrop::io::text::read_utf8(&a.data)?;
+    let text = llmdrop::io::read_utf8(&a.data)?;
     let (src, dec, tok) = a.model.load(&plan)?;
     let ids = tok.encode(&text)?;
     let opts = PplOptions {
@@ -60,7 +60,7 @@ pub fn run(a: PplArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
             &PplReport {
                 result: r,
                 data: a.data.display().to_string(),
-                data_sha256: llmdrop::io::hash::sha256_bytes(text.as_bytes()),
+                data_sha256: llmdrop::io::sha256_bytes(text.as_bytes()),
                 model: src.path().display().to_string(),
                 dtype: a.model.dtype.name().to_string(),
                 threads: threads(),

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use llmdrop::testkit;
+use llmdrop_testkit as testkit;
 
 /// What a finished run left: its exit code (-1 when a signal ended it) and its output.
 #[derive(Debug)]

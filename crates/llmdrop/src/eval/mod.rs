@@ -1,11 +1,13 @@
 //! Measuring what a drop costs: perplexity and multiple-choice accuracy.
 
-pub mod formats;
-pub mod mc;
-pub mod ppl;
-pub mod suite;
-pub mod task;
+pub(crate) mod formats;
+pub(crate) mod mc;
+pub(crate) mod ppl;
+pub(crate) mod suite;
+pub(crate) mod task;
 
+pub use formats::LAYOUTS;
 pub use mc::{evaluate_task, score_example, McResult, TaskScore};
 pub use ppl::{perplexity, PplOptions, PplResult};
+pub use suite::{default_suite, resolve};
 pub use task::{McExample, Task};

@@ -60,7 +60,7 @@ fn u32v(x: usize) -> Value {
     Value::U32(x as u32)
 }
 
-pub use crate::formats::deci_gguf::{needs_deci, DROP_MLP_KEY, ZERO_FFN_WIDTH};
+pub use crate::formats::deci_gguf::{needs_deci, ZERO_FFN_WIDTH};
 
 /// Writes the GGUF file `path` for `plan`. `quant` applies to non-GGUF inputs (default f16).
 pub fn write_gguf(

@@ -1,16 +1,19 @@
 //! Writing pruned models. Every output is staged next to its destination and renamed into
 //! place; an input is never written to.
 
-pub mod gguf;
-pub mod hf;
-pub mod nemotron;
-pub mod tensors;
+pub(crate) mod gguf;
+pub(crate) mod hf;
+pub(crate) mod nemotron;
+pub(crate) mod tensors;
 
 use std::str::FromStr;
 
-pub use crate::dest::Staging;
-pub use hf::{write_hf_blocks, write_hf_llmdrop, ExportInfo};
-pub use nemotron::write_nemotron_nas;
+use crate::dest::Staging;
+pub use gguf::parse_quant;
+pub use hf::ExportInfo;
+use hf::{write_hf_blocks, write_hf_llmdrop};
+pub use nemotron::ffn_mult_to_intermediate;
+use nemotron::write_nemotron_nas;
 
 use crate::error::{Error, Result};
 
@@ -73,23 +76,49 @@ pub struct ExportResult {
     pub stale_removed: Vec<std::path::PathBuf>,
 }
 
-/// Writes `plan` applied to `src` as `format` to `dest` (staged, renamed into place),
-/// after reloading the staged output and comparing its logits on `probe` with
-/// `reference` (the in-memory pruned model). Lossless exports must match to 1e-4.
-#[allow(clippy::too_many_arguments)]
-pub fn export(
-    src: &crate::ModelSource,
-    tok: &crate::io::tokenizer::Tokenizer,
-    plan: &crate::plan::DropPlan,
-    format: ExportFormat,
-    quant: Option<candle_core::quantized::GgmlDType>,
-    info: &ExportInfo,
-    dest: &std::path::Path,
-    force: bool,
-    reference: &crate::Decoder,
-    probe: &[u32],
-) -> Result<ExportResult> {
+/// Everything one [`export`] needs: the model and plan to write, where and how, and what
+/// the reloaded output is checked against.
+#[derive(Clone, Copy)]
+pub struct ExportRequest<'a> {
+    /// The model the plan is applied to.
+    pub source: &'a crate::ModelSource,
+    /// Its tokenizer (written beside the weights; GGUF exports embed it).
+    pub tokenizer: &'a crate::io::Tokenizer,
+    /// The modules to drop.
+    pub plan: &'a crate::plan::DropPlan,
+    pub format: ExportFormat,
+    /// GGUF only: the type to store matrices in (None: as the source stores them).
+    pub quant: Option<candle_core::quantized::GgmlDType>,
+    /// Provenance written into the export.
+    pub info: &'a ExportInfo,
+    /// The file or directory to write.
+    pub dest: &'a std::path::Path,
+    /// Replace an earlier llmdrop output at `dest` (never anything else).
+    pub force: bool,
+    /// The in-memory pruned model the reloaded export must match.
+    pub reference: &'a crate::Decoder,
+    /// Token ids both are run on for that check.
+    pub probe: &'a [u32],
+}
+
+/// Writes `req.plan` applied to `req.source` as `req.format` to `req.dest` (staged,
+/// renamed into place), after reloading the staged output and comparing its logits on
+/// `req.probe` with `req.reference` (the in-memory pruned model). Lossless exports must
+/// match to 1e-4.
+pub fn export(req: &ExportRequest<'_>) -> Result<ExportResult> {
     use candle_core::quantized::GgmlDType;
+    let &ExportRequest {
+        source: src,
+        tokenizer: tok,
+        plan,
+        format,
+        quant,
+        info,
+        dest,
+        force,
+        reference,
+        probe,
+    } = req;
     let layers = src.config().num_layers;
     if (0..layers).all(|i| plan.drops_attn(i) && plan.drops_mlp(i)) {
         return Err(crate::PlanError::RemovesEverything { layers }.into());

@@ -169,3 +169,72 @@ pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
         .map_err(|e| Error::context(format!("serializing {}", path.display()), e))?;
     std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use candle_core::{DType, Device, Tensor};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::io::ModelSource;
+    use crate::model::Logits;
+    use crate::probe::NoProbe;
+
+    fn tiny_dir(arch: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/tiny")
+            .join(arch)
+    }
+
+    fn logits(dir: &Path, plan: &DropPlan, ids: &[u32]) -> Vec<f32> {
+        let src = ModelSource::open(dir).unwrap();
+        let dec = src.load_decoder(plan, DType::F32, &Device::Cpu).unwrap();
+        let t = Tensor::new(ids, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let l = dec.forward(&t, None, &mut NoProbe, Logits::All).unwrap();
+        l.unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    /// A shard limit smaller than the model: several shards and an index that reload as
+    /// the pruned model.
+    #[test]
+    fn sharded_output_reloads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tiny_dir("qwen3");
+        let src = ModelSource::open(&model).unwrap();
+        let plan = DropPlan::new([1], []);
+        let names = kept_tensors(src.weights(), &plan, src.config().tie_word_embeddings, None);
+        write_safetensors(src.weights(), &names, tmp.path(), 60_000).unwrap();
+        assert!(tmp.path().join("model.safetensors.index.json").exists());
+        let shards = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("-of-")
+            })
+            .count();
+        assert!(shards > 2, "{shards} shards");
+        let mut cfg: Value =
+            serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap())
+                .unwrap();
+        cfg["drop_attn_list"] = serde_json::json!([1]);
+        std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+        let ids: Vec<u32> = (0..40).map(|i| (i * 29 + 11) % 256).collect();
+        let a = logits(&model, &plan, &ids);
+        let b = logits(tmp.path(), &DropPlan::empty(), &ids);
+        assert_eq!(a.len(), b.len(), "length mismatch");
+        let d = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(d <= 1e-5, "max |Δlogit| {d}");
+    }
+}

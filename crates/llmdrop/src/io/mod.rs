@@ -3,17 +3,25 @@
 //! Every weight source yields tensors under HF names and in HF layout, whatever the
 //! file calls them or however it stores them.
 
-pub mod file_kind;
-pub mod gguf;
-pub mod gguf_check;
-pub mod hash;
-pub mod layers;
-pub mod names;
-pub mod safetensors;
-pub mod source;
-pub mod summary;
-pub mod text;
-pub mod tokenizer;
+pub(crate) mod file_kind;
+pub(crate) mod gguf;
+pub(crate) mod gguf_check;
+pub(crate) mod hash;
+pub(crate) mod layers;
+pub(crate) mod names;
+pub(crate) mod safetensors;
+pub(crate) mod source;
+pub(crate) mod summary;
+pub(crate) mod text;
+pub(crate) mod tokenizer;
+
+pub use gguf::GgufSource;
+pub use hash::{model_sha256, sha256_bytes, sha256_file};
+pub use names::{gguf_to_hf, hf_to_gguf};
+pub use source::{Format, ModelSource};
+pub use summary::{summarize, FileSummary, LayerSummary, ModelSummary};
+pub use text::{read_utf8, read_utf8_limited, MAX_JSON_BYTES, MAX_TEXT_BYTES};
+pub use tokenizer::Tokenizer;
 
 use std::path::Path;
 
@@ -65,5 +73,36 @@ pub trait WeightSource: Send + Sync {
     /// The stored bytes of a safetensors tensor (type, shape, data), for byte-exact copies.
     fn raw_safetensors(&self, _name: &str) -> Option<(::safetensors::Dtype, Vec<usize>, &[u8])> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The default model and the fixture GGUFs pass the header walk at a cost of a small
+    /// multiple of their header bytes, and open.
+    #[test]
+    fn default_model_and_fixture_ggufs_pass_the_header_walk() {
+        let tiny =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
+        let files = [
+            crate::assets::default_model().unwrap_or_else(|e| panic!("{e}")),
+            tiny.join("llama/model.gguf"),
+            tiny.join("qwen2/model.gguf"),
+        ];
+        for p in files {
+            let mut f = std::fs::File::open(&p).unwrap();
+            let layout = super::gguf_check::check(&p, &mut f).unwrap();
+            eprintln!("{}: {layout:?}", p.display());
+            assert!(matches!(layout.version, 2 | 3), "{}", p.display());
+            // a real header costs a small multiple of its bytes
+            assert!(
+                layout.parse_cost < 6 * layout.header_bytes + (1 << 20),
+                "{}: {layout:?}",
+                p.display()
+            );
+            let src = super::ModelSource::open(&p).unwrap();
+            assert!(src.config().num_layers >= 2, "{}", p.display());
+            src.tokenizer().unwrap();
+        }
     }
 }

@@ -185,7 +185,7 @@ impl Decoder {
         &self.device
     }
 
-    pub fn layers(&self) -> &[Layer] {
+    pub(crate) fn layers(&self) -> &[Layer] {
         &self.layers
     }
 

@@ -1,15 +1,15 @@
 //! The generic decoder and its parts.
 
-pub mod attention;
-pub mod cache;
-pub mod decoder;
-pub mod linear;
+pub(crate) mod attention;
+pub(crate) mod cache;
+pub(crate) mod decoder;
+pub(crate) mod linear;
 mod load;
-pub mod mlp;
-pub mod norm;
-pub mod product_op;
-pub mod rope;
-pub mod weights;
+pub(crate) mod mlp;
+pub(crate) mod norm;
+pub(crate) mod product_op;
+pub(crate) mod rope;
+pub(crate) mod weights;
 
 pub use cache::KvCache;
-pub use decoder::{Decoder, Layer, Logits, Outputs};
+pub use decoder::{Decoder, Logits, Outputs};

@@ -189,15 +189,6 @@ impl Weights<'_> {
         self.src.load(name, self.dtype, self.device)
     }
 
-    /// Loads `name` if the source has it.
-    pub fn get_opt(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
-        if self.src.shape(name).is_some() {
-            self.get(name, shape).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
     pub fn has(&self, name: &str) -> bool {
         self.src.shape(name).is_some()
     }

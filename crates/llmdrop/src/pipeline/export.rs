@@ -12,7 +12,7 @@ use super::events::{Event, Observer};
 use super::ModelOptions;
 use crate::dest::{self, Inputs};
 use crate::error::{Error, Result};
-use crate::export::{export, ExportFormat, ExportInfo, ExportResult};
+use crate::export::{export, ExportFormat, ExportInfo, ExportRequest, ExportResult};
 use crate::io::source::ModelSource;
 use crate::plan::DropPlan;
 
@@ -131,18 +131,18 @@ pub fn export_and_check(
         source_sha256: Some(sha.to_string()),
         details,
     };
-    let r = export(
-        src,
-        &tok,
+    let r = export(&ExportRequest {
+        source: src,
+        tokenizer: &tok,
         plan,
-        target.format,
-        target.quant,
-        &info,
-        &target.out,
-        target.force,
-        &reference,
-        &probe,
-    )?;
+        format: target.format,
+        quant: target.quant,
+        info: &info,
+        dest: &target.out,
+        force: target.force,
+        reference: &reference,
+        probe: &probe,
+    })?;
     for p in &r.stale_removed {
         obs.event(Event::StaleRemoved { path: p });
     }

@@ -30,7 +30,7 @@
 //! let text = dir.path().join("calib.txt");
 //! std::fs::write(&text, "The quick brown fox jumps over the lazy dog. ".repeat(8)).unwrap();
 //!
-//! let model = ModelOptions::new(llmdrop::testkit::tiny_dir("llama"));
+//! let model = ModelOptions::new(llmdrop_testkit::tiny_dir("llama"));
 //! let mut opts = DropOptions::new(Strategy::Attn, 1, dir.path().join("pruned"));
 //! opts.calib.data = Some(text);
 //! opts.calib.samples = 2;
@@ -63,14 +63,12 @@ use candle_core::Device;
 pub use calibrate::{calibrate, CalibOptions, Calibration, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN};
 pub use drop::{drop_layers, DropOptions, DropReport};
 pub use eval::{
-    describe, evaluate, evaluate_models, load_tasks, EvalOptions, DEFAULT_FEWSHOT_SEED,
-    DEFAULT_PPL_SEQ_LEN, DEFAULT_TASKS,
+    describe, evaluate_models, load_tasks, EvalOptions, DEFAULT_FEWSHOT_SEED, DEFAULT_PPL_SEQ_LEN,
+    DEFAULT_TASKS,
 };
 pub use events::{Event, Observer};
 pub use export::{export_and_check, export_model, ExportOptions, ExportTarget, PROBE_TEXT};
-pub use score::{
-    run_scoring, score_model, scores_for, write_plots, ScoringOptions, DEFAULT_SCORES_FILE,
-};
+pub use score::{run_scoring, score_model, write_plots, ScoringOptions, DEFAULT_SCORES_FILE};
 pub use sweep::{sweep, SweepOptions, SweepOutcome, DEFAULT_STRATEGIES, DEFAULT_SWEEP_DIR};
 
 #[cfg(doc)]

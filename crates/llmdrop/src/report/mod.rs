@@ -1,8 +1,10 @@
 //! Reports: serde structs first; SVG plots are renderings of them.
 
-pub mod eval;
-pub mod scores;
-pub mod svg;
-pub mod sweep;
+pub(crate) mod eval;
+pub(crate) mod scores;
+pub(crate) mod svg;
+pub(crate) mod sweep;
 
-pub use scores::{ScoreReport, ScoreSettings};
+pub use eval::{mean_acc, EvalReport, ModelColumn};
+pub use scores::{ScoreReport, ScoreSettings, SCORES_SCHEMA};
+pub use sweep::{SweepKey, SweepResults};

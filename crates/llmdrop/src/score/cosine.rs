@@ -89,6 +89,7 @@ impl Rows {
 }
 
 /// Per-row cosine similarity of two `[tokens, hidden]` tensors.
+#[cfg(test)]
 pub fn row_cosines(a: &Tensor, b: &Tensor) -> Result<Vec<f32>> {
     Rows::new(a)?.cosines(&Rows::new(b)?)
 }

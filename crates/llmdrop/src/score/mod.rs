@@ -1,9 +1,11 @@
 //! Importance scores (DESIGN §1): a [`ScoreProbe`] streams per-token cosine similarities
 //! of every layer into running sums; the result is a [`ScoreTable`].
 
+// Reachable only for benches/kernels.rs (the row cosine it times); hidden from the docs.
+#[doc(hidden)]
 pub mod cosine;
-pub mod probe;
-pub mod table;
+pub(crate) mod probe;
+pub(crate) mod table;
 
 pub use probe::{ScoreOptions, ScoreProbe};
 pub use table::ScoreTable;

@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::json_f64;
 
 /// Mean per-token cosine similarities (importance = 1 − similarity; high = redundant).
-/// Serialized with every value kept, NaN and the infinities included (see [`json_f64`]).
+/// Serialized with every value kept, NaN and the infinities included (as the strings
+/// `"NaN"`, `"inf"` and `"-inf"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreTable {
     pub num_layers: usize,
@@ -33,7 +34,7 @@ pub struct ScoreTable {
 
 impl ScoreTable {
     /// Rank (1 = most redundant) of every value, ties to the lower index; values that are
-    /// not finite rank last (see [`redundancy_order`]).
+    /// not finite rank last.
     pub fn ranks(values: &[f64]) -> Vec<usize> {
         let mut order: Vec<usize> = (0..values.len()).collect();
         order.sort_by(|&a, &b| redundancy_order(values[b], values[a]).then(a.cmp(&b)));

@@ -1,7 +1,5 @@
 //! Typed reads of GGUF metadata values (a missing key or another type is None).
 
-use std::collections::HashMap;
-
 use candle_core::quantized::gguf_file::{Content, Value};
 
 pub(crate) fn meta_str(c: &Content, key: &str) -> Option<String> {
@@ -73,19 +71,4 @@ pub(crate) fn meta_bool(c: &Content, key: &str) -> Option<bool> {
         Value::Bool(b) => Some(*b),
         _ => None,
     }
-}
-
-/// All metadata keys and a short rendering of each value (for `inspect`).
-pub fn metadata_summary(c: &Content) -> HashMap<String, String> {
-    c.metadata
-        .iter()
-        .map(|(k, v)| {
-            let s = match v {
-                Value::Array(a) => format!("[{} items]", a.len()),
-                Value::String(s) if s.len() > 80 => format!("{}…", &s[..s.floor_char_boundary(80)]),
-                other => format!("{other:?}"),
-            };
-            (k.clone(), s)
-        })
-        .collect()
 }

@@ -19,7 +19,6 @@ use crate::formats::deci_gguf;
 mod meta;
 mod qk_order;
 
-pub use meta::metadata_summary;
 pub(crate) use meta::{meta_bool, meta_f64, meta_per_layer, meta_str, meta_u64, meta_uniform};
 pub use qk_order::{permute_qk, unpermute_qk};
 
@@ -39,7 +38,7 @@ impl GgufSource {
     /// Opens and parses the header of a GGUF file; no tensor data is read. The header is
     /// walked first ([`super::gguf_check::check`]): candle parses only a file whose counts,
     /// types, dims and offsets agree with its size.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         super::gguf_check::check(path, &mut file)?;
         file.rewind().map_err(|e| Error::io(path, e))?;

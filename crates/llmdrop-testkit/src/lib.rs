@@ -1,15 +1,21 @@
-//! Helpers for tests and examples: fixture paths, reference files, comparisons.
-//! Tiny models are real files (tests/fixtures/tiny/*, saved by transformers).
+//! Helpers for llmdrop's tests and examples: fixture paths, reference files, comparisons,
+//! checkpoints written as real files. Tiny models are real files (tests/fixtures/tiny/*,
+//! saved by transformers).
+//!
+//! A dev-only crate (`publish = false`): llmdrop and llmdrop-cli take it as a
+//! dev-dependency for their integration and doc tests. It uses llmdrop's public API only.
 
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::error::Result;
-use crate::io::source::ModelSource;
-use crate::model::{Decoder, Logits};
-use crate::plan::DropPlan;
-use crate::probe::{Probe, Site};
+use llmdrop::model::Outputs;
+use llmdrop::probe::{Probe, Site};
+use llmdrop::score::ScoreTable;
+use llmdrop::{Decoder, DropPlan, KvCache, Logits, ModelSource, NoProbe, Result};
+
+/// What the file-writing helpers return: any error (llmdrop's, candle's, the file system's).
+pub type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// `tests/fixtures` of the source tree.
 pub fn fixtures_dir() -> PathBuf {
@@ -44,14 +50,14 @@ pub fn load_scorer(path: &std::path::Path) -> Result<(ModelSource, Decoder)> {
         &DropPlan::empty(),
         DType::F32,
         &Device::Cpu,
-        crate::model::Outputs::HiddenStates,
+        Outputs::HiddenStates,
     )?;
     Ok((src, dec))
 }
 
 /// Every value of a score table (block, attn, mlp, then the consecutive matrix by rows) as
 /// bits, for bit-for-bit comparisons.
-pub fn score_bits(t: &crate::score::ScoreTable) -> Vec<u64> {
+pub fn score_bits(t: &ScoreTable) -> Vec<u64> {
     let cons = t.consecutive.iter().flatten().flatten();
     t.block
         .iter()
@@ -66,7 +72,7 @@ pub fn score_bits(t: &crate::score::ScoreTable) -> Vec<u64> {
 pub fn logits(dec: &Decoder, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
     let t = Tensor::new(ids.to_vec(), dec.device())?;
     let l = dec
-        .forward(&t, None, &mut crate::probe::NoProbe, Logits::All)?
+        .forward(&t, None, &mut NoProbe, Logits::All)?
         .expect("logits requested");
     Ok(l.flatten_all()?.to_vec1::<f32>()?)
 }
@@ -76,12 +82,12 @@ pub fn logits(dec: &Decoder, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
 pub fn cached_logits(
     dec: &Decoder,
     ids: &[u32],
-    cache: &mut crate::model::KvCache,
+    cache: &mut KvCache,
     which: Logits,
 ) -> Result<Vec<f32>> {
     let t = Tensor::new(ids, dec.device())?.unsqueeze(0)?;
     let l = dec
-        .forward(&t, Some(cache), &mut crate::probe::NoProbe, which)?
+        .forward(&t, Some(cache), &mut NoProbe, which)?
         .expect("logits requested");
     Ok(l.flatten_all()?.to_vec1::<f32>()?)
 }
@@ -151,16 +157,15 @@ pub fn copy_hf_dir_with(
     src: &std::path::Path,
     dst: &std::path::Path,
     mut edit: impl FnMut(&str, &mut Vec<usize>, Vec<f32>) -> Option<Vec<f32>>,
-) -> Result<()> {
-    use crate::io::WeightSource;
-    std::fs::create_dir_all(dst).map_err(|e| crate::Error::io(dst, e))?;
+) -> AnyResult<()> {
+    std::fs::create_dir_all(dst)?;
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
         if src.join(f).exists() {
-            std::fs::copy(src.join(f), dst.join(f))
-                .map_err(|e| crate::Error::io(dst.join(f), e))?;
+            std::fs::copy(src.join(f), dst.join(f))?;
         }
     }
-    let st = crate::io::safetensors::SafetensorsSource::open_dir(src)?;
+    let ms = ModelSource::open(src)?;
+    let st = ms.weights();
     let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for meta in st.tensors() {
         let t = st.load(&meta.name, DType::F32, &Device::Cpu)?;
@@ -181,72 +186,57 @@ pub fn copy_hf_dir_with(
             )
         })
         .collect();
-    let path = dst.join("model.safetensors");
-    safetensors::serialize_to_file(views, None, &path).map_err(|e| crate::Error::BadFile {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    safetensors::serialize_to_file(views, None, &dst.join("model.safetensors"))?;
     Ok(())
 }
 
 /// The cached default model; panics with the setup command when it has not been fetched.
 pub fn default_model() -> PathBuf {
-    crate::assets::default_model().unwrap_or_else(|e| panic!("{e}"))
+    llmdrop::assets::default_model().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The cached docutils documentation (real English text); panics naming the setup command.
 pub fn english_text_dir() -> PathBuf {
-    let d = crate::assets::cache_dir().join(crate::assets::DOCUTILS_DIR);
+    let d = llmdrop::assets::cache_dir().join(llmdrop::assets::DOCUTILS_DIR);
     assert!(
         d.join(".complete").exists(),
         "English text not found in {}: run `{}`",
         d.display(),
-        crate::assets::SETUP_COMMAND
+        llmdrop::assets::SETUP_COMMAND
     );
     d
 }
 
 /// Writes the HF directory `src` again as two safetensors shards plus
 /// `model.safetensors.index.json`, as transformers does for large checkpoints.
-pub fn write_sharded_copy(src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
-    use crate::io::WeightSource;
+pub fn write_sharded_copy(src: &std::path::Path, dst: &std::path::Path) -> AnyResult<()> {
     copy_hf_dir_with(src, dst, |_, _, d| Some(d))?;
     let single = dst.join("model.safetensors");
-    let st =
-        crate::io::safetensors::SafetensorsSource::open_files(dst, std::slice::from_ref(&single))?;
-    let metas = st.tensors();
-    let half = metas.len() / 2;
+    let bytes = std::fs::read(&single)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    let mut names = st.names();
+    names.sort();
+    let half = names.len() / 2;
     let mut weight_map = serde_json::Map::new();
-    for (k, part) in [&metas[..half], &metas[half..]].iter().enumerate() {
+    for (k, part) in [&names[..half], &names[half..]].iter().enumerate() {
         let file = format!("model-{:05}-of-00002.safetensors", k + 1);
-        let views: Vec<(String, safetensors::tensor::TensorView)> = part
-            .iter()
-            .map(|m| {
-                let (dt, shape, bytes) = st.raw_safetensors(&m.name).expect("present");
-                weight_map.insert(m.name.clone(), file.clone().into());
-                (
-                    m.name.clone(),
-                    safetensors::tensor::TensorView::new(dt, shape, bytes).expect("valid"),
-                )
-            })
-            .collect();
-        let path = dst.join(&file);
-        safetensors::serialize_to_file(views, None, &path).map_err(|e| crate::Error::BadFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut views = Vec::new();
+        for name in part.iter() {
+            weight_map.insert(name.to_string(), file.clone().into());
+            views.push((name.to_string(), st.tensor(name)?));
+        }
+        safetensors::serialize_to_file(views, None, &dst.join(&file))?;
     }
     drop(st);
-    std::fs::remove_file(&single).map_err(|e| crate::Error::io(&single, e))?;
+    std::fs::remove_file(&single)?;
     let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
-    let p = dst.join("model.safetensors.index.json");
-    std::fs::write(&p, index.to_string()).map_err(|e| crate::Error::io(&p, e))?;
+    std::fs::write(dst.join("model.safetensors.index.json"), index.to_string())?;
     Ok(())
 }
 
 /// Writes a llama-family HF directory as a GGUF v2 file with candle's writer: llama.cpp's
 /// tensor names, q/k rows permuted for interleaved RoPE, f32 tensors, no tokenizer.
-pub fn write_gguf_v2_from_hf(src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
+pub fn write_gguf_v2_from_hf(src: &std::path::Path, dst: &std::path::Path) -> AnyResult<()> {
     write_gguf_from_hf_as(src, dst, |_, _| candle_core::quantized::GgmlDType::F32)
 }
 
@@ -255,8 +245,7 @@ pub fn write_gguf_from_hf_as(
     src: &std::path::Path,
     dst: &std::path::Path,
     kind: impl Fn(&str, &[usize]) -> candle_core::quantized::GgmlDType,
-) -> Result<()> {
-    use crate::io::gguf::permute_qk;
+) -> AnyResult<()> {
     use candle_core::quantized::{gguf_file, QTensor};
     let ms = ModelSource::open(src)?;
     let c = ms.config().clone();
@@ -283,7 +272,7 @@ pub fn write_gguf_from_hf_as(
     ];
     let mut tensors = Vec::new();
     for m in ms.weights().tensors() {
-        let Some(g) = crate::io::names::hf_to_gguf(&m.name) else {
+        let Some(g) = hf_to_gguf(&m.name) else {
             continue;
         };
         let mut t = ms.weights().load(&m.name, DType::F32, &Device::Cpu)?;
@@ -295,9 +284,57 @@ pub fn write_gguf_from_hf_as(
         let k = kind(&g, &m.shape);
         tensors.push((g, QTensor::quantize(&t, k)?));
     }
-    let mut f = std::fs::File::create(dst).map_err(|e| crate::Error::io(dst, e))?;
+    let mut f = std::fs::File::create(dst)?;
     let meta_refs: Vec<(&str, &gguf_file::Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     gguf_file::write(&mut f, &meta_refs, &t_refs)?;
     Ok(())
+}
+
+/// llama.cpp's GGUF name of an HF tensor (None: the converter writes no such tensor).
+/// Written out here, apart from llmdrop's own table, so that a file this kit writes checks
+/// llmdrop's reading of the names instead of repeating it.
+fn hf_to_gguf(name: &str) -> Option<String> {
+    let global = [
+        ("model.embed_tokens.weight", "token_embd.weight"),
+        ("model.norm.weight", "output_norm.weight"),
+        ("lm_head.weight", "output.weight"),
+    ];
+    if let Some((_, g)) = global.iter().find(|(h, _)| *h == name) {
+        return Some(g.to_string());
+    }
+    let layer = [
+        ("input_layernorm.weight", "attn_norm.weight"),
+        ("self_attn.q_proj.weight", "attn_q.weight"),
+        ("self_attn.q_proj.bias", "attn_q.bias"),
+        ("self_attn.k_proj.weight", "attn_k.weight"),
+        ("self_attn.k_proj.bias", "attn_k.bias"),
+        ("self_attn.v_proj.weight", "attn_v.weight"),
+        ("self_attn.v_proj.bias", "attn_v.bias"),
+        ("self_attn.o_proj.weight", "attn_output.weight"),
+        ("self_attn.o_proj.bias", "attn_output.bias"),
+        ("self_attn.q_norm.weight", "attn_q_norm.weight"),
+        ("self_attn.k_norm.weight", "attn_k_norm.weight"),
+        ("post_attention_layernorm.weight", "ffn_norm.weight"),
+        ("mlp.gate_proj.weight", "ffn_gate.weight"),
+        ("mlp.up_proj.weight", "ffn_up.weight"),
+        ("mlp.down_proj.weight", "ffn_down.weight"),
+    ];
+    let (idx, suffix) = name.strip_prefix("model.layers.")?.split_once('.')?;
+    let idx: usize = idx.parse().ok()?;
+    let (_, g) = layer.iter().find(|(h, _)| *h == suffix)?;
+    Some(format!("blk.{idx}.{g}"))
+}
+
+/// llama.cpp's converter's permutation of q/k rows, HF layout `[heads, 2, half, …]` ->
+/// interleaved GGUF layout `[heads, half, 2, …]`.
+fn permute_qk(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let dims = t.dims().to_vec();
+    let half = dims[0] / heads / 2;
+    let mut shape = vec![heads, 2, half];
+    shape.extend(&dims[1..]);
+    t.reshape(shape)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)
 }
