@@ -265,6 +265,7 @@ fn base_metadata(cfg: &Config, arch: &str) -> Vec<(String, Value)> {
 fn tokenizer_metadata(tok: &Tokenizer) -> Result<Vec<(String, Value)>> {
     let v: serde_json::Value = serde_json::from_str(
         &tok.hf()
+            .ok_or_else(|| Error::Input("GGUF export needs a BPE tokenizer".into()))?
             .to_string(false)
             .map_err(|e| Error::Input(e.to_string()))?,
     )

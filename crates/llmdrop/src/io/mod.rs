@@ -11,6 +11,7 @@ pub mod layers;
 pub mod names;
 pub mod safetensors;
 pub mod source;
+mod spm;
 pub mod summary;
 pub mod text;
 pub mod tokenizer;
