@@ -274,8 +274,11 @@ fn base_metadata(cfg: &Config, arch: &str) -> Vec<(String, Value)> {
 
 /// GGUF tokenizer metadata from an HF byte-level BPE tokenizer.
 fn tokenizer_metadata(tok: &Tokenizer) -> Result<Vec<(String, Value)>> {
+    let hf = tok
+        .hf()
+        .ok_or_else(|| Error::unsupported("GGUF export", "needs a BPE tokenizer"))?;
     let v: serde_json::Value =
-        serde_json::from_str(&tok.hf().to_string(false).map_err(|source| Error::Context {
+        serde_json::from_str(&hf.to_string(false).map_err(|source| Error::Context {
             what: "writing the tokenizer as JSON".into(),
             source,
         })?)

@@ -81,7 +81,13 @@ pub(crate) fn source_config(src: &ModelSource) -> Result<Value> {
 /// tokenizer.json (+ tokenizer_config.json) next to the weights.
 pub(crate) fn write_tokenizer(src: &ModelSource, tok: &Tokenizer, dir: &Path) -> Result<()> {
     let tj = dir.join("tokenizer.json");
-    tok.hf().save(&tj, false).map_err(|e| Error::Tokenizer {
+    let hf = tok.hf().ok_or_else(|| Error::Tokenizer {
+        path: src.path().into(),
+        reason: "this export needs a tokenizer.json, and the source's SentencePiece \
+                 vocabulary (GGUF tokenizer.ggml.model = llama) is not converted to one yet"
+            .into(),
+    })?;
+    hf.save(&tj, false).map_err(|e| Error::Tokenizer {
         path: tj.clone(),
         reason: format!("cannot write: {e}"),
     })?;
@@ -91,7 +97,7 @@ pub(crate) fn write_tokenizer(src: &ModelSource, tok: &Tokenizer, dir: &Path) ->
             .map_err(|e| Error::io(&src_tc, e))?;
         Ok(())
     } else {
-        let name = |id: Option<u32>| id.and_then(|i| tok.hf().id_to_token(i));
+        let name = |id: Option<u32>| id.and_then(|i| tok.id_to_token(i));
         write_json(
             &dir.join("tokenizer_config.json"),
             &json!({

@@ -1,4 +1,5 @@
-//! Tokenizers: HF `tokenizer.json`, or one built from GGUF metadata as llama.cpp reads it.
+//! Tokenizers: HF `tokenizer.json`, or one built from GGUF metadata as llama.cpp reads it
+//! (gpt2-style BPE through an HF tokenizer; SentencePiece-style vocabularies by [`SpmTokenizer`]).
 
 use std::path::{Path, PathBuf};
 
@@ -7,16 +8,26 @@ use serde_json::json;
 
 use super::file_kind;
 use super::gguf::{meta_bool, meta_str, meta_u64};
+use super::spm;
+pub use super::spm::SpmTokenizer;
 use crate::error::{Error, Result};
 
 /// A model's tokenizer plus the BOS/EOS conventions it comes with.
 pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
+    inner: Backend,
     path: PathBuf,
     /// BOS id, and whether the model expects it in front of a prompt.
     pub bos: Option<u32>,
     pub add_bos: bool,
     pub eos: Vec<u32>,
+}
+
+/// What does the tokenizing.
+enum Backend {
+    /// An HF tokenizer: `tokenizer.json`, or built from a gpt2-style GGUF vocabulary.
+    Hf(Box<tokenizers::Tokenizer>),
+    /// A GGUF SentencePiece-style vocabulary (`tokenizer.ggml.model = llama`).
+    Spm(Box<SpmTokenizer>),
 }
 
 /// Largest `tokenizer.json` / `tokenizer_config.json` read (real ones reach tens of MB).
@@ -65,7 +76,7 @@ impl Tokenizer {
             .and_then(|v| v.get("add_bos_token").and_then(|b| b.as_bool()))
             .unwrap_or(false);
         Ok(Self {
-            inner,
+            inner: Backend::Hf(Box::new(inner)),
             path,
             bos,
             add_bos,
@@ -73,16 +84,32 @@ impl Tokenizer {
         })
     }
 
-    /// Builds the tokenizer a GGUF file describes (gpt2-style BPE only).
+    /// Builds the tokenizer a GGUF file describes: gpt2-style BPE, or a SentencePiece-style
+    /// vocabulary (`llama`: Llama 2, Gemma…) giving llama.cpp's ids.
     pub fn from_gguf(c: &Content, path: &Path) -> Result<Self> {
         let bad = |reason: String| Error::Tokenizer {
             path: path.into(),
             reason,
         };
         let model = meta_str(c, "tokenizer.ggml.model").unwrap_or_default();
+        if model == "llama" {
+            // llama.cpp's defaults for a SentencePiece vocabulary: BOS 1 added, EOS 2
+            let spm = spm::from_gguf(c).map_err(bad)?;
+            let id = |key: &str, default: u32| {
+                meta_u64(c, key).map_or(Some(default), |x| u32::try_from(x).ok())
+            };
+            return Ok(Self {
+                inner: Backend::Spm(Box::new(spm)),
+                path: path.into(),
+                bos: id("tokenizer.ggml.bos_token_id", 1),
+                add_bos: meta_bool(c, "tokenizer.ggml.add_bos_token").unwrap_or(true),
+                eos: id("tokenizer.ggml.eos_token_id", 2).into_iter().collect(),
+            });
+        }
         if model != "gpt2" {
             return Err(bad(format!(
-                "tokenizer model `{model}` is not supported (only gpt2-style BPE)"
+                "tokenizer model `{model}` is not supported (only gpt2-style BPE and \
+                 SentencePiece-style `llama`)"
             )));
         }
         let pre = meta_str(c, "tokenizer.ggml.pre").unwrap_or_else(|| "default".into());
@@ -156,7 +183,7 @@ impl Tokenizer {
             .map(|x| vec![x as u32])
             .unwrap_or_default();
         Ok(Self {
-            inner,
+            inner: Backend::Hf(Box::new(inner)),
             path: path.into(),
             bos,
             add_bos: meta_bool(c, "tokenizer.ggml.add_bos_token").unwrap_or(false),
@@ -164,16 +191,25 @@ impl Tokenizer {
         })
     }
 
-    /// Token ids of `text` with no special tokens added.
+    fn error(&self, reason: String) -> Error {
+        Error::Tokenizer {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// Token ids of `text` with no special tokens added. Special tokens written in the text
+    /// (`<|im_start|>`, `<start_of_turn>`) are recognised.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| Error::Tokenizer {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(enc.get_ids().to_vec())
+        match &self.inner {
+            Backend::Hf(t) => {
+                let enc = t
+                    .encode(text, false)
+                    .map_err(|e| self.error(e.to_string()))?;
+                Ok(enc.get_ids().to_vec())
+            }
+            Backend::Spm(t) => t.encode(text, true).map_err(|e| self.error(e)),
+        }
     }
 
     /// Token ids of a prompt: BOS first when the model's tokenizer config asks for it.
@@ -188,20 +224,46 @@ impl Tokenizer {
 
     /// Text of `ids`; special tokens are kept when `keep_special`.
     pub fn decode(&self, ids: &[u32], keep_special: bool) -> Result<String> {
-        self.inner
-            .decode(ids, !keep_special)
-            .map_err(|e| Error::Tokenizer {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })
+        match &self.inner {
+            Backend::Hf(t) => t
+                .decode(ids, !keep_special)
+                .map_err(|e| self.error(e.to_string())),
+            Backend::Spm(t) => {
+                let bos = if self.add_bos { self.bos } else { None };
+                t.decode(ids, keep_special, bos).map_err(|e| self.error(e))
+            }
+        }
     }
 
-    /// The underlying HF tokenizer (to save it as `tokenizer.json`).
-    pub fn hf(&self) -> &tokenizers::Tokenizer {
-        &self.inner
+    /// The underlying HF tokenizer (to save it as `tokenizer.json`); None for a GGUF
+    /// SentencePiece vocabulary, which has no `tokenizer.json` equivalent here.
+    pub fn hf(&self) -> Option<&tokenizers::Tokenizer> {
+        match &self.inner {
+            Backend::Hf(t) => Some(t),
+            Backend::Spm(_) => None,
+        }
+    }
+
+    /// The SentencePiece-style tokenizer of a GGUF `llama` vocabulary.
+    pub fn spm(&self) -> Option<&SpmTokenizer> {
+        match &self.inner {
+            Backend::Hf(_) => None,
+            Backend::Spm(t) => Some(t),
+        }
+    }
+
+    /// The vocabulary entry of `id` as stored (`▁` for spaces in SentencePiece pieces).
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        match &self.inner {
+            Backend::Hf(t) => t.id_to_token(id),
+            Backend::Spm(t) => t.piece(id).map(str::to_string),
+        }
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        match &self.inner {
+            Backend::Hf(t) => t.get_vocab_size(true),
+            Backend::Spm(t) => t.vocab_size(),
+        }
     }
 }

@@ -42,10 +42,12 @@ impl GgufSource {
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         super::gguf_check::check(path, &mut file)?;
         file.rewind().map_err(|e| Error::io(path, e))?;
-        let content = Content::read(&mut file).map_err(|e| Error::BadFile {
-            path: path.into(),
-            reason: format!("invalid GGUF: {e}"),
-        })?;
+        // buffered: candle reads each of a vocabulary's 262k strings in small reads
+        let content =
+            Content::read(&mut std::io::BufReader::new(&mut file)).map_err(|e| Error::BadFile {
+                path: path.into(),
+                reason: format!("invalid GGUF: {e}"),
+            })?;
         let arch_name =
             meta_str(&content, "general.architecture").ok_or_else(|| Error::BadFile {
                 path: path.into(),
