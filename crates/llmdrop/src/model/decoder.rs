@@ -217,6 +217,27 @@ impl Decoder {
     ///
     /// Runs on a thread of rayon's global pool (moving there if called from outside it),
     /// so the many small parallel kernels of one step do not each pay a thread hand-off.
+    ///
+    /// Greedy decoding of two tokens with a cache, on the tiny llama fixture:
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use llmdrop::{DropPlan, Logits, ModelSource, NoProbe};
+    ///
+    /// let model = ModelSource::open(&llmdrop_testkit::tiny_dir("llama"))?;
+    /// let dec = model.load_decoder(&DropPlan::empty(), DType::F32, &Device::Cpu)?;
+    /// let mut cache = dec.new_cache();
+    /// let mut ids = Tensor::new(&[[1u32, 72, 101, 108]], &Device::Cpu)?;
+    /// for _ in 0..2 {
+    ///     let logits = dec.forward(&ids, Some(&mut cache), &mut NoProbe, Logits::Last)?;
+    ///     let logits = logits.expect("Logits::Last gives logits");
+    ///     assert_eq!(logits.dims(), &[1, 1, model.config().vocab_size]);
+    ///     let next = logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
+    ///     ids = Tensor::new(&[[next]], &Device::Cpu)?;
+    /// }
+    /// assert_eq!(cache.seq_len(), 5);
+    /// # Ok::<(), llmdrop::Error>(())
+    /// ```
     pub fn forward(
         &self,
         ids: &Tensor,
