@@ -5,7 +5,8 @@ use candle_core::{DType, Device, Tensor};
 
 use super::attention::Attention;
 use super::cache::KvCache;
-use super::linear::{Linear, MatrixWeight};
+use super::linear::Linear;
+use super::matrix::MatrixWeight;
 use super::mlp::Mlp;
 use super::norm::RmsNorm;
 use super::rope::Rope;

@@ -5,6 +5,7 @@ pub(crate) mod cache;
 pub(crate) mod decoder;
 pub(crate) mod linear;
 mod load;
+pub(crate) mod matrix;
 pub(crate) mod mlp;
 pub(crate) mod norm;
 pub(crate) mod product_op;
