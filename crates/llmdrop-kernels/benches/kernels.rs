@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot kernels, so regressions show: `cargo bench -p llmdrop-kernels`.
-//! Matmul shapes of the default model (prefill m = 512, decode m = 1), f32 packed and
+//! Matmul shapes of the default model (prefill m = 512, decode m = 1), f32 packed, bf16
+//! (AVX-512 BF16, against the f32 kernel in the same run, with the CPU's f32 FMA limit) and
 //! quantized, against candle's, and the consecutive matrix's Gram product. The probe's row
 //! cosines and the whole-model figures are `cargo bench -p llmdrop --bench model`.
 //! Prints the median of several runs; set RAYON_NUM_THREADS to fix the thread count.
@@ -21,6 +22,19 @@ fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
         .collect();
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// The CPU's model name, as `lscpu` shows it.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -99,6 +113,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 gf(separate),
                 paired * 1e3,
                 gf(paired)
+            );
+        }
+    }
+    // bf16 weights, activations rounded to bf16 inside, f32 sums: against the f32 kernel
+    println!(
+        "cpu {}; bf16 kernel: {}; f32 FMA limit {:.1} GFLOP/s on {} thread(s)",
+        cpu_model(),
+        Kernel::Auto.bf16_name(),
+        llmdrop_kernels::peak::fma_peak_gflops(20_000_000, 3),
+        rayon::current_num_threads()
+    );
+    if caps().avx512f() && caps().avx512_bf16() {
+        for (m, k, n, what) in [
+            (512, 576, 576, "q/o proj"),
+            (512, 576, 1536, "gate/up"),
+            (512, 1536, 576, "down"),
+            (1, 576, 1536, "gate/up (decode)"),
+            (1, 1536, 576, "down (decode)"),
+        ] {
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 480.0)
+                .collect();
+            let p = gemm::PackedMatrix::pack(&w, n, k);
+            let b = gemm::bf16::Bf16Matrix::from_f32(&w, n, k)?;
+            let f32_s = median_secs(20, || {
+                let _ = gemm::matmul(&p, &x, Kernel::Auto);
+            });
+            let bf16_s = median_secs(20, || {
+                let _ = gemm::bf16::matmul(&b, &x, Kernel::Auto);
+            });
+            let gf = |s: f64| 2.0 * (m * k * n) as f64 / s / 1e9;
+            println!(
+                "matmul {m:>4}x{k}x{n:<6} {what:<18} f32 {:>7.3} ms {:>6.1} GFLOP/s, bf16 {:>7.3} ms {:>6.1} GFLOP/s, bf16/f32 {:.2}x",
+                f32_s * 1e3,
+                gf(f32_s),
+                bf16_s * 1e3,
+                gf(bf16_s),
+                f32_s / bf16_s
             );
         }
     }

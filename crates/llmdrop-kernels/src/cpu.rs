@@ -18,6 +18,7 @@ pub struct Caps {
     avx2_fma: bool,
     avx512f: bool,
     avx512_vnni: bool,
+    avx512_bf16: bool,
 }
 
 impl Caps {
@@ -39,6 +40,12 @@ impl Caps {
         self.avx512_vnni
     }
 
+    /// AVX-512 F, BW and BF16 and what they imply ([`Caps::avx512f`]): the bf16 matrix
+    /// product (`vdpbf16ps`) and its conversion of activations to bf16.
+    pub fn avx512_bf16(self) -> bool {
+        self.avx512_bf16
+    }
+
     #[cfg(target_arch = "x86_64")]
     fn detect() -> Self {
         let avx2_fma = is_x86_feature_detected!("avx2")
@@ -53,10 +60,14 @@ impl Caps {
         let avx512_vnni = avx512f
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vnni");
+        let avx512_bf16 = avx512f
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512bf16");
         Self {
             avx2_fma,
             avx512f,
             avx512_vnni,
+            avx512_bf16,
         }
     }
 
@@ -66,6 +77,7 @@ impl Caps {
             avx2_fma: false,
             avx512f: false,
             avx512_vnni: false,
+            avx512_bf16: false,
         }
     }
 }
@@ -76,8 +88,8 @@ pub fn caps() -> Caps {
     *CAPS.get_or_init(Caps::detect)
 }
 
-/// Which implementation runs a kernel: the f32 and quantized matrix products, activation
-/// quantization, prefill attention.
+/// Which implementation runs a kernel: the f32, bf16 and quantized matrix products,
+/// activation quantization, prefill attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     /// The fastest this CPU supports: the AVX-512 code where [`caps`] allows, else
@@ -99,6 +111,21 @@ impl Kernel {
     /// A quantized kernel's `simd` flag comes only from here.
     pub(crate) fn avx512_vnni(self) -> bool {
         self == Kernel::Auto && caps().avx512_vnni()
+    }
+
+    /// Whether to run the AVX-512 BF16 code: `Auto` on a CPU with [`Caps::avx512_bf16`].
+    /// The bf16 kernel's `simd` flag comes only from here.
+    pub(crate) fn avx512_bf16(self) -> bool {
+        self == Kernel::Auto && caps().avx512_bf16()
+    }
+
+    /// The bf16 kernel this resolves to on this CPU: `avx512-bf16` or `portable`.
+    pub fn bf16_name(self) -> &'static str {
+        if self.avx512_bf16() {
+            "avx512-bf16"
+        } else {
+            "portable"
+        }
     }
 
     /// The quantized kernel this resolves to on this CPU: `avx512-vnni` or `portable`.

@@ -1,4 +1,5 @@
-//! The kernels' one error type: a matrix the quantized layout cannot hold or read.
+//! The kernels' one error type: a matrix the quantized layout cannot hold or read, or
+//! data that does not fit the shape it is given for (the bf16 matrix and its product).
 //!
 //! The candle ops ([`attention`](crate::attention), [`vexp::silu_mul`](crate::vexp::silu_mul))
 //! fail with candle's own error; everything else here panics on a caller bug (see each
@@ -8,8 +9,9 @@ use candle_core::quantized::GgmlDType;
 
 use crate::quant::BLOCK;
 
-/// Why a [`QMatrix`](crate::quant::QMatrix) could not be built. Each variant names the
-/// shape, the value or the block at fault.
+/// Why a [`QMatrix`](crate::quant::QMatrix) or a [`Bf16Matrix`](crate::gemm::bf16::Bf16Matrix)
+/// could not be built, or a bf16 product not run. Each variant names the shape, the value
+/// or the block at fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -25,6 +27,10 @@ pub enum Error {
         rows: usize,
         cols: usize,
     },
+    /// `values` input values for a product with a matrix of `cols` columns: no whole
+    /// number of rows.
+    #[error("{values} input values are no whole number of rows of {cols} (the matrix's columns)")]
+    Width { values: usize, cols: usize },
     /// A NaN or infinite value to quantize.
     #[error("cannot quantize: value {value} at row {row}, column {col} is not finite")]
     NonFinite { value: f32, row: usize, col: usize },

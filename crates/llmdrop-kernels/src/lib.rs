@@ -1,7 +1,7 @@
 //! llmdrop's CPU kernels: every SIMD kernel and its portable twin, behind one door.
 //!
 //! The CPU is asked once: [`caps`] returns this CPU's [`Caps`] (AVX2+FMA, AVX-512 F,
-//! AVX-512 VNNI, each flag covering what its feature implies), detected on first use and
+//! AVX-512 VNNI, AVX-512 BF16, each flag covering what its feature implies), detected on first use and
 //! kept for the process; nothing else in the crate asks the CPU. A caller picks an
 //! implementation with one enum, [`Kernel`]: `Auto` runs the AVX-512 code where [`Caps`]
 //! allows, `Portable` runs plain Rust on any CPU with the same operations in the same
@@ -11,11 +11,12 @@
 //! `unsafe` kernel relies on (lengths, shapes, a [`Caps`] flag) and panics on a caller
 //! bug (see its `# Panics`) rather than read or write past a buffer; each `unsafe` kernel
 //! behind it documents under `# Safety` which of those checked bounds it needs. Matrices
-//! the quantized layout cannot hold are refused with an [`Error`]; the candle ops fail
-//! with candle's error.
+//! the quantized layout cannot hold, and bf16 data or inputs that do not fit their shape,
+//! are refused with an [`Error`]; the candle ops fail with candle's error.
 //!
 //! - [`gemm`]: f32 matrix products on weights packed at load ([`gemm::PackedMatrix`]),
-//!   and the gated pair `silu(x Gᵀ) · (x Uᵀ)` ([`gemm::GatedPair`]).
+//!   and the gated pair `silu(x Gᵀ) · (x Uᵀ)` ([`gemm::GatedPair`]); bf16 weights with
+//!   activations rounded to bf16 and f32 sums ([`gemm::bf16`]).
 //! - [`quant`]: quantized matrices ([`quant::QMatrix`], repacked from GGUF blocks or
 //!   quantized from f32) and their integer products.
 //! - [`attention`]: prefill and decode attention as candle ops, and the choice of backend.

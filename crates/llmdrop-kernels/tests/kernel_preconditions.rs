@@ -52,6 +52,15 @@ fn simd_paths_need_every_feature_they_are_compiled_for() {
         assert!(is_x86_feature_detected!("avx512vnni"));
     }
     assert_eq!(Kernel::Portable.quant_name(), "portable");
+    // the bf16 kernel is compiled for `avx512bf16,avx512f`, its activation pass for
+    // `avx512f,avx512bw`
+    if Kernel::Auto.bf16_name() == "avx512-bf16" {
+        assert!(caps.avx512_bf16());
+        assert!(caps.avx512f());
+        assert!(is_x86_feature_detected!("avx512bw"));
+        assert!(is_x86_feature_detected!("avx512bf16"));
+    }
+    assert_eq!(Kernel::Portable.bf16_name(), "portable");
 }
 
 #[test]

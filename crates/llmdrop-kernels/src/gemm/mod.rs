@@ -11,10 +11,14 @@
 //!
 //! CPUs without AVX-512 F keep candle's dense matmul ([`Caps::avx512f`] is false there).
 //!
+//! [`bf16`]: the same blocking for bf16 weights on AVX-512 BF16, activations rounded to
+//! bf16 at the product's input and f32 sums.
+//!
 //! [`Caps::avx512f`]: super::Caps::avx512f
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod bf16;
 mod gated;
 mod kernel;
 mod packed;

@@ -1,0 +1,126 @@
+//! The scalar arithmetic both kernels share or reproduce: f32 → bf16 rounding, the pair
+//! layout `vdpbf16ps` reads, and one of its multiply-adds.
+
+use half::bf16;
+
+/// `x` rounded to the nearest bf16, ties to even, as PyTorch's CPU `c10::BFloat16` does:
+/// a NaN becomes the quiet NaN `0x7FC0` whatever its sign and payload; every other value
+/// (infinities, zeros, subnormals included) keeps its upper 16 bits after adding
+/// `0x7FFF` plus the lowest kept bit, so a value past the largest bf16 becomes ±∞ and an
+/// f32 subnormal rounds like any number (to a bf16 subnormal, ±0 or the smallest normal).
+pub fn round(x: f32) -> bf16 {
+    bf16::from_bits(round_bits(x))
+}
+
+/// [`round`] as bits, written without branches so that a loop of it vectorizes.
+#[inline(always)]
+pub(crate) fn round_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    // wrapping: only a NaN (discarded below) can carry past bit 31
+    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
+    let nan = (b & 0x7fff_ffff) > 0x7f80_0000;
+    if nan {
+        0x7fc0
+    } else {
+        rounded as u16
+    }
+}
+
+/// Two bf16 values of consecutive inputs `k = 2p` (`first`) and `2p + 1` (`second`) as one
+/// 32-bit lane of a `vdpbf16ps` operand. The instruction adds the product of the upper
+/// halves before the lower ones, so `first` goes in the upper half: the sum then runs over
+/// the inputs in ascending order.
+#[inline(always)]
+pub(crate) fn pair(first: u16, second: u16) -> u32 {
+    (u32::from(first) << 16) | u32::from(second)
+}
+
+/// Values below this, once rounded to f32's 24 bits with an unbounded exponent, are
+/// tiny: `2^-126 - 2^-151` (the midpoint between the smallest normal and the largest
+/// 24-bit value under it; the tie rounds up, to the even smallest normal).
+const TINY: f64 = f32::MIN_POSITIVE as f64 * (1.0 - 1.0 / (1u64 << 25) as f64);
+
+/// A bf16 value (bits) as f64, a subnormal read as a zero of its sign (DAZ).
+#[inline(always)]
+fn widen(v: u16) -> f64 {
+    let v = if v & 0x7f80 == 0 { v & 0x8000 } else { v };
+    f64::from(f32::from_bits(u32::from(v) << 16))
+}
+
+/// `acc + x·w` as each half of `vdpbf16ps` computes it: a fused multiply-add rounded to
+/// nearest even, subnormal inputs read as zeros of their sign (DAZ, the sum too), a tiny
+/// result (below 2^-126 after rounding to 24 bits with an unbounded exponent) written as
+/// a zero of its sign (FTZ, tininess after rounding). Intel's definition of the
+/// instruction, and what AMD Zen 4 computes.
+///
+/// In f64: the product of two 8-bit significands is exact, and the sum of two values of
+/// at most 24 significant bits rounded to 53 and then to 24 bits is rounded correctly
+/// (53 ≥ 2·24 + 2), overflow to ±∞ included. A NaN comes out as a NaN whose payload may
+/// differ from the instruction's.
+#[inline]
+pub(crate) fn mul_add(acc: f32, x: u16, w: u16) -> f32 {
+    let acc = if acc.is_subnormal() {
+        0f32.copysign(acc)
+    } else {
+        acc
+    };
+    let v = f64::from(acc) + widen(x) * widen(w);
+    if v.abs() < TINY {
+        if v.is_sign_negative() {
+            -0.0
+        } else {
+            0.0
+        }
+    } else {
+        v as f32
+    }
+}
+
+/// One `vdpbf16ps` lane: `acc` plus the products of the two pairs' upper halves, then of
+/// their lower halves, each rounded ([`mul_add`]).
+#[inline]
+pub(crate) fn dot_pair(acc: f32, x: u32, w: u32) -> f32 {
+    let acc = mul_add(acc, (x >> 16) as u16, (w >> 16) as u16);
+    mul_add(acc, x as u16, w as u16)
+}
+
+/// Rows of `cols` values each, rounded to bf16 and paired ([`pair`]): `cols.div_ceil(2)`
+/// lanes a row, the last one's second value `+0` when `cols` is odd. `out` holds
+/// `x.len() / cols` such rows.
+#[inline(always)]
+pub(crate) fn pairs_into(x: &[f32], cols: usize, out: &mut [u32]) {
+    let kp = cols.div_ceil(2);
+    for (row, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(kp)) {
+        let (whole, rest) = row.split_at(cols & !1);
+        for (d, v) in dst.iter_mut().zip(whole.chunks_exact(2)) {
+            *d = pair(round_bits(v[0]), round_bits(v[1]));
+        }
+        if let [last] = rest {
+            dst[kp - 1] = pair(round_bits(*last), 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_is_the_midpoint_under_the_smallest_normal() {
+        assert_eq!(TINY, 2f64.powi(-126) - 2f64.powi(-151));
+        // the tie rounds up to the smallest normal, anything under it is flushed
+        assert_eq!(
+            mul_add(f32::MIN_POSITIVE, 0x1a00, 0x9980),
+            f32::MIN_POSITIVE
+        );
+        assert_eq!(mul_add(f32::MIN_POSITIVE, 0x1a00, 0x99c0).to_bits(), 0);
+    }
+
+    #[test]
+    fn pairs_put_the_first_input_high_and_pad_odd_rows() {
+        let x = [1.0, 2.0, 3.0, -1.0, -2.0, -3.0];
+        let mut out = [0u32; 4];
+        pairs_into(&x, 3, &mut out);
+        assert_eq!(out, [0x3f80_4000, 0x4040_0000, 0xbf80_c000, 0xc040_0000]);
+    }
+}

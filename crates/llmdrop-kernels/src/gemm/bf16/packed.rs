@@ -1,0 +1,151 @@
+//! [`Bf16Matrix`]: a bf16 `[rows, cols]` matrix stored in panels of [`NR`] rows whose
+//! consecutive inputs are paired as `vdpbf16ps` reads them.
+
+use half::bf16;
+
+use super::arith::{pair, round_bits};
+use crate::error::{Error, Result};
+use crate::gemm::NR;
+
+/// A `[rows, cols]` bf16 weight matrix (`y = x Wᵀ`, `[out, in]` as a checkpoint stores a
+/// linear layer), stored as `ceil(rows / NR)` panels of `kp = ceil(cols / 2)` steps; step
+/// `p` of a panel holds, for each of its `NR` rows, inputs `2p` and `2p + 1` in one 32-bit
+/// lane (input `2p` in the upper half, see the [module docs](super)):
+/// `data[(panel * kp + p) * NR + r]`. Rows past the end of the last panel and the input
+/// after the last of an odd `cols` are `+0`. The data starts on a 64-byte boundary, so
+/// the kernel's 64-byte loads never straddle two cache lines.
+#[derive(Debug, Clone)]
+pub struct Bf16Matrix {
+    rows: usize,
+    cols: usize,
+    /// The allocation; the matrix is `buf[start..start + len]`.
+    buf: Vec<u32>,
+    start: usize,
+    len: usize,
+}
+
+/// Lanes per 64-byte cache line.
+const LINE: usize = 16;
+
+impl Bf16Matrix {
+    /// Packs row-major `w` (`rows * cols` values), the values used as they are.
+    ///
+    /// # Errors
+    /// [`Error::Length`] when `w` does not hold `rows * cols` values.
+    pub fn pack(w: &[bf16], rows: usize, cols: usize) -> Result<Self> {
+        Self::pack_with(w, rows, cols, |v| v.to_bits())
+    }
+
+    /// Packs row-major f32 `w` (`rows * cols` values), each rounded to bf16 ([`round`]).
+    ///
+    /// # Errors
+    /// [`Error::Length`] when `w` does not hold `rows * cols` values.
+    ///
+    /// [`round`]: super::round
+    pub fn from_f32(w: &[f32], rows: usize, cols: usize) -> Result<Self> {
+        Self::pack_with(w, rows, cols, |&v| round_bits(v))
+    }
+
+    fn pack_with<T>(w: &[T], rows: usize, cols: usize, bits: impl Fn(&T) -> u16) -> Result<Self> {
+        if rows.checked_mul(cols) != Some(w.len()) {
+            return Err(Error::Length {
+                values: w.len(),
+                rows,
+                cols,
+            });
+        }
+        let kp = cols.div_ceil(2);
+        let mut m = Self::zeroed(rows, cols);
+        let data = m.data_mut();
+        for (r, row) in w.chunks_exact(cols.max(1)).enumerate().take(rows) {
+            let (panel, lane) = (r / NR, r % NR);
+            let base = panel * kp * NR + lane;
+            for (p, two) in row.chunks(2).enumerate() {
+                let second = two.get(1).map_or(0, &bits);
+                data[base + p * NR] = pair(bits(&two[0]), second);
+            }
+        }
+        Ok(m)
+    }
+
+    fn zeroed(rows: usize, cols: usize) -> Self {
+        let len = rows.div_ceil(NR) * cols.div_ceil(2) * NR;
+        let buf = vec![0u32; len + LINE];
+        let start = buf.as_ptr().align_offset(LINE * 4).min(LINE);
+        Self {
+            rows,
+            cols,
+            buf,
+            start,
+            len,
+        }
+    }
+
+    fn data(&self) -> &[u32] {
+        &self.buf[self.start..self.start + self.len]
+    }
+
+    fn data_mut(&mut self) -> &mut [u32] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn panels(&self) -> usize {
+        self.rows.div_ceil(NR)
+    }
+
+    /// Steps per panel: input pairs, `ceil(cols / 2)`.
+    pub(crate) fn steps(&self) -> usize {
+        self.cols.div_ceil(2)
+    }
+
+    /// Bytes held (the last panel's padding, an odd `cols`' pad and the alignment slack
+    /// included).
+    pub fn bytes(&self) -> usize {
+        self.buf.len() * std::mem::size_of::<u32>()
+    }
+
+    /// Panels `j..`, contiguous (`steps() * NR` lanes each).
+    pub(crate) fn panels_from(&self, j: usize) -> &[u32] {
+        &self.data()[j * self.steps() * NR..]
+    }
+
+    /// Row `r` into `out` (`cols` values).
+    ///
+    /// # Panics
+    /// When `r >= rows` or `out` does not hold `cols` values.
+    pub fn row(&self, r: usize, out: &mut [bf16]) {
+        assert!(
+            r < self.rows && out.len() == self.cols,
+            "row {r} out of range"
+        );
+        let panel = self.panels_from(r / NR);
+        for (p, two) in out.chunks_mut(2).enumerate() {
+            let lane = panel[p * NR + r % NR];
+            two[0] = bf16::from_bits((lane >> 16) as u16);
+            if let Some(second) = two.get_mut(1) {
+                *second = bf16::from_bits(lane as u16);
+            }
+        }
+    }
+
+    /// The matrix row-major again.
+    pub fn unpack(&self) -> Vec<bf16> {
+        let mut out = vec![bf16::ZERO; self.rows * self.cols];
+        for (r, row) in out
+            .chunks_exact_mut(self.cols.max(1))
+            .enumerate()
+            .take(self.rows)
+        {
+            self.row(r, row);
+        }
+        out
+    }
+}
