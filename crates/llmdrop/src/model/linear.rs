@@ -1,6 +1,6 @@
-//! Linear layers: dense, packed f32 or quantized weights.
+//! Linear layers: dense, packed f32, packed bf16 or quantized weights.
 
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 
 use super::matrix::MatrixWeight;
 use super::product_op::product;
@@ -62,6 +62,10 @@ impl Linear {
             }
             MatrixWeight::Dense(w) => x.matmul(&w.t()?)?,
             MatrixWeight::Packed(p) => product(p.as_ref(), &x)?,
+            // bf16 activations widen exactly; the f32 sums are rounded to the input's dtype
+            MatrixWeight::Bf16(b) => {
+                product(b.as_ref(), &x.to_dtype(DType::F32)?)?.to_dtype(x.dtype())?
+            }
             MatrixWeight::Quant(q) => product(q.as_ref(), &x)?,
         };
         let y = match &self.bias {

@@ -1,8 +1,9 @@
-//! llmdrop's own matrix products ([`PackedMatrix`], [`QMatrix`], [`GatedPair`]) as candle
-//! operations on f32 tensors, without copying the input.
+//! llmdrop's own matrix products ([`PackedMatrix`], [`Bf16Matrix`], [`QMatrix`],
+//! [`GatedPair`]) as candle operations on f32 tensors, without copying the input.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use llmdrop_kernels::gemm::bf16::{self, Bf16Matrix};
 use llmdrop_kernels::gemm::{self, GatedPair, PackedMatrix};
 use llmdrop_kernels::quant::{self, QMatrix};
 use llmdrop_kernels::Kernel;
@@ -26,6 +27,21 @@ impl Product for PackedMatrix {
     }
     fn product(&self, x: &[f32]) -> Vec<f32> {
         gemm::matmul(self, x, Kernel::Auto)
+    }
+}
+
+/// Activations rounded to bf16 at the product's input, f32 sums and outputs.
+impl Product for Bf16Matrix {
+    fn rows(&self) -> usize {
+        Bf16Matrix::rows(self)
+    }
+    fn cols(&self) -> usize {
+        Bf16Matrix::cols(self)
+    }
+    fn product(&self, x: &[f32]) -> Vec<f32> {
+        // the op passes whole rows of `cols` values (checked in `cpu_fwd`), the only input
+        // the kernel refuses
+        bf16::matmul(self, x, Kernel::Auto).expect("the op checked the input width")
     }
 }
 

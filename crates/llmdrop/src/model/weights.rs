@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use llmdrop_kernels::gemm::bf16::Bf16Matrix;
 use llmdrop_kernels::gemm::PackedMatrix;
 use llmdrop_kernels::quant::{QKind, QMatrix};
 
@@ -91,9 +92,25 @@ impl Weights<'_> {
     }
 
     /// A float matrix: packed for the AVX-512 kernel when it is f32 and the CPU has one,
-    /// else a candle tensor.
+    /// packed for the AVX-512 BF16 kernel when it is bf16 and the CPU has that, else a
+    /// candle tensor.
     fn dense(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
         let t = self.get(name, &[rows, cols])?;
+        if t.dtype() == DType::BF16 && self.device.is_cpu() && llmdrop_kernels::caps().avx512_bf16()
+        {
+            let packed = {
+                let (storage, layout) = t.storage_and_layout();
+                match (&*storage, layout.contiguous_offsets()) {
+                    (Storage::Cpu(CpuStorage::BF16(v)), Some((a, b))) => {
+                        Bf16Matrix::pack(&v[a..b], rows, cols)
+                    }
+                    _ => Bf16Matrix::pack(&t.flatten_all()?.to_vec1::<half::bf16>()?, rows, cols),
+                }
+            }
+            .map_err(|e| self.bad(name, e))?;
+            drop(t);
+            return Ok(MatrixWeight::Bf16(Arc::new(packed)));
+        }
         if t.dtype() != DType::F32 || !self.device.is_cpu() || !llmdrop_kernels::caps().avx512f() {
             return Ok(MatrixWeight::Dense(t));
         }
