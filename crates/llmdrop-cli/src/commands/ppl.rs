@@ -51,6 +51,7 @@ pub fn run(a: PplArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         seq_len: a.seq_len,
         max_windows: a.max_windows,
         second_half: a.second_half,
+        bos: tok.sequence_bos(),
     };
     let r = perplexity(&dec, &ids, &opts, &mut NoProgress)?;
     let failed = r.non_finite();

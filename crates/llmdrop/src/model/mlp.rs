@@ -1,4 +1,5 @@
-//! The gated SiLU MLP: `down(silu(gate(x)) * up(x))`.
+//! The gated MLP: `down(act(gate(x)) * up(x))`, act SiLU (llama, qwen) or GELU-tanh
+//! (Gemma).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use llmdrop_kernels::vexp::silu_mul;
 use super::linear::{Linear, MatrixWeight};
 use super::product_op::product;
 use super::weights::Weights;
+use crate::arch::Activation;
 use crate::config::Config;
 use crate::error::Result;
 
@@ -16,6 +18,7 @@ use crate::error::Result;
 pub struct Mlp {
     gate_up: GateUp,
     down: Linear,
+    act: Activation,
 }
 
 /// The gate and up projections.
@@ -25,7 +28,7 @@ enum GateUp {
         gate: Linear,
         up: Linear,
     },
-    /// Both packed f32 without bias: one product with SiLU applied in cache.
+    /// Both packed f32 without bias, SiLU: one product with SiLU applied in cache.
     Paired(Arc<GatedPair>),
 }
 
@@ -36,7 +39,9 @@ impl Mlp {
         let gate = Linear::load(w, &format!("{prefix}.gate_proj"), h, i, b)?;
         let up = Linear::load(w, &format!("{prefix}.up_proj"), h, i, b)?;
         let gate_up = match (&gate.weight, &up.weight, &gate.bias, &up.bias) {
-            (MatrixWeight::Packed(g), MatrixWeight::Packed(u), None, None) => {
+            (MatrixWeight::Packed(g), MatrixWeight::Packed(u), None, None)
+                if cfg.act == Activation::Silu =>
+            {
                 GateUp::Paired(Arc::new(GatedPair::new(g, u)))
             }
             _ => GateUp::Separate { gate, up },
@@ -44,6 +49,7 @@ impl Mlp {
         Ok(Self {
             gate_up,
             down: Linear::load(w, &format!("{prefix}.down_proj"), i, h, b)?,
+            act: cfg.act,
         })
     }
 
@@ -61,10 +67,13 @@ impl Mlp {
             GateUp::Paired(p) => product(p.as_ref(), x)?,
             GateUp::Separate { gate, up } => {
                 let (g, u) = (gate.forward(x)?, up.forward(x)?);
-                if g.dtype() == DType::F32 && g.device().is_cpu() {
-                    silu_mul(&g, &u)?
-                } else {
-                    (g.silu()? * u)?
+                match self.act {
+                    Activation::Silu if g.dtype() == DType::F32 && g.device().is_cpu() => {
+                        silu_mul(&g, &u)?
+                    }
+                    Activation::Silu => (g.silu()? * u)?,
+                    // candle's `gelu` is the tanh approximation (`gelu_pytorch_tanh`)
+                    Activation::GeluTanh => (g.gelu()? * u)?,
                 }
             }
         };
