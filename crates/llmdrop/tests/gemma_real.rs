@@ -183,3 +183,40 @@ fn gemma_sandwich_similarities_match_pytorch_hooks() {
     assert_close("mlp_nores", &t.mlp, &r["mlp_nores"], &mut worst);
     eprintln!("gemma similarities vs PyTorch: max |Δ| = {worst:e}");
 }
+
+/// `--dtype native`: Q4_K and Q8_0 blocks are kept as stored; Q5_0 and Q6_K, which the
+/// kernels do not read, are requantized to 8-bit, and `requantized` says so. Perplexity
+/// stays within 1% of the float32 reference.
+#[test]
+fn gemma_native_precision_names_what_it_requantizes_and_keeps_quality() {
+    use llmdrop::quant::{requantized, Precision};
+    let r = &fixture("ref.json")["ppl"];
+    let src = ModelSource::open(&testkit::gemma_model()).unwrap();
+    let native = Precision::parse("native").unwrap();
+    assert_eq!(
+        requantized(src.weights(), native),
+        vec![("Q5_0".to_string(), 81), ("Q6K".to_string(), 9)]
+    );
+    assert!(requantized(src.weights(), Precision::parse("f32").unwrap()).is_empty());
+    let dec = src
+        .load_decoder(&DropPlan::empty(), native, &Device::Cpu)
+        .unwrap();
+    let tok = src.tokenizer().unwrap();
+    let text =
+        std::fs::read_to_string(testkit::english_text_dir().join(r["file"].as_str().unwrap()))
+            .unwrap();
+    let opts = PplOptions {
+        seq_len: r["seq_len"].as_u64().unwrap() as usize,
+        max_windows: Some(r["windows"].as_u64().unwrap() as usize),
+        second_half: false,
+        bos: tok.sequence_bos(),
+    };
+    let got = perplexity(&dec, &tok.encode(&text).unwrap(), &opts, &mut NoProgress).unwrap();
+    let want = r["ppl"].as_f64().unwrap();
+    let rel = (got.ppl - want).abs() / want;
+    eprintln!(
+        "gemma native: ppl {} vs float32 transformers {want} (rel {rel:e})",
+        got.ppl
+    );
+    assert!(rel <= 1e-2, "ppl {} vs {want}", got.ppl);
+}

@@ -200,3 +200,21 @@ fn tiny_gemma3_missing_post_norm_is_named() {
     // dropping that MLP needs no post-norm
     testkit::load(tmp.path(), &DropPlan::new([], [2])).unwrap();
 }
+
+/// Decoding with the KV cache past the window (8) equals one full pass: each sliding layer
+/// sees only its last 8 positions, the global layer all, each with its own RoPE.
+#[test]
+fn tiny_gemma3_cached_decoding_past_the_window_equals_a_full_pass() {
+    let (_, dec) = testkit::load(&testkit::tiny_dir("gemma3"), &DropPlan::new([], [1])).unwrap();
+    let seq: Vec<u32> = ids()[0].clone();
+    let full = testkit::logits(&dec, std::slice::from_ref(&seq)).unwrap();
+    let mut cache = dec.new_cache();
+    let mut stepwise =
+        testkit::cached_logits(&dec, &seq[..5], &mut cache, llmdrop::Logits::All).unwrap();
+    for &t in &seq[5..] {
+        let l = testkit::cached_logits(&dec, &[t], &mut cache, llmdrop::Logits::All).unwrap();
+        stepwise.extend(l);
+    }
+    let d = testkit::max_abs_diff(&full, &stepwise);
+    assert!(d <= 1e-4, "cached vs full: max |Δlogit| {d}");
+}
