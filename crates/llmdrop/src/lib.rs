@@ -24,7 +24,84 @@
 //!   [`score::score`] (-> [`ScoreTable`]), [`strategy::select`] (-> [`DropPlan`]),
 //!   [`export::export`] (an [`export::ExportRequest`]), [`eval`] (perplexity, multiple
 //!   choice), [`bench`](mod@bench) (prefill / decode speed, memory).
-//! - Errors are one [`Error`] enum; every function returns [`Result`].
+//! - Errors are one [`Error`] enum (`#[non_exhaustive]`, with sources); every function
+//!   returns [`Result`].
+//!
+//! # Example
+//!
+//! The method by hand, on the tiny random llama checkpoint the tests use: pack calibration
+//! text, score every module, select the most redundant attention layer, export the pruned
+//! model (the export is reloaded and compared with the in-memory pruned model before it is
+//! renamed into place), load it back and measure its perplexity. [`pipeline::drop_layers`]
+//! does the same in one call, with score reuse and output checks.
+//!
+//! ```
+//! use candle_core::{DType, Device};
+//! use llmdrop::calib::{pack, PackOptions};
+//! use llmdrop::eval::{perplexity, PplOptions};
+//! use llmdrop::export::{export, ExportFormat, ExportInfo, ExportRequest};
+//! use llmdrop::progress::NoProgress;
+//! use llmdrop::score::{score, ScoreOptions};
+//! use llmdrop::strategy::{select, SelectOptions, Strategy};
+//! use llmdrop::{DropPlan, ModelSource};
+//!
+//! # fn main() -> llmdrop::Result<()> {
+//! // load
+//! let model = ModelSource::open(&llmdrop_testkit::tiny_dir("llama"))?;
+//! let tok = model.tokenizer()?;
+//! let full = model.load_decoder(&DropPlan::empty(), DType::F32, &Device::Cpu)?;
+//!
+//! // score: 4 blocks of 32 tokens
+//! let docs = vec!["The quick brown fox jumps over the lazy dog. ".repeat(12)];
+//! let opts = PackOptions { seq_len: 32, samples: 4, shuffle: false, seed: 0 };
+//! let calib = pack(&docs, &tok, &opts)?;
+//! let table = score(&full, &calib.blocks, &ScoreOptions::default(), &mut NoProgress)?;
+//! assert_eq!(table.attn.len(), model.config().num_layers);
+//!
+//! // select
+//! let keep = SelectOptions { n: 1, keep_first: 0, keep_last: 0 };
+//! let plan = select(&table, Strategy::Attn, &keep)?;
+//! assert_eq!((plan.attn.len(), plan.mlp.len()), (1, 0));
+//!
+//! // drop and export, checked by reloading
+//! let pruned = full.pruned(&plan)?;
+//! let dir = tempfile::tempdir().unwrap();
+//! let info = ExportInfo {
+//!     tool_version: llmdrop::VERSION.into(),
+//!     source_model: "tiny llama".into(),
+//!     source_sha256: None,
+//!     details: serde_json::Value::Null,
+//! };
+//! let written = export(&ExportRequest {
+//!     source: &model,
+//!     tokenizer: &tok,
+//!     plan: &plan,
+//!     format: ExportFormat::HfLlmdrop,
+//!     quant: None,
+//!     info: &info,
+//!     dest: &dir.path().join("pruned"),
+//!     force: false,
+//!     reference: &pruned,
+//!     probe: &calib.blocks[0],
+//! })?;
+//! assert!(written.lossless && written.reload_max_abs_diff < 1e-4);
+//!
+//! // perplexity of the written model
+//! let reloaded = ModelSource::open(&written.path)?;
+//! assert_eq!(reloaded.stored_plan(), &plan);
+//! let dec = reloaded.load_decoder(&DropPlan::empty(), DType::F32, &Device::Cpu)?;
+//! let ids = tok.encode(&docs[0])?;
+//! let ppl_opts = PplOptions {
+//!     seq_len: 32,
+//!     max_windows: None,
+//!     second_half: false,
+//!     bos: tok.sequence_bos(), // BOS-led windows for a model whose tokenizer adds BOS
+//! };
+//! let ppl = perplexity(&dec, &ids, &ppl_opts, &mut NoProgress)?;
+//! assert!(ppl.is_finite() && ppl.ppl > 1.0);
+//! # Ok(())
+//! # }
+//! ```
 
 mod arch;
 pub mod assets;

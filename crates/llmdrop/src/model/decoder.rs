@@ -5,7 +5,9 @@ use candle_core::{DType, Device, Tensor};
 
 use super::attention::Attention;
 use super::cache::KvCache;
-use super::linear::{Linear, MatrixWeight};
+pub use super::layer::{Branch, Layer};
+use super::linear::Linear;
+use super::matrix::MatrixWeight;
 use super::mlp::Mlp;
 use super::norm::RmsNorm;
 use super::rope::Rope;
@@ -37,37 +39,6 @@ pub enum Outputs {
     /// in the file's quantized blocks where they repack exactly (a row looked up from them
     /// is bit for bit the f32 row), so the pass holds less than the model.
     HiddenStates,
-}
-
-/// One decoder layer. A dropped module is `None`, together with its norms.
-#[derive(Debug, Clone)]
-pub struct Layer {
-    pub attn: Option<Branch<Attention>>,
-    pub mlp: Option<Branch<Mlp>>,
-}
-
-/// A module with its norms: `post(module(pre(x)))` is what is added to the residual.
-#[derive(Debug, Clone)]
-pub struct Branch<M> {
-    pub pre: RmsNorm,
-    pub module: M,
-    /// The sandwich post-norm (Gemma), None for pre-norm families.
-    pub post: Option<RmsNorm>,
-}
-
-impl<M> Branch<M> {
-    /// The module's output as added to the residual: post-normed when there is a post-norm.
-    fn finish(&self, y: Tensor) -> Result<Tensor> {
-        match &self.post {
-            Some(n) => n.forward(&y),
-            None => Ok(y),
-        }
-    }
-
-    fn norm_bytes(&self) -> usize {
-        let t = |x: &Tensor| x.elem_count() * x.dtype().size_in_bytes();
-        t(&self.pre.weight) + self.post.as_ref().map_or(0, |n| t(&n.weight))
-    }
 }
 
 /// A decoder-only transformer.
@@ -251,6 +222,27 @@ impl Decoder {
     ///
     /// Runs on a thread of rayon's global pool (moving there if called from outside it),
     /// so the many small parallel kernels of one step do not each pay a thread hand-off.
+    ///
+    /// Greedy decoding of two tokens with a cache, on the tiny llama fixture:
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use llmdrop::{DropPlan, Logits, ModelSource, NoProbe};
+    ///
+    /// let model = ModelSource::open(&llmdrop_testkit::tiny_dir("llama"))?;
+    /// let dec = model.load_decoder(&DropPlan::empty(), DType::F32, &Device::Cpu)?;
+    /// let mut cache = dec.new_cache();
+    /// let mut ids = Tensor::new(&[[1u32, 72, 101, 108]], &Device::Cpu)?;
+    /// for _ in 0..2 {
+    ///     let logits = dec.forward(&ids, Some(&mut cache), &mut NoProbe, Logits::Last)?;
+    ///     let logits = logits.expect("Logits::Last gives logits");
+    ///     assert_eq!(logits.dims(), &[1, 1, model.config().vocab_size]);
+    ///     let next = logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
+    ///     ids = Tensor::new(&[[next]], &Device::Cpu)?;
+    /// }
+    /// assert_eq!(cache.seq_len(), 5);
+    /// # Ok::<(), llmdrop::Error>(())
+    /// ```
     pub fn forward(
         &self,
         ids: &Tensor,

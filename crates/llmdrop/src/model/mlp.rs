@@ -7,7 +7,8 @@ use candle_core::{DType, Tensor};
 use llmdrop_kernels::gemm::GatedPair;
 use llmdrop_kernels::vexp::silu_mul;
 
-use super::linear::{Linear, MatrixWeight};
+use super::linear::Linear;
+use super::matrix::MatrixWeight;
 use super::product_op::product;
 use super::weights::Weights;
 use crate::arch::Activation;

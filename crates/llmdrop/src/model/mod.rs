@@ -3,8 +3,10 @@
 pub(crate) mod attention;
 pub(crate) mod cache;
 pub(crate) mod decoder;
+mod layer;
 pub(crate) mod linear;
 mod load;
+pub(crate) mod matrix;
 pub(crate) mod mlp;
 pub(crate) mod norm;
 pub(crate) mod product_op;

@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use llmdrop_kernels::gemm::PackedMatrix;
 use llmdrop_kernels::quant::{QKind, QMatrix};
 
-use super::linear::MatrixWeight;
+use super::matrix::MatrixWeight;
 use crate::error::{Error, Result};
 use crate::io::WeightSource;
 use crate::quant::{QuantMode, Stored};

@@ -7,6 +7,19 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, PlanError, Result};
 
 /// Which attention and MLP sub-layers are removed. Dropping block i = i in both sets.
+///
+/// ```
+/// use llmdrop::DropPlan;
+///
+/// // attention of layers 3, 5, 6 and 7; the MLP of layer 5 (so block 5 goes whole)
+/// let plan = DropPlan::new(DropPlan::parse_list("3,5-7")?, [5]);
+/// assert!(plan.drops_attn(6) && !plan.drops_mlp(6));
+/// assert!(plan.drops_block(5));
+/// plan.validate(8)?; // fits a model of 8 layers
+/// assert!(plan.validate(6).is_err()); // not one of 6
+/// assert!(DropPlan::parse_list("3,x").is_err());
+/// # Ok::<(), llmdrop::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropPlan {
     pub attn: BTreeSet<usize>,
