@@ -136,9 +136,26 @@ impl ModelArgs {
         Ok(ModelSource::open(&path)?)
     }
 
-    /// Opens and loads the model with `plan`, and its tokenizer.
-    pub fn load(&self, plan: &DropPlan) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
-        Ok(self.options().load(plan)?)
+    /// Opens and loads the model with `plan`, and its tokenizer; says on stderr (unless
+    /// `--quiet`) which stored types `--dtype native` requantizes.
+    pub fn load(
+        &self,
+        plan: &DropPlan,
+        ctx: Ctx,
+    ) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
+        let (src, dec, tok) = self.options().load(plan)?;
+        let requantized = llmdrop::quant::requantized(src.weights(), self.dtype);
+        if !ctx.quiet && !requantized.is_empty() {
+            let list: Vec<String> = requantized
+                .iter()
+                .map(|(t, n)| format!("{n} {t}"))
+                .collect();
+            eprintln!(
+                "native: {} matrices requantized to 8-bit (Q8_0 blocks); the others kept as stored",
+                list.join(", ")
+            );
+        }
+        Ok((src, dec, tok))
     }
 }
 

@@ -310,3 +310,38 @@ fn issue12_non_finite_perplexity_exits_1() {
     assert_eq!(r.code, 1, "checked and failed; stderr: {}", r.stderr);
     r.assert_stderr_contains("perplexity is NaN");
 }
+
+/// Issue 16: Gemma 3's own bad input — a layer-kind list that disagrees with the layer
+/// count or names an unknown kind, soft-capping (Gemma 2), a missing post-norm.
+#[test]
+fn issue16_gemma3_bad_input_exits_2() {
+    let tmp = tiny_copy("gemma3");
+    edit_config(tmp.path(), |v| {
+        v["layer_types"]
+            .as_array_mut()
+            .unwrap()
+            .push("full_attention".into());
+    });
+    expect_error(
+        tmp.path(),
+        &[
+            "config.json",
+            "`layer_types` has 5 entries for num_hidden_layers 4",
+        ],
+    );
+    let tmp = tiny_copy("gemma3");
+    edit_config(tmp.path(), |v| v["layer_types"][0] = "local".into());
+    expect_error(tmp.path(), &["`layer_types[0]`", "\"local\""]);
+    let tmp = tiny_copy("gemma3");
+    edit_config(tmp.path(), |v| v["final_logit_softcapping"] = 30.0.into());
+    expect_error(tmp.path(), &["final_logit_softcapping", "not supported"]);
+    let tmp = tempfile::tempdir().unwrap();
+    copy_hf_dir_with(&testkit::tiny_dir("gemma3"), tmp.path(), |name, _, d| {
+        (name != "model.layers.1.post_attention_layernorm.weight").then_some(d)
+    })
+    .unwrap();
+    expect_error(
+        tmp.path(),
+        &["model.layers.1.post_attention_layernorm.weight", "missing"],
+    );
+}

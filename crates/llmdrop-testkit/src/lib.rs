@@ -195,6 +195,17 @@ pub fn default_model() -> PathBuf {
     llmdrop::assets::default_model().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The cached Gemma-3-270M GGUF (`scripts/fetch-assets.sh`); panics naming that command.
+pub fn gemma_model() -> PathBuf {
+    let p = llmdrop::assets::cache_dir().join("gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        p.exists(),
+        "{} not found: run scripts/fetch-assets.sh",
+        p.display()
+    );
+    p
+}
+
 /// The cached docutils documentation (real English text); panics naming the setup command.
 pub fn english_text_dir() -> PathBuf {
     let d = llmdrop::assets::cache_dir().join(llmdrop::assets::DOCUTILS_DIR);

@@ -202,13 +202,13 @@ pub fn decode_step_cost(dec: &Decoder, pos: usize) -> StepCost {
         bytes: dec.lm_head_bytes() as f64,
     };
     for l in dec.layers() {
-        if let Some((_, a)) = &l.attn {
+        if let Some(a) = &l.attn {
             cost.flops += 2.0 * (h * q * 2.0 + h * kv * 2.0) + 2.0 * 2.0 * p * q;
-            cost.bytes += a.weight_bytes() as f64 + 2.0 * p * kv * elem;
+            cost.bytes += a.module.weight_bytes() as f64 + 2.0 * p * kv * elem;
         }
-        if let Some((_, m)) = &l.mlp {
+        if let Some(m) = &l.mlp {
             cost.flops += 2.0 * 3.0 * h * i;
-            cost.bytes += m.weight_bytes() as f64;
+            cost.bytes += m.module.weight_bytes() as f64;
         }
     }
     cost

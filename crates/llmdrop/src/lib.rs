@@ -91,7 +91,12 @@
 //! assert_eq!(reloaded.stored_plan(), &plan);
 //! let dec = reloaded.load_decoder(&DropPlan::empty(), DType::F32, &Device::Cpu)?;
 //! let ids = tok.encode(&docs[0])?;
-//! let ppl_opts = PplOptions { seq_len: 32, max_windows: None, second_half: false };
+//! let ppl_opts = PplOptions {
+//!     seq_len: 32,
+//!     max_windows: None,
+//!     second_half: false,
+//!     bos: tok.sequence_bos(), // BOS-led windows for a model whose tokenizer adds BOS
+//! };
 //! let ppl = perplexity(&dec, &ids, &ppl_opts, &mut NoProgress)?;
 //! assert!(ppl.is_finite() && ppl.ppl > 1.0);
 //! # Ok(())

@@ -9,17 +9,19 @@ use crate::error::Result;
 pub enum Site {
     /// X: the layer's input.
     Input,
-    /// Y = X + Attn(LN1(X)) (equals X when attention is dropped).
+    /// Y = X + Attn(LN1(X)) (equals X when attention is dropped); with sandwich norms
+    /// (Gemma) Y = X + post_attn_norm(Attn(LN1(X))).
     AfterAttn,
-    /// Z = Y + MLP(LN2(Y)): the layer's output.
+    /// Z = Y + MLP(LN2(Y)) (with sandwich norms: Y + post_ffw_norm(MLP(LN2(Y)))): the
+    /// layer's output.
     AfterMlp,
     /// LN1(X), the attention's input (only when [`Probe::wants_branches`]).
     AttnIn,
-    /// Attn(LN1(X)), before the residual add.
+    /// Attn(LN1(X)) as added to the residual (post-normed when the family has a post-norm).
     AttnOut,
     /// LN2(Y), the MLP's input.
     MlpIn,
-    /// MLP(LN2(Y)), before the residual add.
+    /// MLP(LN2(Y)) as added to the residual (post-normed when the family has a post-norm).
     MlpOut,
 }
 

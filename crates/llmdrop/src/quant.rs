@@ -75,6 +75,34 @@ impl QuantMode {
     }
 }
 
+/// The GGUF types of `src`'s matrices that `precision` (`native`) cannot keep as stored and
+/// requantizes to 8-bit (Gemma-3-270M: `Q5_0`, `Q6K`), with how many matrices each; empty
+/// for the other precisions, which quantize every matrix by request.
+pub fn requantized(
+    src: &dyn crate::io::WeightSource,
+    precision: Precision,
+) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    if precision != Precision::Quant(QuantMode::Native) {
+        return out;
+    }
+    for t in src.tensors() {
+        let Some(g) = src.ggml_type(&t.name) else {
+            continue;
+        };
+        let fits = t.shape.len() == 2 && llmdrop_kernels::quant::QMatrix::fits(t.shape[1]);
+        if !fits || Stored::of(g) != Stored::OtherQuant {
+            continue;
+        }
+        match out.iter_mut().find(|(n, _)| *n == t.dtype) {
+            Some((_, k)) => *k += 1,
+            None => out.push((t.dtype.clone(), 1)),
+        }
+    }
+    out.sort();
+    out
+}
+
 impl Precision {
     /// Parses `f32`, `bf16`, `f16`, `q8_0`, `q4_k`, `q4_1` or `native`.
     pub fn parse(s: &str) -> Result<Self> {

@@ -102,6 +102,7 @@ fn perplexity_matches_transformers() {
         seq_len: r["seq_len"].as_u64().unwrap() as usize,
         max_windows: Some(r["windows"].as_u64().unwrap() as usize),
         second_half: false,
+        bos: None,
     };
     let got = perplexity(&dec, &ids, &opts, &mut NoProgress).unwrap();
     let want = r["ppl"].as_f64().unwrap();

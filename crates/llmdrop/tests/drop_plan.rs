@@ -147,6 +147,7 @@ fn perplexity_is_exactly_reproducible() {
         seq_len: 64,
         max_windows: None,
         second_half: false,
+        bos: None,
     };
     let run = || {
         let (_, dec) = testkit::load(&testkit::tiny_dir("qwen3"), &DropPlan::new([0], [])).unwrap();

@@ -40,6 +40,7 @@ fn non_finite_results_are_returned_and_say_so() {
         seq_len: 16,
         max_windows: None,
         second_half: false,
+        bos: None,
     };
     let r = perplexity(&dec, &ids, &opts, &mut NoProgress).unwrap();
     assert!(!r.ppl.is_finite() && !r.is_finite(), "ppl {}", r.ppl);

@@ -134,6 +134,7 @@ fn native_quantized_perplexity_is_within_half_a_percent() {
         seq_len: r["seq_len"].as_u64().unwrap() as usize,
         max_windows: Some(r["windows"].as_u64().unwrap() as usize),
         second_half: false,
+        bos: None,
     };
     let got = perplexity(&dec, &ids, &opts, &mut NoProgress).unwrap().ppl;
     let llamacpp = r["ppl"].as_f64().unwrap();

@@ -20,6 +20,7 @@ fn check_arch(arch: &str) {
     let (_src, dec) = testkit::load(&testkit::tiny_dir(arch), &DropPlan::empty()).unwrap();
     let got = testkit::logits(&dec, &ids).unwrap();
     let d = testkit::max_abs_diff(&got, &want);
+    eprintln!("{arch}: max |Δlogit| = {d:e} vs transformers");
     assert!(d <= 1e-4, "{arch}: max |Δlogit| = {d} vs transformers");
 
     let mut probe = StatsProbe::default();
@@ -59,6 +60,14 @@ fn tiny_qwen2_matches_transformers() {
 #[test]
 fn tiny_qwen3_matches_transformers() {
     check_arch("qwen3");
+}
+
+/// Gemma 3: sandwich norms, x·(1 + w) norms, scaled embeddings, GELU-tanh, q/k norms,
+/// sliding and global layers with their own RoPE (linear scaling on the global ones),
+/// `query_pre_attn_scalar` != head_dim, a window shorter than the sequence.
+#[test]
+fn tiny_gemma3_matches_transformers() {
+    check_arch("gemma3");
 }
 
 /// The GGUF copy (written by gguf-py as llama.cpp's converter does, q/k permuted) and the

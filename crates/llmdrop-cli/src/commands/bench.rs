@@ -162,7 +162,7 @@ pub fn run(a: BenchArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     }
     let plan = a.drop.plan();
     let t0 = std::time::Instant::now();
-    let (src, full, _tok) = a.model.load(&llmdrop::DropPlan::empty())?;
+    let (src, full, _tok) = a.model.load(&llmdrop::DropPlan::empty(), ctx)?;
     let dec = full.pruned(&plan)?;
     let weight_load_secs = t0.elapsed().as_secs_f64();
     let run_all = |d: &llmdrop::Decoder| -> anyhow::Result<Vec<BenchResult>> {

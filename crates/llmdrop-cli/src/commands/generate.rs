@@ -48,7 +48,7 @@ pub fn run(a: GenerateArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--temperature must be a non-negative number");
     }
     let plan = a.drop.plan();
-    let (_src, dec, tok) = a.model.load(&plan)?;
+    let (_src, dec, tok) = a.model.load(&plan, ctx)?;
     let prompt = tok.encode_prompt(&a.prompt)?;
     let opts = GenerateOptions {
         max_tokens: a.max_tokens,

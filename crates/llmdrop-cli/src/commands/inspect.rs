@@ -43,6 +43,35 @@ pub fn run(a: InspectArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
         c.max_position_embeddings
     )?;
+    if let Some(w) = c.sliding_window {
+        let global: Vec<String> = (0..c.num_layers)
+            .filter(|&i| c.layer_window(i).is_none())
+            .map(|i| i.to_string())
+            .collect();
+        let local = c
+            .local_rope
+            .as_ref()
+            .map(|r| format!("; sliding layers rope theta {}", r.theta))
+            .unwrap_or_default();
+        let global = match global.is_empty() {
+            true => "none".to_string(),
+            false => global.join(","),
+        };
+        writeln!(
+            t,
+            "attention    sliding window {w}, global layers {global}{local}"
+        )?;
+    }
+    writeln!(
+        t,
+        "mlp          {:?} gated, norms {}",
+        c.act,
+        if c.arch.norms.attn_post.is_some() {
+            "sandwich (pre + post)"
+        } else {
+            "pre"
+        }
+    )?;
     writeln!(
         t,
         "embeddings   {}",

@@ -36,9 +36,9 @@ struct LogitsReport {
 
 /// Logits of every position as JSON (with or without `--json`): for comparing llmdrop
 /// with other engines.
-pub fn run(a: LogitsArgs, _ctx: Ctx) -> anyhow::Result<ExitCode> {
+pub fn run(a: LogitsArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     let plan = a.drop.plan();
-    let (_src, dec, tok) = a.model.load(&plan)?;
+    let (_src, dec, tok) = a.model.load(&plan, ctx)?;
     let ids = match &a.prompt {
         Some(p) => tok.encode_prompt(p)?,
         None => a.ids.clone(),

@@ -45,12 +45,13 @@ struct PplReport {
 pub fn run(a: PplArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     let plan = a.drop.plan();
     let text = llmdrop::io::read_utf8(&a.data)?;
-    let (src, dec, tok) = a.model.load(&plan)?;
+    let (src, dec, tok) = a.model.load(&plan, ctx)?;
     let ids = tok.encode(&text)?;
     let opts = PplOptions {
         seq_len: a.seq_len,
         max_windows: a.max_windows,
         second_half: a.second_half,
+        bos: tok.sequence_bos(),
     };
     let r = perplexity(&dec, &ids, &opts, &mut NoProgress)?;
     let failed = r.non_finite();

@@ -1,5 +1,7 @@
 //! Packing as in the paper's pipeline: each document's tokens + EOS (no BOS), concatenated,
 //! cut into blocks of `seq_len`, the first `samples` blocks (or a seeded random choice).
+//! For a model whose tokenizer adds BOS (Gemma), a block is BOS + `seq_len - 1` tokens of
+//! that stream: the model never sees a sequence without its BOS.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -55,15 +57,20 @@ pub fn pack(docs: &[String], tok: &Tokenizer, opts: &PackOptions) -> Result<Cali
         stream.extend(tok.encode(d)?);
         stream.push(eos);
     }
-    let available = stream.len() / opts.seq_len;
+    let bos = tok.sequence_bos();
+    // stream tokens per block
+    let n = opts.seq_len - bos.is_some() as usize;
+    if n == 0 {
+        return Err(Error::argument(
+            "seq_len",
+            "must be at least 2 for a model whose sequences start with BOS",
+        ));
+    }
+    let available = stream.len() / n;
     if available == 0 {
         return Err(Error::NotEnough {
             what: "the calibration data".into(),
-            reason: format!(
-                "gives {} tokens, fewer than one block of {}",
-                stream.len(),
-                opts.seq_len
-            ),
+            reason: format!("gives {} tokens, fewer than one block of {n}", stream.len()),
         });
     }
     if available < opts.samples {
@@ -81,7 +88,11 @@ pub fn pack(docs: &[String], tok: &Tokenizer, opts: &PackOptions) -> Result<Cali
     }
     let blocks: Vec<Vec<u32>> = index[..opts.samples]
         .iter()
-        .map(|&b| stream[b * opts.seq_len..(b + 1) * opts.seq_len].to_vec())
+        .map(|&b| {
+            bos.into_iter()
+                .chain(stream[b * n..(b + 1) * n].iter().copied())
+                .collect()
+        })
         .collect();
     let bytes: Vec<u8> = blocks
         .iter()

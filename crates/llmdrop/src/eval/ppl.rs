@@ -19,6 +19,9 @@ pub struct PplOptions {
     /// Score only the second half of each window, as llama.cpp's `llama-perplexity` does;
     /// otherwise every token of a window but its first.
     pub second_half: bool,
+    /// The BOS token for a model whose tokenizer adds one (Gemma): each window is then BOS
+    /// + L - 1 text tokens, and the first text token is scored too. None: L text tokens.
+    pub bos: Option<u32>,
 }
 
 /// The result, with what is needed to combine or check it. A model that overflows (or
@@ -56,7 +59,8 @@ impl PplResult {
     }
 }
 
-/// ppl = exp(total NLL / total scored tokens) over the windows `ids` cuts into.
+/// ppl = exp(total NLL / total scored tokens) over the windows `ids` cuts into (each
+/// behind `opts.bos` when set).
 pub fn perplexity(
     dec: &Decoder,
     ids: &[u32],
@@ -70,14 +74,16 @@ pub fn perplexity(
             format!("is {l}: it must be at least 2"),
         ));
     }
-    let mut windows = ids.len() / l;
+    // text tokens per window
+    let n = l - opts.bos.is_some() as usize;
+    let mut windows = ids.len() / n;
     if let Some(m) = opts.max_windows {
         windows = windows.min(m);
     }
     if windows == 0 {
         return Err(Error::NotEnough {
             what: "the text".into(),
-            reason: format!("has {} tokens, fewer than one window of {l}", ids.len()),
+            reason: format!("has {} tokens, fewer than one window of {n}", ids.len()),
         });
     }
     let first = if opts.second_half { l / 2 } else { 0 };
@@ -85,8 +91,14 @@ pub fn perplexity(
     let mut nll = 0f64;
     let mut scored = 0usize;
     for w in 0..windows {
-        let win = &ids[w * l..(w + 1) * l];
-        let input = Tensor::new(win, dec.device())?.unsqueeze(0)?;
+        let text = &ids[w * n..(w + 1) * n];
+        let win: Vec<u32> = opts
+            .bos
+            .iter()
+            .copied()
+            .chain(text.iter().copied())
+            .collect();
+        let input = Tensor::new(win.as_slice(), dec.device())?.unsqueeze(0)?;
         let logits = dec
             .forward(&input, None, &mut NoProbe, Logits::All)?
             .expect("logits requested");

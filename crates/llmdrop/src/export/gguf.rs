@@ -163,6 +163,7 @@ pub fn write_gguf(
 
     // tensors
     let names = kept_tensors(
+        src.config().arch,
         src.weights(),
         &plan,
         cfg.tie_word_embeddings,
@@ -170,11 +171,11 @@ pub fn write_gguf(
     );
     let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());
     for (new, old) in &names {
-        let g_new = hf_to_gguf(new).ok_or_else(|| {
+        let g_new = hf_to_gguf(cfg.arch, new).ok_or_else(|| {
             Error::unsupported("GGUF export", format!("no GGUF name for tensor {new}"))
         })?;
         let q = match gguf_in {
-            Some(g) => g.raw_tensor(&hf_to_gguf(old).expect("read from GGUF names"))?,
+            Some(g) => g.raw_tensor(&hf_to_gguf(cfg.arch, old).expect("read from GGUF names"))?,
             None => {
                 let mut t = src.weights().load(old, DType::F32, &Device::Cpu)?;
                 if cfg.arch.gguf_qk_permuted {

@@ -132,6 +132,7 @@ pub(crate) fn write_hf_dir(
 ) -> Result<()> {
     write_json(&dir.join("config.json"), config)?;
     let tensors = kept_tensors(
+        src.config().arch,
         src.weights(),
         plan,
         src.config().tie_word_embeddings,

@@ -123,6 +123,7 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportResult> {
     if (0..layers).all(|i| plan.drops_attn(i) && plan.drops_mlp(i)) {
         return Err(crate::PlanError::RemovesEverything { layers }.into());
     }
+    refuse_unwritable(src.config(), format)?;
     let staging = Staging::new(
         dest,
         format.dest_kind(),
@@ -176,6 +177,35 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportResult> {
         reload_argmax_agreement: agree,
         lossless,
     })
+}
+
+/// Refuses, before anything is written, a model whose family the format cannot hold as
+/// llmdrop evaluated it: nemotron-nas is a llama-family format; the other writers know
+/// only the pre-norm layout (llama's tensor names and config keys), so a family they do
+/// not write yet (Gemma 3: sandwich norms, per-layer attention kinds, `x·(1 + w)` norms)
+/// would come out as a different model.
+fn refuse_unwritable(cfg: &crate::Config, format: ExportFormat) -> Result<()> {
+    let name = cfg.arch.name;
+    if format == ExportFormat::NemotronNas && (name != "llama" || !cfg.layer_types.is_empty()) {
+        return Err(Error::unsupported(
+            "format `nemotron-nas`",
+            format!("is for llama-family models; this one is `{name}`"),
+        ));
+    }
+    if !cfg.arch.exportable {
+        let f = serde_json::to_value(format)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        return Err(Error::unsupported(
+            format!("format `{f}`"),
+            format!(
+                "llmdrop cannot export `{name}` models yet: the writer would not keep its \
+                 layout (norms, per-layer attention); score, drop in memory and evaluate instead"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Loads `path` and compares its logits on `probe` with `reference`: (max |Δ|, share of

@@ -7,6 +7,7 @@ use std::path::Path;
 use candle_core::{DType, Device};
 use serde::Serialize;
 
+use crate::arch::ArchSpec;
 use crate::error::{Error, Result};
 use crate::io::names::split_layer_name;
 use crate::io::WeightSource;
@@ -18,6 +19,7 @@ pub const DEFAULT_SHARD_BYTES: u64 = 5_000_000_000;
 /// (name in the export, name in the source) of every kept HF tensor, sorted by source name.
 /// With `renumber`, layer `i` becomes `renumber[i]` (None: the whole layer is gone).
 pub fn kept_tensors(
+    arch: &ArchSpec,
     src: &dyn WeightSource,
     plan: &DropPlan,
     tied: bool,
@@ -26,7 +28,7 @@ pub fn kept_tensors(
     let mut out = Vec::new();
     for t in src.tensors() {
         let name = t.name;
-        if plan.drops_tensor(&name) || (tied && name == "lm_head.weight") {
+        if plan.drops_tensor(arch, &name) || (tied && name == "lm_head.weight") {
             continue;
         }
         let new = match (split_layer_name(&name), renumber) {
@@ -207,7 +209,13 @@ mod tests {
         let model = tiny_dir("qwen3");
         let src = ModelSource::open(&model).unwrap();
         let plan = DropPlan::new([1], []);
-        let names = kept_tensors(src.weights(), &plan, src.config().tie_word_embeddings, None);
+        let names = kept_tensors(
+            src.config().arch,
+            src.weights(),
+            &plan,
+            src.config().tie_word_embeddings,
+            None,
+        );
         write_safetensors(src.weights(), &names, tmp.path(), 60_000).unwrap();
         assert!(tmp.path().join("model.safetensors.index.json").exists());
         let shards = std::fs::read_dir(tmp.path())

@@ -222,6 +222,12 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// The BOS that starts every sequence the model sees (calibration blocks, perplexity
+    /// windows) when its tokenizer adds one; None when it adds none (SmolLM2).
+    pub fn sequence_bos(&self) -> Option<u32> {
+        self.bos.filter(|_| self.add_bos)
+    }
+
     /// Text of `ids`; special tokens are kept when `keep_special`.
     pub fn decode(&self, ids: &[u32], keep_special: bool) -> Result<String> {
         match &self.inner {

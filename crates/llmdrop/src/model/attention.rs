@@ -27,12 +27,16 @@ pub struct Attention {
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
+    /// This layer's window (None: global attention).
     sliding_window: Option<usize>,
+    /// Factor the scores are scaled by.
+    scale: f64,
 }
 
 impl Attention {
-    /// Loads `model.layers.{i}.self_attn.*`.
-    pub fn load(w: &Weights, cfg: &Config, prefix: &str) -> Result<Self> {
+    /// Loads `model.layers.{layer}.self_attn.*`.
+    pub fn load(w: &Weights, cfg: &Config, layer: usize) -> Result<Self> {
+        let prefix = &format!("model.layers.{layer}.self_attn");
         let (h, d) = (cfg.hidden_size, cfg.head_dim);
         let q_dim = cfg.num_heads * d;
         let kv_dim = cfg.num_kv_heads * d;
@@ -47,7 +51,8 @@ impl Attention {
             num_heads: cfg.num_heads,
             num_kv_heads: cfg.num_kv_heads,
             head_dim: d,
-            sliding_window: cfg.sliding_window,
+            sliding_window: cfg.layer_window(layer),
+            scale: cfg.attn_scale(),
         })
     }
 
@@ -62,8 +67,8 @@ impl Attention {
     }
 
     /// `x`: normalised input `[b, t, hidden]` at positions `offset..offset+t`; `mask`:
-    /// the additive `[t, offset + t]` mask from [`causal_mask`] (None: all visible), in the
-    /// compute dtype, shared by all layers. With a cache, this layer's keys/values are
+    /// the additive `[t, offset + t]` mask from [`causal_mask`] for this layer's window
+    /// (None: all visible), in the compute dtype, shared by all layers with that window. With a cache, this layer's keys/values are
     /// appended to its slot.
     pub fn forward(
         &self,
@@ -83,7 +88,7 @@ impl Attention {
             };
             Ok(y.transpose(1, 2)?.contiguous()?)
         };
-        let scale = 1.0 / (d as f64).sqrt();
+        let scale = self.scale;
         let (q, k, v) = if x.dtype() == DType::F32 && x.device().is_cpu() {
             // transpose to heads, rotate and scale in one parallel pass per tensor
             let normed = |y: Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {

@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::attention::Attention;
 use super::cache::KvCache;
+pub use super::layer::{Branch, Layer};
 use super::linear::Linear;
 use super::matrix::MatrixWeight;
 use super::mlp::Mlp;
@@ -40,13 +41,6 @@ pub enum Outputs {
     HiddenStates,
 }
 
-/// One decoder layer. A dropped module is `None`, together with its pre-norm.
-#[derive(Debug, Clone)]
-pub struct Layer {
-    pub attn: Option<(RmsNorm, Attention)>,
-    pub mlp: Option<(RmsNorm, Mlp)>,
-}
-
 /// A decoder-only transformer.
 #[derive(Debug, Clone)]
 pub struct Decoder {
@@ -57,7 +51,11 @@ pub struct Decoder {
     norm: RmsNorm,
     /// None when loaded for [`Outputs::HiddenStates`].
     lm_head: Option<Linear>,
+    /// Multiplies the looked-up embeddings (Gemma: `sqrt(hidden)` as f32).
+    embed_scale: Option<f32>,
+    /// The global RoPE, and the sliding layers' own when the config gives one.
     rope: Rope,
+    local_rope: Option<Rope>,
     dtype: DType,
     precision: Precision,
     device: Device,
@@ -90,6 +88,7 @@ impl Decoder {
         let dtype = precision.compute_dtype();
         let w = Weights {
             src,
+            arch: cfg.arch,
             dtype,
             device,
             quant: precision.quant(),
@@ -99,34 +98,31 @@ impl Decoder {
             Outputs::Logits => w.matrix("model.embed_tokens.weight", v, h, true)?,
             Outputs::HiddenStates => w.rows_table("model.embed_tokens.weight", v, h)?,
         };
+        let eps = cfg.rms_norm_eps;
+        let norms = cfg.arch.norms;
+        let norm = |i: usize, name: &str| -> Result<RmsNorm> {
+            RmsNorm::load(&w, &format!("model.layers.{i}.{name}"), h, eps)
+        };
+        let post = |i: usize, name: Option<(&str, &str)>| -> Result<Option<RmsNorm>> {
+            name.map(|(n, _)| norm(i, n)).transpose()
+        };
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
-            let p = format!("model.layers.{i}");
-            let attn = if plan.drops_attn(i) {
-                None
-            } else {
-                Some((
-                    RmsNorm::load(
-                        &w,
-                        &format!("{p}.input_layernorm.weight"),
-                        h,
-                        cfg.rms_norm_eps,
-                    )?,
-                    Attention::load(&w, cfg, &format!("{p}.self_attn"))?,
-                ))
+            let attn = match plan.drops_attn(i) {
+                true => None,
+                false => Some(Branch {
+                    pre: norm(i, norms.attn_pre.0)?,
+                    module: Attention::load(&w, cfg, i)?,
+                    post: post(i, norms.attn_post)?,
+                }),
             };
-            let mlp = if plan.drops_mlp(i) {
-                None
-            } else {
-                Some((
-                    RmsNorm::load(
-                        &w,
-                        &format!("{p}.post_attention_layernorm.weight"),
-                        h,
-                        cfg.rms_norm_eps,
-                    )?,
-                    Mlp::load(&w, cfg, &format!("{p}.mlp"))?,
-                ))
+            let mlp = match plan.drops_mlp(i) {
+                true => None,
+                false => Some(Branch {
+                    pre: norm(i, norms.mlp_pre.0)?,
+                    module: Mlp::load(&w, cfg, &format!("model.layers.{i}.mlp"))?,
+                    post: post(i, norms.mlp_post)?,
+                }),
             };
             layers.push(Layer { attn, mlp });
         }
@@ -150,7 +146,13 @@ impl Decoder {
                 hint: " (the config says tie_word_embeddings = false)".into(),
             });
         };
-        let rope = Rope::new(cfg, cfg.max_position_embeddings.max(1), dtype, device)?;
+        let max_pos = cfg.max_position_embeddings.max(1);
+        let rope = Rope::new(cfg, max_pos, dtype, device)?;
+        let local_rope = Rope::local(cfg, max_pos, dtype, device)?;
+        let embed_scale = cfg
+            .arch
+            .scaled_embeddings
+            .then(|| (cfg.hidden_size as f64).sqrt() as f32);
         Ok(Self {
             cfg: cfg.clone(),
             plan: plan.clone(),
@@ -158,7 +160,9 @@ impl Decoder {
             layers,
             norm,
             lm_head,
+            embed_scale,
             rope,
+            local_rope,
             dtype,
             precision,
             device: device.clone(),
@@ -284,23 +288,37 @@ impl Decoder {
             t,
             self.cfg.hidden_size,
         ))?;
+        if let Some(s) = self.embed_scale {
+            x = x.affine(s as f64, 0.0)?;
+        }
         let branches = probe.wants_branches();
-        // one additive mask for every layer: all kept layers hold the same positions
-        let mask = super::attention::causal_mask(
-            t,
-            offset + t,
-            offset,
-            self.cfg.sliding_window,
-            &self.device,
-        )?
-        .map(|m| m.to_dtype(self.dtype))
-        .transpose()?;
+        // one additive mask per attention window (global, sliding), shared by the layers
+        // with that window: all kept layers hold the same positions
+        let mut masks: Vec<(Option<usize>, Option<Tensor>)> = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            let w = self.cfg.layer_window(i);
+            if l.attn.is_some() && !masks.iter().any(|(m, _)| *m == w) {
+                let m = super::attention::causal_mask(t, offset + t, offset, w, &self.device)?
+                    .map(|m| m.to_dtype(self.dtype))
+                    .transpose()?;
+                masks.push((w, m));
+            }
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             probe.observe(i, Site::Input, &x)?;
-            if let Some((ln, attn)) = &layer.attn {
-                let h = ln.forward(&x)?;
+            if let Some(b) = &layer.attn {
+                let h = b.pre.forward(&x)?;
                 let slot = cache.as_deref_mut().map(|c| (c, i));
-                let a = attn.forward(&h, &self.rope, offset, mask.as_ref(), slot)?;
+                let rope = match (&self.local_rope, self.cfg.uses_local_rope(i)) {
+                    (Some(local), true) => local,
+                    _ => &self.rope,
+                };
+                let w = self.cfg.layer_window(i);
+                let mask = masks
+                    .iter()
+                    .find(|(m, _)| *m == w)
+                    .and_then(|(_, m)| m.as_ref());
+                let a = b.finish(b.module.forward(&h, rope, offset, mask, slot)?)?;
                 if branches {
                     probe.observe(i, Site::AttnIn, &h)?;
                     probe.observe(i, Site::AttnOut, &a)?;
@@ -308,9 +326,9 @@ impl Decoder {
                 x = (x + a)?;
             }
             probe.observe(i, Site::AfterAttn, &x)?;
-            if let Some((ln, mlp)) = &layer.mlp {
-                let h = ln.forward(&x)?;
-                let m = mlp.forward(&h)?;
+            if let Some(b) = &layer.mlp {
+                let h = b.pre.forward(&x)?;
+                let m = b.finish(b.module.forward(&h)?)?;
                 if branches {
                     probe.observe(i, Site::MlpIn, &h)?;
                     probe.observe(i, Site::MlpOut, &m)?;
@@ -347,11 +365,11 @@ impl Decoder {
             n += self.lm_head_bytes();
         }
         for l in &self.layers {
-            if let Some((ln, a)) = &l.attn {
-                n += t(&ln.weight) + a.weight_bytes();
+            if let Some(a) = &l.attn {
+                n += a.norm_bytes() + a.module.weight_bytes();
             }
-            if let Some((ln, m)) = &l.mlp {
-                n += t(&ln.weight) + m.weight_bytes();
+            if let Some(m) = &l.mlp {
+                n += m.norm_bytes() + m.module.weight_bytes();
             }
         }
         n

@@ -1,4 +1,5 @@
-//! The gated SiLU MLP: `down(silu(gate(x)) * up(x))`.
+//! The gated MLP: `down(act(gate(x)) * up(x))`, act SiLU (llama, qwen) or GELU-tanh
+//! (Gemma).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use super::linear::Linear;
 use super::matrix::MatrixWeight;
 use super::product_op::product;
 use super::weights::Weights;
+use crate::arch::Activation;
 use crate::config::Config;
 use crate::error::Result;
 
@@ -17,6 +19,7 @@ use crate::error::Result;
 pub struct Mlp {
     gate_up: GateUp,
     down: Linear,
+    act: Activation,
 }
 
 /// The gate and up projections.
@@ -26,7 +29,7 @@ enum GateUp {
         gate: Linear,
         up: Linear,
     },
-    /// Both packed f32 without bias: one product with SiLU applied in cache.
+    /// Both packed f32 without bias, SiLU: one product with SiLU applied in cache.
     Paired(Arc<GatedPair>),
 }
 
@@ -37,7 +40,9 @@ impl Mlp {
         let gate = Linear::load(w, &format!("{prefix}.gate_proj"), h, i, b)?;
         let up = Linear::load(w, &format!("{prefix}.up_proj"), h, i, b)?;
         let gate_up = match (&gate.weight, &up.weight, &gate.bias, &up.bias) {
-            (MatrixWeight::Packed(g), MatrixWeight::Packed(u), None, None) => {
+            (MatrixWeight::Packed(g), MatrixWeight::Packed(u), None, None)
+                if cfg.act == Activation::Silu =>
+            {
                 GateUp::Paired(Arc::new(GatedPair::new(g, u)))
             }
             _ => GateUp::Separate { gate, up },
@@ -45,6 +50,7 @@ impl Mlp {
         Ok(Self {
             gate_up,
             down: Linear::load(w, &format!("{prefix}.down_proj"), i, h, b)?,
+            act: cfg.act,
         })
     }
 
@@ -62,10 +68,13 @@ impl Mlp {
             GateUp::Paired(p) => product(p.as_ref(), x)?,
             GateUp::Separate { gate, up } => {
                 let (g, u) = (gate.forward(x)?, up.forward(x)?);
-                if g.dtype() == DType::F32 && g.device().is_cpu() {
-                    silu_mul(&g, &u)?
-                } else {
-                    (g.silu()? * u)?
+                match self.act {
+                    Activation::Silu if g.dtype() == DType::F32 && g.device().is_cpu() => {
+                        silu_mul(&g, &u)?
+                    }
+                    Activation::Silu => (g.silu()? * u)?,
+                    // candle's `gelu` is the tanh approximation (`gelu_pytorch_tanh`)
+                    Activation::GeluTanh => (g.gelu()? * u)?,
                 }
             }
         };

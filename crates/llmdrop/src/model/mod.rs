@@ -3,6 +3,7 @@
 pub(crate) mod attention;
 pub(crate) mod cache;
 pub(crate) mod decoder;
+mod layer;
 pub(crate) mod linear;
 mod load;
 pub(crate) mod matrix;

@@ -23,8 +23,19 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     pub fn load(w: &Weights, name: &str, dim: usize, eps: f64) -> Result<Self> {
+        let weight = if w.arch.norm_plus_one {
+            // x · (1 + w), as transformers computes it: 1 added in f32
+            let dt = w.dtype;
+            let f = Weights {
+                dtype: DType::F32,
+                ..*w
+            };
+            f.get(name, &[dim])?.affine(1.0, 1.0)?.to_dtype(dt)?
+        } else {
+            w.get(name, &[dim])?
+        };
         Ok(Self {
-            weight: w.get(name, &[dim])?,
+            weight,
             eps: eps as f32,
         })
     }

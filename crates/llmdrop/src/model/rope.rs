@@ -37,14 +37,19 @@ impl Tables {
     }
 }
 
-/// Inverse frequencies as transformers computes them in f32, scaling applied.
+/// Inverse frequencies of the global RoPE as transformers computes them in f32, scaling
+/// applied.
 pub fn inv_freq(cfg: &Config) -> Vec<f32> {
-    let dim = cfg.head_dim;
-    let base = cfg.rope_theta as f32;
+    inv_freq_of(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling.as_ref())
+}
+
+/// Inverse frequencies for heads of `dim` with base `theta` and `scaling`.
+fn inv_freq_of(dim: usize, theta: f64, scaling: Option<&RopeScaling>) -> Vec<f32> {
+    let base = theta as f32;
     let inv: Vec<f32> = (0..dim / 2)
         .map(|i| 1.0f32 / base.powf((2 * i) as f32 / dim as f32))
         .collect();
-    match &cfg.rope_scaling {
+    match scaling {
         None => inv,
         Some(RopeScaling::Linear { factor }) => inv.iter().map(|f| f / *factor as f32).collect(),
         Some(RopeScaling::Llama3 {
@@ -79,9 +84,30 @@ pub fn inv_freq(cfg: &Config) -> Vec<f32> {
 }
 
 impl Rope {
-    /// Tables for positions `0..max_pos`; no row is computed until a position is used.
+    /// Tables of the global RoPE for positions `0..max_pos`; no row is computed until a
+    /// position is used.
     pub fn new(cfg: &Config, max_pos: usize, dtype: DType, device: &Device) -> Result<Self> {
-        let inv: Arc<[f32]> = inv_freq(cfg).into();
+        Self::with_freqs(inv_freq(cfg), max_pos, dtype, device)
+    }
+
+    /// Tables of the sliding layers' RoPE, when the config gives them their own.
+    pub fn local(
+        cfg: &Config,
+        max_pos: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Option<Self>> {
+        cfg.local_rope
+            .as_ref()
+            .map(|r| {
+                let inv = inv_freq_of(cfg.head_dim, r.theta, r.scaling.as_ref());
+                Self::with_freqs(inv, max_pos, dtype, device)
+            })
+            .transpose()
+    }
+
+    fn with_freqs(inv: Vec<f32>, max_pos: usize, dtype: DType, device: &Device) -> Result<Self> {
+        let inv: Arc<[f32]> = inv.into();
         let empty = Tensor::zeros((0, inv.len()), dtype, device)?;
         Ok(Self {
             inv,

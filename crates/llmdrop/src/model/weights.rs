@@ -19,6 +19,8 @@ use crate::quant::{QuantMode, Stored};
 /// kind matrices are held in (if any).
 pub struct Weights<'a> {
     pub src: &'a dyn WeightSource,
+    /// The model's family (its GGUF names, in errors).
+    pub arch: &'static crate::arch::ArchSpec,
     pub dtype: DType,
     pub device: &'a Device,
     pub quant: Option<QuantMode>,
@@ -143,7 +145,7 @@ impl Weights<'_> {
     /// The GGUF name of `name` when the source is a GGUF file.
     fn gguf_name(&self, name: &str) -> Option<String> {
         self.src.ggml_type(name)?;
-        crate::io::names::hf_to_gguf(name).filter(|g| g != name)
+        crate::io::names::hf_to_gguf(self.arch, name).filter(|g| g != name)
     }
 
     /// The file holding `name`: the source itself, or for an HF directory the safetensors

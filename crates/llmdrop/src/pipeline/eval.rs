@@ -148,6 +148,7 @@ pub fn evaluate_models(
         seq_len: opts.seq_len,
         max_windows: opts.max_windows,
         second_half: false,
+        bos: tok.sequence_bos(),
     };
     let ppl = ppl_ids.as_deref().map(|ids| (ids, &ppl_opts));
     let path = src.path().display().to_string();

@@ -134,6 +134,7 @@ pub fn sweep(
         seq_len: opts.ppl_seq_len,
         max_windows: None,
         second_half: false,
+        bos: tok.sequence_bos(),
     };
     let key = SweepKey {
         model_sha256: model_sha.clone(),

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::formats::deci_gguf;
 
+mod layers;
 mod meta;
 mod qk_order;
 
@@ -210,21 +211,23 @@ impl GgufSource {
             }
             _ => req("feed_forward_length")?,
         };
+        let num_layers = req("block_count")?;
+        let layers = self.per_layer(num_layers, hidden_size, num_heads, head_dim)?;
         let cfg = Config {
             arch: self.arch,
             vocab_size,
             hidden_size,
             intermediate_size: intermediate_size.max(1),
-            num_layers: req("block_count")?,
+            num_layers,
             num_heads,
             num_kv_heads,
             head_dim,
             rms_norm_eps: eps,
             rope_theta: meta_f64(c, &format!("{a}.rope.freq_base")).unwrap_or(10000.0),
-            rope_scaling: None,
+            rope_scaling: self.rope_scaling()?,
             max_position_embeddings: req("context_length").unwrap_or(4096),
             tie_word_embeddings: !self.content.tensor_infos.contains_key("output.weight"),
-            sliding_window: None,
+            sliding_window: layers.sliding_window,
             qkv_bias: self.arch.qkv_bias
                 || self.content.tensor_infos.contains_key("blk.0.attn_q.bias"),
             o_bias: self
@@ -236,6 +239,10 @@ impl GgufSource {
             eos_token_ids: meta_u64(c, "tokenizer.ggml.eos_token_id")
                 .map(|x| vec![x as u32])
                 .unwrap_or_default(),
+            act: self.arch.default_act,
+            query_pre_attn_scalar: layers.query_pre_attn_scalar,
+            layer_types: layers.layer_types,
+            local_rope: layers.local_rope,
         };
         if self.content.tensor_infos.contains_key("rope_freqs.weight") {
             return Err(bad(
@@ -274,7 +281,7 @@ impl WeightSource for GgufSource {
                 let elems = info.shape.elem_count();
                 let bytes = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
                 TensorMeta {
-                    name: gguf_to_hf(name).unwrap_or_else(|| name.clone()),
+                    name: gguf_to_hf(self.arch, name).unwrap_or_else(|| name.clone()),
                     shape: info.shape.dims().to_vec(),
                     dtype: format!("{:?}", info.ggml_dtype),
                     bytes: bytes as u64,
@@ -286,7 +293,7 @@ impl WeightSource for GgufSource {
     }
 
     fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        let g = hf_to_gguf(name)?;
+        let g = hf_to_gguf(self.arch, name)?;
         self.content
             .tensor_infos
             .get(&g)
@@ -299,11 +306,15 @@ impl WeightSource for GgufSource {
         if let Some(h) = self.qk_heads(name) {
             t = unpermute_qk(&t, h).map_err(|e| self.bad_tensor(&g, e))?;
         }
+        if self.stored_plus_one(name) {
+            // HF layout: the norm's `w`, as transformers reads these files (in f32)
+            t = t.affine(1.0, -1.0)?;
+        }
         Ok(t.to_dtype(dtype)?.to_device(device)?)
     }
 
     fn ggml_type(&self, name: &str) -> Option<candle_core::quantized::GgmlDType> {
-        let g = hf_to_gguf(name)?;
+        let g = hf_to_gguf(self.arch, name)?;
         Some(self.content.tensor_infos.get(&g)?.ggml_dtype)
     }
 
@@ -340,11 +351,14 @@ impl WeightSource for GgufSource {
 impl GgufSource {
     /// The GGUF name of an HF tensor name the file holds.
     fn gguf_name(&self, name: &str) -> Result<String> {
-        hf_to_gguf(name)
+        hf_to_gguf(self.arch, name)
             .filter(|g| self.content.tensor_infos.contains_key(g))
             .ok_or_else(|| Error::MissingTensor {
                 path: self.path.clone(),
-                name: format!("{name} (GGUF: {})", hf_to_gguf(name).unwrap_or_default()),
+                name: format!(
+                    "{name} (GGUF: {})",
+                    hf_to_gguf(self.arch, name).unwrap_or_default()
+                ),
                 hint: String::new(),
             })
     }

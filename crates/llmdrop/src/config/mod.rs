@@ -5,9 +5,14 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::arch::{ArchSpec, SlidingWindow};
+use crate::arch::{Activation, ArchSpec, SlidingWindow};
 use crate::error::{Error, Result};
 use crate::formats::nemotron;
+
+mod layers;
+
+pub(crate) use layers::pattern_layers;
+pub use layers::{AttnKind, LocalRope};
 
 /// RoPE frequency scaling, as HF's `rope_scaling` describes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,6 +52,17 @@ pub struct Config {
     pub mlp_bias: bool,
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
+    /// The MLP's gate activation.
+    pub act: Activation,
+    /// Attention scores are scaled by `query_pre_attn_scalar^-0.5` (Gemma); None:
+    /// `head_dim^-0.5`.
+    pub query_pre_attn_scalar: Option<f64>,
+    /// Per-layer attention kind for families that mix sliding and global layers; empty
+    /// when every layer is alike (then `sliding_window`, if set, applies to all).
+    pub layer_types: Vec<AttnKind>,
+    /// RoPE of the sliding layers when it differs from the global `rope_theta` /
+    /// `rope_scaling` (Gemma 3: local base 10000, no scaling).
+    pub local_rope: Option<LocalRope>,
 }
 
 /// Largest `config.json` read (real ones are a few KB; nemotron's `block_configs` tens of KB).
@@ -88,6 +104,13 @@ impl Config {
             None
         };
         let model_type = if deci.is_some() { "llama" } else { model_type };
+        if model_type == "gemma3" {
+            return Err(bad(
+                "model_type `gemma3` is the multimodal Gemma 3 (vision + text): only its text \
+                 model is supported (`gemma3_text`, Gemma3ForCausalLM, as Gemma-3-270M/1B ship)"
+                    .into(),
+            ));
+        }
         let arch = ArchSpec::from_model_type(model_type).ok_or_else(|| Error::UnknownArch {
             path: path.into(),
             arch: model_type.into(),
@@ -101,17 +124,19 @@ impl Config {
         };
         let opt_usize = |k: &str| v.get(k).and_then(Value::as_u64).map(|x| x as usize);
         let opt_bool = |k: &str| v.get(k).and_then(Value::as_bool);
-        if let Some(act) = v
+        let act = match v
             .get("hidden_act")
             .or_else(|| v.get("hidden_activation"))
             .and_then(Value::as_str)
         {
-            if act != "silu" {
-                return Err(bad(format!(
-                    "hidden_act `{act}` is not supported (only silu)"
-                )));
-            }
-        }
+            Some(name) => Activation::from_hf(name).ok_or_else(|| {
+                bad(format!(
+                    "hidden_act `{name}` is not supported (silu, gelu_pytorch_tanh)"
+                ))
+            })?,
+            None => arch.default_act,
+        };
+        layers::refuse_softcapping(v).map_err(&bad)?;
         let hidden_size = usize_key("hidden_size")?;
         let num_heads = usize_key("num_attention_heads")?;
         let num_kv_heads = match deci {
@@ -132,8 +157,14 @@ impl Config {
                 )))
             }
         };
-        // transformers 5 moves rope settings into `rope_parameters`.
-        let rope = v.get("rope_parameters").filter(|r| r.is_object());
+        let num_layers = usize_key("num_hidden_layers")?;
+        let per_layer = layers::read_per_layer(v, arch, num_layers).map_err(&bad)?;
+        // transformers 5 moves rope settings into `rope_parameters` (per layer type for
+        // families with sliding and global layers: the global one is `full_attention`)
+        let rope = v
+            .get("rope_parameters")
+            .filter(|r| r.is_object())
+            .map(|r| r.get("full_attention").unwrap_or(r));
         let rope_theta = v
             .get("rope_theta")
             .or_else(|| rope.and_then(|r| r.get("rope_theta")))
@@ -157,6 +188,10 @@ impl Config {
                 }
                 None
             }
+            SlidingWindow::PerLayer => match per_layer.layer_types.contains(&AttnKind::Sliding) {
+                true => Some(usize_key("sliding_window")?),
+                false => None,
+            },
         };
         let eos_token_ids = match v.get("eos_token_id") {
             Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
@@ -175,7 +210,7 @@ impl Config {
                 Some((_, Some(i))) => i,
                 _ => usize_key("intermediate_size")?,
             },
-            num_layers: usize_key("num_hidden_layers")?,
+            num_layers,
             num_heads,
             num_kv_heads,
             head_dim,
@@ -196,6 +231,10 @@ impl Config {
                 .and_then(Value::as_u64)
                 .map(|x| x as u32),
             eos_token_ids,
+            act,
+            query_pre_attn_scalar: per_layer.query_pre_attn_scalar,
+            layer_types: per_layer.layer_types,
+            local_rope: per_layer.local_rope,
         };
         cfg.validate().map_err(bad)?;
         Ok(cfg)
@@ -242,30 +281,7 @@ impl Config {
                 return Err("`sliding_window` must be positive".into());
             }
         }
-        match &self.rope_scaling {
-            Some(RopeScaling::Linear { factor }) if !(factor.is_finite() && *factor > 0.0) => {
-                return Err(format!("rope scaling factor {factor} must be positive"));
-            }
-            Some(RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings,
-            }) => {
-                let positive = |x: f64| x.is_finite() && x > 0.0;
-                if !positive(*factor)
-                    || !positive(*low_freq_factor)
-                    || !positive(*high_freq_factor)
-                    || low_freq_factor >= high_freq_factor
-                    || *original_max_position_embeddings == 0
-                {
-                    return Err(format!(
-                        "llama3 rope scaling needs positive factors with low_freq_factor < high_freq_factor and a positive original_max_position_embeddings (got {factor}, {low_freq_factor}, {high_freq_factor}, {original_max_position_embeddings})"
-                    ));
-                }
-            }
-            _ => {}
-        }
+        check_scaling(self.rope_scaling.as_ref())?;
         if self.rms_norm_eps <= 0.0 || !self.rms_norm_eps.is_finite() {
             return Err(format!(
                 "rms_norm_eps {} must be positive",
@@ -275,7 +291,7 @@ impl Config {
         if self.rope_theta <= 0.0 || !self.rope_theta.is_finite() {
             return Err(format!("rope_theta {} must be positive", self.rope_theta));
         }
-        Ok(())
+        self.validate_layers()
     }
 
     /// Query heads per key/value head.
@@ -284,7 +300,36 @@ impl Config {
     }
 }
 
-fn parse_rope_scaling(s: &Value) -> std::result::Result<Option<RopeScaling>, String> {
+/// Checks the factors of a RoPE scaling.
+pub(crate) fn check_scaling(scaling: Option<&RopeScaling>) -> std::result::Result<(), String> {
+    match scaling {
+        Some(RopeScaling::Linear { factor }) if !(factor.is_finite() && *factor > 0.0) => {
+            return Err(format!("rope scaling factor {factor} must be positive"));
+        }
+        Some(RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        }) => {
+            let positive = |x: f64| x.is_finite() && x > 0.0;
+            if !positive(*factor)
+                || !positive(*low_freq_factor)
+                || !positive(*high_freq_factor)
+                || low_freq_factor >= high_freq_factor
+                || *original_max_position_embeddings == 0
+            {
+                return Err(format!(
+                    "llama3 rope scaling needs positive factors with low_freq_factor < high_freq_factor and a positive original_max_position_embeddings (got {factor}, {low_freq_factor}, {high_freq_factor}, {original_max_position_embeddings})"
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_rope_scaling(s: &Value) -> std::result::Result<Option<RopeScaling>, String> {
     let kind = s
         .get("rope_type")
         .or_else(|| s.get("type"))
