@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """Compares lm-eval-harness run through `llmdrop serve` with `llmdrop eval` (issue 15).
 
-    compare.py OUT_DIR
+    compare.py OUT_DIR [LLMDROP_BINARY]
 
 Reads OUT_DIR/llmdrop.json (per-example log-likelihoods, from the lm_eval_tasks example),
 OUT_DIR/eval.json (`llmdrop eval --json`), and lm-eval's results and samples under
 OUT_DIR/lm_eval. Prints one row per task: acc / acc_norm of both, and the largest
 difference between the two per-example log-likelihoods; exits 1 when an accuracy differs or
-a log-likelihood differs by more than 1e-4.
+a log-likelihood differs by more than 1e-4. With LLMDROP_BINARY, also checks the first
+generate_until answers against `llmdrop generate` on the same prompt (greedy, cut at the
+task's stop strings).
 """
 import glob
 import json
 import os
+import subprocess
 import sys
 
 TOL = 1e-4
@@ -58,7 +61,29 @@ def main(out):
     for t, r in results.items():
         if "exact_match,none" in r:
             print(f"generate_until {t}: exact_match {r['exact_match,none']:.4f}")
+            if len(sys.argv) > 2:
+                failed |= not same_generations(out, t, sys.argv[2])
     return 1 if failed else 0
+
+
+def same_generations(out, task, binary, n=8):
+    """lm-eval's first `n` generations equal `llmdrop generate`'s, cut at the stop strings."""
+    path = sorted(glob.glob(os.path.join(out, "lm_eval", "**", f"samples_{task}_*.jsonl"), recursive=True))[-1]
+    samples = [json.loads(l) for l in open(path)][:n]
+    same = 0
+    for s in samples:
+        args = s["arguments"]["gen_args_0"]
+        prompt, kw = args["arg_0"], args["arg_1"]
+        r = subprocess.run([binary, "--json", "-q", "generate", "--prompt", prompt,
+                            "--max-tokens", str(kw["max_gen_toks"])], capture_output=True, text=True, check=True)
+        text = json.loads(r.stdout)["text"]
+        for stop in kw["until"]:
+            text = text.split(stop)[0]
+        same += text == s["resps"][0][0]
+        if text != s["resps"][0][0]:
+            print(f"  doc {s['doc_id']}: lm-eval {s['resps'][0][0]!r} vs llmdrop generate {text!r}")
+    print(f"generate_until: {same} of {len(samples)} answers equal to `llmdrop generate`")
+    return same == len(samples)
 
 
 if __name__ == "__main__":

@@ -86,4 +86,4 @@ if "$venv/bin/python" -c 'import openai' 2>/dev/null; then
 else
   echo "(openai client not installed in $venv: skipped its check)" >&2
 fi
-"$venv/bin/python" scripts/serve/compare.py "$out"
+"$venv/bin/python" scripts/serve/compare.py "$out" "$bin/llmdrop"

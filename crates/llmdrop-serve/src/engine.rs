@@ -203,6 +203,9 @@ impl<'a> Row<'a> {
                 .total_cmp(&self.row[*a as usize])
                 .then(a.cmp(b))
         };
+        if n == 1 {
+            return vec![argmax(self.row)];
+        }
         let mut ids: Vec<u32> = (0..self.row.len() as u32).collect();
         let n = n.min(ids.len());
         if n < ids.len() {
@@ -240,6 +243,16 @@ fn info(model: &Model, row: &[f32], id: u32, top: Option<usize>) -> TokenInfo {
             .map(|t| (t, token_text(model, t), r.logprob(t)))
             .collect(),
     }
+}
+
+/// The infos of `targets[i]` as predicted by `rows[i]`, rows spread over rayon's pool (a
+/// log-softmax over the vocabulary each).
+fn infos(model: &Model, rows: &[Vec<f32>], targets: &[u32], top: usize) -> Vec<TokenInfo> {
+    use rayon::prelude::*;
+    rows.par_iter()
+        .zip(targets.par_iter())
+        .map(|(row, &t)| info(model, row, t, Some(top)))
+        .collect()
 }
 
 /// The first prompt token: nothing predicts it.
@@ -297,12 +310,9 @@ fn prefill(
                 .and_then(|o| o.to_vec2::<f32>())
                 .or_else(fail)?;
             if let Keep::Infos(n) = keep {
-                for (r, row) in rows.iter().enumerate() {
-                    let pos = start + r;
-                    if pos + 1 < ids.len() {
-                        infos.push(info(model, row, ids[pos + 1], Some(n)));
-                    }
-                }
+                // row r predicts ids[start + r + 1]
+                let targets = &ids[(start + 1).min(ids.len())..(end + 1).min(ids.len())];
+                infos.extend(self::infos(model, &rows[..targets.len()], targets, n));
             }
             if is_last {
                 last = rows.into_iter().next_back().unwrap_or_default();
@@ -456,19 +466,15 @@ fn score_prompts(
                 .and_then(|t| t.to_vec2::<f32>())
                 .or_else(fail)?;
             let mut s = Scored::default();
+            // row k predicts p[l + k + 1]; the last row, the next token
             if let Some(n) = top {
                 s.infos = prefix_infos.clone();
                 s.infos.push(info(model, &prefix_last, p[l], Some(n)));
+                s.infos
+                    .extend(infos(model, &rows[..rows.len() - 1], &p[l + 1..], n));
             }
-            for (k, row) in rows.into_iter().enumerate() {
-                let pos = l + k;
-                if pos + 1 < p.len() {
-                    if let Some(n) = top {
-                        s.infos.push(info(model, &row, p[pos + 1], Some(n)));
-                    }
-                } else if need_last {
-                    s.last = row;
-                }
+            if need_last {
+                s.last = rows.into_iter().next_back().unwrap_or_default();
             }
             out[m] = s;
         }
