@@ -2,9 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use llmdrop::io::tokenizer::Tokenizer;
 use llmdrop::pipeline::ModelOptions;
-use llmdrop::{Decoder, DropPlan};
+use llmdrop::{Decoder, DropPlan, Tokenizer};
 
 use crate::error::ServeError;
 use crate::template::ChatTemplate;

@@ -35,6 +35,7 @@ pub mod testkit;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use io::source::ModelSource;
+pub use io::tokenizer::Tokenizer;
 pub use model::{Decoder, KvCache, Logits};
 pub use plan::DropPlan;
 pub use probe::{NoProbe, Probe, Site};

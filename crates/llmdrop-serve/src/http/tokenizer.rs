@@ -29,9 +29,10 @@ pub(super) async fn tokenize(State(st): St, body: Body_) -> Response {
                     tok.encode(&text)
                 }
                 .map_err(tokenizer_error)?;
+                // each token's own text (vLLM gives the vocabulary's piece, e.g. `Ġthe`)
                 let strs = strs.then(|| {
                     ids.iter()
-                        .map(|&i| tok.hf().id_to_token(i).unwrap_or_default())
+                        .map(|&i| tok.decode(&[i], true).unwrap_or_default())
                         .collect::<Vec<_>>()
                 });
                 Ok((ids, strs))
