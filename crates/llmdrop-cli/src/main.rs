@@ -67,13 +67,18 @@ fn set_threads(threads: Option<u16>) {
 
 /// On SIGINT, SIGTERM or SIGHUP: remove this run's staging (a half-written output never
 /// stays behind), then exit 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM).
+/// `serve` first drains its open requests, then exits with the same code.
 fn clean_up_on_signals() -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                // a running server drains on the first signal (and exits here on a second)
+                if commands::serve::drain(sig) {
+                    continue;
+                }
                 llmdrop::dest::abandon_all();
                 eprintln!("\nllmdrop: interrupted; unfinished outputs removed");
                 std::process::exit(128 + sig);

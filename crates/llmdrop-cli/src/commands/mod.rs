@@ -9,6 +9,7 @@ mod inspect;
 mod logits;
 mod ppl;
 mod score;
+pub mod serve;
 mod sweep;
 
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ pub enum Command {
     Logits(logits::LogitsArgs),
     /// Prefill and decode speed, KV-cache bytes.
     Bench(bench::BenchArgs),
+    /// OpenAI-compatible HTTP server (completions with echo log-probs, chat, tokenizer).
+    Serve(serve::ServeArgs),
 }
 
 /// Runs `cmd` with the global flags in `ctx`.
@@ -54,5 +57,6 @@ pub fn run(cmd: Command, ctx: Ctx) -> anyhow::Result<ExitCode> {
         Command::Sweep(a) => sweep::run(a, ctx),
         Command::Logits(a) => logits::run(a, ctx),
         Command::Bench(a) => bench::run(a, ctx),
+        Command::Serve(a) => serve::run(a, ctx),
     }
 }

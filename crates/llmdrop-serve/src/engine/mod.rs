@@ -1,0 +1,170 @@
+//! The model worker: one thread owns the forward passes (the decoder spreads each over
+//! rayon's pool), takes jobs from a bounded queue and answers with [`Event`]s.
+//!
+//! Scoring jobs (`max_tokens` 0 or 1: lm-eval's log-likelihood requests) run their prompts
+//! in groups that share a prefix: the prefix once into a KV cache, the rest of every prompt
+//! as one right-padded batch on top of it (a causal model never looks at the padding), as
+//! `llmdrop eval` scores the choices of one question. Generation runs prompt by prompt with
+//! the KV cache.
+
+mod generate;
+mod logprobs;
+mod score;
+
+use std::sync::Arc;
+
+use candle_core::Tensor;
+use llmdrop::Decoder;
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::model::Model;
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// 0: greedy (the first of equal maxima, as torch.argmax).
+    pub temperature: f64,
+    /// Nucleus: the smallest set of most likely tokens whose probability reaches `top_p`.
+    pub top_p: f64,
+    /// Only the `top_k` most likely tokens (0: all).
+    pub top_k: usize,
+    /// Prompt i of a request samples with seed `seed + i`.
+    pub seed: u64,
+}
+
+/// What one job runs on every prompt.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub max_tokens: usize,
+    /// Send the prompt's tokens (with their log-probabilities when `logprobs`).
+    pub echo: bool,
+    /// Top log-probabilities per position (0: only the token's own).
+    pub logprobs: Option<usize>,
+    pub sampling: Sampling,
+    pub stop: Vec<String>,
+    /// Token ids that end generation (the model's EOS unless `ignore_eos`); not part of the text.
+    pub stop_ids: Vec<u32>,
+    pub skip_special: bool,
+}
+
+/// A job: prompts (token ids, each within the model's positions and vocabulary).
+pub struct Job {
+    pub prompts: Vec<Vec<u32>>,
+    pub params: Params,
+    pub events: mpsc::UnboundedSender<Event>,
+}
+
+/// A token with its log-probability and the most likely alternatives at its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenInfo {
+    pub id: u32,
+    /// The token decoded alone (special tokens kept).
+    pub text: String,
+    /// None for the first prompt token (nothing predicts it) or when not asked.
+    pub logprob: Option<f64>,
+    /// Most likely first: (id, text, log-probability).
+    pub top: Vec<(u32, String, f64)>,
+}
+
+/// Why a choice ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// EOS, a stop token or a stop string.
+    Stop,
+    /// `max_tokens`, or the end of the model's positions.
+    Length,
+}
+
+impl Finish {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+        }
+    }
+}
+
+/// What the worker reports, per prompt (`index`) in order: `Prompt` (with echo), `Token`s,
+/// `Done`. `Failed` ends the job.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Prompt {
+        index: usize,
+        tokens: Vec<TokenInfo>,
+    },
+    Token {
+        index: usize,
+        /// New text this token releases ("" while a stop string may be starting, or a
+        /// character is incomplete).
+        text: String,
+        token: TokenInfo,
+    },
+    Done {
+        index: usize,
+        finish: Finish,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    },
+    Failed(ApiError),
+}
+
+/// Runs jobs until every sender of `rx` is gone.
+pub fn run_worker(model: Arc<Model>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(job) = rx.blocking_recv() {
+        let events = job.events.clone();
+        if events.is_closed() {
+            continue; // the client left while the job waited
+        }
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&model, &job)));
+        let failure = match r {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(p) => {
+                let what = p
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| p.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                Some(ApiError::internal(format!("the model failed: {what}")))
+            }
+        };
+        if let Some(e) = failure {
+            let _ = events.send(Event::Failed(e));
+        }
+    }
+}
+
+/// The client went away: stop working on its job.
+struct Gone;
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("the model failed: {e}"))
+}
+
+fn run_job(model: &Model, job: &Job) -> Result<(), ApiError> {
+    let r = if job.params.max_tokens <= 1 {
+        score::score_job(model, job)
+    } else {
+        generate::generate_job(model, job)
+    };
+    match r {
+        Ok(()) | Err(Err(Gone)) => Ok(()),
+        Err(Ok(e)) => Err(e),
+    }
+}
+
+/// An error to report, or the client gone.
+type Step<T> = Result<T, Result<ApiError, Gone>>;
+
+fn send(job: &Job, e: Event) -> Step<()> {
+    job.events.send(e).map_err(|_| Err(Gone))
+}
+
+fn fail<T>(e: impl std::fmt::Display) -> Step<T> {
+    Err(Ok(internal(e)))
+}
+
+fn ids_tensor(dec: &Decoder, rows: Vec<Vec<u32>>) -> Step<Tensor> {
+    Tensor::new(rows, dec.device()).or_else(fail)
+}

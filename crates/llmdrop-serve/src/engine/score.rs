@@ -1,0 +1,314 @@
+//! Scoring: prompts in groups that share a prefix, the prefix once into a KV cache and the
+//! rest of every prompt as one right-padded batch on top of it (a causal model never looks
+//! at the padding), as `llmdrop eval` scores the choices of one question.
+
+use llmdrop::{Logits, NoProbe};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::generate::{sample, TextState};
+use super::logprobs::{first_info, info, infos};
+use super::{fail, ids_tensor, internal, send, Event, Finish, Gone, Job, Step, TokenInfo};
+use crate::model::Model;
+
+/// Positions per forward pass of a long prompt (bounds the logits held at once).
+const PREFILL_CHUNK: usize = 256;
+/// Most prompts run as one batch on a shared prefix.
+const MAX_GROUP: usize = 64;
+/// Most logits (floats) one batched pass may produce.
+const MAX_BATCH_LOGITS: usize = 32 << 20;
+
+/// What a prefill keeps of its logits.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Keep {
+    /// Every token's info (log-probabilities with this many alternatives) and the last row.
+    Infos(usize),
+    /// Only the last row.
+    Last,
+    /// Nothing (the cache is what is wanted).
+    Nothing,
+}
+
+/// Runs `ids` into `cache` in chunks. Returns the infos of `ids[1..]` (for
+/// [`Keep::Infos`]) and the last position's logits (unless [`Keep::Nothing`]).
+pub(super) fn prefill(
+    model: &Model,
+    cache: &mut llmdrop::KvCache,
+    ids: &[u32],
+    keep: Keep,
+) -> Step<(Vec<TokenInfo>, Vec<f32>)> {
+    let dec = &model.decoder;
+    let mut infos = Vec::new();
+    let mut last = Vec::new();
+    let mut start = 0;
+    while start < ids.len() {
+        let end = (start + PREFILL_CHUNK).min(ids.len());
+        let is_last = end == ids.len();
+        let which = match keep {
+            Keep::Infos(_) => Logits::All,
+            Keep::Last if is_last => Logits::Last,
+            _ => Logits::None,
+        };
+        let t = ids_tensor(dec, vec![ids[start..end].to_vec()])?;
+        let out = dec
+            .forward(&t, Some(cache), &mut NoProbe, which)
+            .or_else(fail)?;
+        if let Some(out) = out {
+            let rows = out
+                .squeeze(0)
+                .and_then(|o| o.to_vec2::<f32>())
+                .or_else(fail)?;
+            if let Keep::Infos(n) = keep {
+                // row r predicts ids[start + r + 1]
+                let targets = &ids[(start + 1).min(ids.len())..(end + 1).min(ids.len())];
+                infos.extend(self::infos(model, &rows[..targets.len()], targets, n));
+            }
+            if is_last {
+                last = rows.into_iter().next_back().unwrap_or_default();
+            }
+        }
+        start = end;
+    }
+    Ok((infos, last))
+}
+
+/// What scoring one prompt gives: its tokens' infos (echo) and the next-token logits.
+#[derive(Default)]
+struct Scored {
+    infos: Vec<TokenInfo>,
+    last: Vec<f32>,
+}
+
+/// A group of prompts run together: `shared` leading tokens common to all (0: run alone).
+struct Group {
+    members: Vec<usize>,
+    shared: usize,
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Groups prompts that share a prefix, when running the prefix once and the rest as one
+/// padded batch costs no more positions than running each prompt alone. Every member keeps
+/// at least one token beyond the shared prefix.
+fn plan_groups(prompts: &[Vec<u32>], vocab: usize) -> Vec<Group> {
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.sort_by(|&a, &b| prompts[a].cmp(&prompts[b]));
+    let mut groups: Vec<Group> = Vec::new();
+    let mut cur = Group {
+        members: vec![],
+        shared: 0,
+    };
+    for &i in &order {
+        if cur.members.is_empty() {
+            cur.members.push(i);
+            continue;
+        }
+        // sorted: the first and the newest member share the group's shortest prefix
+        let first = &prompts[cur.members[0]];
+        let min_len = cur
+            .members
+            .iter()
+            .map(|&m| prompts[m].len())
+            .chain([prompts[i].len()])
+            .min()
+            .unwrap_or(0);
+        let shared = common_prefix(first, &prompts[i]).min(min_len.saturating_sub(1));
+        let n = cur.members.len() + 1;
+        let lens = cur
+            .members
+            .iter()
+            .map(|&m| prompts[m].len())
+            .chain([prompts[i].len()]);
+        let alone: usize = lens.clone().sum();
+        let width = lens.map(|l| l - shared).max().unwrap_or(0);
+        let fits = n <= MAX_GROUP && n * width * vocab <= MAX_BATCH_LOGITS;
+        if shared >= 1 && shared + n * width <= alone && fits {
+            cur.members.push(i);
+            cur.shared = shared;
+        } else {
+            groups.push(std::mem::replace(
+                &mut cur,
+                Group {
+                    members: vec![i],
+                    shared: 0,
+                },
+            ));
+        }
+    }
+    if !cur.members.is_empty() {
+        groups.push(cur);
+    }
+    groups
+}
+
+/// Scores every prompt: infos of its tokens when `top` is Some, the next-token logits
+/// when `need_last`.
+fn score_prompts(
+    model: &Model,
+    job: &Job,
+    top: Option<usize>,
+    need_last: bool,
+) -> Step<Vec<Scored>> {
+    let prompts = &job.prompts;
+    let mut out: Vec<Scored> = prompts.iter().map(|_| Scored::default()).collect();
+    if top.is_none() && !need_last {
+        return Ok(out);
+    }
+    let dec = &model.decoder;
+    for g in plan_groups(prompts, model.vocab_size()) {
+        if job.events.is_closed() {
+            return Err(Err(Gone));
+        }
+        if g.members.len() == 1 || g.shared == 0 {
+            for &m in &g.members {
+                let p = &prompts[m];
+                let mut cache = dec.new_cache();
+                let keep = match top {
+                    Some(n) => Keep::Infos(n),
+                    None => Keep::Last,
+                };
+                let (infos, last) = prefill(model, &mut cache, p, keep)?;
+                out[m] = Scored { infos, last };
+            }
+            continue;
+        }
+        let l = g.shared;
+        let first = &prompts[g.members[0]];
+        let mut cache = dec.new_cache();
+        let keep = match top {
+            Some(n) => Keep::Infos(n),
+            None => Keep::Nothing,
+        };
+        let (prefix_infos, prefix_last) = prefill(model, &mut cache, &first[..l], keep)?;
+        let width = g
+            .members
+            .iter()
+            .map(|&m| prompts[m].len() - l)
+            .max()
+            .unwrap_or(0);
+        let rows: Vec<Vec<u32>> = g
+            .members
+            .iter()
+            .map(|&m| {
+                let mut r = prompts[m][l..].to_vec();
+                r.resize(width, 0);
+                r
+            })
+            .collect();
+        let mut batch_cache = cache.repeat_batch(g.members.len()).or_else(fail)?;
+        let logits = dec
+            .forward(
+                &ids_tensor(dec, rows)?,
+                Some(&mut batch_cache),
+                &mut NoProbe,
+                Logits::All,
+            )
+            .or_else(fail)?
+            .ok_or_else(|| Ok(internal("no logits")))?;
+        for (b, &m) in g.members.iter().enumerate() {
+            let p = &prompts[m];
+            let rows = logits
+                .get(b)
+                .and_then(|t| t.narrow(0, 0, p.len() - l))
+                .and_then(|t| t.to_vec2::<f32>())
+                .or_else(fail)?;
+            let mut s = Scored::default();
+            // row k predicts p[l + k + 1]; the last row, the next token
+            if let Some(n) = top {
+                s.infos = prefix_infos.clone();
+                s.infos.push(info(model, &prefix_last, p[l], Some(n)));
+                s.infos
+                    .extend(infos(model, &rows[..rows.len() - 1], &p[l + 1..], n));
+            }
+            if need_last {
+                s.last = rows.into_iter().next_back().unwrap_or_default();
+            }
+            out[m] = s;
+        }
+    }
+    Ok(out)
+}
+
+/// The prompt's echo: its first token, then the scored ones.
+pub(super) fn echo_tokens(model: &Model, prompt: &[u32], scored: Vec<TokenInfo>) -> Vec<TokenInfo> {
+    if scored.is_empty() {
+        return prompt.iter().map(|&id| first_info(model, id)).collect();
+    }
+    let mut v = Vec::with_capacity(prompt.len());
+    v.push(first_info(model, prompt[0]));
+    v.extend(scored);
+    v
+}
+
+/// `max_tokens` 0 or 1: score the prompts (grouped by shared prefixes), echo, and pick one
+/// token from each prompt's last logits.
+pub(super) fn score_job(model: &Model, job: &Job) -> Step<()> {
+    let p = &job.params;
+    let top = if p.echo { p.logprobs } else { None };
+    let max_len = model.max_model_len();
+    let need_last = p.max_tokens == 1;
+    let scored = score_prompts(model, job, top, need_last)?;
+    for (i, (prompt, s)) in job.prompts.iter().zip(scored).enumerate() {
+        if p.echo {
+            send(
+                job,
+                Event::Prompt {
+                    index: i,
+                    tokens: echo_tokens(model, prompt, s.infos),
+                },
+            )?;
+        }
+        let mut completion = 0;
+        let mut finish = Finish::Length;
+        if need_last && prompt.len() < max_len {
+            let mut rng = StdRng::seed_from_u64(p.sampling.seed.wrapping_add(i as u64));
+            let id = sample(&s.last, &p.sampling, &mut rng);
+            let mut text = TextState::new(model, p);
+            let (delta, f) = text.push(id, true);
+            send(
+                job,
+                Event::Token {
+                    index: i,
+                    text: delta,
+                    token: info(model, &s.last, id, p.logprobs),
+                },
+            )?;
+            completion = 1;
+            finish = f.unwrap_or(Finish::Length);
+        }
+        send(
+            job,
+            Event::Done {
+                index: i,
+                finish,
+                prompt_tokens: prompt.len(),
+                completion_tokens: completion,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_share_prefixes_only_when_cheaper() {
+        let p = vec![
+            vec![1, 2, 3, 4, 5, 6],
+            vec![9, 9],
+            vec![1, 2, 3, 4, 5, 7, 8],
+            vec![1, 2, 3, 4, 5],
+        ];
+        let g = plan_groups(&p, 10);
+        assert_eq!(g.len(), 2);
+        let shared = g.iter().find(|g| g.members.len() == 3).unwrap();
+        // the shortest member keeps one token beyond the prefix
+        assert_eq!(shared.shared, 4);
+        // nothing in common: alone
+        assert_eq!(plan_groups(&[vec![1, 2], vec![3, 4]], 10).len(), 2);
+    }
+}
