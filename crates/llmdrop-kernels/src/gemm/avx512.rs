@@ -37,8 +37,9 @@ pub(crate) unsafe fn tile(t: &Tile) {
     }
 }
 
-/// The lanes of the two 16-lane halves that hold one of the first `cols` outputs.
-fn masks(cols: usize) -> (__mmask16, __mmask16) {
+/// The lanes of the two 16-lane halves that hold one of the first `cols` outputs (a
+/// panel of [`NR`](super::NR) = 32 outputs, as the f32 and the bf16 tiles store them).
+pub(super) fn masks(cols: usize) -> (__mmask16, __mmask16) {
     let lanes = |n: usize| {
         if n >= 16 {
             0xffff

@@ -4,6 +4,7 @@
 use std::arch::x86_64::*;
 
 use super::tile::Tile;
+use crate::gemm::avx512::masks;
 use crate::gemm::NR;
 
 /// Runs `t` (see [`Tile`]). Panics for rows outside `1..=12`.
@@ -35,18 +36,6 @@ pub(crate) unsafe fn tile(t: &Tile) {
             _ => unreachable!("tiles have 1..=12 rows"),
         }
     }
-}
-
-/// The lanes of the two 16-lane halves that hold one of the first `cols` outputs.
-fn masks(cols: usize) -> (__mmask16, __mmask16) {
-    let lanes = |n: usize| {
-        if n >= 16 {
-            0xffff
-        } else {
-            ((1u32 << n) - 1) as u16
-        }
-    };
-    (lanes(cols), lanes(cols.saturating_sub(16)))
 }
 
 /// 16 lanes of bf16 pairs as the instruction's operand type (same bits).
