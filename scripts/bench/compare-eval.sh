@@ -18,6 +18,8 @@ theirs=$(OMP_NUM_THREADS="$THREADS" "$VENV/bin/python" scripts/bench/torch_eval.
         --threads "$THREADS" --task "$FILE" --limit "$LIMIT" 2>/dev/null)
 python3 - "$ours" "$theirs" <<'PY'
 import json, sys
+sys.path.insert(0, 'scripts/bench')
+from machine import describe
 o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 c = o["columns"][0]; task = c["tasks"][0]
 ours = task["examples"] / c["seconds"]
@@ -26,4 +28,5 @@ print(f"  llmdrop      {ours:7.2f} examples/s   acc {100 * task['acc']:.1f}")
 print(f"  transformers {t['examples_per_sec']:7.2f} examples/s   acc {100 * t['acc']:.1f}")
 print(f"  ratio        {ours / t['examples_per_sec']:7.2f}x")
 print(f"  peer: {t['peer']}")
+print(describe(o, threads=o['threads']))
 PY

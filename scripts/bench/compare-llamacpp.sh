@@ -20,6 +20,8 @@ peer=$("$VENV/bin/python" scripts/bench/llamacpp_bench.py --model "$MODEL" --thr
 dense=$(run_ours f32)
 python3 - "$native" "$dense" "$peer" <<'PY'
 import json, sys
+sys.path.insert(0, 'scripts/bench')
+from machine import describe
 n, f, p = (json.loads(a) for a in sys.argv[1:4])
 print(f"default model, {n['threads']} thread(s), context {n['results'][0]['context']}, "
       f"{n['results'][0]['generate']} decoded tokens")
@@ -28,4 +30,5 @@ for k, name in [("prefill_tokens_per_sec", "prefill"), ("decode_tokens_per_sec",
     a, b, c = n["results"][0][k]["median"], p[k], f["results"][0][k]["median"]
     print(f"{name + ' tok/s':14} {b:>10.1f} {a:>15.1f} {a / b:>6.2f}x {c:>12.1f} {c / b:>6.2f}x")
 print(f"peer: {p['peer']}")
+print(describe(n, n['fma_peak_gflops'], n['threads']))
 PY

@@ -15,6 +15,8 @@ peer=$(OMP_NUM_THREADS="$THREADS" "$VENV/bin/python" scripts/bench/torch_bench.p
         --threads "$THREADS" --context "$CONTEXT" --generate "$GEN" --reps "$REPS" 2>/dev/null)
 python3 - "$ours" "$peer" <<'PY'
 import json, sys
+sys.path.insert(0, 'scripts/bench')
+from machine import describe
 o = json.loads(sys.argv[1]); p = json.loads(sys.argv[2]); r = o["results"][0]
 print(f"default model, f32, {o['threads']} thread(s), context {r['context']}, {r['generate']} decoded tokens")
 print(f"{'':10} {'llmdrop':>10} {'transformers':>13} {'ratio':>7}")
@@ -22,4 +24,5 @@ for k, name in [("prefill_tokens_per_sec", "prefill"), ("decode_tokens_per_sec",
     a, b = r[k]["median"], p[k]
     print(f"{name + ' tok/s':10} {a:>10.1f} {b:>13.1f} {a / b:>6.2f}x")
 print(f"peer: {p['peer']}")
+print(describe(o, o['fma_peak_gflops'], o['threads']))
 PY

@@ -10,7 +10,8 @@ use serde::Serialize;
 /// Version of the JSON documents the commands print.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Prints `value` as pretty JSON with a `schema_version` field first.
+/// Prints `value` as pretty JSON with a `schema_version` field first and a `machine`
+/// field last (the CPU model, cores and caches the figures in it come from).
 pub fn print_json<T: Serialize>(kind: &str, value: &T) -> anyhow::Result<()> {
     let mut v = serde_json::to_value(value)?;
     let mut doc = serde_json::Map::new();
@@ -20,6 +21,9 @@ pub fn print_json<T: Serialize>(kind: &str, value: &T) -> anyhow::Result<()> {
     if let Some(obj) = v.as_object_mut() {
         doc.append(obj);
     }
+    doc.entry("machine").or_insert(serde_json::to_value(
+        llmdrop_kernels::machine::Machine::detect(),
+    )?);
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &doc)?;
     writeln!(out)?;

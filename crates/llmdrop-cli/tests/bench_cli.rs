@@ -78,3 +78,85 @@ fn bench_reports_every_dtype_and_the_kv_share() {
     args.extend(["--dtype", "q3_k"]);
     llmdrop(&args).assert_clean_error(&["q4_k, q4_1, native"]);
 }
+
+/// What /proc/cpuinfo says, read here independently of llmdrop: (model name, processors).
+fn cpuinfo() -> Option<(String, usize)> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let name = text
+        .lines()
+        .find(|l| l.starts_with("model name"))?
+        .split_once(':')?
+        .1
+        .trim()
+        .to_string();
+    let count = text.lines().filter(|l| l.starts_with("processor")).count();
+    Some((name, count))
+}
+
+#[test]
+fn speed_reports_name_their_machine_and_its_fma_limit() {
+    let model = testkit::tiny_dir("llama");
+    let m = model.to_str().unwrap();
+    let data = common::text().display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let scores = tmp.path().join("scores.json");
+    let runs = [
+        llmdrop(&["bench", "--model", m, "--context", "8", "--generate", "1"]),
+        llmdrop(&[
+            "score",
+            "--model",
+            m,
+            "--data",
+            &data,
+            "--samples",
+            "2",
+            "--seq-len",
+            "32",
+            "--out",
+            scores.to_str().unwrap(),
+        ]),
+    ];
+    for (r, kind) in runs.iter().zip(["bench", "score"]) {
+        assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    }
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let r = llmdrop(&a);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json()
+    };
+    let bench = json(&["bench", "--model", m, "--context", "8", "--generate", "1"]);
+    let score = json(&[
+        "score",
+        "--model",
+        m,
+        "--data",
+        &data,
+        "--samples",
+        "2",
+        "--seq-len",
+        "32",
+        "--out",
+        scores.to_str().unwrap(),
+    ]);
+    for doc in [&bench, &score] {
+        let machine = &doc["machine"];
+        assert!(machine["logical_cpus"].as_u64().unwrap() >= 1, "{machine}");
+        if let Some((name, count)) = cpuinfo() {
+            assert_eq!(machine["cpu_model"], name.as_str());
+            assert_eq!(machine["logical_cpus"], count);
+        }
+        let fma = doc["fma_peak_gflops"].as_f64().unwrap();
+        assert!(fma.is_finite() && fma > 0.0, "{fma}");
+    }
+    if std::path::Path::new("/sys/devices/system/cpu/cpu0/cache/index0").exists() {
+        let caches = bench["machine"]["caches"].as_array().unwrap();
+        assert!(caches.iter().any(|c| c["level"] == 1), "{caches:?}");
+    }
+    let want =
+        score["gflops_per_sec"].as_f64().unwrap() / score["fma_peak_gflops"].as_f64().unwrap();
+    assert!((score["fraction_of_fma_peak"].as_f64().unwrap() - want).abs() <= 1e-12 * want.abs());
+    // the text report names the machine too
+    assert!(runs[0].stdout.contains("machine: "), "{}", runs[0].stdout);
+}

@@ -22,7 +22,8 @@
 //! - [`attention`]: prefill and decode attention as candle ops, and the choice of backend.
 //! - [`vexp`]: the vectorized `exp`, softmax and gated SiLU.
 //! - [`dot`], [`gram`]: the f32 dot product and the Gram matrix of the similarity scores.
-//! - [`peak`]: the machine's FMA limit, the yardstick of speed figures.
+//! - [`peak`]: the machine's FMA limit, the yardstick of speed figures; [`machine`]: the
+//!   CPU model, cores and caches every speed figure names.
 //!
 //! This crate knows nothing of models: the `llmdrop` library calls in, never the other way.
 //!
@@ -42,6 +43,7 @@ pub mod cpu;
 pub mod dot;
 pub mod gemm;
 pub mod gram;
+pub mod machine;
 pub mod peak;
 pub mod quant;
 pub mod vexp;

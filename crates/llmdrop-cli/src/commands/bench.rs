@@ -26,8 +26,8 @@ pub struct BenchArgs {
     /// With a drop plan: measure the original model too, in the same run, and print ratios.
     #[arg(long)]
     compare_original: bool,
-    /// Also measure this machine's f32 limit with the same threads: fused multiply-adds on
-    /// registers (the FLOP limit), and candle's dense matmul (2048^3) for comparison.
+    /// Also measure candle's dense matmul (2048^3) with the same threads, for comparison
+    /// with the f32 FMA limit (which every run measures).
     #[arg(long)]
     peak: bool,
     /// Print a markdown table.
@@ -49,8 +49,9 @@ struct BenchReport {
     original: Option<Vec<BenchResult>>,
     /// Per context (with --compare-original): the decode speedup the removed work predicts.
     ideal: Option<Vec<Ideal>>,
-    /// This machine's f32 limit: fused multiply-adds on registers, all threads.
-    fma_peak_gflops: Option<f64>,
+    /// This machine's f32 limit: fused multiply-adds on registers, all threads, measured
+    /// in this run.
+    fma_peak_gflops: f64,
     /// What candle's dense matmul reaches (2048³).
     matmul_peak_gflops: Option<f64>,
     peak_rss_bytes: Option<u64>,
@@ -66,11 +67,14 @@ fn markdown(r: &BenchReport) -> anyhow::Result<String> {
         .unwrap_or_default();
     writeln!(
         t,
-        "`{}`, dtype {}{kernel}, {} thread(s), {:.1} MiB of weights\n",
+        "`{}`, dtype {}{kernel}, {} thread(s), {:.1} MiB of weights; {} (f32 FMA limit {:.1} \
+         GFLOP/s at these threads)\n",
         r.model,
         r.dtype,
         r.threads,
-        r.weight_bytes as f64 / (1 << 20) as f64
+        r.weight_bytes as f64 / (1 << 20) as f64,
+        llmdrop_kernels::machine::Machine::detect().summary(),
+        r.fma_peak_gflops
     )?;
     writeln!(
         t,
@@ -185,13 +189,11 @@ pub fn run(a: BenchArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         None
     };
     let results = run_all(&dec)?;
-    let (fma_peak_gflops, matmul_peak_gflops) = if a.peak {
-        (
-            Some(llmdrop_kernels::peak::fma_peak_gflops(50_000_000, 5)),
-            Some(llmdrop::bench::matmul_gflops(2048, 5)?),
-        )
+    let fma_peak_gflops = llmdrop_kernels::peak::fma_peak_gflops(50_000_000, 5);
+    let matmul_peak_gflops = if a.peak {
+        Some(llmdrop::bench::matmul_gflops(2048, 5)?)
     } else {
-        (None, None)
+        None
     };
     let ideal = original.as_ref().map(|orig| {
         orig.iter()
@@ -283,13 +285,17 @@ pub fn run(a: BenchArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
-    if let (Some(fma), Some(mm)) = (report.fma_peak_gflops, report.matmul_peak_gflops) {
-        writeln!(
-            t,
-            "f32 limit: {fma:.1} GFLOP/s (fused multiply-adds, {} threads); candle matmul 2048^3: {mm:.1}",
-            report.threads
-        )?;
-    }
+    let matmul = report
+        .matmul_peak_gflops
+        .map(|mm| format!("; candle matmul 2048^3: {mm:.1}"))
+        .unwrap_or_default();
+    writeln!(
+        t,
+        "f32 limit: {:.1} GFLOP/s (fused multiply-adds, {} threads){matmul}\nmachine: {}",
+        report.fma_peak_gflops,
+        report.threads,
+        llmdrop_kernels::machine::Machine::detect().summary()
+    )?;
     output::print_text(&t)?;
     Ok(ExitCode::SUCCESS)
 }

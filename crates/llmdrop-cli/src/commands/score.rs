@@ -6,6 +6,7 @@ use clap::Args;
 use llmdrop::pipeline::{self, ScoringOptions, DEFAULT_SCORES_FILE};
 use llmdrop::report::ScoreReport;
 use llmdrop::score::ScoreTable;
+use serde::Serialize;
 
 use crate::args::{CalibArgs, Ctx, ModelArgs};
 use crate::output;
@@ -25,6 +26,17 @@ pub struct ScoreArgs {
     plot: Option<PathBuf>,
 }
 
+/// `score --json`: the report and the machine's f32 limit measured in the same run.
+#[derive(Serialize)]
+struct ScoreJson<'a> {
+    #[serde(flatten)]
+    report: &'a ScoreReport,
+    /// f32 fused multiply-adds on registers, all threads of this run, GFLOP/s.
+    fma_peak_gflops: f64,
+    /// `gflops_per_sec` / `fma_peak_gflops`.
+    fraction_of_fma_peak: f64,
+}
+
 pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     let opts = ScoringOptions {
         calib: a.calib.options(),
@@ -33,7 +45,14 @@ pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     };
     let report = pipeline::score_model(&a.model.options(), &opts, &mut Console::new(ctx))?;
     if ctx.json {
-        output::print_json("score", &report)?;
+        // measured after the run, with the same threads: the yardstick of `gflops_per_sec`
+        let fma_peak_gflops = llmdrop_kernels::peak::fma_peak_gflops(50_000_000, 5);
+        let doc = ScoreJson {
+            fraction_of_fma_peak: report.gflops_per_sec / fma_peak_gflops,
+            fma_peak_gflops,
+            report: &report,
+        };
+        output::print_json("score", &doc)?;
     } else {
         output::print_text(&render_table(&report))?;
         if !ctx.quiet {
