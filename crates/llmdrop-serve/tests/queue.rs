@@ -1,0 +1,72 @@
+//! A full queue: the requests it cannot hold are answered 503 at once (with `Retry-After`
+//! and an OpenAI error object), the ones it holds complete, and the server serves again
+//! once the queue drains.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{read_response, test_limits, tiny_llama, Response, TestServer};
+use llmdrop::DropPlan;
+use serde_json::json;
+
+/// Writes a POST on a fresh connection without reading the answer.
+fn send(s: &TestServer, body: &serde_json::Value) -> TcpStream {
+    let body = body.to_string();
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let head = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        s.addr,
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(body.as_bytes()).unwrap();
+    c
+}
+
+#[test]
+fn a_full_queue_answers_503_and_the_server_recovers() {
+    let mut limits = test_limits();
+    limits.queue = 1;
+    let s = TestServer::start_with(&tiny_llama(), &DropPlan::empty(), limits);
+    // each request: 16 prompts x 120 generated tokens, long next to the time it takes
+    // to send the next one
+    let long = json!({
+        "prompt": vec![vec![1, 2, 3, 4]; 16],
+        "max_tokens": 120,
+        "temperature": 0,
+        "ignore_eos": true,
+    });
+    let conns: Vec<TcpStream> = (0..8).map(|_| send(&s, &long)).collect();
+    let answers: Vec<Response> = conns
+        .into_iter()
+        .map(|mut c| read_response(&mut c))
+        .collect();
+    let busy: Vec<&Response> = answers.iter().filter(|r| r.status == 503).collect();
+    let done: Vec<&Response> = answers.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(busy.len() + done.len(), 8, "{answers:?}");
+    // one running and one queued at most while the first runs
+    assert!(!busy.is_empty() && !done.is_empty(), "{answers:?}");
+    for r in &busy {
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert!(r.error(503).contains("busy"));
+        assert_eq!(r.json()["error"]["type"], "server_busy");
+    }
+    // the requests that were taken all finish, and finish alike (greedy, same prompts)
+    let first = done[0].json();
+    for r in &done {
+        let v = r.ok();
+        assert_eq!(v["choices"].as_array().unwrap().len(), 16);
+        assert_eq!(v["usage"]["completion_tokens"], 16 * 120);
+        assert_eq!(v["choices"], first["choices"]);
+    }
+    // drained: a new request is served
+    let again = s.post(
+        "/v1/completions",
+        &json!({"prompt": [1, 2, 3], "max_tokens": 2}),
+    );
+    assert_eq!(again.ok()["choices"][0]["finish_reason"], "length");
+}
