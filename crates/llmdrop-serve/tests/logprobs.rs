@@ -204,3 +204,75 @@ fn pruned_model_serves_its_own_logits() {
     assert_eq!(m["data"][0]["llmdrop"]["drop_attn"], json!([1]));
     assert_eq!(m["data"][0]["llmdrop"]["drop_mlp"], json!([2]));
 }
+
+/// Several clients' scoring requests waiting together (queued behind a long generation)
+/// are scored as one set, prompts sharing prefixes across requests: each answer still
+/// matches PyTorch's logits and what the request gets alone.
+#[test]
+fn queued_requests_scored_together_match_the_reference_and_alone() {
+    use std::io::Write;
+    let (ids, logits) = reference();
+    let s = TestServer::start(&tiny_llama());
+    let send = |body: &Value| {
+        let body = body.to_string();
+        let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+        let head = format!(
+            "POST /v1/completions HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            s.addr,
+            body.len()
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(body.as_bytes()).unwrap();
+        c
+    };
+    // keeps the worker busy while the scoring requests queue up behind it
+    let long = send(
+        &json!({"prompt": vec![vec![1, 2, 3]; 16], "max_tokens": 100, "temperature": 0, "ignore_eos": true}),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let cuts: [&[(usize, usize)]; 4] = [
+        &[(0, 10), (1, 5)],
+        &[(0, 24)],
+        &[(0, 17), (1, 24)],
+        &[(0, 2)],
+    ];
+    let bodies: Vec<Value> = cuts
+        .iter()
+        .map(|c| {
+            let p: Vec<Vec<u32>> = c.iter().map(|&(i, n)| ids[i][..n].to_vec()).collect();
+            json!({"prompt": p, "max_tokens": 1, "echo": true, "logprobs": 2, "temperature": 0})
+        })
+        .collect();
+    let conns: Vec<_> = bodies.iter().map(send).collect();
+    let together: Vec<Value> = conns
+        .into_iter()
+        .map(|mut c| common::read_response(&mut c).ok())
+        .collect();
+    let mut long = long;
+    assert_eq!(common::read_response(&mut long).status, 200);
+    for (k, (r, body)) in together.iter().zip(&bodies).enumerate() {
+        let alone = s.post("/v1/completions", body).ok();
+        for (j, &(i, n)) in cuts[k].iter().enumerate() {
+            let (a, b) = (&r["choices"][j], &alone["choices"][j]);
+            assert_eq!(a["index"], j);
+            check_echo(a, &ids[i][..n], &logits[i]);
+            let (x, y) = (
+                &a["logprobs"]["token_logprobs"],
+                &b["logprobs"]["token_logprobs"],
+            );
+            for (x, y) in x
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(y.as_array().unwrap())
+                .skip(1)
+            {
+                assert!(
+                    (f(x) - f(y)).abs() < 1e-5,
+                    "request {k} prompt {j}: {x} vs {y}"
+                );
+            }
+            assert_eq!(a["text"], b["text"], "request {k} prompt {j}");
+        }
+    }
+}

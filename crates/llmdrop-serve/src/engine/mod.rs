@@ -1,8 +1,9 @@
 //! The model worker: one thread owns the forward passes (the decoder spreads each over
 //! rayon's pool), takes jobs from a bounded queue and answers with [`Event`]s.
 //!
-//! Scoring jobs (`max_tokens` 0 or 1: lm-eval's log-likelihood requests) run their prompts
-//! in groups that share a prefix: the prefix once into a KV cache, the rest of every prompt
+//! Scoring jobs (`max_tokens` 0 or 1: lm-eval's log-likelihood requests) waiting together
+//! are merged (their prompts planned as one set), and run their prompts in groups that
+//! share a prefix: the prefix once into a KV cache, the rest of every prompt
 //! as one right-padded batch on top of it (a causal model never looks at the padding), as
 //! `llmdrop eval` scores the choices of one question. Generation runs prompt by prompt with
 //! the KV cache.
@@ -109,14 +110,45 @@ pub enum Event {
     Failed(ApiError),
 }
 
-/// Runs jobs until every sender of `rx` is gone.
+/// Most prompts of several requests scored in one set.
+const MERGE_PROMPTS: usize = 1024;
+
+/// Runs jobs until every sender of `rx` is gone. A scoring job takes along the scoring
+/// jobs already waiting behind it that ask the same of the model (up to
+/// [`MERGE_PROMPTS`] prompts), so that several clients' requests share forward passes.
 pub fn run_worker(model: Arc<Model>, mut rx: mpsc::Receiver<Job>) {
-    while let Some(job) = rx.blocking_recv() {
-        let events = job.events.clone();
-        if events.is_closed() {
+    let mut next: Option<Job> = None;
+    loop {
+        let job = match next.take() {
+            Some(j) => j,
+            None => match rx.blocking_recv() {
+                Some(j) => j,
+                None => break,
+            },
+        };
+        if job.events.is_closed() {
             continue; // the client left while the job waited
         }
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&model, &job)));
+        let mut batch = vec![job];
+        if score::is_scoring(&batch[0]) {
+            let mut prompts = batch[0].prompts.len();
+            while prompts < MERGE_PROMPTS {
+                match rx.try_recv() {
+                    Ok(j) if j.events.is_closed() => {}
+                    Ok(j) if score::mergeable(&batch[0], &j) => {
+                        prompts += j.prompts.len();
+                        batch.push(j);
+                    }
+                    Ok(j) => {
+                        next = Some(j); // runs next, in its turn
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let jobs: Vec<&Job> = batch.iter().collect();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_jobs(&model, &jobs)));
         let failure = match r {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e),
@@ -130,7 +162,9 @@ pub fn run_worker(model: Arc<Model>, mut rx: mpsc::Receiver<Job>) {
             }
         };
         if let Some(e) = failure {
-            let _ = events.send(Event::Failed(e));
+            for j in &batch {
+                let _ = j.events.send(Event::Failed(e.clone()));
+            }
         }
     }
 }
@@ -142,13 +176,12 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(format!("the model failed: {e}"))
 }
 
-fn run_job(model: &Model, job: &Job) -> Result<(), ApiError> {
-    let r = if job.params.max_tokens <= 1 {
-        score::score_job(model, job)
-    } else {
-        generate::generate_job(model, job)
-    };
-    match r {
+/// Scoring jobs together (see [`score::score_jobs`]); a generation job alone.
+fn run_jobs(model: &Model, jobs: &[&Job]) -> Result<(), ApiError> {
+    if score::is_scoring(jobs[0]) {
+        return score::score_jobs(model, jobs);
+    }
+    match generate::generate_job(model, jobs[0]) {
         Ok(()) | Err(Err(Gone)) => Ok(()),
         Err(Ok(e)) => Err(e),
     }

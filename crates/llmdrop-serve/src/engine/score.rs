@@ -144,21 +144,21 @@ fn plan_groups(prompts: &[Vec<u32>], vocab: usize) -> Vec<Group> {
 }
 
 /// Scores every prompt: infos of its tokens when `top` is Some, the next-token logits
-/// when `need_last`.
+/// when `need_last`. Stops (`Gone`) once `gone()` says no client waits any more.
 fn score_prompts(
     model: &Model,
-    job: &Job,
+    prompts: &[Vec<u32>],
     top: Option<usize>,
     need_last: bool,
+    gone: impl Fn() -> bool,
 ) -> Step<Vec<Scored>> {
-    let prompts = &job.prompts;
     let mut out: Vec<Scored> = prompts.iter().map(|_| Scored::default()).collect();
     if top.is_none() && !need_last {
         return Ok(out);
     }
     let dec = &model.decoder;
     for g in plan_groups(prompts, model.vocab_size()) {
-        if job.events.is_closed() {
+        if gone() {
             return Err(Err(Gone));
         }
         if g.members.len() == 1 || g.shared == 0 {
@@ -242,14 +242,52 @@ pub(super) fn echo_tokens(model: &Model, prompt: &[u32], scored: Vec<TokenInfo>)
     v
 }
 
-/// `max_tokens` 0 or 1: score the prompts (grouped by shared prefixes), echo, and pick one
-/// token from each prompt's last logits.
-pub(super) fn score_job(model: &Model, job: &Job) -> Step<()> {
+/// A scoring job: `max_tokens` 0 or 1 (lm-eval's log-likelihood requests).
+pub(super) fn is_scoring(job: &Job) -> bool {
+    job.params.max_tokens <= 1
+}
+
+/// What a scoring job asks of the forward passes: (top log-probabilities of the echoed
+/// tokens, whether the next-token logits are needed). Jobs that ask the same can share
+/// their passes.
+fn needs(job: &Job) -> (Option<usize>, bool) {
     let p = &job.params;
-    let top = if p.echo { p.logprobs } else { None };
+    (if p.echo { p.logprobs } else { None }, p.max_tokens == 1)
+}
+
+/// Whether `b` can run in the same forward passes as `a` (both scoring, same needs).
+pub(super) fn mergeable(a: &Job, b: &Job) -> bool {
+    is_scoring(a) && is_scoring(b) && needs(a) == needs(b)
+}
+
+/// Scoring jobs that [`mergeable`] admits together: all their prompts planned as one set
+/// (prompts of different requests that share a prefix share its pass), then each job
+/// answered with its own prompts' results, in its own order. A client that left does not
+/// stop the others; the passes stop once every client has left.
+pub(super) fn score_jobs(model: &Model, jobs: &[&Job]) -> Result<(), super::ApiError> {
+    let (top, need_last) = needs(jobs[0]);
+    let prompts: Vec<Vec<u32>> = jobs.iter().flat_map(|j| j.prompts.clone()).collect();
+    let gone = || jobs.iter().all(|j| j.events.is_closed());
+    let mut scored = match score_prompts(model, &prompts, top, need_last, gone) {
+        Ok(s) => s.into_iter(),
+        Err(Err(Gone)) => return Ok(()),
+        Err(Ok(e)) => return Err(e),
+    };
+    for job in jobs {
+        let mine: Vec<Scored> = scored.by_ref().take(job.prompts.len()).collect();
+        match answer(model, job, mine) {
+            Ok(()) | Err(Err(Gone)) => {}
+            Err(Ok(e)) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Echoes each prompt and picks one token from its last logits, as `job` asked.
+fn answer(model: &Model, job: &Job, scored: Vec<Scored>) -> Step<()> {
+    let p = &job.params;
     let max_len = model.max_model_len();
     let need_last = p.max_tokens == 1;
-    let scored = score_prompts(model, job, top, need_last)?;
     for (i, (prompt, s)) in job.prompts.iter().zip(scored).enumerate() {
         if p.echo {
             send(
