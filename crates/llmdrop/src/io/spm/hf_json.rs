@@ -10,8 +10,10 @@
 //! - the decoder turns `▁` back into spaces and byte tokens into bytes.
 //!
 //! What the two can still tell apart: two splits of one piece competing for overlapping
-//! symbols (SentencePiece takes the leftmost, BPE the lower rank), and a character outside
-//! the vocabulary that a longer piece contains (BPE turns it into bytes first). Neither occurs
+//! symbols (SentencePiece takes the leftmost, BPE the lower rank), a character outside the
+//! vocabulary that a longer piece contains (BPE turns it into bytes first), and, in a
+//! vocabulary without byte tokens, a multi-byte character outside it (one unknown token per
+//! byte here, one per character in BPE). Neither occurs
 //! in the vocabularies checked (Gemma 3's, on a megabyte of text: tests/gemma_tokenizer_json.rs).
 
 use std::cmp::Ordering;
@@ -81,7 +83,7 @@ impl SpmTokenizer {
             "decoder": {"type": "Sequence", "decoders": decoders},
             "model": {"type": "BPE", "dropout": null, "unk_token": unk,
                       "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                      "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+                      "fuse_unk": false, "byte_fallback": true, "ignore_merges": false,
                       "vocab": vocab, "merges": self.merges()},
         })
     }

@@ -237,3 +237,17 @@ fn the_converted_tokenizer_json_gives_the_same_ids() {
         assert_eq!(hf.decode(&ids, true).unwrap(), "ab zé c");
     }
 }
+
+/// Without byte tokens, an ASCII character outside the vocabulary is one unknown token in
+/// both (not fused with its neighbours).
+#[test]
+fn the_converted_tokenizer_json_without_byte_tokens_gives_one_unknown_per_character() {
+    let t = tiny(false, false);
+    let hf: tokenizers::Tokenizer =
+        serde_json::from_value(t.hf_tokenizer_json(hf_json::SpecialEnds::default())).unwrap();
+    for s in ["zz", "azqz", "a<s>zq"] {
+        let want = t.encode(s, true).unwrap();
+        assert_eq!(hf.encode(s, false).unwrap().get_ids(), want, "{s:?}");
+    }
+    assert_eq!(t.encode("zz", true).unwrap(), [0, 0]);
+}
