@@ -137,7 +137,11 @@ def check_tokenizer(path, ids):
 def main():
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
-    tmp = Path(tempfile.mkdtemp())
+    with tempfile.TemporaryDirectory() as d:  # four exports of ~1 GB each
+        run(Path(d), torch)
+
+
+def run(tmp, torch):
     print(f"model {MODEL.name}; transformers {__import__('transformers').__version__}, "
           f"torch {torch.__version__}; prompt of {len(PROMPT)} chars")
     results = {}
