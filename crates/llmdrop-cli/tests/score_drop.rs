@@ -364,3 +364,43 @@ fn listing(dir: &Path) -> Vec<(String, String)> {
     v.sort();
     v
 }
+
+/// Issue 16: `drop` on Gemma 3 runs end to end with its default format (hf-llmdrop): the
+/// written model reloads as the pruned one, with LLM-Drop's lists and every layer's kind.
+#[test]
+fn issue16_drop_on_gemma3_writes_a_model_that_reloads_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = testkit::tiny_dir("gemma3");
+    let data = text();
+    let mut args = vec![
+        "drop",
+        "--model",
+        s(&model),
+        "--data",
+        &data,
+        "--strategy",
+        "joint",
+        "-n",
+        "3",
+        "--out",
+        "pruned",
+        "--json",
+    ];
+    args.extend(CALIB);
+    let r = llmdrop_in(tmp.path(), &args);
+    r.assert_success();
+    let v: DropReport = r.json();
+    assert_eq!(v.plan.attn.len() + v.plan.mlp.len(), 3);
+    assert_eq!(v.reload_max_abs_diff, 0.0);
+    let out = tmp.path().join("pruned");
+    let cfg: ExportedConfig = reports::read(&out.join("config.json"));
+    assert_eq!(cfg.model_type, "gemma3_text");
+    let listed = |set: &std::collections::BTreeSet<usize>| set.iter().copied().collect::<Vec<_>>();
+    assert_eq!(cfg.drop_attn_list, listed(&v.plan.attn));
+    assert_eq!(cfg.drop_mlp_list, listed(&v.plan.mlp));
+    let raw: serde_json::Value = reports::read(&out.join("config.json"));
+    let want: serde_json::Value = reports::read(&testkit::tiny_dir("gemma3").join("config.json"));
+    assert_eq!(raw["layer_types"], want["layer_types"]);
+    let src = llmdrop::ModelSource::open(&out).unwrap();
+    assert_eq!(src.stored_plan(), &v.plan);
+}

@@ -37,8 +37,10 @@ pub struct ArchSpec {
     pub gguf_sliding_pattern: Option<usize>,
     /// RoPE base of the sliding layers in GGUF files, which store only the global one.
     pub gguf_local_rope_theta: Option<f64>,
-    /// llmdrop's exporters write this family's layout (tensor names, norms, config keys).
-    pub exportable: bool,
+    /// llmdrop's GGUF writer keeps this family as llama.cpp runs it. (Gemma 3's graph
+    /// decides sliding vs global attention by layer index, so a renumbered file would change
+    /// the kinds of its layers: refused until checked against llama.cpp.)
+    pub gguf_writable: bool,
 }
 
 /// The MLP's gate activation.
@@ -58,6 +60,14 @@ impl Activation {
             "silu" | "swish" => Some(Self::Silu),
             "gelu_pytorch_tanh" => Some(Self::GeluTanh),
             _ => None,
+        }
+    }
+
+    /// The name an HF config gives it (`hidden_act` / `hidden_activation`).
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Self::Silu => "silu",
+            Self::GeluTanh => "gelu_pytorch_tanh",
         }
     }
 }
@@ -135,7 +145,7 @@ pub const ARCHS: &[ArchSpec] = &[
         default_act: Activation::Silu,
         gguf_sliding_pattern: None,
         gguf_local_rope_theta: None,
-        exportable: true,
+        gguf_writable: true,
     },
     ArchSpec {
         name: "mistral",
@@ -151,7 +161,7 @@ pub const ARCHS: &[ArchSpec] = &[
         default_act: Activation::Silu,
         gguf_sliding_pattern: None,
         gguf_local_rope_theta: None,
-        exportable: true,
+        gguf_writable: true,
     },
     ArchSpec {
         name: "qwen2",
@@ -167,7 +177,7 @@ pub const ARCHS: &[ArchSpec] = &[
         default_act: Activation::Silu,
         gguf_sliding_pattern: None,
         gguf_local_rope_theta: None,
-        exportable: true,
+        gguf_writable: true,
     },
     ArchSpec {
         name: "qwen3",
@@ -183,7 +193,7 @@ pub const ARCHS: &[ArchSpec] = &[
         default_act: Activation::Silu,
         gguf_sliding_pattern: None,
         gguf_local_rope_theta: None,
-        exportable: true,
+        gguf_writable: true,
     },
     ArchSpec {
         name: "gemma3_text",
@@ -200,7 +210,7 @@ pub const ARCHS: &[ArchSpec] = &[
         // llama.cpp: layer il is sliding unless il % 6 == 5; local base 10000
         gguf_sliding_pattern: Some(6),
         gguf_local_rope_theta: Some(10000.0),
-        exportable: false,
+        gguf_writable: false,
     },
 ];
 

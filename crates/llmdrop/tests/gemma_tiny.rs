@@ -1,11 +1,9 @@
 //! Gemma 3 on the tiny random checkpoint saved by transformers (tests/fixtures/tiny/gemma3,
 //! scripts/fixtures/make_gemma3.py): the sandwich-block similarities against PyTorch hooks,
-//! dropping a module against zeroing its output projection, refused exports, bad configs.
+//! dropping a module against zeroing its output projection, bad configs. Exports:
+//! gemma_export.rs.
 //! Logits and hidden states: tiny_reference.rs.
 
-mod export_common;
-
-use llmdrop::export::ExportFormat;
 use llmdrop::progress::NoProgress;
 use llmdrop::score::{score, ScoreOptions};
 use llmdrop::{DropPlan, ModelSource};
@@ -89,30 +87,6 @@ fn tiny_gemma3_dropped_module_equals_zeroed_output_projection_bit_for_bit() {
     // and the unpruned model differs
     let (_, full) = testkit::load(&testkit::tiny_dir("gemma3"), &DropPlan::empty()).unwrap();
     assert!(testkit::max_abs_diff(&testkit::logits(&full, &ids()).unwrap(), &a) > 1e-3);
-}
-
-/// No writer keeps Gemma 3's layout yet (sandwich norms, layer kinds, `x·(1 + w)` norms):
-/// every format refuses it before writing anything; nemotron-nas for good.
-#[test]
-fn tiny_gemma3_exports_are_refused_before_writing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = testkit::tiny_dir("gemma3");
-    for (format, what) in [
-        (ExportFormat::Hf, "cannot export `gemma3_text`"),
-        (ExportFormat::HfLlmdrop, "cannot export `gemma3_text`"),
-        (ExportFormat::Gguf, "cannot export `gemma3_text`"),
-        (ExportFormat::NemotronNas, "llama-family"),
-    ] {
-        let dest = tmp.path().join(format!("{format:?}"));
-        let plan = DropPlan::new([], [1]);
-        let e = export_common::run(&model, &plan, format, None, &dest).unwrap_err();
-        assert!(
-            matches!(e, llmdrop::Error::Unsupported { .. }),
-            "{format:?}: {e}"
-        );
-        assert!(e.to_string().contains(what), "{format:?}: {e}");
-        assert!(!dest.exists(), "{format:?} left {}", dest.display());
-    }
 }
 
 fn with_config(f: impl FnOnce(&mut Value)) -> llmdrop::Result<ModelSource> {

@@ -6,11 +6,13 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::hf_config::renumber_layers;
+pub(crate) use super::hf_config::source_config;
 use super::tensors::{block_renumbering, kept_tensors, write_json, write_safetensors};
-use crate::config::Config;
+use super::tokenizer_files::write_tokenizer_files;
 use crate::error::{Error, Result};
 use crate::formats::hf_llmdrop;
-use crate::io::source::{Format, ModelSource};
+use crate::io::source::ModelSource;
 use crate::io::tokenizer::Tokenizer;
 use crate::plan::DropPlan;
 
@@ -22,92 +24,6 @@ pub struct ExportInfo {
     pub source_sha256: Option<String>,
     /// Anything else worth keeping: strategy, scores hash, calibration settings.
     pub details: Value,
-}
-
-fn hf_architecture(cfg: &Config) -> &'static str {
-    match cfg.arch.name {
-        "mistral" => "MistralForCausalLM",
-        "qwen2" => "Qwen2ForCausalLM",
-        "qwen3" => "Qwen3ForCausalLM",
-        _ => "LlamaForCausalLM",
-    }
-}
-
-/// An HF config.json for `cfg` (for models read from GGUF).
-pub fn hf_config_json(cfg: &Config) -> Value {
-    let mut v = json!({
-        "architectures": [hf_architecture(cfg)],
-        "model_type": cfg.arch.name,
-        "vocab_size": cfg.vocab_size,
-        "hidden_size": cfg.hidden_size,
-        "intermediate_size": cfg.intermediate_size,
-        "num_hidden_layers": cfg.num_layers,
-        "num_attention_heads": cfg.num_heads,
-        "num_key_value_heads": cfg.num_kv_heads,
-        "head_dim": cfg.head_dim,
-        "hidden_act": "silu",
-        "rms_norm_eps": cfg.rms_norm_eps,
-        "rope_theta": cfg.rope_theta,
-        "max_position_embeddings": cfg.max_position_embeddings,
-        "tie_word_embeddings": cfg.tie_word_embeddings,
-        "attention_bias": cfg.o_bias,
-        "mlp_bias": cfg.mlp_bias,
-        "torch_dtype": "float32",
-    });
-    if let Some(b) = cfg.bos_token_id {
-        v["bos_token_id"] = b.into();
-    }
-    if let Some(&e) = cfg.eos_token_ids.first() {
-        v["eos_token_id"] = e.into();
-    }
-    v
-}
-
-/// The source's config.json, or one made from its GGUF metadata.
-pub(crate) fn source_config(src: &ModelSource) -> Result<Value> {
-    match src.format() {
-        Format::HfDir => {
-            let p = src.path().join("config.json");
-            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-            serde_json::from_str(&text).map_err(|e| Error::BadConfig {
-                path: p,
-                reason: e.to_string(),
-            })
-        }
-        Format::Gguf => Ok(hf_config_json(src.config())),
-    }
-}
-
-/// tokenizer.json (+ tokenizer_config.json) next to the weights.
-pub(crate) fn write_tokenizer(src: &ModelSource, tok: &Tokenizer, dir: &Path) -> Result<()> {
-    let tj = dir.join("tokenizer.json");
-    let hf = tok.hf().ok_or_else(|| Error::Tokenizer {
-        path: src.path().into(),
-        reason: "this export needs a tokenizer.json, and the source's SentencePiece \
-                 vocabulary (GGUF tokenizer.ggml.model = llama) is not converted to one yet"
-            .into(),
-    })?;
-    hf.save(&tj, false).map_err(|e| Error::Tokenizer {
-        path: tj.clone(),
-        reason: format!("cannot write: {e}"),
-    })?;
-    let src_tc = src.path().join("tokenizer_config.json");
-    if src.format() == Format::HfDir && src_tc.exists() {
-        std::fs::copy(&src_tc, dir.join("tokenizer_config.json"))
-            .map_err(|e| Error::io(&src_tc, e))?;
-        Ok(())
-    } else {
-        let name = |id: Option<u32>| id.and_then(|i| tok.id_to_token(i));
-        write_json(
-            &dir.join("tokenizer_config.json"),
-            &json!({
-                "add_bos_token": tok.add_bos,
-                "bos_token": name(tok.bos),
-                "eos_token": name(tok.eos.first().copied()),
-                "tokenizer_class": "PreTrainedTokenizerFast",
-            }),
-        )
-    }
 }
 
 /// `plan` plus what the source already drops, checked against the source's layers.
@@ -139,7 +55,7 @@ pub(crate) fn write_hf_dir(
         renumber,
     );
     write_safetensors(src.weights(), &tensors, dir, shard_bytes)?;
-    write_tokenizer(src, tok, dir)?;
+    write_tokenizer_files(src, tok, dir)?;
     write_json(&dir.join("plan.json"), plan_json)
 }
 
@@ -178,19 +94,7 @@ pub fn write_hf_blocks(
     let kept = map.iter().flatten().count();
     let mut config = source_config(src)?;
     hf_llmdrop::remove_plan(&mut config);
-    if let Some(obj) = config.as_object_mut() {
-        for v in obj.values_mut() {
-            if let Some(a) = v.as_array_mut().filter(|a| a.len() == cfg.num_layers) {
-                let keep: Vec<Value> = a
-                    .iter()
-                    .zip(&map)
-                    .filter(|(_, m)| m.is_some())
-                    .map(|(x, _)| x.clone())
-                    .collect();
-                *a = keep;
-            }
-        }
-    }
+    renumber_layers(&mut config, &map);
     config["num_hidden_layers"] = json!(kept);
     config["llmdrop"] = json!({"format": "hf", "dropped_blocks": plan.attn, "info": info});
     let plan_json = json!({"plan": plan, "renumbered": true, "info": info});

@@ -3,8 +3,10 @@
 
 pub(crate) mod gguf;
 pub(crate) mod hf;
+pub(crate) mod hf_config;
 pub(crate) mod nemotron;
 pub(crate) mod tensors;
+pub(crate) mod tokenizer_files;
 
 use std::str::FromStr;
 
@@ -14,6 +16,7 @@ pub use hf::ExportInfo;
 use hf::{write_hf_blocks, write_hf_llmdrop};
 pub use nemotron::ffn_mult_to_intermediate;
 use nemotron::write_nemotron_nas;
+pub use tokenizer_files::write_tokenizer_files;
 
 use crate::error::{Error, Result};
 
@@ -180,10 +183,9 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportResult> {
 }
 
 /// Refuses, before anything is written, a model whose family the format cannot hold as
-/// llmdrop evaluated it: nemotron-nas is a llama-family format; the other writers know
-/// only the pre-norm layout (llama's tensor names and config keys), so a family they do
-/// not write yet (Gemma 3: sandwich norms, per-layer attention kinds, `x·(1 + w)` norms)
-/// would come out as a different model.
+/// llmdrop evaluated it: nemotron-nas is a llama-family format; GGUF refuses families whose
+/// layout llama.cpp derives from layer indices (Gemma 3: a renumbered layer would change
+/// from sliding to global attention or back).
 fn refuse_unwritable(cfg: &crate::Config, format: ExportFormat) -> Result<()> {
     let name = cfg.arch.name;
     if format == ExportFormat::NemotronNas && (name != "llama" || !cfg.layer_types.is_empty()) {
@@ -192,16 +194,13 @@ fn refuse_unwritable(cfg: &crate::Config, format: ExportFormat) -> Result<()> {
             format!("is for llama-family models; this one is `{name}`"),
         ));
     }
-    if !cfg.arch.exportable {
-        let f = serde_json::to_value(format)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+    if format == ExportFormat::Gguf && !cfg.arch.gguf_writable {
         return Err(Error::unsupported(
-            format!("format `{f}`"),
+            "format `gguf`",
             format!(
-                "llmdrop cannot export `{name}` models yet: the writer would not keep its \
-                 layout (norms, per-layer attention); score, drop in memory and evaluate instead"
+                "llmdrop cannot write `{name}` as GGUF yet: llama.cpp decides each layer's \
+                 attention kind (sliding or global) by its index, which a drop would change; \
+                 export as hf or hf-llmdrop instead"
             ),
         ));
     }

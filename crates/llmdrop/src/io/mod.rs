@@ -11,7 +11,7 @@ pub(crate) mod layers;
 pub(crate) mod names;
 pub(crate) mod safetensors;
 pub(crate) mod source;
-mod spm;
+pub(crate) mod spm;
 pub(crate) mod summary;
 pub(crate) mod text;
 pub(crate) mod tokenizer;

@@ -242,7 +242,8 @@ impl Tokenizer {
     }
 
     /// The underlying HF tokenizer (to save it as `tokenizer.json`); None for a GGUF
-    /// SentencePiece vocabulary, which has no `tokenizer.json` equivalent here.
+    /// SentencePiece vocabulary (its `tokenizer.json` is made by
+    /// `SpmTokenizer::hf_tokenizer_json`, written by `export::write_tokenizer_files`).
     pub fn hf(&self) -> Option<&tokenizers::Tokenizer> {
         match &self.inner {
             Backend::Hf(t) => Some(t),

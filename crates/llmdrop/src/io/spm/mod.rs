@@ -260,9 +260,11 @@ impl SpmTokenizer {
 }
 
 mod gguf;
+mod hf_json;
 mod merge;
 mod pieces;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use gguf::from_gguf;
+pub use hf_json::SpecialEnds;

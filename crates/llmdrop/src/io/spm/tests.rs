@@ -180,3 +180,74 @@ fn the_piece_table_finds_every_piece_of_a_large_vocabulary() {
     assert_eq!(t.token_id("p50000"), None);
     assert_eq!(t.piece(50_000), None);
 }
+
+/// The converted `tokenizer.json`, read by the `tokenizers` crate, gives the same ids on
+/// strings that exercise score order, ties, byte fallback, the prefix space and specials
+/// (parsed, and written as text).
+#[test]
+fn the_converted_tokenizer_json_gives_the_same_ids() {
+    let texts = [
+        "abc",
+        "aaa",
+        "aaaa",
+        "a b c",
+        " abc",
+        "  a",
+        "ab ab",
+        "▁a",
+        "bcbc",
+        "é",
+        "zé",
+        "日本",
+        "<s>ab</s>",
+        "<ud>aa<ud>",
+        "<s",
+        "ab <s>c",
+        "x<unk>y",
+        "",
+        " ",
+        "\n\tz",
+    ];
+    for prefix in [false, true] {
+        let t = tiny(prefix, true);
+        let ends = hf_json::SpecialEnds {
+            bos: Some(1),
+            add_bos: true,
+            eos: Some(2),
+            add_eos: false,
+        };
+        let mut hf: tokenizers::Tokenizer =
+            serde_json::from_value(t.hf_tokenizer_json(ends)).unwrap();
+        for parse_special in [true, false] {
+            hf.set_encode_special_tokens(!parse_special);
+            for s in texts {
+                let want = t.encode(s, parse_special).unwrap();
+                let got = hf.encode(s, false).unwrap().get_ids().to_vec();
+                assert_eq!(
+                    got, want,
+                    "{s:?} (prefix {prefix}, specials {parse_special})"
+                );
+                // the post-processor adds BOS only
+                let with = hf.encode(s, true).unwrap().get_ids().to_vec();
+                assert_eq!(with, [&[1][..], &want].concat(), "{s:?}");
+            }
+        }
+        // decoding gives the text back (without the prefix space)
+        let ids = t.encode("ab zé c", true).unwrap();
+        assert_eq!(hf.decode(&ids, true).unwrap(), "ab zé c");
+    }
+}
+
+/// Without byte tokens, an ASCII character outside the vocabulary is one unknown token in
+/// both (not fused with its neighbours).
+#[test]
+fn the_converted_tokenizer_json_without_byte_tokens_gives_one_unknown_per_character() {
+    let t = tiny(false, false);
+    let hf: tokenizers::Tokenizer =
+        serde_json::from_value(t.hf_tokenizer_json(hf_json::SpecialEnds::default())).unwrap();
+    for s in ["zz", "azqz", "a<s>zq"] {
+        let want = t.encode(s, true).unwrap();
+        assert_eq!(hf.encode(s, false).unwrap().get_ids(), want, "{s:?}");
+    }
+    assert_eq!(t.encode("zz", true).unwrap(), [0, 0]);
+}
