@@ -13,7 +13,8 @@
 //! One worker thread runs the model (each forward pass spreads over rayon's pool); requests
 //! wait in a bounded queue (503 when full). Log-likelihood requests (`max_tokens` 0 or 1
 //! with `echo`) score their prompts in groups that share a prefix, the prefix once into the
-//! KV cache; such requests waiting in the queue together are merged into one set. A bad request gets an OpenAI error object and never stops the server; after
+//! KV cache; such requests waiting in the queue together share the passes of prefixes they
+//! have in common, each answered with exactly the bits it gets alone. A bad request gets an OpenAI error object and never stops the server; after
 //! [`ShutdownHandle::shutdown`], the server stops accepting, finishes the requests it has
 //! and returns.
 //!

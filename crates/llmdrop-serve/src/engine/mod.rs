@@ -2,8 +2,8 @@
 //! rayon's pool), takes jobs from a bounded queue and answers with [`Event`]s.
 //!
 //! Scoring jobs (`max_tokens` 0 or 1: lm-eval's log-likelihood requests) waiting together
-//! are merged (their prompts planned as one set), and run their prompts in groups that
-//! share a prefix: the prefix once into a KV cache, the rest of every prompt
+//! run together (groups of different jobs on the same prefix join one batch), and run
+//! their prompts in groups that share a prefix: the prefix once into a KV cache, the rest of every prompt
 //! as one right-padded batch on top of it (a causal model never looks at the padding), as
 //! `llmdrop eval` scores the choices of one question. Generation runs prompt by prompt with
 //! the KV cache.

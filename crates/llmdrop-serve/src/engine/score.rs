@@ -143,11 +143,47 @@ fn plan_groups(prompts: &[Vec<u32>], vocab: usize) -> Vec<Group> {
     groups
 }
 
+/// The groups of several requests' prompts (`sizes[j]` prompts of request j, in order in
+/// one list): each request's own [`plan_groups`], then groups of different requests with
+/// the same shared prefix joined into one batch while it fits. Every prompt keeps the
+/// prefix split it has alone, and a row of a batch is computed alike in any batch, so a
+/// request's answer does not depend on what it was run with.
+fn plan_merged(prompts: &[Vec<u32>], sizes: &[usize], vocab: usize) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    let mut start = 0;
+    for &n in sizes {
+        for mut g in plan_groups(&prompts[start..start + n], vocab) {
+            g.members.iter_mut().for_each(|m| *m += start);
+            let prefix = |g: &Group| &prompts[g.members[0]][..g.shared];
+            let host = out.iter_mut().find(|h| {
+                if h.shared == 0 || h.shared != g.shared || prefix(h) != prefix(&g) {
+                    return false;
+                }
+                let members = h.members.iter().chain(&g.members);
+                let width = members
+                    .map(|&m| prompts[m].len() - g.shared)
+                    .max()
+                    .unwrap_or(0);
+                let rows = h.members.len() + g.members.len();
+                rows <= MAX_GROUP && rows * width * vocab <= MAX_BATCH_LOGITS
+            });
+            match host {
+                Some(h) if g.shared >= 1 && g.members.len() > 1 => h.members.extend(g.members),
+                _ => out.push(g),
+            }
+        }
+        start += n;
+    }
+    out
+}
+
 /// Scores every prompt: infos of its tokens when `top` is Some, the next-token logits
-/// when `need_last`. Stops (`Gone`) once `gone()` says no client waits any more.
+/// when `need_last`. `sizes`: how many of the prompts each request holds, in order.
+/// Stops (`Gone`) once `gone()` says no client waits any more.
 fn score_prompts(
     model: &Model,
     prompts: &[Vec<u32>],
+    sizes: &[usize],
     top: Option<usize>,
     need_last: bool,
     gone: impl Fn() -> bool,
@@ -157,7 +193,7 @@ fn score_prompts(
         return Ok(out);
     }
     let dec = &model.decoder;
-    for g in plan_groups(prompts, model.vocab_size()) {
+    for g in plan_merged(prompts, sizes, model.vocab_size()) {
         if gone() {
             return Err(Err(Gone));
         }
@@ -260,15 +296,17 @@ pub(super) fn mergeable(a: &Job, b: &Job) -> bool {
     is_scoring(a) && is_scoring(b) && needs(a) == needs(b)
 }
 
-/// Scoring jobs that [`mergeable`] admits together: all their prompts planned as one set
-/// (prompts of different requests that share a prefix share its pass), then each job
-/// answered with its own prompts' results, in its own order. A client that left does not
+/// Scoring jobs that [`mergeable`] admits together: their groups of prompts sharing a
+/// prefix joined where the prefix is the same ([`plan_merged`]: the prefix's pass is
+/// shared, the answers are the bits each request gets alone), then each job answered with
+/// its own prompts' results, in its own order. A client that left does not
 /// stop the others; the passes stop once every client has left.
 pub(super) fn score_jobs(model: &Model, jobs: &[&Job]) -> Result<(), super::ApiError> {
     let (top, need_last) = needs(jobs[0]);
     let prompts: Vec<Vec<u32>> = jobs.iter().flat_map(|j| j.prompts.clone()).collect();
+    let sizes: Vec<usize> = jobs.iter().map(|j| j.prompts.len()).collect();
     let gone = || jobs.iter().all(|j| j.events.is_closed());
-    let mut scored = match score_prompts(model, &prompts, top, need_last, gone) {
+    let mut scored = match score_prompts(model, &prompts, &sizes, top, need_last, gone) {
         Ok(s) => s.into_iter(),
         Err(Err(Gone)) => return Ok(()),
         Err(Ok(e)) => return Err(e),
@@ -348,5 +386,31 @@ mod tests {
         assert_eq!(shared.shared, 4);
         // nothing in common: alone
         assert_eq!(plan_groups(&[vec![1, 2], vec![3, 4]], 10).len(), 2);
+    }
+
+    #[test]
+    fn requests_join_groups_only_with_the_same_prefix_split() {
+        // request 0: two prompts on prefix [1, 2, 3]; request 1: two more on it, one alone;
+        // request 2: two prompts on [1, 2] (a different split: not joined)
+        let p = vec![
+            vec![1, 2, 3, 4],
+            vec![1, 2, 3, 5],
+            vec![1, 2, 3, 6],
+            vec![1, 2, 3, 7],
+            vec![8, 9],
+            vec![1, 2, 7],
+            vec![1, 2, 8],
+        ];
+        let g = plan_merged(&p, &[2, 3, 2], 10);
+        let mut joined: Vec<usize> = g[0].members.clone();
+        joined.sort();
+        assert_eq!((joined, g[0].shared), (vec![0, 1, 2, 3], 3));
+        let alone: Vec<&Group> = g.iter().filter(|g| g.members == [4]).collect();
+        assert_eq!(alone.len(), 1);
+        let last = g.iter().find(|g| g.members.contains(&5)).unwrap();
+        assert_eq!((last.members.len(), last.shared), (2, 2));
+        assert_eq!(g.len(), 3);
+        // each request alone plans what the merge keeps for it
+        assert_eq!(plan_merged(&p[..2], &[2], 10)[0].shared, 3);
     }
 }
