@@ -6,6 +6,7 @@
 mod args;
 mod commands;
 mod memory;
+mod memory_args;
 mod output;
 mod progress;
 

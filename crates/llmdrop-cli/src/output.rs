@@ -109,6 +109,7 @@ fn with_flags(e: &llmdrop::Error) -> String {
             path.display()
         ),
         Error::Argument { option, reason } => format!("{} {reason}", flag(option)),
+        Error::MemoryBudget { .. } => e.to_string().replace("`max_memory`", "--max-memory"),
         Error::SamePath {
             first,
             second,

@@ -112,8 +112,24 @@ impl Observer for Console {
                 total,
                 label,
             } if !self.json => eprintln!("[{index}/{total}] {label}"),
+            Event::ScoringMode { choice } => eprintln!("{}", scoring_mode(&choice)),
             Event::Freed => crate::memory::release_freed(),
             _ => {}
         }
     }
+}
+
+/// The line that says how scoring runs the model, and why.
+fn scoring_mode(c: &llmdrop::budget::MemoryChoice) -> String {
+    use llmdrop::budget::format_size;
+    let why = match (c.forced, c.budget_bytes) {
+        (true, _) => " (--stream)".to_string(),
+        (false, Some(b)) => format!(" (budget {})", format_size(b)),
+        (false, None) => String::new(),
+    };
+    format!(
+        "scoring {}{why}: needs about {} for weights and hidden states",
+        c.mode.name(),
+        format_size(c.need_bytes)
+    )
 }

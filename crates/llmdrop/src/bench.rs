@@ -153,7 +153,11 @@ pub fn peak_rss_bytes() -> Option<u64> {
 /// 0..=i: `tokens (tokens + 1) / 2` pairs). Only needed work counts: an implementation
 /// that computes the masked half too does not get credit for it.
 pub fn forward_flops(dec: &Decoder, tokens: usize) -> f64 {
-    let c = dec.config();
+    forward_flops_of(dec.config(), dec.plan(), tokens)
+}
+
+/// [`forward_flops`] of the model `c` with the modules `plan` drops removed.
+pub fn forward_flops_of(c: &crate::Config, plan: &crate::DropPlan, tokens: usize) -> f64 {
     let (h, q, kv, i) = (
         c.hidden_size as f64,
         (c.num_heads * c.head_dim) as f64,
@@ -162,12 +166,12 @@ pub fn forward_flops(dec: &Decoder, tokens: usize) -> f64 {
     );
     let t = tokens as f64;
     let mut per_seq = 0.0;
-    for l in dec.layers() {
-        if l.attn.is_some() {
+    for l in 0..c.num_layers {
+        if !plan.drops_attn(l) {
             per_seq += 2.0 * t * (h * q * 2.0 + h * kv * 2.0);
             per_seq += 2.0 * 2.0 * (t * (t + 1.0) / 2.0) * q;
         }
-        if l.mlp.is_some() {
+        if !plan.drops_mlp(l) {
             per_seq += 2.0 * t * 3.0 * h * i;
         }
     }

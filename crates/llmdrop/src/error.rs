@@ -117,6 +117,16 @@ pub enum Error {
     /// A token id at or beyond the vocabulary size.
     #[error("token id {id} is outside the vocabulary (size {vocab})")]
     TokenOutOfRange { id: u64, vocab: usize },
+    /// Less memory than the smallest way to run needs (layer-streamed: one layer plus the
+    /// hidden states); `need` and `budget` in bytes, `detail` what the need is made of.
+    #[error("scoring needs {need} bytes even layer-streamed ({detail}), but {budget_from} allows {budget} bytes")]
+    MemoryBudget {
+        need: u64,
+        budget: u64,
+        /// What set the budget (`max_memory`, or the memory available), for people.
+        budget_from: String,
+        detail: String,
+    },
     /// Something this model, tokenizer or output format cannot do.
     #[error("{what}: {reason}")]
     Unsupported { what: String, reason: String },

@@ -20,6 +20,9 @@
 //! - [`Decoder::forward`]: logits ([`Logits`]) and, through a [`Probe`], the hidden states
 //!   at every layer's input, after attention and after the MLP ([`Site`]); a [`KvCache`]
 //!   for generation ([`generate`]).
+//! - [`model::LayerStream`]: the layers read one at a time, every sequence through layer
+//!   `i` before layer `i + 1` is read; [`score::score_streamed`] scores with it, bit for bit
+//!   as [`score::score`] on the held model, and [`budget`] chooses between the two.
 //! - Building blocks of the workflows: [`calib`] (text -> packed token blocks),
 //!   [`score::score`] (-> [`ScoreTable`]), [`strategy::select`] (-> [`DropPlan`]),
 //!   [`export::export`] (an [`export::ExportRequest`]), [`eval`] (perplexity, multiple
@@ -106,6 +109,7 @@
 mod arch;
 pub mod assets;
 pub mod bench;
+pub mod budget;
 pub mod calib;
 pub mod config;
 pub mod dest;

@@ -157,6 +157,7 @@ fn report(table: ScoreTable) -> ScoreReport {
         tokens_per_sec: f64::INFINITY,
         gflops_per_sec: 1.25,
         peak_rss_bytes: Some(1 << 20),
+        memory: None,
         table,
     }
 }

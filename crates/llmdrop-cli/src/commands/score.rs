@@ -9,6 +9,7 @@ use llmdrop::score::ScoreTable;
 use serde::Serialize;
 
 use crate::args::{CalibArgs, Ctx, ModelArgs};
+use crate::memory_args::MemoryArgs;
 use crate::output;
 use crate::progress::Console;
 
@@ -18,6 +19,8 @@ pub struct ScoreArgs {
     model: ModelArgs,
     #[command(flatten)]
     calib: CalibArgs,
+    #[command(flatten)]
+    memory: MemoryArgs,
     /// Where to write the scores.
     #[arg(long, default_value = DEFAULT_SCORES_FILE)]
     out: PathBuf,
@@ -42,6 +45,7 @@ pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         calib: a.calib.options(),
         out: a.out.clone(),
         plot: a.plot.clone(),
+        memory: a.memory.policy(),
     };
     let report = pipeline::score_model(&a.model.options(), &opts, &mut Console::new(ctx))?;
     if ctx.json {

@@ -9,6 +9,8 @@ pub(crate) mod gguf_check;
 pub(crate) mod hash;
 pub(crate) mod layers;
 pub(crate) mod names;
+pub(crate) mod release;
+pub(crate) mod row_subset;
 pub(crate) mod safetensors;
 pub(crate) mod source;
 pub(crate) mod spm;
@@ -74,6 +76,74 @@ pub trait WeightSource: Send + Sync {
     /// The stored bytes of a safetensors tensor (type, shape, data), for byte-exact copies.
     fn raw_safetensors(&self, _name: &str) -> Option<(::safetensors::Dtype, Vec<usize>, &[u8])> {
         None
+    }
+    /// Rows `ids` of the matrix `name` as `[ids.len(), cols]`, each the same values as that
+    /// row of [`WeightSource::load`]. Sources that can read rows alone override this; the
+    /// default loads the whole matrix.
+    fn load_rows(
+        &self,
+        name: &str,
+        ids: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        select_rows(self.load(name, dtype, device)?, ids)
+    }
+    /// Rows `ids` of a GGUF matrix's stored blocks, in HF row order (see
+    /// [`WeightSource::load_ggml`]). The default reads the whole matrix.
+    fn load_ggml_rows(&self, name: &str, ids: &[usize]) -> Result<Option<GgmlRows>> {
+        self.load_ggml(name)?.map(|g| g.select(ids)).transpose()
+    }
+    /// Advice that the stored bytes of the tensors `names` are not needed again soon
+    /// (layer-streamed passes, once a layer is converted). Never changes what a later read
+    /// returns; the default does nothing.
+    fn release(&self, _names: &[String]) {}
+}
+
+/// Rows `ids` of the matrix `t`.
+pub(crate) fn select_rows(t: Tensor, ids: &[usize]) -> Result<Tensor> {
+    let rows = t.dim(0)?;
+    if let Some(&bad) = ids.iter().find(|&&i| i >= rows) {
+        return Err(crate::Error::TokenOutOfRange {
+            id: bad as u64,
+            vocab: rows,
+        });
+    }
+    let idx: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+    Ok(t.index_select(&Tensor::new(idx.as_slice(), t.device())?, 0)?)
+}
+
+impl GgmlRows {
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.cols / self.dtype.block_size() * self.dtype.type_size()
+    }
+
+    /// Rows `ids` (HF order) alone, as a matrix of `ids.len()` rows in that order.
+    pub fn select(&self, ids: &[usize]) -> Result<GgmlRows> {
+        let n = self.row_bytes();
+        let mut data = Vec::with_capacity(ids.len() * n);
+        for &i in ids {
+            let stored = match &self.row_order {
+                Some(o) => o.get(i).copied(),
+                None => Some(i),
+            };
+            let row = stored
+                .filter(|&r| r < self.rows)
+                .and_then(|r| self.data.get(r * n..(r + 1) * n))
+                .ok_or(crate::Error::TokenOutOfRange {
+                    id: i as u64,
+                    vocab: self.rows,
+                })?;
+            data.extend_from_slice(row);
+        }
+        Ok(GgmlRows {
+            dtype: self.dtype,
+            rows: ids.len(),
+            cols: self.cols,
+            data,
+            row_order: None,
+        })
     }
 }
 

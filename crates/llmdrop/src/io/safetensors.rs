@@ -16,6 +16,8 @@ const MAX_INDEX_BYTES: u64 = 64 << 20;
 
 struct Shard {
     path: PathBuf,
+    /// Kept open for page-cache advice ([`WeightSource::release`]).
+    file: std::fs::File,
     mmap: Mmap,
     /// Offset of the data section in the file.
     data_start: usize,
@@ -99,6 +101,7 @@ impl SafetensorsSource {
             }
             shards.push(Shard {
                 path: path.clone(),
+                file,
                 mmap,
                 data_start: 8 + n,
                 meta,
@@ -167,6 +170,79 @@ impl WeightSource for SafetensorsSource {
     }
 
     fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
+        let s = self.stored(name)?;
+        let t = Tensor::from_raw_buffer(s.bytes, s.dtype, s.shape, device)
+            .map_err(|e| bad(s.path, name, e.to_string()))?;
+        Ok(if s.dtype == dtype {
+            t
+        } else {
+            t.to_dtype(dtype)?
+        })
+    }
+
+    /// Only the rows' bytes are read, and converted as [`WeightSource::load`] converts
+    /// every value (one at a time: the same values).
+    fn load_rows(
+        &self,
+        name: &str,
+        ids: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let s = self.stored(name)?;
+        let &[rows, cols] = s.shape else {
+            return Err(bad(
+                s.path,
+                name,
+                format!("shape {:?} is not a matrix", s.shape),
+            ));
+        };
+        let n = s.bytes.len() / rows.max(1);
+        let mut data = Vec::with_capacity(ids.len() * n);
+        for &i in ids {
+            if i >= rows {
+                return Err(Error::TokenOutOfRange {
+                    id: i as u64,
+                    vocab: rows,
+                });
+            }
+            data.extend_from_slice(&s.bytes[i * n..(i + 1) * n]);
+        }
+        let t = Tensor::from_raw_buffer(&data, s.dtype, &[ids.len(), cols], device)
+            .map_err(|e| bad(s.path, name, e.to_string()))?;
+        Ok(if s.dtype == dtype {
+            t
+        } else {
+            t.to_dtype(dtype)?
+        })
+    }
+
+    fn release(&self, names: &[String]) {
+        for name in names {
+            let Some(shard) = self.routing.get(name).and_then(|&i| self.shards.get(i)) else {
+                continue;
+            };
+            let Some(info) = shard.meta.info(name) else {
+                continue;
+            };
+            let (a, b) = info.data_offsets;
+            let range = shard.data_start + a..shard.data_start + b;
+            super::release::drop_mapped(&shard.mmap, &shard.file, 0, range);
+        }
+    }
+}
+
+/// A tensor as its file stores it.
+struct Stored<'a> {
+    path: &'a Path,
+    dtype: DType,
+    shape: &'a [usize],
+    bytes: &'a [u8],
+}
+
+impl SafetensorsSource {
+    /// The stored bytes of `name`, with its file, storage type and shape.
+    fn stored(&self, name: &str) -> Result<Stored<'_>> {
         let missing = || Error::MissingTensor {
             path: self.dir.clone(),
             name: name.into(),
@@ -178,21 +254,38 @@ impl WeightSource for SafetensorsSource {
             .and_then(|&i| self.shards.get(i))
             .ok_or_else(missing)?;
         let info = shard.meta.info(name).ok_or_else(missing)?;
-        let bad = |reason: String| Error::BadTensor {
-            path: shard.path.clone(),
-            name: name.into(),
-            reason,
-        };
-        let src = candle_dtype(info.dtype)
-            .ok_or_else(|| bad(format!("unsupported storage type {:?}", info.dtype)))?;
+        let src = candle_dtype(info.dtype).ok_or_else(|| {
+            bad(
+                &shard.path,
+                name,
+                format!("unsupported storage type {:?}", info.dtype),
+            )
+        })?;
         let (a, b) = info.data_offsets;
         // offsets were checked against the file by `read_metadata`
         let bytes = shard
             .mmap
             .get(shard.data_start + a..shard.data_start + b)
-            .ok_or_else(|| bad(format!("data offsets {a}..{b} lie outside the file")))?;
-        let t = Tensor::from_raw_buffer(bytes, src, &info.shape, device)
-            .map_err(|e| bad(e.to_string()))?;
-        Ok(if src == dtype { t } else { t.to_dtype(dtype)? })
+            .ok_or_else(|| {
+                bad(
+                    &shard.path,
+                    name,
+                    format!("data offsets {a}..{b} lie outside the file"),
+                )
+            })?;
+        Ok(Stored {
+            path: &shard.path,
+            dtype: src,
+            shape: &info.shape,
+            bytes,
+        })
+    }
+}
+
+fn bad(path: &Path, name: &str, reason: String) -> Error {
+    Error::BadTensor {
+        path: path.into(),
+        name: name.into(),
+        reason,
     }
 }

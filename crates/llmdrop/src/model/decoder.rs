@@ -3,20 +3,18 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::attention::Attention;
 use super::cache::KvCache;
-pub use super::layer::{Branch, Layer};
+use super::frame::Frame;
+pub use super::layer::Layer;
 use super::linear::Linear;
 use super::matrix::MatrixWeight;
-use super::mlp::Mlp;
 use super::norm::RmsNorm;
-use super::rope::Rope;
 use super::weights::Weights;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::io::WeightSource;
 use crate::plan::DropPlan;
-use crate::probe::{Probe, Site};
+use crate::probe::Probe;
 use crate::quant::Precision;
 
 /// Which logits `forward` computes.
@@ -44,21 +42,13 @@ pub enum Outputs {
 /// A decoder-only transformer.
 #[derive(Debug, Clone)]
 pub struct Decoder {
-    cfg: Config,
-    plan: DropPlan,
+    /// Config, plan, RoPE tables, dtype: everything but the weights.
+    frame: Frame,
     embed: MatrixWeight,
     layers: Vec<Layer>,
     norm: RmsNorm,
     /// None when loaded for [`Outputs::HiddenStates`].
     lm_head: Option<Linear>,
-    /// Multiplies the looked-up embeddings (Gemma: `sqrt(hidden)` as f32).
-    embed_scale: Option<f32>,
-    /// The global RoPE, and the sliding layers' own when the config gives one.
-    rope: Rope,
-    local_rope: Option<Rope>,
-    dtype: DType,
-    precision: Precision,
-    device: Device,
 }
 
 impl Decoder {
@@ -85,47 +75,15 @@ impl Decoder {
     ) -> Result<Self> {
         plan.validate(cfg.num_layers)?;
         let precision = precision.into();
-        let dtype = precision.compute_dtype();
-        let w = Weights {
-            src,
-            arch: cfg.arch,
-            dtype,
-            device,
-            quant: precision.quant(),
-        };
+        let w = Weights::new(src, cfg, precision, device);
         let (v, h) = (cfg.vocab_size, cfg.hidden_size);
         let embed = match outputs {
             Outputs::Logits => w.matrix("model.embed_tokens.weight", v, h, true)?,
             Outputs::HiddenStates => w.rows_table("model.embed_tokens.weight", v, h)?,
         };
-        let eps = cfg.rms_norm_eps;
-        let norms = cfg.arch.norms;
-        let norm = |i: usize, name: &str| -> Result<RmsNorm> {
-            RmsNorm::load(&w, &format!("model.layers.{i}.{name}"), h, eps)
-        };
-        let post = |i: usize, name: Option<(&str, &str)>| -> Result<Option<RmsNorm>> {
-            name.map(|(n, _)| norm(i, n)).transpose()
-        };
-        let mut layers = Vec::with_capacity(cfg.num_layers);
-        for i in 0..cfg.num_layers {
-            let attn = match plan.drops_attn(i) {
-                true => None,
-                false => Some(Branch {
-                    pre: norm(i, norms.attn_pre.0)?,
-                    module: Attention::load(&w, cfg, i)?,
-                    post: post(i, norms.attn_post)?,
-                }),
-            };
-            let mlp = match plan.drops_mlp(i) {
-                true => None,
-                false => Some(Branch {
-                    pre: norm(i, norms.mlp_pre.0)?,
-                    module: Mlp::load(&w, cfg, &format!("model.layers.{i}.mlp"))?,
-                    post: post(i, norms.mlp_post)?,
-                }),
-            };
-            layers.push(Layer { attn, mlp });
-        }
+        let layers = (0..cfg.num_layers)
+            .map(|i| Layer::load(&w, cfg, plan, i))
+            .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(&w, "model.norm.weight", h, cfg.rms_norm_eps)?;
         let lm_head = if outputs == Outputs::HiddenStates {
             None
@@ -146,48 +104,34 @@ impl Decoder {
                 hint: " (the config says tie_word_embeddings = false)".into(),
             });
         };
-        let max_pos = cfg.max_position_embeddings.max(1);
-        let rope = Rope::new(cfg, max_pos, dtype, device)?;
-        let local_rope = Rope::local(cfg, max_pos, dtype, device)?;
-        let embed_scale = cfg
-            .arch
-            .scaled_embeddings
-            .then(|| (cfg.hidden_size as f64).sqrt() as f32);
         Ok(Self {
-            cfg: cfg.clone(),
-            plan: plan.clone(),
+            frame: Frame::new(cfg, plan, precision, device)?,
             embed,
             layers,
             norm,
             lm_head,
-            embed_scale,
-            rope,
-            local_rope,
-            dtype,
-            precision,
-            device: device.clone(),
         })
     }
 
     pub fn config(&self) -> &Config {
-        &self.cfg
+        &self.frame.cfg
     }
 
     pub fn plan(&self) -> &DropPlan {
-        &self.plan
+        &self.frame.plan
     }
 
     pub fn dtype(&self) -> DType {
-        self.dtype
+        self.frame.dtype
     }
 
     /// How the weights are held: a float dtype or a quantized mode.
     pub fn precision(&self) -> Precision {
-        self.precision
+        self.frame.precision
     }
 
     pub fn device(&self) -> &Device {
-        &self.device
+        &self.frame.device
     }
 
     pub(crate) fn layers(&self) -> &[Layer] {
@@ -197,15 +141,15 @@ impl Decoder {
     /// The same model with the modules `plan` names removed as well (nothing is reloaded;
     /// tensors are shared). Used to re-score a pruned model step by step.
     pub fn pruned(&self, plan: &DropPlan) -> Result<Decoder> {
-        plan.validate(self.cfg.num_layers)?;
+        plan.validate(self.frame.cfg.num_layers)?;
         let mut d = self.clone();
         for &i in &plan.attn {
             d.layers[i].attn = None;
-            d.plan.attn.insert(i);
+            d.frame.plan.attn.insert(i);
         }
         for &i in &plan.mlp {
             d.layers[i].mlp = None;
-            d.plan.mlp.insert(i);
+            d.frame.plan.mlp.insert(i);
         }
         Ok(d)
     }
@@ -264,78 +208,14 @@ impl Decoder {
         probe: &mut dyn Probe,
         which: Logits,
     ) -> Result<Option<Tensor>> {
-        let (_b, t) = ids.dims2()?;
+        let (b, t) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.seq_len());
-        if offset + t > self.rope.max_positions() {
-            return Err(Error::TooLong {
-                what: format!("{} tokens", offset + t),
-                max: self.rope.max_positions(),
-            });
-        }
-        if let Some(bad) = ids
-            .flatten_all()?
-            .to_vec1::<u32>()?
-            .into_iter()
-            .find(|&i| i as usize >= self.cfg.vocab_size)
-        {
-            return Err(Error::TokenOutOfRange {
-                id: bad.into(),
-                vocab: self.cfg.vocab_size,
-            });
-        }
-        let mut x = self.embed.rows_of(&ids.flatten_all()?)?.reshape((
-            ids.dim(0)?,
-            t,
-            self.cfg.hidden_size,
-        ))?;
-        if let Some(s) = self.embed_scale {
-            x = x.affine(s as f64, 0.0)?;
-        }
-        let branches = probe.wants_branches();
-        // one additive mask per attention window (global, sliding), shared by the layers
-        // with that window: all kept layers hold the same positions
-        let mut masks: Vec<(Option<usize>, Option<Tensor>)> = Vec::new();
-        for (i, l) in self.layers.iter().enumerate() {
-            let w = self.cfg.layer_window(i);
-            if l.attn.is_some() && !masks.iter().any(|(m, _)| *m == w) {
-                let m = super::attention::causal_mask(t, offset + t, offset, w, &self.device)?
-                    .map(|m| m.to_dtype(self.dtype))
-                    .transpose()?;
-                masks.push((w, m));
-            }
-        }
+        let f = &self.frame;
+        f.check_ids(ids, offset)?;
+        let mut x = f.embedded(self.embed.rows_of(&ids.flatten_all()?)?, b, t)?;
+        let masks = f.masks(t, offset, |i| self.layers[i].attn.is_some())?;
         for (i, layer) in self.layers.iter().enumerate() {
-            probe.observe(i, Site::Input, &x)?;
-            if let Some(b) = &layer.attn {
-                let h = b.pre.forward(&x)?;
-                let slot = cache.as_deref_mut().map(|c| (c, i));
-                let rope = match (&self.local_rope, self.cfg.uses_local_rope(i)) {
-                    (Some(local), true) => local,
-                    _ => &self.rope,
-                };
-                let w = self.cfg.layer_window(i);
-                let mask = masks
-                    .iter()
-                    .find(|(m, _)| *m == w)
-                    .and_then(|(_, m)| m.as_ref());
-                let a = b.finish(b.module.forward(&h, rope, offset, mask, slot)?)?;
-                if branches {
-                    probe.observe(i, Site::AttnIn, &h)?;
-                    probe.observe(i, Site::AttnOut, &a)?;
-                }
-                x = (x + a)?;
-            }
-            probe.observe(i, Site::AfterAttn, &x)?;
-            if let Some(b) = &layer.mlp {
-                let h = b.pre.forward(&x)?;
-                let m = b.finish(b.module.forward(&h)?)?;
-                if branches {
-                    probe.observe(i, Site::MlpIn, &h)?;
-                    probe.observe(i, Site::MlpOut, &m)?;
-                }
-                x = (x + m)?;
-            }
-            probe.observe(i, Site::AfterMlp, &x)?;
+            x = f.layer_forward(i, layer, x, &masks, offset, cache.as_deref_mut(), probe)?;
         }
         let x = match which {
             Logits::None => return Ok(None),
@@ -361,7 +241,7 @@ impl Decoder {
     pub fn weight_bytes(&self) -> usize {
         let t = |x: &Tensor| x.elem_count() * x.dtype().size_in_bytes();
         let mut n = self.embed.bytes() + t(&self.norm.weight);
-        if !self.cfg.tie_word_embeddings {
+        if !self.frame.cfg.tie_word_embeddings {
             n += self.lm_head_bytes();
         }
         for l in &self.layers {

@@ -3,6 +3,7 @@
 pub(crate) mod attention;
 pub(crate) mod cache;
 pub(crate) mod decoder;
+pub(crate) mod frame;
 mod layer;
 pub(crate) mod linear;
 mod load;
@@ -11,7 +12,9 @@ pub(crate) mod mlp;
 pub(crate) mod norm;
 pub(crate) mod product_op;
 pub(crate) mod rope;
+pub(crate) mod stream;
 pub(crate) mod weights;
 
 pub use cache::KvCache;
 pub use decoder::{Decoder, Logits, Outputs};
+pub use stream::LayerStream;

@@ -26,6 +26,24 @@ pub struct Weights<'a> {
     pub quant: Option<QuantMode>,
 }
 
+impl<'a> Weights<'a> {
+    /// The weights of `src`, loaded for `cfg`'s family at `precision` on `device`.
+    pub fn new(
+        src: &'a dyn WeightSource,
+        cfg: &crate::config::Config,
+        precision: crate::quant::Precision,
+        device: &'a Device,
+    ) -> Self {
+        Self {
+            src,
+            arch: cfg.arch,
+            dtype: precision.compute_dtype(),
+            device,
+            quant: precision.quant(),
+        }
+    }
+}
+
 impl Weights<'_> {
     /// Loads the `[rows, cols]` matrix `name`, quantized as the mode asks. GGUF blocks
     /// of the kind asked for are repacked as stored; anything else is read as f32 and

@@ -22,6 +22,8 @@ pub enum Event<'a> {
         total: usize,
         label: &'a str,
     },
+    /// Scoring runs the model as `choice` says (held or layer-streamed).
+    ScoringMode { choice: crate::budget::MemoryChoice },
     /// A large, short-lived structure (the tokenizer, a load's copies) was just freed: a
     /// good moment for a process to hand memory back to the OS.
     Freed,

@@ -7,13 +7,15 @@ use std::time::Instant;
 use super::calibrate::{calibrate, CalibOptions, Calibration};
 use super::events::{Event, Observer};
 use super::ModelOptions;
+use crate::budget::{self, MemoryPolicy, ScoreMode, ScoreNeed};
+use crate::config::Config;
 use crate::dest::{self, Inputs, Kind};
 use crate::error::{Error, Result};
 use crate::io::source::ModelSource;
-use crate::model::{Decoder, Outputs};
+use crate::model::{Decoder, LayerStream, Outputs};
 use crate::plan::DropPlan;
 use crate::report::{svg, ScoreReport};
-use crate::score::{score, ScoreOptions, ScoreTable};
+use crate::score::{score, score_streamed, ScoreOptions, ScoreTable};
 
 /// File the scores go to, unless asked otherwise.
 pub const DEFAULT_SCORES_FILE: &str = "scores.json";
@@ -26,6 +28,8 @@ pub struct ScoringOptions {
     pub out: PathBuf,
     /// Also write SVG plots (per-layer bars, consecutive heatmap) into this folder.
     pub plot: Option<PathBuf>,
+    /// Whether the model is held or its layers streamed ([`budget::choose`]).
+    pub memory: MemoryPolicy,
 }
 
 impl Default for ScoringOptions {
@@ -34,6 +38,7 @@ impl Default for ScoringOptions {
             calib: CalibOptions::default(),
             out: DEFAULT_SCORES_FILE.into(),
             plot: None,
+            memory: MemoryPolicy::default(),
         }
     }
 }
@@ -66,21 +71,72 @@ pub fn score_model(
     // the two never count together in the peak memory
     let cal = calibrate(&opts.calib, model.dtype, &src.tokenizer()?)?;
     obs.event(Event::Freed);
-    let dec = src.load_decoder_for(
-        &DropPlan::empty(),
-        model.dtype,
-        &candle_core::Device::Cpu,
-        Outputs::HiddenStates,
-    )?;
-    // the load's transient copies (file blocks, dequantized tensors) go back too
-    obs.event(Event::Freed);
+    let choice = budget::choose(&score_need(&src, model, &cal), &opts.memory)?;
+    obs.event(Event::ScoringMode { choice });
     let model_sha = crate::io::hash::model_sha256(&src)?;
-    let report = run_scoring(&src, &model_sha, &dec, &cal, obs)?;
+    let mut report = match choice.mode {
+        ScoreMode::InMemory => {
+            let dec = src.load_decoder_for(
+                &DropPlan::empty(),
+                model.dtype,
+                &candle_core::Device::Cpu,
+                Outputs::HiddenStates,
+            )?;
+            // the load's transient copies (file blocks, dequantized tensors) go back too
+            obs.event(Event::Freed);
+            run_scoring(&src, &model_sha, &dec, &cal, obs)?
+        }
+        ScoreMode::Streamed => {
+            let stream = LayerStream::open(
+                &src,
+                &DropPlan::empty(),
+                model.dtype,
+                &candle_core::Device::Cpu,
+            )?;
+            let t0 = Instant::now();
+            let table = score_streamed(&stream, &cal.blocks.blocks, &score_options(&cal), obs)?;
+            let seconds = t0.elapsed().as_secs_f64();
+            report_of(
+                &src,
+                &model_sha,
+                stream.config(),
+                stream.plan(),
+                &cal,
+                table,
+                seconds,
+            )
+        }
+    };
+    report.memory = Some(choice);
     report.write(&opts.out, &inputs)?;
     if let Some(dir) = &opts.plot {
         write_plots(&report.table, dir, &inputs)?;
     }
     Ok(report)
+}
+
+/// What scoring `src` on `cal` holds in memory, held or layer-streamed.
+fn score_need(src: &ModelSource, model: &ModelOptions, cal: &Calibration) -> ScoreNeed {
+    let blocks = &cal.blocks.blocks;
+    let mut ids: Vec<u32> = blocks.iter().flatten().copied().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ScoreNeed::estimate(
+        src,
+        model.dtype,
+        blocks.len(),
+        blocks.iter().map(Vec::len).max().unwrap_or(0),
+        ids.len(),
+        rayon::current_num_threads(),
+        score_options(cal).consecutive,
+    )
+}
+
+fn score_options(cal: &Calibration) -> ScoreOptions {
+    ScoreOptions {
+        residual: cal.settings.residual,
+        consecutive: true,
+    }
 }
 
 /// Scores `dec` on the calibration blocks and wraps the table in a report.
@@ -91,14 +147,24 @@ pub fn run_scoring(
     cal: &Calibration,
     progress: &mut dyn crate::progress::Progress,
 ) -> Result<ScoreReport> {
-    let opts = ScoreOptions {
-        residual: cal.settings.residual,
-        consecutive: true,
-    };
     let t0 = Instant::now();
-    let table = score(dec, &cal.blocks.blocks, &opts, progress)?;
+    let table = score(dec, &cal.blocks.blocks, &score_options(cal), progress)?;
     let seconds = t0.elapsed().as_secs_f64();
-    Ok(ScoreReport {
+    let (cfg, plan) = (dec.config(), dec.plan());
+    Ok(report_of(src, model_sha256, cfg, plan, cal, table, seconds))
+}
+
+/// The report of `table`, scored in `seconds` on the model `cfg` with `plan` applied.
+fn report_of(
+    src: &ModelSource,
+    model_sha256: &str,
+    cfg: &Config,
+    plan: &DropPlan,
+    cal: &Calibration,
+    table: ScoreTable,
+    seconds: f64,
+) -> ScoreReport {
+    ScoreReport {
         schema_version: crate::report::scores::SCORES_SCHEMA,
         llmdrop_version: crate::VERSION.into(),
         model_path: src.path().display().to_string(),
@@ -110,12 +176,13 @@ pub fn run_scoring(
         seconds,
         tokens_per_sec: table.tokens as f64 / seconds,
         gflops_per_sec: cal.blocks.blocks.len() as f64
-            * crate::bench::forward_flops(dec, cal.settings.seq_len)
+            * crate::bench::forward_flops_of(cfg, plan, cal.settings.seq_len)
             / seconds
             / 1e9,
         peak_rss_bytes: crate::bench::peak_rss_bytes(),
+        memory: None,
         table,
-    })
+    }
 }
 
 /// The scores of `dec`: those in `file` when it was computed from this model, data and

@@ -43,6 +43,10 @@ pub struct ScoreReport {
     /// Peak resident memory of the scoring process.
     #[serde(default)]
     pub peak_rss_bytes: Option<u64>,
+    /// How the model was run (held or layer-streamed) and the memory estimate it was
+    /// chosen on; None in reports of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::budget::MemoryChoice>,
     pub table: ScoreTable,
 }
 

@@ -5,9 +5,11 @@
 #[doc(hidden)]
 pub mod cosine;
 pub(crate) mod probe;
+pub(crate) mod streamed;
 pub(crate) mod table;
 
 pub use probe::{ScoreOptions, ScoreProbe};
+pub use streamed::score_streamed;
 pub use table::ScoreTable;
 
 use candle_core::Tensor;

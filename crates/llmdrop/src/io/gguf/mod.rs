@@ -19,6 +19,7 @@ use crate::formats::deci_gguf;
 mod layers;
 mod meta;
 mod qk_order;
+mod rows;
 
 pub(crate) use meta::{meta_bool, meta_f64, meta_per_layer, meta_str, meta_u64, meta_uniform};
 pub use qk_order::{permute_qk, unpermute_qk};
@@ -252,19 +253,6 @@ impl GgufSource {
         cfg.validate().map_err(bad)?;
         Ok(cfg)
     }
-
-    fn read_f32(&self, gguf_name: &str) -> Result<Tensor> {
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let q = self
-            .content
-            .tensor(&mut *file, gguf_name, &Device::Cpu)
-            .map_err(|e| Error::BadTensor {
-                path: self.path.clone(),
-                name: gguf_name.into(),
-                reason: e.to_string(),
-            })?;
-        Ok(q.dequantize(&Device::Cpu)?)
-    }
 }
 
 impl WeightSource for GgufSource {
@@ -345,6 +333,27 @@ impl WeightSource for GgufSource {
             data: q.data()?.into_owned(),
             row_order,
         }))
+    }
+
+    fn load_rows(
+        &self,
+        name: &str,
+        ids: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        self.rows_as(name, ids, dtype, device)
+    }
+
+    fn load_ggml_rows(&self, name: &str, ids: &[usize]) -> Result<Option<super::GgmlRows>> {
+        match self.read_rows(name, ids)? {
+            Some(r) => Ok(Some(r)),
+            None => self.load_ggml(name)?.map(|g| g.select(ids)).transpose(),
+        }
+    }
+
+    fn release(&self, names: &[String]) {
+        self.drop_cached(names)
     }
 }
 

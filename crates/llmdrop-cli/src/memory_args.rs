@@ -1,0 +1,35 @@
+//! `--stream` and `--max-memory`: whether scoring holds the model or streams its layers,
+//! and the memory it may use.
+
+use clap::Args;
+use llmdrop::budget::{parse_size, MemoryPolicy};
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct MemoryArgs {
+    /// Stream the layers: every calibration block passes through layer i before layer i+1
+    /// is read, so memory holds one layer and the blocks' hidden states instead of the
+    /// model. The scores are the same, bit for bit.
+    #[arg(long)]
+    pub stream: bool,
+    /// The memory scoring may use, e.g. 200MiB, 4GiB (default: the memory available less
+    /// 1/8). The layers are streamed when the model would not fit; less than streaming
+    /// needs is an error that says how much it needs.
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    pub max_memory: Option<u64>,
+}
+
+impl MemoryArgs {
+    pub fn policy(&self) -> MemoryPolicy {
+        MemoryPolicy {
+            stream: self.stream,
+            max_memory: self.max_memory,
+        }
+    }
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| match e {
+        llmdrop::Error::Argument { reason, .. } => reason,
+        e => e.to_string(),
+    })
+}

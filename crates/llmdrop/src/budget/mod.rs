@@ -1,0 +1,149 @@
+//! How much memory a run may use, and whether scoring holds the model or streams its
+//! layers: `stream` forces layer-streamed scoring; otherwise the model is held when its
+//! estimate fits the budget (`max_memory`, else the memory available less a margin), and
+//! streamed when only that fits.
+
+mod need;
+mod size;
+
+pub use need::ScoreNeed;
+pub use size::{format_size, parse_size};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// How scoring runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScoreMode {
+    /// Every layer loaded, then every block run through the model.
+    InMemory,
+    /// Every block through layer `i` before layer `i + 1` is read.
+    Streamed,
+}
+
+impl ScoreMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreMode::InMemory => "in-memory",
+            ScoreMode::Streamed => "layer-streamed",
+        }
+    }
+}
+
+/// What the caller allows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryPolicy {
+    /// Stream the layers whatever the budget.
+    pub stream: bool,
+    /// The budget in bytes; None: the memory available less a margin.
+    pub max_memory: Option<u64>,
+}
+
+/// The mode chosen, and the numbers it was chosen on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct MemoryChoice {
+    pub mode: ScoreMode,
+    /// The estimate of the chosen mode, bytes.
+    pub need_bytes: u64,
+    /// The budget it was held to; None where none was given and the available memory
+    /// is unknown.
+    pub budget_bytes: Option<u64>,
+    /// Whether the mode was forced (`stream`).
+    pub forced: bool,
+}
+
+/// The budget `policy` sets, and what set it.
+pub fn budget(policy: &MemoryPolicy) -> Option<(u64, String)> {
+    match policy.max_memory {
+        Some(b) => Some((b, format!("`max_memory` ({})", format_size(b)))),
+        None => available_bytes().map(|a| {
+            let b = a - a / 8;
+            let from = format!(
+                "the memory available ({}) less 1/8 ({})",
+                format_size(a),
+                format_size(b)
+            );
+            (b, from)
+        }),
+    }
+}
+
+/// Chooses how to score within `policy`: held when it fits (and `stream` is off),
+/// streamed when only that fits, else an error naming what streaming needs.
+pub fn choose(need: &ScoreNeed, policy: &MemoryPolicy) -> Result<MemoryChoice> {
+    let budget = budget(policy);
+    let fits = |n: u64| budget.as_ref().is_none_or(|(b, _)| n <= *b);
+    let choice = |mode, need_bytes| MemoryChoice {
+        mode,
+        need_bytes,
+        budget_bytes: budget.as_ref().map(|(b, _)| *b),
+        forced: policy.stream,
+    };
+    if !policy.stream && fits(need.in_memory()) {
+        return Ok(choice(ScoreMode::InMemory, need.in_memory()));
+    }
+    if fits(need.streamed()) {
+        return Ok(choice(ScoreMode::Streamed, need.streamed()));
+    }
+    let (b, from) = budget.expect("an unknown budget fits everything");
+    Err(Error::MemoryBudget {
+        need: need.streamed(),
+        budget: b,
+        budget_from: from,
+        detail: need.streamed_detail(),
+    })
+}
+
+/// `MemAvailable` of /proc/meminfo in bytes (None where there is none).
+pub fn available_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn need() -> ScoreNeed {
+        ScoreNeed {
+            model: 1000,
+            layer: 100,
+            embed_rows: 10,
+            block_states: 5,
+            block_units: 20,
+            block_working: 30,
+            blocks: 4,
+            lanes: 2,
+        }
+    }
+
+    #[test]
+    fn held_when_it_fits_streamed_when_only_that_fits() {
+        let n = need();
+        assert_eq!((n.in_memory(), n.streamed()), (1110, 270));
+        let pick = |stream, max| {
+            choose(
+                &n,
+                &MemoryPolicy {
+                    stream,
+                    max_memory: Some(max),
+                },
+            )
+        };
+        assert_eq!(pick(false, 1110).unwrap().mode, ScoreMode::InMemory);
+        let s = pick(false, 1109).unwrap();
+        assert_eq!(
+            (s.mode, s.need_bytes, s.budget_bytes),
+            (ScoreMode::Streamed, 270, Some(1109))
+        );
+        assert_eq!(pick(true, 5000).unwrap().mode, ScoreMode::Streamed);
+        match pick(false, 269).unwrap_err() {
+            Error::MemoryBudget { need, budget, .. } => assert_eq!((need, budget), (270, 269)),
+            e => panic!("{e}"),
+        }
+    }
+}
