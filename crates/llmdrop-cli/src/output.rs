@@ -142,6 +142,14 @@ fn with_flags(e: &llmdrop::Error) -> String {
         Error::Strategy(s @ StrategyError::SweepConsecutive) => {
             format!("{s}; use `llmdrop drop` for consecutive")
         }
+        Error::Plan(llmdrop::PlanError::FirstAttentionDropped { layer }) => format!(
+            "drop plan: format nemotron-nas: attention {layer} is dropped, and layer {layer} is \
+             the first layer the plan keeps anything of: vLLM's DeciLM decoder layer then calls \
+             its fused residual RMSNorm with residual = None and fails; keep that attention \
+             (`llmdrop drop`: --keep-first {}), or pass --allow-first-attn-drop to write the \
+             export anyway (llmdrop and transformers, with the export's own modeling file, run it)",
+            layer + 1
+        ),
         _ => e.to_string(),
     }
 }

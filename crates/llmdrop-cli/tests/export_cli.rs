@@ -115,3 +115,42 @@ fn read_only_directory_is_an_error() {
     assert!(err.contains("Read-only file system"), "{err}");
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// nemotron-nas: a plan whose first kept layer has no attention is refused (exit 2, why, and
+/// the flag that overrides it), by `export` and by `drop`; `--allow-first-attn-drop` writes it.
+#[test]
+fn nemotron_first_attention_drop_needs_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let llama = testkit::tiny_dir("llama");
+    let out = |name: &str| tmp.path().join(name).display().to_string();
+    let export = |name: &str, extra: &[&str]| {
+        let o = out(name);
+        let mut a = vec!["export", "--model", s(&llama), "--drop-attn", "0"];
+        a.extend(["--format", "nemotron-nas", "--out", &o]);
+        a.extend(extra);
+        run(&a)
+    };
+    export("a", &[])
+        .assert_code(2)
+        .assert_stderr_contains("vLLM's DeciLM decoder layer")
+        .assert_stderr_contains("--allow-first-attn-drop");
+    assert!(entries(tmp.path()).is_empty());
+    export("a", &["--allow-first-attn-drop"]).assert_success();
+    assert!(tmp.path().join("a/modeling_nemotron_nas.py").is_file());
+    // `drop` chooses the plan: dropping all three attention layers leaves layer 0 without one
+    let text = common::text().display().to_string();
+    let drop = |name: &str, extra: &[&str]| {
+        let o = out(name);
+        let mut a = vec!["drop", "--model", s(&llama), "--data", &text];
+        a.extend(["--samples", "2", "--seq-len", "32", "--strategy", "attn"]);
+        a.extend(["-n", "3", "--format", "nemotron-nas", "--out", &o]);
+        a.extend(extra);
+        run(&a)
+    };
+    drop("b", &[])
+        .assert_code(2)
+        .assert_stderr_contains("--keep-first 1");
+    assert!(!tmp.path().join("b").exists());
+    drop("b", &["--allow-first-attn-drop"]).assert_success();
+    assert_eq!(entries(tmp.path()), vec!["a", "b"]);
+}

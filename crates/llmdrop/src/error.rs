@@ -168,6 +168,11 @@ pub enum PlanError {
     NotALayerList { part: String },
     #[error("the plan removes all {layers} layers: nothing would be left to export")]
     RemovesEverything { layers: usize },
+    /// A nemotron-nas export whose first layer with a kept module has no attention, which
+    /// vLLM cannot run (see [`crate::export::first_attn_hazard`]); the
+    /// `allow_first_attn_drop` option writes it anyway.
+    #[error("format nemotron-nas: attention {layer} is dropped, and layer {layer} is the first layer the plan keeps anything of: vLLM's DeciLM decoder layer then calls its fused residual RMSNorm with residual = None and fails; keep that attention, or set `allow_first_attn_drop` to write the export anyway (llmdrop and transformers, with the export's own modeling file, run it)")]
+    FirstAttentionDropped { layer: usize },
     /// A plan file recorded for another model (by sha256).
     #[error("{}: the plan was made for another model (sha256 {want}), not {} ({found})", plan_file.display(), model.display())]
     OtherModel {

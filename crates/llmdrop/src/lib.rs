@@ -86,6 +86,7 @@
 //!     force: false,
 //!     reference: &pruned,
 //!     probe: &calib.blocks[0],
+//!     allow_first_attn_drop: false,
 //! })?;
 //! assert!(written.lossless && written.reload_max_abs_diff < 1e-4);
 //!

@@ -49,6 +49,11 @@ pub struct DropArgs {
     /// Tensor type for GGUF output from a safetensors model (as for `llmdrop export`).
     #[arg(long, value_parser = quant_parser())]
     quant: Option<GgmlDType>,
+    /// nemotron-nas: write the export even when the first layer it keeps anything of has no
+    /// attention. vLLM cannot run such an export (its DeciLM layer calls the fused residual
+    /// RMSNorm with no residual and fails); llmdrop and transformers can.
+    #[arg(long)]
+    allow_first_attn_drop: bool,
 }
 
 pub fn run(a: DropArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
@@ -65,6 +70,7 @@ pub fn run(a: DropArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
             quant: a.quant,
             out: a.out.clone(),
             force: a.force,
+            allow_first_attn_drop: a.allow_first_attn_drop,
         },
     };
     let r = pipeline::drop_layers(&a.model.options(), &opts, &mut Console::new(ctx))?;

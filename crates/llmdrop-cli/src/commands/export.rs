@@ -36,6 +36,11 @@ pub struct ExportArgs {
     /// Replace an existing output.
     #[arg(long)]
     force: bool,
+    /// nemotron-nas: write the export even when the first layer it keeps anything of has no
+    /// attention. vLLM cannot run such an export (its DeciLM layer calls the fused residual
+    /// RMSNorm with no residual and fails); llmdrop and transformers can.
+    #[arg(long)]
+    allow_first_attn_drop: bool,
 }
 
 pub fn run(a: ExportArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
@@ -53,6 +58,7 @@ pub fn run(a: ExportArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
             quant: a.quant,
             out: a.out.clone(),
             force: a.force,
+            allow_first_attn_drop: a.allow_first_attn_drop,
         },
         plan: a.drop.plan(),
         plan_file: a.plan.clone(),

@@ -132,7 +132,9 @@ fn set_layer_types(cfg: &Config, o: &mut Map<String, Value>) {
 }
 
 /// The source's config.json, or one made from its GGUF metadata; per-layer attention kinds
-/// always written out (`layer_types`).
+/// always written out (`layer_types`). Without `auto_map`: no writer copies the source's
+/// Python files, so it would name code that is not there (the nemotron-nas writer sets its
+/// own).
 pub(crate) fn source_config(src: &ModelSource) -> Result<Value> {
     let mut v = match src.format() {
         Format::HfDir => {
@@ -147,6 +149,7 @@ pub(crate) fn source_config(src: &ModelSource) -> Result<Value> {
     };
     if let Some(o) = v.as_object_mut() {
         set_layer_types(src.config(), o);
+        o.remove("auto_map");
     }
     Ok(v)
 }

@@ -11,6 +11,11 @@ pub(crate) mod tokenizer_files;
 use std::str::FromStr;
 
 use crate::dest::Staging;
+/// nemotron-nas: the Python files every export carries (name, contents), the `auto_map` of
+/// its config.json that names them, and the plans vLLM cannot run.
+pub use crate::formats::nemotron::{
+    auto_map as nemotron_auto_map, first_attn_hazard, PY_FILES as NEMOTRON_PY_FILES,
+};
 pub use gguf::parse_quant;
 pub use hf::ExportInfo;
 use hf::{write_hf_blocks, write_hf_llmdrop};
@@ -102,6 +107,9 @@ pub struct ExportRequest<'a> {
     pub reference: &'a crate::Decoder,
     /// Token ids both are run on for that check.
     pub probe: &'a [u32],
+    /// nemotron-nas only: write a plan whose first kept layer has no attention, which vLLM
+    /// cannot run ([`crate::PlanError::FirstAttentionDropped`]).
+    pub allow_first_attn_drop: bool,
 }
 
 /// Writes `req.plan` applied to `req.source` as `req.format` to `req.dest` (staged,
@@ -121,12 +129,9 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportResult> {
         force,
         reference,
         probe,
+        allow_first_attn_drop,
     } = req;
-    let layers = src.config().num_layers;
-    if (0..layers).all(|i| plan.drops_attn(i) && plan.drops_mlp(i)) {
-        return Err(crate::PlanError::RemovesEverything { layers }.into());
-    }
-    refuse_unwritable(src.config(), format)?;
+    refuse_plan(src, plan, format, allow_first_attn_drop)?;
     let staging = Staging::new(
         dest,
         format.dest_kind(),
@@ -180,6 +185,30 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportResult> {
         reload_argmax_agreement: agree,
         lossless,
     })
+}
+
+/// Refuses, before anything is written, a plan (joined with what `src` already drops) that
+/// leaves nothing, a model the format cannot hold ([`refuse_unwritable`]), and a plan the
+/// format's engines cannot run: a nemotron-nas export whose first kept layer has no
+/// attention, unless `allow_first_attn_drop`.
+pub(crate) fn refuse_plan(
+    src: &crate::ModelSource,
+    plan: &crate::plan::DropPlan,
+    format: ExportFormat,
+    allow_first_attn_drop: bool,
+) -> Result<()> {
+    let layers = src.config().num_layers;
+    if (0..layers).all(|i| plan.drops_attn(i) && plan.drops_mlp(i)) {
+        return Err(crate::PlanError::RemovesEverything { layers }.into());
+    }
+    refuse_unwritable(src.config(), format)?;
+    if format == ExportFormat::NemotronNas && !allow_first_attn_drop {
+        let full = plan.union(src.stored_plan());
+        if let Some(layer) = crate::formats::nemotron::first_attn_hazard(&full, layers) {
+            return Err(crate::PlanError::FirstAttentionDropped { layer }.into());
+        }
+    }
+    Ok(())
 }
 
 /// Refuses, before anything is written, a model whose family the format cannot hold as

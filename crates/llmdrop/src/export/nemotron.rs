@@ -1,5 +1,8 @@
 //! `nemotron-nas`: NVIDIA's DeciLM layout (`DeciLMForCausalLM`), which vLLM and
-//! TensorRT-LLM serve with no KV cache for no-op attention layers.
+//! TensorRT-LLM serve with no KV cache for no-op attention layers. The directory carries
+//! llmdrop's own configuration and modeling files, named in config.json's `auto_map`, so
+//! that transformers (and vLLM, which reads the config through them) load it with
+//! `trust_remote_code`.
 
 use std::path::Path;
 
@@ -53,7 +56,14 @@ pub fn write_nemotron_nas(
     config["architectures"] = json!([nemotron::ARCHITECTURE]);
     config["model_type"] = json!(nemotron::MODEL_TYPE);
     config["block_configs"] = block_configs(cfg, &plan);
+    config["auto_map"] = nemotron::auto_map();
     config["llmdrop"] = json!({"format": nemotron::MODEL_TYPE, "plan": plan, "info": info});
     let plan_json = json!({"plan": plan, "info": info});
-    write_hf_dir(src, tok, &plan, &config, None, &plan_json, dir, shard_bytes)
+    write_hf_dir(src, tok, &plan, &config, None, &plan_json, dir, shard_bytes)?;
+    // the configuration and modeling code `auto_map` names (transformers' trust_remote_code)
+    for (name, text) in nemotron::PY_FILES {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+    }
+    Ok(())
 }

@@ -5,6 +5,12 @@
 //! Written by [`crate::export::nemotron::write_nemotron_nas`]; read back by
 //! [`crate::config::Config::from_hf_json`] (shapes) and
 //! [`crate::io::source::ModelSource::open`] (stored plan).
+//!
+//! Neither transformers nor vLLM ships a config class for `nemotron-nas`: NVIDIA's checkpoints
+//! carry their own Python files, named in config.json's `auto_map` and loaded with
+//! `trust_remote_code`. Every export carries llmdrop's own ([`PY_FILES`], kept in
+//! `src/formats/nemotron_py/`): a config class whose `block_configs` entries are attribute
+//! objects (as vLLM's `nemotron_nas.py` reads them) and a plain-torch `DeciLMForCausalLM`.
 
 use serde_json::{json, Value};
 
@@ -14,6 +20,39 @@ use crate::plan::DropPlan;
 pub const MODEL_TYPE: &str = "nemotron-nas";
 /// config.json `architectures` entry of the format.
 pub const ARCHITECTURE: &str = "DeciLMForCausalLM";
+
+/// The Python files written beside every export: (file name, contents).
+pub const PY_FILES: [(&str, &str); 2] = [
+    (
+        "configuration_nemotron_nas.py",
+        include_str!("nemotron_py/configuration_nemotron_nas.py"),
+    ),
+    (
+        "modeling_nemotron_nas.py",
+        include_str!("nemotron_py/modeling_nemotron_nas.py"),
+    ),
+];
+
+/// config.json's `auto_map`: the classes transformers loads from [`PY_FILES`].
+pub fn auto_map() -> Value {
+    json!({
+        "AutoConfig": "configuration_nemotron_nas.DeciLMConfig",
+        "AutoModelForCausalLM": "modeling_nemotron_nas.DeciLMForCausalLM",
+    })
+}
+
+/// The layer whose no-op attention vLLM cannot run: the first layer that keeps a module, when
+/// that layer's attention is dropped (None when the plan is safe).
+///
+/// vLLM's DeciLM decoder layer carries the residual stream beside the hidden state and starts
+/// it at the first attention it runs; a layer before that whose FFN is kept calls the fused
+/// residual RMSNorm with `residual = None`, which returns one tensor where two are unpacked, and
+/// the model fails. Layers dropped whole before the first kept module pass nothing on, so they
+/// are safe.
+pub fn first_attn_hazard(plan: &DropPlan, num_layers: usize) -> Option<usize> {
+    let first = (0..num_layers).find(|&i| !(plan.drops_attn(i) && plan.drops_mlp(i)))?;
+    plan.drops_attn(first).then_some(first)
+}
 
 /// DeciLM's `ffn_mult` -> intermediate size (as vLLM's and llama.cpp's loaders compute it);
 /// a size that does not fit saturates (config validation refuses it long before).

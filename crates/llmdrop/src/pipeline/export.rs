@@ -30,6 +30,9 @@ pub struct ExportTarget {
     pub out: PathBuf,
     /// Replace an existing model output.
     pub force: bool,
+    /// nemotron-nas: write a plan whose first kept layer has no attention, which vLLM cannot
+    /// run ([`crate::PlanError::FirstAttentionDropped`]).
+    pub allow_first_attn_drop: bool,
 }
 
 impl ExportTarget {
@@ -40,6 +43,7 @@ impl ExportTarget {
             quant: None,
             out: out.into(),
             force: false,
+            allow_first_attn_drop: false,
         }
     }
 }
@@ -122,6 +126,8 @@ pub fn export_and_check(
     details: serde_json::Value,
     obs: &mut dyn Observer,
 ) -> Result<ExportResult> {
+    // a plan the format refuses is refused before the model is loaded
+    crate::export::refuse_plan(src, plan, target.format, target.allow_first_attn_drop)?;
     let tok = src.tokenizer()?;
     let reference = src.load_decoder(plan, DType::F32, &Device::Cpu)?;
     let probe = tok.encode(PROBE_TEXT)?;
@@ -142,6 +148,7 @@ pub fn export_and_check(
         force: target.force,
         reference: &reference,
         probe: &probe,
+        allow_first_attn_drop: target.allow_first_attn_drop,
     })?;
     for p in &r.stale_removed {
         obs.event(Event::StaleRemoved { path: p });

@@ -29,6 +29,18 @@ pub fn run(
     quant: Option<candle_core::quantized::GgmlDType>,
     dest: &std::path::Path,
 ) -> llmdrop::Result<(llmdrop::export::ExportResult, ModelSource)> {
+    run_with(model, plan, format, quant, dest, false)
+}
+
+/// [`run`], with `allow_first_attn_drop` set as given.
+pub fn run_with(
+    model: &std::path::Path,
+    plan: &DropPlan,
+    format: ExportFormat,
+    quant: Option<candle_core::quantized::GgmlDType>,
+    dest: &std::path::Path,
+    allow_first_attn_drop: bool,
+) -> llmdrop::Result<(llmdrop::export::ExportResult, ModelSource)> {
     let src = ModelSource::open(model)?;
     let tok = src.tokenizer()?;
     let reference = src.load_decoder(plan, DType::F32, &Device::Cpu)?;
@@ -43,6 +55,7 @@ pub fn run(
         force: false,
         reference: &reference,
         probe: &probe(),
+        allow_first_attn_drop,
     })?;
     let out = ModelSource::open(&r.path)?;
     Ok((r, out))

@@ -1,0 +1,143 @@
+//! nemotron-nas exports against an independent reference, and the plans vLLM cannot run.
+//!
+//! tests/fixtures/tiny/llama/nemotron_ref.json holds the logits transformers computed for the
+//! tiny llama's nemotron-nas export (attention and MLP drops), loaded with
+//! `trust_remote_code` through the export's own configuration and modeling files
+//! (scripts/fixtures/make_nemotron.py, which also checks those files against transformers'
+//! LlamaForCausalLM on the same weights).
+
+mod export_common;
+
+use export_common::{run, run_with};
+use llmdrop::export::{nemotron_auto_map as auto_map, ExportFormat, NEMOTRON_PY_FILES as PY_FILES};
+use llmdrop::{DropPlan, PlanError};
+use llmdrop_testkit as testkit;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Deserialize)]
+struct Fixture {
+    plan: DropPlan,
+    ids: Vec<u32>,
+    /// Per position, every logit.
+    logits: Vec<Vec<f32>>,
+}
+
+fn fixture() -> Fixture {
+    let p = testkit::tiny_dir("llama").join("nemotron_ref.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+fn config(dir: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
+}
+
+/// llmdrop's logits of its own export equal what transformers computed for that export with
+/// the export's modeling file; the files `auto_map` names are written.
+#[test]
+fn nemotron_export_matches_transformers_with_its_modeling_file() {
+    let fx = fixture();
+    assert!(!fx.plan.attn.is_empty() && !fx.plan.mlp.is_empty());
+    let tmp = tempfile::tempdir().unwrap();
+    let (r, out) = run(
+        &testkit::tiny_dir("llama"),
+        &fx.plan,
+        ExportFormat::NemotronNas,
+        None,
+        &tmp.path().join("nas"),
+    )
+    .unwrap();
+    assert_eq!(out.stored_plan(), &fx.plan);
+    let (_, dec) = testkit::load(&r.path, &DropPlan::empty()).unwrap();
+    let got = testkit::logits(&dec, std::slice::from_ref(&fx.ids)).unwrap();
+    let want: Vec<f32> = fx.logits.concat();
+    assert_eq!(got.len(), want.len());
+    let d = testkit::max_abs_diff(&got, &want);
+    assert!(d <= 1e-4, "max |Δlogit| {d} against transformers");
+    // the dropped modules matter: the unpruned model is far from the fixture
+    let (_, full) = testkit::load(&testkit::tiny_dir("llama"), &DropPlan::empty()).unwrap();
+    let d_full = testkit::max_abs_diff(&testkit::logits(&full, &[fx.ids]).unwrap(), &want);
+    assert!(
+        d_full > 1e-2,
+        "the fixture does not tell the plan apart: {d_full}"
+    );
+
+    let cfg = config(&r.path);
+    assert_eq!(cfg["auto_map"], auto_map());
+    for class in cfg["auto_map"].as_object().unwrap().values() {
+        let module = class.as_str().unwrap().split('.').next().unwrap();
+        assert!(r.path.join(format!("{module}.py")).is_file(), "{class}");
+    }
+    for (name, text) in PY_FILES {
+        assert_eq!(std::fs::read_to_string(r.path.join(name)).unwrap(), text);
+    }
+    // the repository's files are what is embedded
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/formats/nemotron_py");
+    for (name, text) in PY_FILES {
+        assert_eq!(std::fs::read_to_string(src.join(name)).unwrap(), text);
+    }
+}
+
+/// Re-exporting an export in another format does not carry `auto_map` over without its files.
+#[test]
+fn other_formats_do_not_copy_auto_map() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = DropPlan::new([1], []);
+    let (r, _) = run(
+        &testkit::tiny_dir("llama"),
+        &plan,
+        ExportFormat::NemotronNas,
+        None,
+        &tmp.path().join("nas"),
+    )
+    .unwrap();
+    let (again, _) = run(
+        &r.path,
+        &DropPlan::new([], [2]),
+        ExportFormat::HfLlmdrop,
+        None,
+        &tmp.path().join("hf"),
+    )
+    .unwrap();
+    assert!(config(&again.path).get("auto_map").is_none());
+    assert!(!again.path.join(PY_FILES[1].0).exists());
+}
+
+/// vLLM's DeciLM layer calls its fused residual RMSNorm with no residual when the first layer
+/// that keeps anything has no attention: refused (nothing written) unless allowed.
+#[test]
+fn first_kept_layer_without_attention_is_refused_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = testkit::tiny_dir("llama");
+    for (attn, mlp, layer) in [(vec![0], vec![], 0), (vec![0, 1], vec![0], 1)] {
+        let plan = DropPlan::new(attn, mlp);
+        let dest = tmp.path().join(format!("refused{layer}"));
+        let e = run(&model, &plan, ExportFormat::NemotronNas, None, &dest).unwrap_err();
+        assert!(
+            matches!(e, llmdrop::Error::Plan(PlanError::FirstAttentionDropped { layer: l }) if l == layer),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("vLLM") && msg.contains("residual = None"),
+            "{msg}"
+        );
+        assert!(msg.contains("allow_first_attn_drop"), "{msg}");
+        assert!(!dest.exists());
+        // allowed: written, and it reloads as the pruned model
+        let dest = tmp.path().join(format!("allowed{layer}"));
+        let (r, out) =
+            run_with(&model, &plan, ExportFormat::NemotronNas, None, &dest, true).unwrap();
+        assert_eq!(r.reload_max_abs_diff, 0.0);
+        assert_eq!(out.stored_plan(), &plan);
+    }
+    // safe plans: leading blocks dropped whole, then a kept attention; other formats
+    for (plan, format) in [
+        (DropPlan::new([0], [0]), ExportFormat::NemotronNas),
+        (DropPlan::new([0, 2], [0, 1]), ExportFormat::NemotronNas),
+        (DropPlan::new([0], []), ExportFormat::HfLlmdrop),
+    ] {
+        let dest = tmp.path().join(format!("ok-{:?}-{:?}", plan.attn, format));
+        run(&model, &plan, format, None, &dest).unwrap();
+    }
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""llmdrop's nemotron-nas exports of the default model in transformers: each export is loaded
+with `trust_remote_code` (the configuration and modeling files llmdrop writes into it) on the
+CPU, and its logits are compared with llmdrop's for the same pruned model, both of the export
+and of the source with the same plan. Goal: max |Δlogit| <= 1e-4. vLLM needs a GPU and is
+not run here.
+
+    scripts/cross/check-engines.sh        # builds llmdrop, runs this with the reference venv
+    $VENV/bin/python scripts/cross/check_nemotron.py [--llmdrop PATH]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("LLMDROP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llmdrop")
+MODEL = CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
+PROMPT = "The quick brown fox jumps over the lazy dog. In 1969, 3 astronauts flew to the Moon; print('hello')"
+PLANS = [
+    ("attention 6,7,9,22,25,26,28,29", "6,7,9,22,25,26,28,29", None),
+    ("MLP 10,20", None, "10,20"),
+    ("attention 6,7 + MLP 25,26", "6,7", "25,26"),
+]
+GOAL = 1e-4
+
+torch.set_grad_enabled(False)
+
+
+def default_bin():
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    return target / "release" / "llmdrop"
+
+
+def plan_args(attn, mlp):
+    return (["--drop-attn", attn] if attn else []) + (["--drop-mlp", mlp] if mlp else [])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--llmdrop", type=Path, default=default_bin())
+    a = ap.parse_args()
+
+    def llmdrop(*args):
+        return subprocess.run([str(a.llmdrop), *args], check=True, capture_output=True, text=True).stdout
+
+    def ours(model, extra=()):
+        v = json.loads(llmdrop("logits", "--model", str(model), "--prompt", PROMPT, *extra))
+        return v["ids"], np.array(v["logits"], dtype=np.float32)
+
+    tmp = Path(tempfile.mkdtemp())
+    print(f"model {MODEL.name}, prompt of {len(PROMPT)} chars; transformers {transformers.__version__}, "
+          f"torch {torch.__version__}, CPU, float32")
+    results = {}
+    worst = 0.0
+    for name, attn, mlp in PLANS:
+        out = tmp / name.replace(" ", "_").replace(",", "-").replace("+", "")
+        llmdrop("export", "--model", str(MODEL), "--format", "nemotron-nas", "--out", str(out), *plan_args(attn, mlp))
+        m = transformers.AutoModelForCausalLM.from_pretrained(str(out), trust_remote_code=True, dtype=torch.float32).eval()
+        kept_attn = sum(layer.self_attn is not None for layer in m.model.layers)
+        kept_mlp = sum(layer.mlp is not None for layer in m.model.layers)
+        ids, of_export = ours(out)
+        ids_src, of_source = ours(MODEL, plan_args(attn, mlp))
+        assert ids == ids_src
+        got = m(torch.tensor([ids])).logits[0].numpy()
+        d_export = float(np.abs(got - of_export).max())
+        d_source = float(np.abs(got - of_source).max())
+        agree = float(np.mean(got.argmax(-1) == of_export.argmax(-1)))
+        gen = m.generate(torch.tensor([ids[:12]]), max_new_tokens=8, do_sample=False)[0, 12:].tolist()
+        print(f"  {name:34s} {kept_attn:2d} attention / {kept_mlp:2d} MLP kept   "
+              f"max |Δlogit| vs llmdrop (export) {d_export:.2e}, (source + plan) {d_source:.2e}   "
+              f"same next token {100 * agree:5.1f}%")
+        results[name] = {"vs_export": d_export, "vs_source_plan": d_source, "argmax_agreement": agree,
+                         "kept_attention": kept_attn, "kept_mlp": kept_mlp, "generated": gen}
+        worst = max(worst, d_export, d_source)
+    print(json.dumps(results))
+    shutil.rmtree(tmp)
+    if worst > GOAL:
+        sys.exit(f"max |Δlogit| {worst:.2e} is above the goal {GOAL:.0e}")
+
+
+if __name__ == "__main__":
+    main()
