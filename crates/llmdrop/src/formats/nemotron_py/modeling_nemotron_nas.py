@@ -7,8 +7,9 @@ A llama-family decoder: token embedding; per layer `h += Attn(RMSNorm(h))` then
 dropped) is skipped together with its norm and has no weights; final RMSNorm; a head tied to
 the embedding or not. Attention is grouped-query (`n_heads_in_group` query heads per key/value
 head) with rotary embeddings in the "rotate half" layout (RoPE types default, linear, llama3);
-the MLP is SwiGLU-style `down(act(gate(x)) * up(x))`. Norms, RoPE tables and softmax run in
-float32 whatever the weights' dtype.
+the MLP is SwiGLU-style `down(act(gate(x)) * up(x))`. Norms, rotary embeddings and softmax
+run in float32 for 16-bit weights (in float64 for float64 weights); the RoPE tables are
+computed in float32, as transformers and llmdrop compute them.
 
 It runs on the CPU as written (plain torch, no fused kernels) and is meant for checking an
 export and for small models: `generate()` works but recomputes the whole prefix at every step
@@ -35,9 +36,14 @@ class DeciLMRMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (x32 * self.weight.float()).to(x.dtype)
+        wide = x.to(compute_dtype(x))
+        wide = wide * torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (wide * self.weight.to(wide.dtype)).to(x.dtype)
+
+
+def compute_dtype(x):
+    """float32 for 16-bit tensors, else the tensor's own float type."""
+    return torch.promote_types(x.dtype, torch.float32)
 
 
 def rope_inv_freq(config, device):
@@ -65,19 +71,20 @@ def rope_inv_freq(config, device):
     return inv
 
 
-def rope_tables(config, positions):
-    """cos, sin `[batch, 1, seq, head_dim]` (float32) for `positions` `[batch, seq]`."""
+def rope_tables(config, positions, dtype):
+    """cos, sin `[batch, 1, seq, head_dim]` for `positions` `[batch, seq]`, computed in
+    float32 (as transformers and llmdrop compute them) and given in `dtype`."""
     inv = rope_inv_freq(config, positions.device)
     angles = positions.float()[:, :, None] * inv[None, None, :]
     angles = torch.cat([angles, angles], dim=-1)[:, None, :, :]
-    return angles.cos(), angles.sin()
+    return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
 def apply_rope(x, cos, sin):
     """Rotates pairs (i, i + d/2) of the last dimension of `x` `[batch, heads, seq, d]`."""
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    out = x.float() * cos + rotated.float() * sin
+    out = x.to(cos.dtype) * cos + rotated.to(cos.dtype) * sin
     return out.to(x.dtype)
 
 
@@ -106,8 +113,9 @@ class DeciLMAttention(nn.Module):
         group = self.num_heads // self.num_kv_heads
         k = k.repeat_interleave(group, dim=1)
         v = v.repeat_interleave(group, dim=1)
-        scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) / math.sqrt(self.head_dim)
-        scores = scores.masked_fill(~mask, torch.finfo(torch.float32).min)
+        wide = compute_dtype(q)
+        scores = torch.matmul(q.to(wide), k.to(wide).transpose(-1, -2)) / math.sqrt(self.head_dim)
+        scores = scores.masked_fill(~mask, torch.finfo(wide).min)
         probs = torch.softmax(scores, dim=-1).to(v.dtype)
         out = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)
         return self.o_proj(out)
@@ -192,7 +200,7 @@ class DeciLMModel(DeciLMPreTrainedModel):
                 position_ids = (keep.long().cumsum(-1) - 1).clamp(min=0)
             else:
                 position_ids = torch.arange(t, device=h.device)[None, :].expand(b, t)
-        cos, sin = rope_tables(self.config, position_ids.to(h.device))
+        cos, sin = rope_tables(self.config, position_ids.to(h.device), compute_dtype(h))
         # [batch, 1, query, key]: causal, and no padded key
         mask = torch.ones(t, t, dtype=torch.bool, device=h.device).tril()[None, None]
         if keep is not None:
@@ -245,7 +253,7 @@ class DeciLMForCausalLM(DeciLMPreTrainedModel, GenerationMixin):
             logits = torch.matmul(h, self.model.embed_tokens.weight.t())
         else:
             logits = self.lm_head(h)
-        logits = logits.float()
+        logits = logits.to(compute_dtype(logits))
         loss = None
         if labels is not None:
             shifted = labels[:, 1:].reshape(-1).to(logits.device)
