@@ -78,7 +78,8 @@ fn nemotron_export_matches_transformers_with_its_modeling_file() {
     }
 }
 
-/// Re-exporting an export in another format does not carry `auto_map` over without its files.
+/// Re-exporting an export in another format does not carry `auto_map` over without its
+/// files, and writes a llama config.
 #[test]
 fn other_formats_do_not_copy_auto_map() {
     let tmp = tempfile::tempdir().unwrap();
@@ -99,8 +100,33 @@ fn other_formats_do_not_copy_auto_map() {
         &tmp.path().join("hf"),
     )
     .unwrap();
-    assert!(config(&again.path).get("auto_map").is_none());
+    let cfg = config(&again.path);
+    assert!(cfg.get("auto_map").is_none());
     assert!(!again.path.join(PY_FILES[1].0).exists());
+    // a llama config: DeciLM's block_configs would disagree with the re-export's weights
+    assert_eq!(cfg["model_type"], "llama");
+    assert_eq!(
+        cfg["architectures"],
+        serde_json::json!(["LlamaForCausalLM"])
+    );
+    assert!(cfg.get("block_configs").is_none());
+    let tiny = config(&testkit::tiny_dir("llama"));
+    for k in [
+        "intermediate_size",
+        "num_key_value_heads",
+        "num_attention_heads",
+    ] {
+        assert_eq!(cfg[k], tiny[k], "{k}");
+    }
+    // both plans recorded, and it reloads as the model with both
+    let (_, reloaded) = testkit::load(&again.path, &DropPlan::empty()).unwrap();
+    let (_, want) = testkit::load(&testkit::tiny_dir("llama"), &DropPlan::new([1], [2])).unwrap();
+    let ids = [vec![1u32, 5, 9, 3]];
+    let d = testkit::max_abs_diff(
+        &testkit::logits(&reloaded, &ids).unwrap(),
+        &testkit::logits(&want, &ids).unwrap(),
+    );
+    assert_eq!(d, 0.0);
 }
 
 /// vLLM's DeciLM layer calls its fused residual RMSNorm with no residual when the first layer

@@ -150,8 +150,28 @@ pub(crate) fn source_config(src: &ModelSource) -> Result<Value> {
     if let Some(o) = v.as_object_mut() {
         set_layer_types(src.config(), o);
         o.remove("auto_map");
+        if o.get("model_type").and_then(Value::as_str) == Some(crate::formats::nemotron::MODEL_TYPE)
+        {
+            as_llama(src.config(), o);
+        }
     }
     Ok(v)
+}
+
+/// A nemotron-nas source's config as the llama config its uniform shapes describe: its
+/// `block_configs` would disagree with a re-export's weights (the writers record the plan
+/// their own way; the nemotron-nas writer sets `model_type` and `block_configs` anew).
+fn as_llama(cfg: &Config, o: &mut serde_json::Map<String, Value>) {
+    o.remove("block_configs");
+    o.insert("model_type".into(), "llama".into());
+    o.insert(
+        "architectures".into(),
+        serde_json::json!(["LlamaForCausalLM"]),
+    );
+    o.insert("intermediate_size".into(), cfg.intermediate_size.into());
+    o.insert("num_attention_heads".into(), cfg.num_heads.into());
+    o.insert("num_key_value_heads".into(), cfg.num_kv_heads.into());
+    o.insert("head_dim".into(), cfg.head_dim.into());
 }
 
 /// Top-level config keys whose lists are not one entry per layer, whatever their length.
