@@ -100,34 +100,8 @@ fn speed_reports_name_their_machine_and_its_fma_limit() {
     let data = common::text().display().to_string();
     let tmp = tempfile::tempdir().unwrap();
     let scores = tmp.path().join("scores.json");
-    let runs = [
-        llmdrop(&["bench", "--model", m, "--context", "8", "--generate", "1"]),
-        llmdrop(&[
-            "score",
-            "--model",
-            m,
-            "--data",
-            &data,
-            "--samples",
-            "2",
-            "--seq-len",
-            "32",
-            "--out",
-            scores.to_str().unwrap(),
-        ]),
-    ];
-    for (r, kind) in runs.iter().zip(["bench", "score"]) {
-        assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
-    }
-    let json = |args: &[&str]| -> serde_json::Value {
-        let mut a = args.to_vec();
-        a.push("--json");
-        let r = llmdrop(&a);
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        r.json()
-    };
-    let bench = json(&["bench", "--model", m, "--context", "8", "--generate", "1"]);
-    let score = json(&[
+    let bench_args = ["bench", "--model", m, "--context", "8", "--generate", "1"];
+    let score_args = [
         "score",
         "--model",
         m,
@@ -139,7 +113,17 @@ fn speed_reports_name_their_machine_and_its_fma_limit() {
         "32",
         "--out",
         scores.to_str().unwrap(),
-    ]);
+    ];
+    let text = llmdrop(&bench_args);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let r = llmdrop(&a);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json()
+    };
+    let (bench, score) = (json(&bench_args), json(&score_args));
     for doc in [&bench, &score] {
         let machine = &doc["machine"];
         assert!(machine["logical_cpus"].as_u64().unwrap() >= 1, "{machine}");
@@ -158,5 +142,5 @@ fn speed_reports_name_their_machine_and_its_fma_limit() {
         score["gflops_per_sec"].as_f64().unwrap() / score["fma_peak_gflops"].as_f64().unwrap();
     assert!((score["fraction_of_fma_peak"].as_f64().unwrap() - want).abs() <= 1e-12 * want.abs());
     // the text report names the machine too
-    assert!(runs[0].stdout.contains("machine: "), "{}", runs[0].stdout);
+    assert!(text.stdout.contains("machine: "), "{}", text.stdout);
 }

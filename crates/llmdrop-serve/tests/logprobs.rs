@@ -210,21 +210,9 @@ fn pruned_model_serves_its_own_logits() {
 /// each answer matches PyTorch's logits and is exactly what the request gets alone.
 #[test]
 fn queued_requests_scored_together_match_the_reference_and_alone() {
-    use std::io::Write;
     let (ids, logits) = reference();
     let s = TestServer::start(&tiny_llama());
-    let send = |body: &Value| {
-        let body = body.to_string();
-        let mut c = std::net::TcpStream::connect(s.addr).unwrap();
-        let head = format!(
-            "POST /v1/completions HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            s.addr,
-            body.len()
-        );
-        c.write_all(head.as_bytes()).unwrap();
-        c.write_all(body.as_bytes()).unwrap();
-        c
-    };
+    let send = |body: &Value| common::send_post(s.addr, "/v1/completions", body);
     // keeps the worker busy while the scoring requests queue up behind it
     let long = send(
         &json!({"prompt": vec![vec![1, 2, 3]; 16], "max_tokens": 100, "temperature": 0, "ignore_eos": true}),

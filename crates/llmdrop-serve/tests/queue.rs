@@ -4,28 +4,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
 
-use common::{read_response, test_limits, tiny_llama, Response, TestServer};
+use common::{read_response, send_post, test_limits, tiny_llama, Response, TestServer};
 use llmdrop::DropPlan;
 use serde_json::json;
-
-/// Writes a POST on a fresh connection without reading the answer.
-fn send(s: &TestServer, body: &serde_json::Value) -> TcpStream {
-    let body = body.to_string();
-    let mut c = TcpStream::connect(s.addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let head = format!(
-        "POST /v1/completions HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        s.addr,
-        body.len()
-    );
-    c.write_all(head.as_bytes()).unwrap();
-    c.write_all(body.as_bytes()).unwrap();
-    c
-}
 
 #[test]
 fn a_full_queue_answers_503_and_the_server_recovers() {
@@ -40,7 +23,9 @@ fn a_full_queue_answers_503_and_the_server_recovers() {
         "temperature": 0,
         "ignore_eos": true,
     });
-    let conns: Vec<TcpStream> = (0..8).map(|_| send(&s, &long)).collect();
+    let conns: Vec<TcpStream> = (0..8)
+        .map(|_| send_post(s.addr, "/v1/completions", &long))
+        .collect();
     let answers: Vec<Response> = conns
         .into_iter()
         .map(|mut c| read_response(&mut c))

@@ -181,6 +181,21 @@ impl Response {
     }
 }
 
+/// A POST of `body` to `path` on a fresh connection, the answer not read yet: requests that
+/// must be in flight together.
+pub fn send_post(addr: SocketAddr, path: &str, body: &Value) -> TcpStream {
+    let body = body.to_string();
+    let mut c = TcpStream::connect(addr).expect("connecting");
+    c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(body.as_bytes()).unwrap();
+    c
+}
+
 /// One request on a fresh connection (`Connection: close`); the response read to the end.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Response {
     let mut s = TcpStream::connect(addr).expect("connecting");
