@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Peak RSS of `llmdrop score` on the default model held in memory, layer-streamed
-# (`--stream`) and under `--max-memory BUDGET`, with the same calibration settings, and a
+# (`--stream`) and under `--max-memory BUDGET`, with the same calibration settings, the
+# bytes streaming spilled to disk (the consecutive matrix's unit hidden states), and a
 # check that the three score tables are the same bits.
 # Usage: score-memory.sh [SAMPLES] [SEQ_LEN] [BUDGET] [THREADS]
 # (BIN=path/to/llmdrop to measure another build; default: a release build of this tree)
@@ -35,7 +36,9 @@ print(f"score, {o['table']['tokens']} tokens ({o['settings']['samples']} x {o['s
 for label, k in runs:
     x = r[k]
     m = x["memory"]
-    print(f"  {label:24} {m['mode']:9} estimate {mib(m['need_bytes']):7.1f} MiB   peak RSS {mib(x['peak_rss_bytes']):7.1f} MiB   {x['tokens_per_sec']:7.1f} tok/s")
+    spill = m.get("spill_bytes")
+    spilled = f"   spilled {mib(spill):7.1f} MiB" if spill else ""
+    print(f"  {label:24} {m['mode']:9} estimate {mib(m['need_bytes']):7.1f} MiB   peak RSS {mib(x['peak_rss_bytes']):7.1f} MiB   {x['tokens_per_sec']:7.1f} tok/s{spilled}")
 same = all(r[k]["table"] == o["table"] for _, k in runs)
 print(f"  score tables identical: {same}")
 sys.exit(0 if same else 1)

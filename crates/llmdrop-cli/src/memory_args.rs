@@ -4,7 +4,7 @@
 use clap::Args;
 use llmdrop::budget::{parse_size, MemoryPolicy};
 
-#[derive(Args, Debug, Clone, Copy)]
+#[derive(Args, Debug, Clone)]
 pub struct MemoryArgs {
     /// Stream the layers: every calibration block passes through layer i before layer i+1
     /// is read, so memory holds one layer and the blocks' hidden states instead of the
@@ -16,6 +16,12 @@ pub struct MemoryArgs {
     /// needs is an error that says how much it needs.
     #[arg(long, value_name = "SIZE", value_parser = size)]
     pub max_memory: Option<u64>,
+    /// Where layer-streamed scoring spills the unit hidden states of the consecutive-layer
+    /// matrix (every layer of every calibration token; the size is said before it starts
+    /// and checked against the free space): a private folder made inside DIR and removed
+    /// at the end, also on error or Ctrl-C (default: the folder of --out).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl MemoryArgs {

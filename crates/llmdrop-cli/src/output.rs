@@ -110,6 +110,7 @@ fn with_flags(e: &llmdrop::Error) -> String {
         ),
         Error::Argument { option, reason } => format!("{} {reason}", flag(option)),
         Error::MemoryBudget { .. } => e.to_string().replace("`max_memory`", "--max-memory"),
+        Error::SpillSpace { .. } => e.to_string().replace("`spill_dir`", "--spill-dir"),
         Error::SamePath {
             first,
             second,

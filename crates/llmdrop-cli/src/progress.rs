@@ -112,7 +112,9 @@ impl Observer for Console {
                 total,
                 label,
             } if !self.json => eprintln!("[{index}/{total}] {label}"),
-            Event::ScoringMode { choice } => eprintln!("{}", scoring_mode(&choice)),
+            Event::ScoringMode { choice, spill_dir } => {
+                eprintln!("{}", scoring_mode(&choice, spill_dir))
+            }
             Event::Freed => crate::memory::release_freed(),
             _ => {}
         }
@@ -120,15 +122,23 @@ impl Observer for Console {
 }
 
 /// The line that says how scoring runs the model, and why.
-fn scoring_mode(c: &llmdrop::budget::MemoryChoice) -> String {
+fn scoring_mode(c: &llmdrop::budget::MemoryChoice, spill_dir: Option<&std::path::Path>) -> String {
     use llmdrop::budget::format_size;
     let why = match (c.forced, c.budget_bytes) {
         (true, _) => " (--stream)".to_string(),
         (false, Some(b)) => format!(" (budget {})", format_size(b)),
         (false, None) => String::new(),
     };
+    let spill = match (c.spill_bytes, spill_dir) {
+        (Some(b), Some(d)) => format!(
+            ", spilling {} of unit hidden states to {}",
+            format_size(b),
+            d.display()
+        ),
+        _ => String::new(),
+    };
     format!(
-        "scoring {}{why}: needs about {} for weights and hidden states",
+        "scoring {}{why}: needs about {} for weights and hidden states{spill}",
         c.mode.name(),
         format_size(c.need_bytes)
     )

@@ -127,6 +127,19 @@ pub enum Error {
         budget_from: String,
         detail: String,
     },
+    /// Layer-streamed scoring spills the unit hidden states to disk, and `dir`'s file
+    /// system has less free than that (bytes).
+    #[error("{}: spilling the hidden states to disk needs {need} bytes, but only {free} are free there; free some space or spill elsewhere (`spill_dir`)", dir.display())]
+    SpillSpace { dir: PathBuf, need: u64, free: u64 },
+    /// Writing the spilled hidden states failed (a full disk, a file size limit); the
+    /// spill folder is removed and nothing is written.
+    #[error("{}: spilling the hidden states to disk ({need} bytes in all) failed: {cause}", path.display())]
+    SpillWrite {
+        path: PathBuf,
+        need: u64,
+        #[source]
+        cause: std::io::Error,
+    },
     /// Something this model, tokenizer or output format cannot do.
     #[error("{what}: {reason}")]
     Unsupported { what: String, reason: String },

@@ -22,7 +22,9 @@
 //!   for generation ([`generate`]).
 //! - [`model::LayerStream`]: the layers read one at a time, every sequence through layer
 //!   `i` before layer `i + 1` is read; [`score::score_streamed`] scores with it, bit for bit
-//!   as [`score::score`] on the held model, and [`budget`] chooses between the two.
+//!   as [`score::score`] on the held model (the consecutive matrix's unit hidden states
+//!   spilled to a [`dest::SpillDir`] and read back a block at a time), and [`budget`]
+//!   chooses between the two.
 //! - Building blocks of the workflows: [`calib`] (text -> packed token blocks),
 //!   [`score::score`] (-> [`ScoreTable`]), [`strategy::select`] (-> [`DropPlan`]),
 //!   [`export::export`] (an [`export::ExportRequest`]), [`eval`] (perplexity, multiple

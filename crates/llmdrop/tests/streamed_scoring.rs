@@ -1,11 +1,15 @@
 //! Layer-streamed scoring gives the in-memory scores bit for bit: tiny models of every
 //! family (HF folders, sharded safetensors, GGUF in f32 and in Q4_1 blocks like the
-//! default model) at each precision, with and without the residual; the memory budget is
-//! honoured or refused with the bytes it lacks; and the default model, scored both ways.
+//! default model) at each precision, with and without the residual, with the unit hidden
+//! states held or spilled to disk and read back; the memory budget is honoured or refused
+//! with the bytes it lacks; and the default model, scored both ways.
 
 use candle_core::quantized::GgmlDType;
 use candle_core::Device;
+use std::sync::Arc;
+
 use llmdrop::budget::{MemoryPolicy, ScoreMode};
+use llmdrop::dest::SpillDir;
 use llmdrop::model::{LayerStream, Outputs};
 use llmdrop::pipeline::{score_model, ModelOptions, ScoringOptions};
 use llmdrop::progress::NoProgress;
@@ -35,8 +39,24 @@ fn all_bits(t: &ScoreTable) -> (usize, u64, bool, Vec<u64>) {
     (t.num_layers, t.tokens, t.residual, score_bits(t))
 }
 
-/// Scores `path` at `precision` held and streamed, with and without the residual, and
-/// asserts the tables are the same bits.
+/// Streamed scores of `b`, the unit hidden states spilled into a fresh folder that is
+/// gone afterwards.
+fn spilled(stream: &LayerStream<'_>, b: &[Vec<u32>], opts: &ScoreOptions) -> ScoreTable {
+    let tmp = tempfile::tempdir().unwrap();
+    let spill = Arc::new(SpillDir::new(tmp.path(), 0).unwrap());
+    let t = score_streamed(stream, b, opts, Some(&spill), &mut NoProgress).unwrap();
+    let files = std::fs::read_dir(spill.path()).unwrap().count();
+    assert_eq!(
+        files, 1,
+        "every block file is removed once read back (the lock stays)"
+    );
+    drop(spill);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    t
+}
+
+/// Scores `path` at `precision` held and streamed (units held and spilled), with and
+/// without the residual, and asserts the tables are the same bits.
 fn assert_streamed_equals_held(path: &std::path::Path, precision: Precision) {
     let src = ModelSource::open(path).unwrap();
     let b = blocks(src.config().vocab_size, 5, 24);
@@ -55,12 +75,19 @@ fn assert_streamed_equals_held(path: &std::path::Path, precision: Precision) {
             consecutive: true,
         };
         let want = score(&held, &b, &opts, &mut NoProgress).unwrap();
-        let got = score_streamed(&stream, &b, &opts, &mut NoProgress).unwrap();
+        let got = score_streamed(&stream, &b, &opts, None, &mut NoProgress).unwrap();
         assert!(want.consecutive.is_some());
         assert_eq!(
             all_bits(&got),
             all_bits(&want),
             "{} at {}, residual {residual}",
+            path.display(),
+            precision.name()
+        );
+        assert_eq!(
+            all_bits(&spilled(&stream, &b, &opts)),
+            all_bits(&want),
+            "{} at {}, residual {residual}, spilled",
             path.display(),
             precision.name()
         );
@@ -160,6 +187,23 @@ fn score_model_streams_when_asked_or_when_only_that_fits_and_reports_it() {
     .unwrap();
     let s = streamed.memory.unwrap();
     assert_eq!((s.mode, s.forced), (ScoreMode::Streamed, true));
+    // every layer's unit hidden states of every token went to disk: (L+1) x 4 blocks x 32
+    // tokens x hidden f32, in a folder beside the output that is gone now
+    let cfg = ModelSource::open(&testkit::tiny_dir("llama"))
+        .unwrap()
+        .config()
+        .clone();
+    let units = (cfg.num_layers as u64 + 1) * 4 * 32 * cfg.hidden_size as u64 * 4;
+    assert_eq!(
+        (s.spill_bytes, held_choice.spill_bytes),
+        (Some(units), None)
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("spill"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     assert_eq!(all_bits(&streamed.table), all_bits(&held.table));
     // a budget the held model exceeds but one layer fits: streamed without being asked
     let between = MemoryPolicy {
@@ -231,6 +275,7 @@ fn default_model_streamed_scores_equal_held_scores() {
     let want = score(&held, &b, &opts, &mut NoProgress).unwrap();
     drop(held);
     let stream = LayerStream::open(&src, &DropPlan::empty(), f32(), &Device::Cpu).unwrap();
-    let got = score_streamed(&stream, &b, &opts, &mut NoProgress).unwrap();
+    let got = score_streamed(&stream, &b, &opts, None, &mut NoProgress).unwrap();
     assert_eq!(all_bits(&got), all_bits(&want));
+    assert_eq!(all_bits(&spilled(&stream, &b, &opts)), all_bits(&want));
 }

@@ -46,6 +46,7 @@ pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         out: a.out.clone(),
         plot: a.plot.clone(),
         memory: a.memory.policy(),
+        spill_dir: a.memory.spill_dir.clone(),
     };
     let report = pipeline::score_model(&a.model.options(), &opts, &mut Console::new(ctx))?;
     if ctx.json {

@@ -52,6 +52,10 @@ pub struct MemoryChoice {
     pub budget_bytes: Option<u64>,
     /// Whether the mode was forced (`stream`).
     pub forced: bool,
+    /// Bytes spilled to disk (layer-streamed: the unit hidden states of the
+    /// consecutive-layer matrix); None when held.
+    #[serde(default)]
+    pub spill_bytes: Option<u64>,
 }
 
 /// The budget `policy` sets, and what set it.
@@ -75,11 +79,12 @@ pub fn budget(policy: &MemoryPolicy) -> Option<(u64, String)> {
 pub fn choose(need: &ScoreNeed, policy: &MemoryPolicy) -> Result<MemoryChoice> {
     let budget = budget(policy);
     let fits = |n: u64| budget.as_ref().is_none_or(|(b, _)| n <= *b);
-    let choice = |mode, need_bytes| MemoryChoice {
+    let choice = |mode: ScoreMode, need_bytes| MemoryChoice {
         mode,
         need_bytes,
         budget_bytes: budget.as_ref().map(|(b, _)| *b),
         forced: policy.stream,
+        spill_bytes: (mode == ScoreMode::Streamed).then(|| need.spill()),
     };
     if !policy.stream && fits(need.in_memory()) {
         return Ok(choice(ScoreMode::InMemory, need.in_memory()));
@@ -115,6 +120,7 @@ mod tests {
             embed_rows: 10,
             block_states: 5,
             block_units: 20,
+            layer_units: 4,
             block_working: 30,
             blocks: 4,
             lanes: 2,
@@ -124,7 +130,14 @@ mod tests {
     #[test]
     fn held_when_it_fits_streamed_when_only_that_fits() {
         let n = need();
-        assert_eq!((n.in_memory(), n.streamed()), (1110, 270));
+        // running: 100 + 10 + 4 * 5 + 2 * (30 + 4); after: 20
+        assert_eq!((n.in_memory(), n.streamed(), n.spill()), (1110, 198, 80));
+        // the read-back block when it outweighs the run
+        let wide = ScoreNeed {
+            block_units: 500,
+            ..n
+        };
+        assert_eq!(wide.streamed(), 500);
         let pick = |stream, max| {
             choose(
                 &n,
@@ -138,11 +151,13 @@ mod tests {
         let s = pick(false, 1109).unwrap();
         assert_eq!(
             (s.mode, s.need_bytes, s.budget_bytes),
-            (ScoreMode::Streamed, 270, Some(1109))
+            (ScoreMode::Streamed, 198, Some(1109))
         );
+        assert_eq!(s.spill_bytes, Some(80));
+        assert_eq!(pick(false, 1110).unwrap().spill_bytes, None);
         assert_eq!(pick(true, 5000).unwrap().mode, ScoreMode::Streamed);
-        match pick(false, 269).unwrap_err() {
-            Error::MemoryBudget { need, budget, .. } => assert_eq!((need, budget), (270, 269)),
+        match pick(false, 197).unwrap_err() {
+            Error::MemoryBudget { need, budget, .. } => assert_eq!((need, budget), (198, 197)),
             e => panic!("{e}"),
         }
     }

@@ -1,6 +1,7 @@
 //! What scoring holds in memory, estimated from the tensor directory and the calibration
 //! settings before any weight is read: the model as loaded for scoring (in memory), or one
-//! layer plus every calibration token's hidden states (layer-streamed).
+//! layer plus every calibration token's hidden states (layer-streamed, with the unit
+//! hidden states of the consecutive-layer matrix spilled to disk).
 
 use candle_core::DType;
 use llmdrop_kernels::quant::{QKind, QMatrix};
@@ -23,6 +24,8 @@ pub struct ScoreNeed {
     pub block_states: u64,
     /// One block's unit hidden states of every layer (the consecutive-layer matrix).
     pub block_units: u64,
+    /// One block's unit hidden states of one layer (what a spilling block writes at once).
+    pub layer_units: u64,
     /// What one block's pass through one layer allocates (projections, attention scores,
     /// the MLP's intermediate), per block running at once.
     pub block_working: u64,
@@ -85,6 +88,10 @@ impl ScoreNeed {
                 true => (c.num_layers as u64 + 1) * t * h * 4,
                 false => 0,
             },
+            layer_units: match consecutive {
+                true => t * h * 4,
+                false => 0,
+            },
             block_working: attn.max(mlp) + 2 * t * h * f,
             blocks: blocks as u64,
             lanes: lanes.clamp(1, blocks.max(1)) as u64,
@@ -97,28 +104,38 @@ impl ScoreNeed {
         self.model + self.lanes * (self.block_states + self.block_units + self.block_working)
     }
 
-    /// Layer-streamed scoring: one layer, the embedding rows, every block's states and
-    /// units, and the running blocks' working memory.
+    /// Layer-streamed scoring with the unit hidden states spilled: while the layers run,
+    /// one layer, the embedding rows, every block's states, and the running blocks'
+    /// working memory and one layer of their units each (on their way to disk); after
+    /// (the layers and states gone), one block's units of every layer, read back.
     pub fn streamed(&self) -> u64 {
-        self.layer
+        let running = self.layer
             + self.embed_rows
-            + self.blocks * (self.block_states + self.block_units)
-            + self.lanes * self.block_working
+            + self.blocks * self.block_states
+            + self.lanes * (self.block_working + self.layer_units);
+        running.max(self.block_units)
+    }
+
+    /// The bytes layer-streamed scoring spills to disk: every block's unit hidden states
+    /// of every layer.
+    pub fn spill(&self) -> u64 {
+        self.blocks * self.block_units
     }
 
     /// What [`ScoreNeed::streamed`] is made of, for people.
     pub fn streamed_detail(&self) -> String {
         use super::format_size as s;
         format!(
-            "{}: one layer {}, embedding rows {}, hidden states of {} blocks {}, their unit hidden states of every layer for the consecutive-layer matrix {}, working memory of {} blocks at once {}",
+            "{}: one layer {}, embedding rows {}, hidden states of {} blocks {}, working memory of {} blocks at once {}, then, the layers and states gone, one block's unit hidden states of every layer read back for the consecutive-layer matrix {} (all blocks' {} spilled to disk)",
             s(self.streamed()),
             s(self.layer),
             s(self.embed_rows),
             self.blocks,
             s(self.blocks * self.block_states),
-            s(self.blocks * self.block_units),
             self.lanes,
-            s(self.lanes * self.block_working),
+            s(self.lanes * (self.block_working + self.layer_units)),
+            s(self.block_units),
+            s(self.spill()),
         )
     }
 }

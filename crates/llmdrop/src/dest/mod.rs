@@ -9,6 +9,7 @@
 //!   outright leaves staging that the next run towards the same destination removes.
 
 mod owner;
+mod spill;
 mod staging;
 
 use std::path::{Component, Path, PathBuf};
@@ -19,6 +20,7 @@ pub use owner::Kind;
 pub fn owner_marker_svg() -> &'static str {
     owner::SVG_MARKER
 }
+pub use spill::{free_bytes, SpillDir};
 pub use staging::{abandon_all, Staging};
 
 use crate::error::{Error, Result};

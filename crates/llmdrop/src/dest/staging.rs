@@ -130,14 +130,14 @@ pub fn abandon_all() {
     std::mem::forget(guard);
 }
 
-fn register(dir: &Path) {
+pub(super) fn register(dir: &Path) {
     ACTIVE
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(dir.into());
 }
 
-fn unregister(dir: &Path) {
+pub(super) fn unregister(dir: &Path) {
     ACTIVE
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -174,7 +174,7 @@ pub(super) fn check_replaceable(dest: &Path, kind: Kind, force: bool) -> Result<
 }
 
 /// Creates `dir` with a lock file inside, locked for as long as the returned file lives.
-fn create_locked(dir: &Path) -> Result<File> {
+pub(super) fn create_locked(dir: &Path) -> Result<File> {
     if std::fs::symlink_metadata(dir).is_ok() {
         std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -225,7 +225,7 @@ fn remove_stale(parent: &Path, name: &str) -> Vec<PathBuf> {
 }
 
 /// Whether a live process holds the staging folder's lock.
-fn is_live(staging: &Path) -> bool {
+pub(super) fn is_live(staging: &Path) -> bool {
     match File::options().write(true).open(staging.join(LOCK)) {
         Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
         Err(_) => false,

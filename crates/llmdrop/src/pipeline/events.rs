@@ -22,8 +22,12 @@ pub enum Event<'a> {
         total: usize,
         label: &'a str,
     },
-    /// Scoring runs the model as `choice` says (held or layer-streamed).
-    ScoringMode { choice: crate::budget::MemoryChoice },
+    /// Scoring runs the model as `choice` says (held or layer-streamed), spilling
+    /// `choice.spill_bytes` into `spill_dir` when streamed.
+    ScoringMode {
+        choice: crate::budget::MemoryChoice,
+        spill_dir: Option<&'a Path>,
+    },
     /// A large, short-lived structure (the tokenizer, a load's copies) was just freed: a
     /// good moment for a process to hand memory back to the OS.
     Freed,

@@ -2,6 +2,7 @@
 //! scores.json reused.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::calibrate::{calibrate, CalibOptions, Calibration};
@@ -9,7 +10,7 @@ use super::events::{Event, Observer};
 use super::ModelOptions;
 use crate::budget::{self, MemoryPolicy, ScoreMode, ScoreNeed};
 use crate::config::Config;
-use crate::dest::{self, Inputs, Kind};
+use crate::dest::{self, Inputs, Kind, SpillDir};
 use crate::error::{Error, Result};
 use crate::io::source::ModelSource;
 use crate::model::{Decoder, LayerStream, Outputs};
@@ -30,6 +31,9 @@ pub struct ScoringOptions {
     pub plot: Option<PathBuf>,
     /// Whether the model is held or its layers streamed ([`budget::choose`]).
     pub memory: MemoryPolicy,
+    /// Where layer-streamed scoring spills the unit hidden states (a private folder made
+    /// inside, removed at the end); None: beside `out`.
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl Default for ScoringOptions {
@@ -39,6 +43,7 @@ impl Default for ScoringOptions {
             out: DEFAULT_SCORES_FILE.into(),
             plot: None,
             memory: MemoryPolicy::default(),
+            spill_dir: None,
         }
     }
 }
@@ -72,7 +77,24 @@ pub fn score_model(
     let cal = calibrate(&opts.calib, model.dtype, &src.tokenizer()?)?;
     obs.event(Event::Freed);
     let choice = budget::choose(&score_need(&src, model, &cal), &opts.memory)?;
-    obs.event(Event::ScoringMode { choice });
+    // the disk is checked before any weight is read
+    let spill = match (choice.mode, choice.spill_bytes) {
+        (ScoreMode::Streamed, Some(bytes)) if bytes > 0 => {
+            let out = dest::resolve(&opts.out);
+            let parent = match &opts.spill_dir {
+                Some(d) => d.clone(),
+                None => out.parent().map_or_else(|| ".".into(), Path::to_path_buf),
+            };
+            // never inside the model or the data
+            dest::check_apart(&parent.join(".llmdrop-spill"), &inputs)?;
+            Some(Arc::new(SpillDir::new(&parent, bytes)?))
+        }
+        _ => None,
+    };
+    obs.event(Event::ScoringMode {
+        choice,
+        spill_dir: spill.as_deref().map(SpillDir::path),
+    });
     let model_sha = crate::io::hash::model_sha256(&src)?;
     let mut report = match choice.mode {
         ScoreMode::InMemory => {
@@ -94,7 +116,14 @@ pub fn score_model(
                 &candle_core::Device::Cpu,
             )?;
             let t0 = Instant::now();
-            let table = score_streamed(&stream, &cal.blocks.blocks, &score_options(&cal), obs)?;
+            let table = score_streamed(
+                &stream,
+                &cal.blocks.blocks,
+                &score_options(&cal),
+                spill.as_ref(),
+                obs,
+            )?;
+            drop(spill);
             let seconds = t0.elapsed().as_secs_f64();
             report_of(
                 &src,

@@ -1,11 +1,14 @@
 //! The scoring probe: block, attention and MLP similarities and the consecutive matrix,
 //! streamed; a probe holds one calibration block's hidden states at most.
 
+use std::sync::Arc;
+
 use candle_core::Tensor;
 use llmdrop_kernels::gram::gram;
 
 use super::cosine::{CosSum, Rows};
 use super::table::ScoreTable;
+use crate::dest::SpillDir;
 use crate::error::Result;
 use crate::probe::{Probe, Site};
 
@@ -83,8 +86,12 @@ pub struct ScoreProbe {
     units: Vec<f32>,
     /// Tokens of the current block.
     unit_tokens: usize,
-    /// How many of h_0..h_L `units` holds for the current block.
+    /// Width of the current block's hidden states.
+    x_hidden: usize,
+    /// How many of h_0..h_L `units` holds (or the spill file has) for the current block.
     filled: usize,
+    /// Where h_0..h_L go instead of `units`, and the block's number there.
+    spill: Option<(Arc<SpillDir>, usize)>,
 }
 
 impl ScoreProbe {
@@ -98,8 +105,40 @@ impl ScoreProbe {
             branch_in: None,
             units: Vec::new(),
             unit_tokens: 0,
+            x_hidden: 0,
             filled: 0,
+            spill: None,
         }
+    }
+
+    /// A probe that appends each unit hidden state to block `block`'s file in `dir` as
+    /// soon as it is computed, instead of holding them: the consecutive-layer pairs are
+    /// then added by [`ScoreProbe::add_spilled_pairs`].
+    pub(crate) fn spilling(mut self, dir: Arc<SpillDir>, block: usize) -> Self {
+        self.spill = Some((dir, block));
+        self
+    }
+
+    /// Lets go of the hidden states the probe still holds (the last layer's output), so
+    /// that a spilled block's read-back does not count on top of them.
+    pub(crate) fn drop_rows(&mut self) {
+        (self.x, self.y, self.branch_in) = (None, None, None);
+    }
+
+    /// Reads the unit hidden states this (spilling) probe wrote back into `units` and adds
+    /// their pairwise cosines, as [`ScoreProbe::flush_pairs`] adds them from memory.
+    pub(crate) fn add_spilled_pairs(&mut self, units: &mut Vec<f32>) -> Result<()> {
+        let n = self.layers + 1;
+        let Some((dir, block)) = &self.spill else {
+            return Ok(());
+        };
+        if std::mem::take(&mut self.filled) != n {
+            return Ok(());
+        }
+        let hidden = self.x_hidden;
+        dir.read(*block, n * self.unit_tokens * hidden, units)?;
+        self.add_pairs(units);
+        Ok(())
     }
 
     /// Adds what `other` has summed to this probe's sums and empties `other`'s (its
@@ -113,13 +152,24 @@ impl ScoreProbe {
     /// `[L+1, tokens * hidden]` holds every token's unit h_i, so
     /// `G[i][j] = Σ_t cos(h_i(t), h_j(t))`.
     fn flush_pairs(&mut self) {
+        if self.spill.is_some() {
+            return;
+        }
         let n = self.layers + 1;
         let filled = std::mem::take(&mut self.filled);
         if filled != n || self.units.is_empty() {
             return;
         }
-        let len = self.units.len() / n;
-        for (acc, v) in self.sums.pairs.iter_mut().zip(gram(&self.units, n, len)) {
+        let units = std::mem::take(&mut self.units);
+        self.add_pairs(&units);
+        self.units = units;
+    }
+
+    /// Adds the Gram matrix of one block's `[L+1, tokens * hidden]` unit states.
+    fn add_pairs(&mut self, units: &[f32]) {
+        let n = self.layers + 1;
+        let len = units.len() / n;
+        for (acc, v) in self.sums.pairs.iter_mut().zip(gram(units, n, len)) {
             *acc += v;
         }
         self.sums.pair_tokens += self.unit_tokens as u64;
@@ -130,8 +180,11 @@ impl ScoreProbe {
         let (tokens, hidden) = (x.tokens(), x.hidden);
         let n = self.layers + 1;
         if self.filled == 0 {
-            self.units.resize(n * tokens * hidden, 0.0);
+            if self.spill.is_none() {
+                self.units.resize(n * tokens * hidden, 0.0);
+            }
             self.unit_tokens = tokens;
+            self.x_hidden = hidden;
         } else if tokens != self.unit_tokens {
             return Err(crate::Error::unsupported(
                 "probe",
@@ -139,7 +192,15 @@ impl ScoreProbe {
             ));
         }
         let len = tokens * hidden;
-        x.write_units(&mut self.units[self.filled * len..][..len])?;
+        match &self.spill {
+            // one layer's units at a time, freed once on disk
+            Some((dir, block)) => {
+                let mut one = vec![0.0f32; len];
+                x.write_units(&mut one)?;
+                dir.append(*block, &one)?;
+            }
+            None => x.write_units(&mut self.units[self.filled * len..][..len])?,
+        }
         self.filled += 1;
         Ok(())
     }
