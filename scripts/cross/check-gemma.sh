@@ -8,3 +8,4 @@ CACHE="${LLMDROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmdrop}"
 VENV="${LLMDROP_REF_VENV:-$CACHE/refvenv}"
 cargo build --release -q -p llmdrop-cli
 LLMDROP_BIN="${CARGO_TARGET_DIR:-target}/release/llmdrop" "$VENV/bin/python" scripts/cross/check_gemma.py
+LLMDROP_BIN="${CARGO_TARGET_DIR:-target}/release/llmdrop" "$VENV/bin/python" scripts/cross/check_gemma_gguf.py

@@ -37,9 +37,9 @@ pub struct ArchSpec {
     pub gguf_sliding_pattern: Option<usize>,
     /// RoPE base of the sliding layers in GGUF files, which store only the global one.
     pub gguf_local_rope_theta: Option<f64>,
-    /// llmdrop's GGUF writer keeps this family as llama.cpp runs it. (Gemma 3's graph
-    /// decides sliding vs global attention by layer index, so a renumbered file would change
-    /// the kinds of its layers: refused until checked against llama.cpp.)
+    /// llmdrop's GGUF writer keeps this family as llama.cpp runs it. For a family with a
+    /// [`ArchSpec::gguf_sliding_pattern`], only from a GGUF source and only renumberings
+    /// that keep every layer's kind (see `export::gguf_layout`).
     pub gguf_writable: bool,
 }
 
@@ -210,7 +210,7 @@ pub const ARCHS: &[ArchSpec] = &[
         // llama.cpp: layer il is sliding unless il % 6 == 5; local base 10000
         gguf_sliding_pattern: Some(6),
         gguf_local_rope_theta: Some(10000.0),
-        gguf_writable: false,
+        gguf_writable: true,
     },
 ];
 

@@ -1,7 +1,8 @@
 //! Gemma 3 exports on the tiny checkpoint saved by transformers (tests/fixtures/tiny/gemma3:
 //! layers 0, 1, 3 sliding, 2 global): `hf-llmdrop` and `hf` reload as the pruned model, the
 //! sandwich norms go with their modules, `layer_types` stays with its layers through
-//! renumbering; GGUF and nemotron-nas are refused before anything is written.
+//! renumbering; GGUF (where llama.cpp would run other layer kinds, or from safetensors) and
+//! nemotron-nas are refused before anything is written.
 
 mod export_common;
 
@@ -143,26 +144,62 @@ fn tiny_gemma3_hf_block_drop_keeps_each_layer_kind() {
     assert!(!dest.exists());
 }
 
-/// GGUF (llama.cpp decides a Gemma 3 layer's kind by its index) and nemotron-nas (a
-/// llama-family format) refuse Gemma 3 before writing anything.
+/// GGUF: llama.cpp runs layer j of a Gemma 3 file global iff j % 6 == 5 and has no layer
+/// without attention or MLP, and llmdrop writes Gemma GGUF only from GGUF sources; each
+/// refusal says which rule. nemotron-nas is a llama-family format. Nothing is written.
 #[test]
 fn tiny_gemma3_gguf_and_nemotron_exports_are_refused_before_writing() {
     let tmp = tempfile::tempdir().unwrap();
     let model = testkit::tiny_dir("gemma3");
-    for (format, what) in [
-        (ExportFormat::Gguf, "cannot write `gemma3_text` as GGUF"),
-        (ExportFormat::NemotronNas, "llama-family"),
-    ] {
-        for plan in [DropPlan::new([], [1]), DropPlan::new([1], [1])] {
-            let dest = tmp.path().join(format!("{format:?}"));
-            let e = run(&model, &plan, format, None, &dest).unwrap_err();
-            assert!(
-                matches!(e, llmdrop::Error::Unsupported { .. }),
-                "{format:?}: {e}"
-            );
-            assert!(e.to_string().contains(what), "{format:?}: {e}");
-            assert!(!dest.exists(), "{format:?} left {}", dest.display());
-        }
+    let cases = [
+        (
+            ExportFormat::NemotronNas,
+            DropPlan::new([], [1]),
+            "llama-family",
+        ),
+        (
+            ExportFormat::NemotronNas,
+            DropPlan::new([1], [1]),
+            "llama-family",
+        ),
+        (
+            ExportFormat::Gguf,
+            DropPlan::new([], [1]),
+            "no layer without attention or without MLP",
+        ),
+        (
+            ExportFormat::Gguf,
+            DropPlan::new([1], []),
+            "no layer without attention or without MLP",
+        ),
+        // the global layer 2 lands at index 1 (sliding in llama.cpp)
+        (
+            ExportFormat::Gguf,
+            DropPlan::new([1], [1]),
+            "layer 2 (full_attention) would be layer 1",
+        ),
+        // even undropped: this checkpoint's global layer 2 is not where llama.cpp puts one
+        (
+            ExportFormat::Gguf,
+            DropPlan::empty(),
+            "layer 2 (full_attention) would be layer 2",
+        ),
+        // the layout holds (one sliding layer left at index 0), but the source is safetensors
+        (
+            ExportFormat::Gguf,
+            DropPlan::new([0, 1, 2], [0, 1, 2]),
+            "from a GGUF source only",
+        ),
+    ];
+    for (k, (format, plan, what)) in cases.into_iter().enumerate() {
+        let dest = tmp.path().join(format!("case{k}"));
+        let e = run(&model, &plan, format, None, &dest).unwrap_err();
+        assert!(
+            matches!(e, llmdrop::Error::Unsupported { .. }),
+            "case {k}, {format:?}: {e}"
+        );
+        assert!(e.to_string().contains(what), "case {k}, {format:?}: {e}");
+        assert!(!dest.exists(), "case {k} left {}", dest.display());
     }
 }
 

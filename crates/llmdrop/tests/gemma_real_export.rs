@@ -169,3 +169,47 @@ fn gemma_hf_exports_reload_as_the_pruned_model() {
     assert_eq!(c["layer_types"].as_array().unwrap().len(), 18);
     assert_eq!(c["drop_attn_list"], serde_json::json!([8, 9, 10]));
 }
+
+/// GGUF: six consecutive blocks (one global among them) or trailing blocks keep every kept
+/// layer's kind where llama.cpp puts it (index % 6 == 5 global), and the file, its Q4_K /
+/// Q6_K blocks and norms copied as stored, reloads as the pruned model bit for bit (the
+/// export's own check: lossless, max |Δlogit| 0 here). One dropped block shifts a global
+/// layer to a sliding index: refused, nothing written. (llama.cpp itself runs these files:
+/// scripts/cross/check_gemma_gguf.py.)
+#[test]
+fn gemma_gguf_exports_keep_llama_cpp_layer_kinds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = testkit::gemma_model();
+    for (name, blocks) in [
+        ("period", (6..12).collect::<Vec<_>>()),
+        ("tail", vec![16, 17]),
+    ] {
+        let plan = DropPlan::new(blocks.clone(), blocks);
+        let dest = tmp.path().join(format!("{name}.gguf"));
+        let (r, out) = run(&model, &plan, ExportFormat::Gguf, None, &dest).unwrap();
+        assert!(r.lossless, "{name}");
+        assert_eq!(r.reload_max_abs_diff, 0.0, "{name}");
+        let cfg = out.config();
+        assert_eq!(cfg.num_layers, 18 - plan.attn.len(), "{name}");
+        let globals: Vec<usize> = (0..cfg.num_layers)
+            .filter(|&i| cfg.attn_kind(i) == llmdrop::config::AttnKind::Full)
+            .collect();
+        // 12 and 16 layers: globals at 5 and 11 (old 5 and 17, or 5 and 11)
+        assert_eq!(globals, [5, 11], "{name}");
+    }
+    let dest = tmp.path().join("shifted.gguf");
+    let e = run(
+        &model,
+        &DropPlan::new([3], [3]),
+        ExportFormat::Gguf,
+        None,
+        &dest,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("layer 5 (full_attention) would be layer 4"),
+        "{e}"
+    );
+    assert!(!dest.exists());
+}

@@ -9,7 +9,7 @@ use crate::arch::{Activation, ArchSpec, SlidingWindow};
 use crate::error::{Error, Result};
 use crate::formats::nemotron;
 
-mod layers;
+pub(crate) mod layers;
 
 pub(crate) use layers::pattern_layers;
 pub use layers::{AttnKind, LocalRope};

@@ -87,7 +87,10 @@ pub fn write_gguf(
     if !deci {
         require_blocks(&plan, "gguf")?;
     }
-    if cfg.rope_scaling.is_some() || cfg.sliding_window.is_some() {
+    // a GGUF source's metadata is copied, RoPE and window keys included; families whose
+    // layer kinds follow the index were checked by `gguf_layout` (GGUF sources only)
+    let copied_layout = gguf_in_has_layout(src);
+    if !copied_layout && (cfg.rope_scaling.is_some() || cfg.sliding_window.is_some()) {
         return Err(Error::unsupported(
             "GGUF export",
             "models with RoPE scaling or a sliding window are not supported yet",
@@ -243,6 +246,11 @@ pub fn write_gguf(
     })?;
     f.sync_all().map_err(|e| Error::io(path, e))?;
     Ok(())
+}
+
+/// A GGUF source of a family whose layer kinds llama.cpp derives from the index.
+fn gguf_in_has_layout(src: &ModelSource) -> bool {
+    src.gguf().is_some() && src.config().arch.gguf_sliding_pattern.is_some()
 }
 
 fn file_stem(p: &Path) -> String {

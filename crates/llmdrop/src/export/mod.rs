@@ -2,6 +2,7 @@
 //! place; an input is never written to.
 
 pub(crate) mod gguf;
+pub(crate) mod gguf_layout;
 pub(crate) mod hf;
 pub(crate) mod hf_config;
 pub(crate) mod nemotron;
@@ -202,6 +203,9 @@ pub(crate) fn refuse_plan(
         return Err(crate::PlanError::RemovesEverything { layers }.into());
     }
     refuse_unwritable(src.config(), format)?;
+    if format == ExportFormat::Gguf {
+        gguf_layout::refuse_index_kinds(src, &plan.union(src.stored_plan()))?;
+    }
     if format == ExportFormat::NemotronNas && !allow_first_attn_drop {
         let full = plan.union(src.stored_plan());
         if let Some(layer) = crate::formats::nemotron::first_attn_hazard(&full, layers) {
