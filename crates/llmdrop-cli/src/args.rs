@@ -144,6 +144,12 @@ impl ModelArgs {
         ctx: Ctx,
     ) -> anyhow::Result<(ModelSource, Decoder, Tokenizer)> {
         let (src, dec, tok) = self.options().load(plan)?;
+        self.note_requantized(&src, ctx);
+        Ok((src, dec, tok))
+    }
+
+    /// Says on stderr which matrices `native` requantizes (unless quiet).
+    pub fn note_requantized(&self, src: &llmdrop::ModelSource, ctx: Ctx) {
         let requantized = llmdrop::quant::requantized(src.weights(), self.dtype);
         if !ctx.quiet && !requantized.is_empty() {
             let list: Vec<String> = requantized
@@ -155,7 +161,6 @@ impl ModelArgs {
                 list.join(", ")
             );
         }
-        Ok((src, dec, tok))
     }
 }
 

@@ -1,4 +1,4 @@
-//! `--stream` and `--max-memory`: whether scoring holds the model or streams its layers,
+//! `--stream` and `--max-memory`: whether scoring (perplexity) holds the model or streams its layers,
 //! and the memory it may use.
 
 use clap::Args;
@@ -6,16 +6,8 @@ use llmdrop::budget::{parse_size, MemoryPolicy};
 
 #[derive(Args, Debug, Clone)]
 pub struct MemoryArgs {
-    /// Stream the layers: every calibration block passes through layer i before layer i+1
-    /// is read, so memory holds one layer and the blocks' hidden states instead of the
-    /// model. The scores are the same, bit for bit.
-    #[arg(long)]
-    pub stream: bool,
-    /// The memory scoring may use, e.g. 200MiB, 4GiB (default: the memory available less
-    /// 1/8). The layers are streamed when the model would not fit; less than streaming
-    /// needs is an error that says how much it needs.
-    #[arg(long, value_name = "SIZE", value_parser = size)]
-    pub max_memory: Option<u64>,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// Where layer-streamed scoring spills the unit hidden states of the consecutive-layer
     /// matrix (every layer of every calibration token; the size is said before it starts
     /// and checked against the free space): a private folder made inside DIR and removed
@@ -24,7 +16,28 @@ pub struct MemoryArgs {
     pub spill_dir: Option<std::path::PathBuf>,
 }
 
+/// `--stream` and `--max-memory` alone (perplexity spills nothing).
+#[derive(Args, Debug, Clone)]
+pub struct BudgetArgs {
+    /// Stream the layers: every calibration block (perplexity window) passes through layer
+    /// i before layer i+1 is read, so memory holds one layer and the hidden states instead
+    /// of the model. The scores (perplexity) are the same, bit for bit.
+    #[arg(long)]
+    pub stream: bool,
+    /// The memory the run may use, e.g. 200MiB, 4GiB (default: the memory available less
+    /// 1/8). The layers are streamed when the model would not fit; less than streaming
+    /// needs is an error that says how much it needs.
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    pub max_memory: Option<u64>,
+}
+
 impl MemoryArgs {
+    pub fn policy(&self) -> MemoryPolicy {
+        self.budget.policy()
+    }
+}
+
+impl BudgetArgs {
     pub fn policy(&self) -> MemoryPolicy {
         MemoryPolicy {
             stream: self.stream,

@@ -115,6 +115,7 @@ impl Observer for Console {
             Event::ScoringMode { choice, spill_dir } => {
                 eprintln!("{}", scoring_mode(&choice, spill_dir))
             }
+            Event::PplMode { choice, group } => eprintln!("{}", ppl_mode(&choice, group)),
             Event::Freed => crate::memory::release_freed(),
             _ => {}
         }
@@ -124,11 +125,7 @@ impl Observer for Console {
 /// The line that says how scoring runs the model, and why.
 fn scoring_mode(c: &llmdrop::budget::MemoryChoice, spill_dir: Option<&std::path::Path>) -> String {
     use llmdrop::budget::format_size;
-    let why = match (c.forced, c.budget_bytes) {
-        (true, _) => " (--stream)".to_string(),
-        (false, Some(b)) => format!(" (budget {})", format_size(b)),
-        (false, None) => String::new(),
-    };
+    let why = why(c);
     let spill = match (c.spill_bytes, spill_dir) {
         (Some(b), Some(d)) => format!(
             ", spilling {} of unit hidden states to {}",
@@ -141,5 +138,27 @@ fn scoring_mode(c: &llmdrop::budget::MemoryChoice, spill_dir: Option<&std::path:
         "scoring {}{why}: needs about {} for weights and hidden states{spill}",
         c.mode.name(),
         format_size(c.need_bytes)
+    )
+}
+
+/// Why the mode of `c` was chosen: forced, or the budget it fits.
+fn why(c: &llmdrop::budget::MemoryChoice) -> String {
+    match (c.forced, c.budget_bytes) {
+        (true, _) => " (--stream)".to_string(),
+        (false, Some(b)) => format!(" (budget {})", llmdrop::budget::format_size(b)),
+        (false, None) => String::new(),
+    }
+}
+
+/// The line that says how perplexity runs the model, and why.
+fn ppl_mode(c: &llmdrop::budget::MemoryChoice, group: Option<usize>) -> String {
+    let group = group.map_or(String::new(), |g| {
+        format!(", {g} windows through each layer at once")
+    });
+    format!(
+        "perplexity {}{}: needs about {} for weights, hidden states and logits{group}",
+        c.mode.name(),
+        why(c),
+        llmdrop::budget::format_size(c.need_bytes)
     )
 }

@@ -119,7 +119,7 @@ pub enum Error {
     TokenOutOfRange { id: u64, vocab: usize },
     /// Less memory than the smallest way to run needs (layer-streamed: one layer plus the
     /// hidden states); `need` and `budget` in bytes, `detail` what the need is made of.
-    #[error("scoring needs {need} bytes even layer-streamed ({detail}), but {budget_from} allows {budget} bytes")]
+    #[error("the run needs {need} bytes even layer-streamed ({detail}), but {budget_from} allows {budget} bytes")]
     MemoryBudget {
         need: u64,
         budget: u64,

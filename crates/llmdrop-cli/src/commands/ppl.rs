@@ -2,12 +2,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use llmdrop::eval::{perplexity, PplOptions};
-use llmdrop::progress::NoProgress;
+use llmdrop::eval::PplOptions;
+use llmdrop::pipeline::ppl_model;
 use serde::Serialize;
 
 use crate::args::{threads, Ctx, DropArgs, ModelArgs};
+use crate::memory_args::BudgetArgs;
 use crate::output;
+use crate::progress::Console;
 
 #[derive(Args)]
 pub struct PplArgs {
@@ -27,6 +29,8 @@ pub struct PplArgs {
     /// Score only the second half of each window, as llama.cpp's llama-perplexity does.
     #[arg(long)]
     second_half: bool,
+    #[command(flatten)]
+    memory: BudgetArgs,
 }
 
 #[derive(Serialize)]
@@ -40,20 +44,36 @@ struct PplReport {
     threads: usize,
     plan: llmdrop::DropPlan,
     second_half: bool,
+    /// How the model was run (held or layer-streamed) and the memory it was estimated at.
+    memory: llmdrop::budget::MemoryChoice,
+    /// Layer-streamed: the windows run through each layer at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    windows_at_once: Option<usize>,
+    /// The process's peak resident memory (Linux), bytes.
+    peak_rss_bytes: Option<u64>,
 }
 
 pub fn run(a: PplArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     let plan = a.drop.plan();
     let text = llmdrop::io::read_utf8(&a.data)?;
-    let (src, dec, tok) = a.model.load(&plan, ctx)?;
-    let ids = tok.encode(&text)?;
+    let src = a.model.open()?;
+    a.model.note_requantized(&src, ctx);
     let opts = PplOptions {
         seq_len: a.seq_len,
         max_windows: a.max_windows,
         second_half: a.second_half,
-        bos: tok.sequence_bos(),
+        bos: None,
     };
-    let r = perplexity(&dec, &ids, &opts, &mut NoProgress)?;
+    let run = ppl_model(
+        &src,
+        a.model.dtype,
+        &plan,
+        &text,
+        &opts,
+        &a.memory.policy(),
+        &mut Console::new(ctx),
+    )?;
+    let r = run.result;
     let failed = r.non_finite();
     if ctx.json {
         output::print_json(
@@ -67,6 +87,9 @@ pub fn run(a: PplArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
                 threads: threads(),
                 plan,
                 second_half: a.second_half,
+                memory: run.memory,
+                windows_at_once: run.group,
+                peak_rss_bytes: llmdrop::bench::peak_rss_bytes(),
             },
         )?;
     } else {

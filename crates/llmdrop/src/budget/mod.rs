@@ -4,9 +4,11 @@
 //! streamed when only that fits.
 
 mod need;
+mod ppl_need;
 mod size;
 
 pub use need::ScoreNeed;
+pub use ppl_need::PplNeed;
 pub use size::{format_size, parse_size};
 
 use serde::Serialize;
@@ -74,9 +76,38 @@ pub fn budget(policy: &MemoryPolicy) -> Option<(u64, String)> {
     }
 }
 
+/// What a run holds in memory, held or layer-streamed, in bytes.
+pub trait Need {
+    fn in_memory(&self) -> u64;
+    fn streamed(&self) -> u64;
+    /// Bytes the layer-streamed run spills to disk.
+    fn spill(&self) -> u64;
+    /// Whether the layer-streamed run spills at all (else the choice names no spill).
+    fn spills(&self) -> bool {
+        true
+    }
+    /// What [`Need::streamed`] is made of, for people.
+    fn streamed_detail(&self) -> String;
+}
+
+impl Need for ScoreNeed {
+    fn in_memory(&self) -> u64 {
+        ScoreNeed::in_memory(self)
+    }
+    fn streamed(&self) -> u64 {
+        ScoreNeed::streamed(self)
+    }
+    fn spill(&self) -> u64 {
+        ScoreNeed::spill(self)
+    }
+    fn streamed_detail(&self) -> String {
+        ScoreNeed::streamed_detail(self)
+    }
+}
+
 /// Chooses how to score within `policy`: held when it fits (and `stream` is off),
 /// streamed when only that fits, else an error naming what streaming needs.
-pub fn choose(need: &ScoreNeed, policy: &MemoryPolicy) -> Result<MemoryChoice> {
+pub fn choose(need: &impl Need, policy: &MemoryPolicy) -> Result<MemoryChoice> {
     let budget = budget(policy);
     let fits = |n: u64| budget.as_ref().is_none_or(|(b, _)| n <= *b);
     let choice = |mode: ScoreMode, need_bytes| MemoryChoice {
@@ -84,7 +115,7 @@ pub fn choose(need: &ScoreNeed, policy: &MemoryPolicy) -> Result<MemoryChoice> {
         need_bytes,
         budget_bytes: budget.as_ref().map(|(b, _)| *b),
         forced: policy.stream,
-        spill_bytes: (mode == ScoreMode::Streamed).then(|| need.spill()),
+        spill_bytes: (mode == ScoreMode::Streamed && need.spills()).then(|| need.spill()),
     };
     if !policy.stream && fits(need.in_memory()) {
         return Ok(choice(ScoreMode::InMemory, need.in_memory()));

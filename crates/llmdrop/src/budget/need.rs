@@ -143,7 +143,7 @@ impl ScoreNeed {
 /// Bytes a tensor of `shape` (stored in `stored_bytes`, of GGUF type `ggml`) takes as
 /// loaded at `precision`: quantized kinds at their block sizes, blocks kept as stored at
 /// their stored size, floats at the compute dtype's width.
-fn held_bytes(
+pub(super) fn held_bytes(
     shape: &[usize],
     stored_bytes: u64,
     ggml: Option<candle_core::quantized::GgmlDType>,

@@ -67,60 +67,103 @@ pub fn perplexity(
     opts: &PplOptions,
     progress: &mut dyn Progress,
 ) -> Result<PplResult> {
-    let l = opts.seq_len;
-    if l < 2 {
-        return Err(Error::argument(
-            "seq_len",
-            format!("is {l}: it must be at least 2"),
-        ));
-    }
-    // text tokens per window
-    let n = l - opts.bos.is_some() as usize;
-    let mut windows = ids.len() / n;
-    if let Some(m) = opts.max_windows {
-        windows = windows.min(m);
-    }
-    if windows == 0 {
-        return Err(Error::NotEnough {
-            what: "the text".into(),
-            reason: format!("has {} tokens, fewer than one window of {n}", ids.len()),
-        });
-    }
-    let first = if opts.second_half { l / 2 } else { 0 };
-    progress.start("perplexity", windows as u64);
-    let mut nll = 0f64;
-    let mut scored = 0usize;
-    for w in 0..windows {
-        let text = &ids[w * n..(w + 1) * n];
-        let win: Vec<u32> = opts
-            .bos
-            .iter()
-            .copied()
-            .chain(text.iter().copied())
-            .collect();
+    let w = Windows::cut(ids, opts)?;
+    progress.start("perplexity", w.wins.len() as u64);
+    let mut sum = NllSum::default();
+    for win in &w.wins {
         let input = Tensor::new(win.as_slice(), dec.device())?.unsqueeze(0)?;
         let logits = dec
             .forward(&input, None, &mut NoProbe, Logits::All)?
             .expect("logits requested");
-        let logits = logits.squeeze(0)?;
-        // position p predicts token p + 1
-        let rows = logits.narrow(0, first, l - 1 - first)?.to_vec2::<f32>()?;
-        for (r, row) in rows.iter().enumerate() {
-            let target = win[first + r + 1] as usize;
-            nll -= log_softmax_at(row, target);
-            scored += 1;
-        }
+        sum.add(&logits, win, w.first)?;
         progress.advance(1);
     }
     progress.finish();
-    Ok(PplResult {
-        ppl: (nll / scored as f64).exp(),
-        nll,
-        tokens_scored: scored,
-        windows,
-        seq_len: l,
-        tokens_total: ids.len(),
-    })
+    Ok(sum.finish(&w))
+}
+
+/// The windows perplexity scores, each of `seq_len` ids (BOS-led when `opts.bos`).
+pub(crate) struct Windows {
+    pub wins: Vec<Vec<u32>>,
+    /// The first position whose prediction is scored.
+    pub first: usize,
+    pub seq_len: usize,
+    pub tokens_total: usize,
+}
+
+impl Windows {
+    /// The windows `opts` cuts `ids` into (at most `opts.max_windows`).
+    pub fn cut(ids: &[u32], opts: &PplOptions) -> Result<Self> {
+        let l = opts.seq_len;
+        if l < 2 {
+            return Err(Error::argument(
+                "seq_len",
+                format!("is {l}: it must be at least 2"),
+            ));
+        }
+        // text tokens per window
+        let n = l - opts.bos.is_some() as usize;
+        let mut windows = ids.len() / n;
+        if let Some(m) = opts.max_windows {
+            windows = windows.min(m);
+        }
+        if windows == 0 {
+            return Err(Error::NotEnough {
+                what: "the text".into(),
+                reason: format!("has {} tokens, fewer than one window of {n}", ids.len()),
+            });
+        }
+        let wins = (0..windows)
+            .map(|w| {
+                let text = &ids[w * n..(w + 1) * n];
+                opts.bos
+                    .iter()
+                    .copied()
+                    .chain(text.iter().copied())
+                    .collect()
+            })
+            .collect();
+        Ok(Self {
+            wins,
+            first: if opts.second_half { l / 2 } else { 0 },
+            seq_len: l,
+            tokens_total: ids.len(),
+        })
+    }
+}
+
+/// The NLL summed over windows, in the order they are added.
+#[derive(Default)]
+pub(crate) struct NllSum {
+    nll: f64,
+    scored: usize,
+}
+
+impl NllSum {
+    /// Adds the NLL of window `win` from its logits (`[1, seq_len, vocab]`): position `p`
+    /// predicts token `p + 1`, from position `first` on.
+    pub fn add(&mut self, logits: &Tensor, win: &[u32], first: usize) -> Result<()> {
+        let l = win.len();
+        let logits = logits.squeeze(0)?;
+        let rows = logits.narrow(0, first, l - 1 - first)?.to_vec2::<f32>()?;
+        for (r, row) in rows.iter().enumerate() {
+            let target = win[first + r + 1] as usize;
+            self.nll -= log_softmax_at(row, target);
+            self.scored += 1;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self, w: &Windows) -> PplResult {
+        PplResult {
+            ppl: (self.nll / self.scored as f64).exp(),
+            nll: self.nll,
+            tokens_scored: self.scored,
+            windows: w.wins.len(),
+            seq_len: w.seq_len,
+            tokens_total: w.tokens_total,
+        }
+    }
 }
 
 /// `log_softmax(row)[i]`, accumulated in f64.

@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::cache::KvCache;
 use super::frame::Frame;
+use super::head;
 pub use super::layer::Layer;
 use super::linear::Linear;
 use super::matrix::MatrixWeight;
@@ -84,25 +85,10 @@ impl Decoder {
         let layers = (0..cfg.num_layers)
             .map(|i| Layer::load(&w, cfg, plan, i))
             .collect::<Result<Vec<_>>>()?;
-        let norm = RmsNorm::load(&w, "model.norm.weight", h, cfg.rms_norm_eps)?;
-        let lm_head = if outputs == Outputs::HiddenStates {
-            None
-        } else if !cfg.tie_word_embeddings && w.has("lm_head.weight") {
-            Some(Linear {
-                weight: w.matrix("lm_head.weight", v, h, true)?,
-                bias: None,
-            })
-        } else if cfg.tie_word_embeddings {
-            Some(Linear {
-                weight: embed.clone(),
-                bias: None,
-            })
-        } else {
-            return Err(Error::MissingTensor {
-                path: src.path().into(),
-                name: "lm_head.weight".into(),
-                hint: " (the config says tie_word_embeddings = false)".into(),
-            });
+        let norm = head::load_norm(&w, cfg)?;
+        let lm_head = match outputs {
+            Outputs::HiddenStates => None,
+            Outputs::Logits => Some(head::load_projection(&w, cfg, Some(&embed))?),
         };
         Ok(Self {
             frame: Frame::new(cfg, plan, precision, device)?,
@@ -228,8 +214,7 @@ impl Decoder {
                 "was loaded for hidden states only: no logits",
             )
         })?;
-        let logits = head.forward(&self.norm.forward(&x)?)?;
-        Ok(Some(logits.to_dtype(DType::F32)?))
+        Ok(Some(head::logits(&self.norm, head, &x)?))
     }
 
     /// Bytes of the output projection (the embedding matrix when tied).

@@ -4,6 +4,7 @@ pub(crate) mod attention;
 pub(crate) mod cache;
 pub(crate) mod decoder;
 pub(crate) mod frame;
+pub(crate) mod head;
 mod layer;
 pub(crate) mod linear;
 mod load;
@@ -17,4 +18,5 @@ pub(crate) mod weights;
 
 pub use cache::KvCache;
 pub use decoder::{Decoder, Logits, Outputs};
+pub use head::OutputHead;
 pub use stream::LayerStream;

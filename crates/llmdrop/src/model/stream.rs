@@ -27,7 +27,8 @@ use crate::probe::Probe;
 use crate::progress::Progress;
 use crate::quant::Precision;
 
-const EMBED: &str = "model.embed_tokens.weight";
+use super::decoder::Outputs;
+use super::head::{OutputHead, EMBED};
 
 /// A model opened for layer-streamed passes: no weights are held between layers.
 pub struct LayerStream<'a> {
@@ -81,8 +82,10 @@ impl<'a> LayerStream<'a> {
     }
 
     /// The residual stream's start (`[1, t, hidden]`) of each sequence of `seqs`: the
-    /// embedding rows of these tokens alone are read, each once.
-    pub fn embed(&self, seqs: &[Vec<u32>]) -> Result<Vec<Tensor>> {
+    /// embedding rows of these tokens alone are read, each once, and loaded as the
+    /// in-memory decoder loads its table for `outputs` (for logits, the table is the
+    /// output head's matrix, quantized as the head is: the same rows, bit for bit).
+    pub fn embed(&self, seqs: &[Vec<u32>], outputs: Outputs) -> Result<Vec<Tensor>> {
         let f = &self.frame;
         let device = &f.device;
         for s in seqs {
@@ -97,9 +100,12 @@ impl<'a> LayerStream<'a> {
             full: [f.cfg.vocab_size, f.cfg.hidden_size],
             ids: &ids,
         };
-        let table = self
-            .weights_of(&view)
-            .rows_table(EMBED, ids.len(), f.cfg.hidden_size)?;
+        let w = self.weights_of(&view);
+        let (n, h) = (ids.len(), f.cfg.hidden_size);
+        let table = match outputs {
+            Outputs::HiddenStates => w.rows_table(EMBED, n, h)?,
+            Outputs::Logits => w.matrix(EMBED, n, h, true)?,
+        };
         let states = seqs
             .iter()
             .map(|s| {
@@ -114,6 +120,19 @@ impl<'a> LayerStream<'a> {
             .collect::<Result<Vec<_>>>()?;
         self.src.weights().release(&[EMBED.to_string()]);
         Ok(states)
+    }
+
+    /// The output head (final norm and projection), loaded by the code the in-memory
+    /// decoder loads it with; a tied head reads the whole embedding matrix. Hand its
+    /// pages back with [`LayerStream::release_head`] once it is dropped.
+    pub fn head(&self) -> Result<OutputHead> {
+        OutputHead::load(&self.weights_of(self.src.weights()), &self.frame.cfg, None)
+    }
+
+    /// Hands the pages of the head's stored tensors back to the kernel.
+    pub fn release_head(&self) {
+        let names = ["model.norm.weight", "lm_head.weight", EMBED];
+        self.src.weights().release(&names.map(String::from));
     }
 
     /// Runs every state of `states` (`[1, t, hidden]`, from [`LayerStream::embed`]) through
@@ -135,7 +154,7 @@ impl<'a> LayerStream<'a> {
             }
         }
         let lanes = lanes.max(1);
-        progress.start("scoring, layer by layer", f.cfg.num_layers as u64);
+        progress.start("layer by layer", f.cfg.num_layers as u64);
         for i in 0..f.cfg.num_layers {
             let layer = Layer::load(&self.weights_of(self.src.weights()), &f.cfg, &f.plan, i)?;
             for (xs, ps) in states.chunks_mut(lanes).zip(probes.chunks_mut(lanes)) {

@@ -28,6 +28,12 @@ pub enum Event<'a> {
         choice: crate::budget::MemoryChoice,
         spill_dir: Option<&'a Path>,
     },
+    /// Perplexity runs the model as `choice` says; layer-streamed, `group` windows pass
+    /// through the layers at once.
+    PplMode {
+        choice: crate::budget::MemoryChoice,
+        group: Option<usize>,
+    },
     /// A large, short-lived structure (the tokenizer, a load's copies) was just freed: a
     /// good moment for a process to hand memory back to the OS.
     Freed,

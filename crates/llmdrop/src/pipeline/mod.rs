@@ -53,6 +53,7 @@ mod drop;
 mod eval;
 mod events;
 mod export;
+mod ppl;
 mod score;
 mod sweep;
 
@@ -68,6 +69,7 @@ pub use eval::{
 };
 pub use events::{Event, Observer};
 pub use export::{export_and_check, export_model, ExportOptions, ExportTarget, PROBE_TEXT};
+pub use ppl::{ppl_model, PplRun};
 pub use score::{run_scoring, score_model, write_plots, ScoringOptions, DEFAULT_SCORES_FILE};
 pub use sweep::{sweep, SweepOptions, SweepOutcome, DEFAULT_STRATEGIES, DEFAULT_SWEEP_DIR};
 

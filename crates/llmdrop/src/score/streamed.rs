@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{ScoreOptions, ScoreProbe, ScoreTable};
 use crate::dest::SpillDir;
 use crate::error::Result;
-use crate::model::LayerStream;
+use crate::model::{LayerStream, Outputs};
 use crate::progress::Progress;
 
 /// Runs every calibration block through the model layer by layer and returns the
@@ -28,7 +28,7 @@ pub fn score_streamed(
     progress: &mut dyn Progress,
 ) -> Result<ScoreTable> {
     let layers = stream.config().num_layers;
-    let mut states = stream.embed(blocks)?;
+    let mut states = stream.embed(blocks, Outputs::HiddenStates)?;
     let spill = spill.filter(|_| opts.consecutive);
     let mut probes: Vec<ScoreProbe> = (0..blocks.len())
         .map(|k| {
