@@ -9,6 +9,7 @@
 //! the KV cache.
 
 mod generate;
+mod groups;
 mod logprobs;
 mod score;
 
