@@ -119,16 +119,25 @@ impl Need for PplNeed {
         use super::format_size as s;
         let p = &self.pass;
         format!(
-            "{}: one layer {}, embedding rows {}, hidden states of {} windows {}, working memory of {} windows at once {}; then the output head {} and one window's logits {}",
+            "{}: one layer {}, embedding rows {}, hidden states of {} {}, working memory of {} at once {}; then the output head {} and one window's logits {}",
             s(self.streamed_bytes()),
             s(p.layer),
             s(p.embed_rows),
-            p.blocks,
+            windows(p.blocks),
             s(p.blocks * p.block_states),
-            p.lanes,
+            windows(p.lanes),
             s(p.lanes * p.block_working),
             s(self.head),
             s(self.logits),
         )
+    }
+}
+
+/// `1 window`, `3 windows`.
+fn windows(n: u64) -> String {
+    if n == 1 {
+        "1 window".into()
+    } else {
+        format!("{n} windows")
     }
 }
