@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / "target" / "release" / "llmdrop"
+BIN = Path(os.environ.get("LLMDROP_BIN") or Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "release" / "llmdrop")
 CACHE = Path(os.environ.get("LLMDROP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llmdrop")
 MODEL = CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT = "The quick brown fox jumps over the lazy dog. In 1969, 3 astronauts flew to the Moon; print('hello')"

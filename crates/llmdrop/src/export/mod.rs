@@ -255,13 +255,15 @@ pub fn compare_reload(
         reference.device(),
     )?;
     let ids = candle_core::Tensor::new(probe, reference.device())?.unsqueeze(0)?;
+    // a decoder loaded for hidden states only has no head to compare
+    let no_head = || Error::unsupported("the reload check", "needs a decoder with its output head");
     let a = reference
         .forward(&ids, None, &mut NoProbe, Logits::All)?
-        .expect("logits")
+        .ok_or_else(no_head)?
         .squeeze(0)?;
     let b = d
         .forward(&ids, None, &mut NoProbe, Logits::All)?
-        .expect("logits")
+        .ok_or_else(no_head)?
         .squeeze(0)?;
     let diff = (&a - &b)?
         .abs()?
