@@ -251,6 +251,16 @@ pub fn write_gguf_v2_from_hf(src: &std::path::Path, dst: &std::path::Path) -> An
     write_gguf_from_hf_as(src, dst, |_, _| candle_core::quantized::GgmlDType::F32)
 }
 
+/// The default model's layout from an HF checkpoint: every matrix (the embedding, tied
+/// head, too) in Q4_1 blocks, the vectors f32.
+pub fn write_q4_1_gguf_from_hf(src: &std::path::Path, dst: &std::path::Path) -> AnyResult<()> {
+    use candle_core::quantized::GgmlDType;
+    write_gguf_from_hf_as(src, dst, |_, shape| match shape.len() {
+        2 => GgmlDType::Q4_1,
+        _ => GgmlDType::F32,
+    })
+}
+
 /// As [`write_gguf_v2_from_hf`], each tensor stored as `kind(gguf_name, hf_shape)` says.
 pub fn write_gguf_from_hf_as(
     src: &std::path::Path,

@@ -5,7 +5,6 @@
 //! the pipeline streams when asked or when only that fits, and refuses a budget below
 //! what streaming needs with the bytes; and the default model, both ways.
 
-use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 
 use llmdrop::budget::{MemoryPolicy, ScoreMode};
@@ -91,13 +90,7 @@ fn streamed_ppl_equals_held_ppl_from_gguf() {
     // the default model's layout: every matrix in Q4_1 blocks, the head tied
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("q4_1.gguf");
-    testkit::write_gguf_from_hf_as(&testkit::tiny_dir("llama"), &path, |_, shape| {
-        match shape.len() {
-            2 => GgmlDType::Q4_1,
-            _ => GgmlDType::F32,
-        }
-    })
-    .unwrap();
+    testkit::write_q4_1_gguf_from_hf(&testkit::tiny_dir("llama"), &path).unwrap();
     for p in ["f32", "native", "q8_0"] {
         assert_streamed_equals_held(&path, p, Some(1));
     }

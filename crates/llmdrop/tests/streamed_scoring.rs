@@ -4,7 +4,6 @@
 //! states held or spilled to disk and read back; the memory budget is honoured or refused
 //! with the bytes it lacks; and the default model, scored both ways.
 
-use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 use std::sync::Arc;
 
@@ -128,13 +127,7 @@ fn streamed_scores_equal_held_scores_from_gguf_and_shards() {
 fn streamed_scores_equal_held_scores_from_q4_1_blocks() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("q4_1.gguf");
-    testkit::write_gguf_from_hf_as(&testkit::tiny_dir("llama"), &path, |_, shape| {
-        match shape.len() {
-            2 => GgmlDType::Q4_1,
-            _ => GgmlDType::F32,
-        }
-    })
-    .unwrap();
+    testkit::write_q4_1_gguf_from_hf(&testkit::tiny_dir("llama"), &path).unwrap();
     for p in ["f32", "native", "q8_0"] {
         assert_streamed_equals_held(&path, Precision::parse(p).unwrap());
     }
