@@ -6,13 +6,14 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use llmdrop_kernels::gemm::{matmul, PackedMatrix, MR, NR};
+use llmdrop_kernels::gemm::{matmul, matmul_blocked, Blocking, PackedMatrix, MR, NR};
 use llmdrop_kernels::Kernel;
 
 use common::random_activations as random;
 
 /// Row counts around the kernel's tile (12), its 1-3 row multi-panel calls and the
-/// 384-row pass; inner sizes up to and across the 2048-value chunk; output sizes below,
+/// 384-row pass; inner sizes up to and across a 2048-value chunk (the chunk follows the
+/// machine's L2: [`blockings_do_not_change_the_bits`] crosses small ones); output sizes below,
 /// at and across the 32-row panel, including a 4-panel call with a partial panel.
 const MS: [usize; 9] = [1, 2, 3, 5, MR, MR + 1, 25, 131, 400];
 const KS: [usize; 5] = [1, 7, 300, 600, 2100];
@@ -191,6 +192,35 @@ fn gated_pair_is_the_separate_route_bit_for_bit() {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn blockings_do_not_change_the_bits() {
+    for (m, k, n) in [
+        (131, 600, 4 * NR + 5),
+        (400, 2100, NR + 1),
+        (MR + 1, 300, 100),
+    ] {
+        let x = random(m * k, 7 + m as u64);
+        let w = random(n * k, 70 + k as u64);
+        let p = PackedMatrix::pack(&w, n, k);
+        let reference = matmul(&p, &x, Kernel::Portable);
+        for kc in [0, 1, 7, 256, 2048, k] {
+            for mc in [0, 5, MR, 2 * MR, 384] {
+                for kernel in [Kernel::Auto, Kernel::Portable] {
+                    let y = matmul_blocked(&p, &x, kernel, Blocking { kc, mc });
+                    let same = y
+                        .iter()
+                        .zip(&reference)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "m {m} k {k} n {n}: kc {kc} mc {mc} {kernel:?} changed the bits"
+                    );
                 }
             }
         }

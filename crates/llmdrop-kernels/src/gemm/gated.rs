@@ -16,7 +16,8 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use super::kernel::{KC, MC, MR, PARALLEL_MIN_MACS};
+use super::blocking::Blocking;
+use super::kernel::{MC, MR, PARALLEL_MIN_MACS};
 use super::packed::{PackedMatrix, NR};
 use super::tile::Tile;
 use crate::shared_out::SharedOut;
@@ -71,7 +72,7 @@ impl GatedPair {
         let out = SharedOut::spare(&mut h, m * n);
         let w = &self.packed;
         let stride = k * NR;
-        let kc_max = if m <= MR { k } else { KC };
+        let kc_max = if m <= MR { k } else { Blocking::get().kc };
         let run = |pairs: Range<usize>| {
             // gate and up panel of one pair for a block of rows: [MC, 2 · NR]
             let mut buf = vec![0f32; MC.min(m) * 2 * NR];

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 
+use super::blocking::Blocking;
 use super::packed::{PackedMatrix, NR};
 use super::tile::Tile;
 use crate::shared_out::SharedOut;
@@ -11,9 +12,6 @@ use crate::Kernel;
 
 /// Activation rows per kernel call.
 pub const MR: usize = 12;
-/// Input values per chunk. Streaming a whole panel from L2 measured fastest here (k up to
-/// 1536); longer rows are cut so a chunk (`KC * NR` f32, 256 KiB) stays in L2.
-pub(crate) const KC: usize = 2048;
 /// Activation rows per pass over a panel chunk (a multiple of `MR`).
 pub(crate) const MC: usize = 32 * MR;
 /// Below this many multiply-adds a product runs on the calling thread.
@@ -31,6 +29,12 @@ fn panels_per_call(m: usize) -> usize {
 
 /// `x`: row-major `[m, w.cols()]` -> `[m, w.rows()]`.
 pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
+    matmul_blocked(w, x, kernel, Blocking::get())
+}
+
+/// [`matmul`] with the given blocking: the same bits for any blocking (`kc` of 0 counts as
+/// 1, `mc` is rounded up to whole tiles of [`MR`] rows).
+pub fn matmul_blocked(w: &PackedMatrix, x: &[f32], kernel: Kernel, blocking: Blocking) -> Vec<f32> {
     let (k, n) = (w.cols(), w.rows());
     if k == 0 {
         return Vec::new();
@@ -48,20 +52,22 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
     let mut y = Vec::new();
     let out = SharedOut::spare(&mut y, m * n);
     // with few rows nothing is reused from L1: stream each panel whole
-    let kc_max = if m <= MR { k } else { KC };
+    // any blocking is sound: at least one input per chunk, whole tiles per row block
+    let kc_max = if m <= MR { k } else { blocking.kc.max(1) };
+    let mc = blocking.mc.div_ceil(MR).max(1) * MR;
     let wide = panels_per_call(m);
     let stride = k * NR;
     let run = |panels: Range<usize>| {
         for pc in (0..k).step_by(kc_max) {
             let kc = kc_max.min(k - pc);
-            for ic in (0..m).step_by(MC) {
+            for ic in (0..m).step_by(mc) {
                 let mut j = panels.start;
                 while j < panels.end {
                     let fits = j + wide <= panels.end && (j + wide - 1) * NR < n;
                     let count = if fits { wide } else { 1 };
                     let b = &w.panels_from(j)[pc * NR..];
                     let cols = NR.min(n - (j + count - 1) * NR);
-                    for ir in (ic..m.min(ic + MC)).step_by(MR) {
+                    for ir in (ic..m.min(ic + mc)).step_by(MR) {
                         let rows = MR.min(m - ir);
                         let a = &x[ir * k + pc..(ir + rows - 1) * k + pc + kc];
                         let t = Tile {

@@ -19,12 +19,14 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod bf16;
+pub mod blocking;
 mod gated;
 mod kernel;
 mod packed;
 mod tile;
 
+pub use blocking::Blocking;
 pub use gated::GatedPair;
-pub use kernel::{matmul, MR};
+pub use kernel::{matmul, matmul_blocked, MR};
 pub use packed::{PackedMatrix, NR};
 pub(crate) use tile::Tile;

@@ -1,0 +1,64 @@
+//! Sweeps the f32 kernel's blocking on the default model's prefill shapes and prints
+//! GFLOP/s per (kc, mc) next to the FMA limit: `cargo run --release -p llmdrop-kernels
+//! --example blocking [REPS]`. Every blocking gives the same bits (checked here too).
+
+use std::time::Instant;
+
+use llmdrop_kernels::gemm::{self, Blocking, PackedMatrix};
+use llmdrop_kernels::machine::Machine;
+use llmdrop_kernels::Kernel;
+
+fn main() {
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(15);
+    println!("machine: {}", Machine::detect().summary());
+    println!(
+        "f32 FMA limit {:.1} GFLOP/s on {} thread(s)",
+        llmdrop_kernels::peak::fma_peak_gflops(5_000_000, 20),
+        rayon::current_num_threads()
+    );
+    let m = 512;
+    for (k, n, what) in [
+        (576, 576, "q/o"),
+        (576, 3072, "gate+up"),
+        (1536, 576, "down"),
+        (4096, 4096, "8B q/o"),
+    ] {
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 480.0)
+            .collect();
+        let p = PackedMatrix::pack(&w, n, k);
+        let base = gemm::matmul_blocked(&p, &x, Kernel::Auto, Blocking { kc: k, mc: 384 });
+        let mut cands = Vec::new();
+        for kc in [96, 128, 192, 256, 384, 512, k] {
+            for mc in [48, 96, 192, 384, 768] {
+                if kc <= k {
+                    cands.push(Blocking { kc, mc });
+                }
+            }
+        }
+        let mut best = vec![f64::MAX; cands.len()];
+        for _ in 0..reps {
+            for (b, t) in cands.iter().zip(best.iter_mut()) {
+                let t0 = Instant::now();
+                let y = gemm::matmul_blocked(&p, &x, Kernel::Auto, *b);
+                *t = t.min(t0.elapsed().as_secs_f64());
+                assert!(y == base, "blocking {b:?} changed the bits");
+            }
+        }
+        println!("{m}x{k}x{n} {what}:");
+        for (b, t) in cands.iter().zip(&best) {
+            println!(
+                "  kc {:>4} mc {:>4}: {:>6.1} GFLOP/s",
+                b.kc,
+                b.mc,
+                2.0 * (m * k * n) as f64 / t / 1e9
+            );
+        }
+    }
+}
