@@ -22,7 +22,8 @@ Exit codes:
        point; the results on stdout), or an export that does not reload as the pruned
        model (nothing moved into place); the reason is on stderr
   2    error: bad arguments or input, a failed write
-  130  interrupted (Ctrl-C), 143 terminated: unfinished outputs are removed";
+  130  interrupted (Ctrl-C), 143 terminated: unfinished outputs are removed; layer-streamed
+       scoring stops after the layer it is on and resumes from it when run again";
 
 #[derive(Parser)]
 #[command(
@@ -68,7 +69,9 @@ fn set_threads(threads: Option<u16>) {
 
 /// On SIGINT, SIGTERM or SIGHUP: remove this run's staging (a half-written output never
 /// stays behind), then exit 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM).
-/// `serve` first drains its open requests, then exits with the same code.
+/// `serve` first drains its open requests, then exits with the same code; checkpointed
+/// scoring first finishes and saves the layer it is on (a second signal exits at once, the
+/// last saved layer kept).
 fn clean_up_on_signals() -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
@@ -80,8 +83,19 @@ fn clean_up_on_signals() -> std::io::Result<()> {
                 if commands::serve::drain(sig) {
                     continue;
                 }
+                // a checkpointed scoring run stops after its layer on the first signal
+                if progress::request_stop(sig) {
+                    continue;
+                }
                 llmdrop::dest::abandon_all();
-                eprintln!("\nllmdrop: interrupted; unfinished outputs removed");
+                match progress::checkpoint_path() {
+                    Some(dir) => eprintln!(
+                        "\nllmdrop: interrupted; unfinished outputs removed; the layers saved in \
+                         {} resume the run when the same command runs again",
+                        output::printable(&dir.display().to_string())
+                    ),
+                    None => eprintln!("\nllmdrop: interrupted; unfinished outputs removed"),
+                }
                 std::process::exit(128 + sig);
             }
         })?;

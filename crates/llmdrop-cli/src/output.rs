@@ -53,6 +53,17 @@ pub fn error(e: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     eprintln!("llmdrop: {}", printable(&message(e)));
+    let stopped = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<llmdrop::Error>(),
+            Some(llmdrop::Error::Cancelled { .. })
+        )
+    });
+    if stopped {
+        // stopped by a signal: 128 + its number, as if it had ended the process
+        let sig = crate::progress::stop_signal().unwrap_or(2);
+        return ExitCode::from((128 + sig).clamp(0, 255) as u8);
+    }
     let checked_and_failed = e.chain().any(|c| {
         matches!(
             c.downcast_ref::<llmdrop::Error>(),
@@ -111,6 +122,15 @@ fn with_flags(e: &llmdrop::Error) -> String {
         Error::Argument { option, reason } => format!("{} {reason}", flag(option)),
         Error::MemoryBudget { .. } => e.to_string().replace("`max_memory`", "--max-memory"),
         Error::SpillSpace { .. } => e.to_string().replace("`spill_dir`", "--spill-dir"),
+        Error::Cancelled {
+            done,
+            total,
+            checkpoint: Some(dir),
+        } => format!(
+            "interrupted with {done} of {total} layers done; run the same command again to \
+             resume from there (saved in {}; --no-resume starts over)",
+            dir.display()
+        ),
         Error::SamePath {
             first,
             second,

@@ -2,6 +2,9 @@
 //! `--quiet`; the informational lines on stderr, unless `--quiet`.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use llmdrop::pipeline::{Event, Observer};
@@ -38,6 +41,15 @@ impl Progress for Bars {
         );
         b.set_message(label.to_string());
         self.bar = Some(b);
+    }
+
+    fn start_at(&mut self, label: &str, total: u64, done: u64) {
+        self.start(label, total);
+        if let Some(b) = &self.bar {
+            // the rate (and so the ETA) counts this run's steps only
+            b.set_position(done);
+            b.reset_eta();
+        }
     }
 
     fn advance(&mut self, n: u64) {
@@ -77,6 +89,10 @@ impl Progress for Console {
         self.bars.start(label, total);
     }
 
+    fn start_at(&mut self, label: &str, total: u64, done: u64) {
+        self.bars.start_at(label, total, done);
+    }
+
     fn advance(&mut self, n: u64) {
         self.bars.advance(n);
     }
@@ -84,10 +100,65 @@ impl Progress for Console {
     fn finish(&mut self) {
         self.bars.finish();
     }
+
+    fn cancelled(&self) -> bool {
+        STOP.load(Ordering::SeqCst) != 0
+    }
+}
+
+/// The checkpoint of the layer-streamed scoring under way (set by its event), for the
+/// signal thread: while there is one, a first signal asks the run to stop after the
+/// layer it is on ([`request_stop`]).
+static CHECKPOINT: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The signal that asked the run to stop (0: none).
+static STOP: AtomicI32 = AtomicI32::new(0);
+
+fn checkpoint() -> std::sync::MutexGuard<'static, Option<PathBuf>> {
+    CHECKPOINT.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The checkpointed run is over (done or failed): signals end the process again.
+pub fn checkpoint_done() {
+    *checkpoint() = None;
+}
+
+/// Called by the signal thread: while a checkpointed run is under way, the first signal
+/// asks it to stop after the layer it is on, saved (true); a second one, or any without
+/// such a run, is left to the caller, which exits at once (false).
+pub fn request_stop(sig: i32) -> bool {
+    let guard = checkpoint();
+    let Some(dir) = guard.as_ref() else {
+        return false;
+    };
+    if STOP
+        .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        return false;
+    }
+    eprintln!(
+        "\nllmdrop: stopping after this layer, saved in {} for the same command to resume \
+         from; a second signal stops at once",
+        crate::output::printable(&dir.display().to_string())
+    );
+    true
+}
+
+/// The signal a stopped run was asked to stop by.
+pub fn stop_signal() -> Option<i32> {
+    Some(STOP.load(Ordering::SeqCst)).filter(|&s| s != 0)
+}
+
+/// Where the run under way saves its progress (for the line a signal prints).
+pub fn checkpoint_path() -> Option<PathBuf> {
+    checkpoint().clone()
 }
 
 impl Observer for Console {
     fn event(&mut self, event: Event<'_>) {
+        if let Event::Checkpointing { path } = event {
+            *checkpoint() = Some(path.to_path_buf());
+        }
         if self.quiet {
             if let Event::Freed = event {
                 crate::memory::release_freed();
@@ -116,10 +187,47 @@ impl Observer for Console {
                 eprintln!("{}", scoring_mode(&choice, spill_dir))
             }
             Event::PplMode { choice, group } => eprintln!("{}", ppl_mode(&choice, group)),
+            Event::Checkpointing { path } => eprintln!(
+                "checkpointing after every layer in {}: an interrupted run resumes from there \
+                 when run again (--no-resume starts over)",
+                shown(path)
+            ),
+            Event::Resuming {
+                layer,
+                layers,
+                path,
+            } => eprintln!("resuming at layer {layer} of {layers} from {}", shown(path)),
+            Event::CheckpointStale { path } => eprintln!(
+                "removed {}, the checkpoint of this output for another model, data, settings \
+                 or llmdrop version",
+                shown(path)
+            ),
+            Event::CheckpointDiscarded { path } => {
+                eprintln!("removed the checkpoint {}: starting over", shown(path))
+            }
+            Event::CheckpointIgnored { path, reason } => eprintln!(
+                "llmdrop: warning: the checkpoint in {} cannot be trusted ({}); cleared, \
+                 starting over",
+                shown(path),
+                crate::output::printable(reason)
+            ),
+            Event::CheckpointKept {
+                layer,
+                layers,
+                path,
+            } => eprintln!(
+                "llmdrop: {layer} of {layers} layers are saved in {}: once the error below is \
+                 fixed, the same command resumes from there",
+                shown(path)
+            ),
             Event::Freed => crate::memory::release_freed(),
             _ => {}
         }
     }
+}
+
+fn shown(p: &Path) -> String {
+    crate::output::printable(&p.display().to_string()).into_owned()
 }
 
 /// The line that says how scoring runs the model, and why.

@@ -1,8 +1,10 @@
 //! `score --stream` and `--max-memory` through the real binary: the mode is said on
 //! stderr and in the JSON, the scores are the in-memory run's, and a budget below what
 //! streaming needs is an error (exit 2) that names the bytes. Streaming spills the unit
-//! hidden states into a private folder (beside the output, or in `--spill-dir`) that is
-//! gone when the run ends: done, failed to write (a file size limit), or interrupted.
+//! hidden states into its checkpoint folder (beside the output, or in `--spill-dir`; see
+//! score_resume.rs), or with `--no-checkpoint` into a private folder; either is gone when
+//! the run ends: done, failed to write (a file size limit) before a layer was saved, or
+//! (without a checkpoint) interrupted.
 
 mod common;
 
@@ -46,23 +48,37 @@ fn stream_gives_the_in_memory_scores_and_says_so() {
         .assert_success()
         .assert_stderr_contains("scoring layer-streamed (--stream)")
         .assert_stderr_contains("spilling ")
-        .assert_stderr_contains(".llmdrop-spill-");
+        .assert_stderr_contains("checkpointing after every layer in ")
+        .assert_stderr_contains(".llmdrop-resume-");
     let (h, st): (Value, Value) = (held.json(), streamed.json());
     assert_eq!(h["memory"]["mode"], "in-memory");
     assert_eq!(st["memory"]["mode"], "streamed");
     assert!(st["peak_rss_bytes"].as_u64().unwrap() > 0);
     assert!(st["memory"]["spill_bytes"].as_u64().unwrap() > 0);
     assert_eq!(h["memory"]["spill_bytes"], Value::Null);
-    // only the two score files: the spill folder went with the run
+    // only the two score files: the checkpoint folder went with the run
     assert_eq!(names(tmp.path()), ["a.json", "b.json"]);
     // elsewhere when asked, and gone from there too
     let spill = tempfile::tempdir().unwrap();
+    let spill_dir = spill.path().canonicalize().unwrap();
     args[6] = "c.json";
-    args.extend(["--spill-dir", s(spill.path())]);
-    llmdrop_in(tmp.path(), &args)
-        .assert_success()
-        .assert_stderr_contains(&format!("to {}/.llmdrop-spill-", spill.path().display()));
+    args.extend(["--spill-dir", s(&spill_dir)]);
+    let c = llmdrop_in(tmp.path(), &args);
+    c.assert_success()
+        .assert_stderr_contains(&format!("to {}/.llmdrop-resume-", spill_dir.display()));
     assert!(names(spill.path()).is_empty(), "{:?}", names(spill.path()));
+    // without a checkpoint: a private spill folder, gone too
+    args[6] = "d.json";
+    args.push("--no-checkpoint");
+    let d = llmdrop_in(tmp.path(), &args);
+    d.assert_success()
+        .assert_stderr_contains(&format!("to {}/.llmdrop-spill-", spill_dir.display()));
+    assert!(!d.stderr.contains("checkpointing"), "{}", d.stderr);
+    assert!(names(spill.path()).is_empty(), "{:?}", names(spill.path()));
+    assert_eq!(names(tmp.path()), ["a.json", "b.json", "c.json", "d.json"]);
+    for r in [&c, &d] {
+        assert_eq!(r.json::<Value>()["table"], h["table"]);
+    }
     // every similarity, as written (shortest round-trip decimals: equal text, equal bits)
     assert_eq!(st["table"], h["table"]);
 }
@@ -142,7 +158,8 @@ fn a_spill_dir_that_is_a_file_is_refused_before_scoring() {
     assert_eq!(names(tmp.path()), ["file"]);
 }
 
-/// Ctrl-C while the default model's layers are streamed: exit 130, the spill folder gone.
+/// Ctrl-C while the default model's layers are streamed without a checkpoint: exit 130, the
+/// spill folder gone.
 #[test]
 fn sigint_while_streaming_the_default_model_removes_the_spill_folder() {
     let tmp = tempfile::tempdir().unwrap();
@@ -151,7 +168,7 @@ fn sigint_while_streaming_the_default_model_removes_the_spill_folder() {
     let mut args = score_args(s(&model), &data, "scores.json");
     args[9] = "8";
     args[11] = "256";
-    args.push("--stream");
+    args.extend(["--stream", "--no-checkpoint"]);
     let mut child = common::command(&args)
         .current_dir(tmp.path())
         .stdout(Stdio::null())

@@ -5,6 +5,8 @@
 //! A dev-only crate (`publish = false`): llmdrop and llmdrop-cli take it as a
 //! dev-dependency for their integration and doc tests. It uses llmdrop's public API only.
 
+mod deep;
+
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
@@ -16,6 +18,8 @@ use llmdrop::{Decoder, DropPlan, KvCache, Logits, ModelSource, NoProbe, Result};
 
 /// What the file-writing helpers return: any error (llmdrop's, candle's, the file system's).
 pub type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+pub use deep::write_deep_copy;
 
 /// `tests/fixtures` of the source tree.
 pub fn fixtures_dir() -> PathBuf {

@@ -140,6 +140,26 @@ pub enum Error {
         #[source]
         cause: std::io::Error,
     },
+    /// Writing a checkpoint failed (a full disk, a file size limit): the file being written
+    /// is removed, and the checkpoint of the layer before (if any) is the one a rerun
+    /// resumes from.
+    #[error("{}: writing the checkpoint of {layer} layers done ({bytes} bytes) failed: {cause}", path.display())]
+    CheckpointWrite {
+        path: PathBuf,
+        /// Layers done, the checkpoint's count.
+        layer: usize,
+        bytes: u64,
+        #[source]
+        cause: std::io::Error,
+    },
+    /// The caller asked the work to stop ([`crate::progress::Progress::cancelled`]) and it
+    /// did, with `done` of `total` steps (layers) done; `checkpoint` resumes it from there.
+    #[error("stopped as asked with {done} of {total} layers done{}", resume_hint(checkpoint.as_deref()))]
+    Cancelled {
+        done: usize,
+        total: usize,
+        checkpoint: Option<PathBuf>,
+    },
     /// Something this model, tokenizer or output format cannot do.
     #[error("{what}: {reason}")]
     Unsupported { what: String, reason: String },
@@ -239,6 +259,16 @@ fn at(path: &std::path::Path, line: Option<usize>) -> String {
     match line {
         Some(n) => format!("{}:{n}", path.display()),
         None => path.display().to_string(),
+    }
+}
+
+fn resume_hint(checkpoint: Option<&std::path::Path>) -> String {
+    match checkpoint {
+        Some(p) => format!(
+            "; the checkpoint {} resumes the run from there: run it again with the same model, data, settings and output",
+            p.display()
+        ),
+        None => String::new(),
     }
 }
 

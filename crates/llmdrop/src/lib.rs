@@ -24,7 +24,8 @@
 //!   `i` before layer `i + 1` is read; [`score::score_streamed`] scores with it, bit for bit
 //!   as [`score::score`] on the held model (the consecutive matrix's unit hidden states
 //!   spilled to a [`dest::SpillDir`] and read back a block at a time), and [`budget`]
-//!   chooses between the two.
+//!   chooses between the two. [`score::score_streamed_resumable`] saves every finished
+//!   layer in a [`score::Checkpoint`], from which a stopped run continues to the same bits.
 //! - Building blocks of the workflows: [`calib`] (text -> packed token blocks),
 //!   [`score::score`] (-> [`ScoreTable`]), [`strategy::select`] (-> [`DropPlan`]),
 //!   [`export::export`] (an [`export::ExportRequest`]), [`eval`] (perplexity, multiple

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use llmdrop::pipeline::{self, ScoringOptions, DEFAULT_SCORES_FILE};
+use llmdrop::pipeline::{self, Resume, ScoringOptions, DEFAULT_SCORES_FILE};
 use llmdrop::report::ScoreReport;
 use llmdrop::score::ScoreTable;
 use serde::Serialize;
@@ -27,6 +27,14 @@ pub struct ScoreArgs {
     /// Also write SVG plots (per-layer bars, consecutive heatmap) into this directory.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Start over: layer-streamed scoring saves its progress after every layer (in
+    /// .llmdrop-resume-ID beside --out, or in --spill-dir) and a rerun of the same model,
+    /// data and settings resumes from it; this removes that checkpoint first.
+    #[arg(long, conflicts_with = "no_checkpoint")]
+    no_resume: bool,
+    /// Layer-streamed scoring without a checkpoint: an interrupted run starts over.
+    #[arg(long)]
+    no_checkpoint: bool,
 }
 
 /// `score --json`: the report and the machine's f32 limit measured in the same run.
@@ -47,8 +55,15 @@ pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         plot: a.plot.clone(),
         memory: a.memory.policy(),
         spill_dir: a.memory.spill_dir.clone(),
+        resume: match (a.no_resume, a.no_checkpoint) {
+            (_, true) => Resume::Off,
+            (true, _) => Resume::Fresh,
+            _ => Resume::Auto,
+        },
     };
-    let report = pipeline::score_model(&a.model.options(), &opts, &mut Console::new(ctx))?;
+    let report = pipeline::score_model(&a.model.options(), &opts, &mut Console::new(ctx));
+    crate::progress::checkpoint_done();
+    let report = report?;
     if ctx.json {
         // measured after the run, with the same threads: the yardstick of `gflops_per_sec`
         let fma_peak_gflops = llmdrop_kernels::peak::fma_peak_gflops(50_000_000, 5);

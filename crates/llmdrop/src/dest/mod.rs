@@ -8,19 +8,23 @@
 //!   place ([`Staging`]); a failed or interrupted run leaves nothing behind, and a run killed
 //!   outright leaves staging that the next run towards the same destination removes.
 
+mod checksum;
 mod owner;
+mod resume;
 mod spill;
 mod staging;
 
 use std::path::{Component, Path, PathBuf};
 
+pub use checksum::Sum64;
 pub use owner::Kind;
 
 /// The comment llmdrop puts in its SVG plots, by which it knows them as its own.
 pub fn owner_marker_svg() -> &'static str {
     owner::SVG_MARKER
 }
-pub use spill::{free_bytes, SpillDir};
+pub use resume::{Removed, ResumeDir, RESUME_PREFIX};
+pub use spill::{free_bytes, Mark, SpillDir};
 pub use staging::{abandon_all, Staging};
 
 use crate::error::{Error, Result};

@@ -7,23 +7,50 @@
 //! Each calibration block has a file of its own, `block-K.f32`, to which its unit hidden
 //! states are appended layer after layer (f32, little-endian): read back whole, it is the
 //! block's `[L+1, tokens, hidden]` array, exactly as written.
+//!
+//! A resumable run keeps the block files in its checkpoint folder instead
+//! ([`SpillDir::kept`]): they stay when read and when dropped, and each block's length and
+//! checksum so far ([`Mark`]) go into every layer's checkpoint, so that a resumed run cuts
+//! them back to what the checkpoint counted ([`SpillDir::restore`]).
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use super::checksum::Sum64;
 use super::staging::{create_locked, is_live, register, unregister};
 use crate::error::{Error, Result};
 
 const PREFIX: &str = ".llmdrop-spill-";
 
-/// The spill folder of this run; removed when dropped.
+/// The spill folder of this run; removed when dropped (unless [`SpillDir::kept`]).
 #[derive(Debug)]
 pub struct SpillDir {
     dir: PathBuf,
     /// Bytes the run will write here, for messages.
     need: u64,
-    _lock: File,
+    /// The lock of a private folder (removed when dropped); None: the files live in a
+    /// checkpoint folder and stay.
+    lock: Option<File>,
+    /// Kept files: each block's bytes and checksum so far.
+    marks: Option<Mutex<Vec<Mark>>>,
+}
+
+/// How much of a block file a checkpoint counts, and the checksum of those bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub bytes: u64,
+    pub sum: u64,
+}
+
+impl Default for Mark {
+    fn default() -> Self {
+        Self {
+            bytes: 0,
+            sum: Sum64::new().value(),
+        }
+    }
 }
 
 impl SpillDir {
@@ -56,8 +83,21 @@ impl SpillDir {
         Ok(Self {
             dir,
             need,
-            _lock: lock,
+            lock: Some(lock),
+            marks: None,
         })
+    }
+
+    /// Block files of `blocks` blocks in `dir` (an existing folder, a checkpoint's), kept
+    /// when read and when dropped, their lengths and checksums tracked ([`SpillDir::marks`]).
+    /// Any block files already there are not counted until [`SpillDir::restore`].
+    pub fn kept(dir: &Path, blocks: usize, need: u64) -> Self {
+        Self {
+            dir: dir.into(),
+            need,
+            lock: None,
+            marks: Some(Mutex::new(vec![Mark::default(); blocks])),
+        }
     }
 
     /// The folder.
@@ -82,13 +122,85 @@ impl SpillDir {
             .append(true)
             .open(&path)
             .map_err(failed)?;
+        let mark = self
+            .marks
+            .as_ref()
+            .map(|m| lock(m).get(block).copied().unwrap_or_default());
+        let mut sum = Sum64::resume(mark.unwrap_or_default().sum);
         let mut buf = Vec::with_capacity(CHUNK * 4);
         for chunk in values.chunks(CHUNK) {
             buf.clear();
             buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
             f.write_all(&buf).map_err(failed)?;
+            sum.update(&buf);
+        }
+        // a block is appended to by one probe at a time: nothing changed its mark since
+        if let (Some(m), Some(mark)) = (&self.marks, mark) {
+            if let Some(slot) = lock(m).get_mut(block) {
+                *slot = Mark {
+                    bytes: mark.bytes + values.len() as u64 * 4,
+                    sum: sum.value(),
+                };
+            }
         }
         Ok(())
+    }
+
+    /// Each block's length and checksum so far (kept files; empty otherwise).
+    pub fn marks(&self) -> Vec<Mark> {
+        self.marks
+            .as_ref()
+            .map_or_else(Vec::new, |m| lock(m).clone())
+    }
+
+    /// Flushes every block file written so far to the disk (`fsync`).
+    pub fn sync(&self) -> Result<()> {
+        for (block, m) in self.marks().iter().enumerate() {
+            if m.bytes > 0 {
+                let path = self.block_path(block);
+                let failed = |cause| Error::SpillWrite {
+                    path: path.clone(),
+                    need: self.need,
+                    cause,
+                };
+                File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes kept block files back as `marks` counts them: each file must begin with
+    /// `mark.bytes` bytes of checksum `mark.sum`, and is cut back to them (what a stopped
+    /// run appended after its checkpoint). Why not, when a file does not match.
+    pub fn restore(&self, marks: &[Mark]) -> std::result::Result<(), String> {
+        let Some(mine) = &self.marks else {
+            return Err("not a kept spill".into());
+        };
+        if marks.len() != lock(mine).len() {
+            return Err(format!(
+                "{} block files counted, {} expected",
+                marks.len(),
+                lock(mine).len()
+            ));
+        }
+        for (block, m) in marks.iter().enumerate() {
+            let path = self.block_path(block);
+            check_prefix(&path, m).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        lock(mine).copy_from_slice(marks);
+        Ok(())
+    }
+
+    /// Removes every block file (a kept spill starting over).
+    pub fn clear(&self) {
+        if let Some(m) = &self.marks {
+            for (block, mark) in lock(m).iter_mut().enumerate() {
+                let _ = std::fs::remove_file(self.block_path(block));
+                *mark = Mark::default();
+            }
+        }
     }
 
     /// Reads block `block`'s file back into `out` (resized to `len` values); the file must
@@ -121,17 +233,53 @@ impl SpillDir {
             );
             left -= n;
         }
-        // each block is read once: its disk space goes back now
-        let _ = std::fs::remove_file(&path);
+        // each block is read once: its disk space goes back now (a checkpoint's stays, for
+        // a run stopped while reading back)
+        if self.lock.is_some() {
+            let _ = std::fs::remove_file(&path);
+        }
         Ok(())
     }
 }
 
 impl Drop for SpillDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-        unregister(&self.dir);
+        if self.lock.is_some() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            unregister(&self.dir);
+        }
     }
+}
+
+fn lock(m: &Mutex<Vec<Mark>>) -> std::sync::MutexGuard<'_, Vec<Mark>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Checks that the file at `path` begins with `m.bytes` bytes of checksum `m.sum`, and cuts
+/// it there (a missing file is an empty one).
+fn check_prefix(path: &Path, m: &Mark) -> std::result::Result<(), String> {
+    let f = match File::options().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && m.bytes == 0 => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let size = f.metadata().map_err(|e| e.to_string())?.len();
+    if size < m.bytes {
+        return Err(format!("{size} bytes, the checkpoint counts {}", m.bytes));
+    }
+    let mut sum = Sum64::new();
+    let mut buf = vec![0u8; CHUNK * 4];
+    let (mut left, mut r) = (m.bytes, &f);
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        r.read_exact(&mut buf[..n]).map_err(|e| e.to_string())?;
+        sum.update(&buf[..n]);
+        left -= n as u64;
+    }
+    if sum.value() != m.sum {
+        return Err("its checksum differs from the checkpoint's".into());
+    }
+    f.set_len(m.bytes).map_err(|e| e.to_string())
 }
 
 /// Values per write or read.

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// Staging folders of this process, removed by [`abandon_all`].
 static ACTIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-const LOCK: &str = ".llmdrop-lock";
+pub(super) const LOCK: &str = ".llmdrop-lock";
 
 /// A staging area that becomes the destination on [`Staging::commit`] and is removed if
 /// dropped uncommitted.

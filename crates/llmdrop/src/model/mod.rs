@@ -19,4 +19,4 @@ pub(crate) mod weights;
 pub use cache::KvCache;
 pub use decoder::{Decoder, Logits, Outputs};
 pub use head::OutputHead;
-pub use stream::LayerStream;
+pub use stream::{LayerHook, LayerStream};

@@ -30,6 +30,11 @@ use crate::quant::Precision;
 use super::decoder::Outputs;
 use super::head::{OutputHead, EMBED};
 
+/// What [`LayerStream::run_from`] calls after each layer: the layer, every state (its
+/// output), every probe, and the progress.
+pub type LayerHook<'h, P> =
+    dyn FnMut(usize, &[Tensor], &mut [P], &mut dyn Progress) -> Result<()> + 'h;
+
 /// A model opened for layer-streamed passes: no weights are held between layers.
 pub struct LayerStream<'a> {
     src: &'a ModelSource,
@@ -65,6 +70,15 @@ impl<'a> LayerStream<'a> {
 
     pub fn config(&self) -> &Config {
         &self.frame.cfg
+    }
+
+    /// The precision the layers are loaded and run at.
+    pub fn precision(&self) -> Precision {
+        self.frame.precision
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.frame.device
     }
 
     /// The modules dropped (the plan asked for and the files' own).
@@ -145,6 +159,21 @@ impl<'a> LayerStream<'a> {
         lanes: usize,
         progress: &mut dyn Progress,
     ) -> Result<()> {
+        self.run_from(states, probes, lanes, 0, progress, &mut |_, _, _, _| Ok(()))
+    }
+
+    /// As [`LayerStream::run`], from layer `from` (`states` are that layer's inputs, as an
+    /// earlier run left them), calling `after(i, states, probes, progress)` once layer `i`
+    /// has run on every state (a checkpoint; an error there stops the run).
+    pub fn run_from<P: Probe>(
+        &self,
+        states: &mut [Tensor],
+        probes: &mut [P],
+        lanes: usize,
+        from: usize,
+        progress: &mut dyn Progress,
+        after: &mut LayerHook<'_, P>,
+    ) -> Result<()> {
         let f = &self.frame;
         let mut masks: BTreeMap<usize, Masks> = BTreeMap::new();
         for x in states.iter() {
@@ -154,8 +183,8 @@ impl<'a> LayerStream<'a> {
             }
         }
         let lanes = lanes.max(1);
-        progress.start("layer by layer", f.cfg.num_layers as u64);
-        for i in 0..f.cfg.num_layers {
+        progress.start_at("layer by layer", f.cfg.num_layers as u64, from as u64);
+        for i in from..f.cfg.num_layers {
             let layer = Layer::load(&self.weights_of(self.src.weights()), &f.cfg, &f.plan, i)?;
             for (xs, ps) in states.chunks_mut(lanes).zip(probes.chunks_mut(lanes)) {
                 xs.par_iter_mut()
@@ -168,6 +197,7 @@ impl<'a> LayerStream<'a> {
             }
             drop(layer);
             self.src.weights().release(&self.layer_tensors[i]);
+            after(i, states, probes, &mut *progress)?;
             progress.advance(1);
         }
         progress.finish();

@@ -34,6 +34,31 @@ pub enum Event<'a> {
         choice: crate::budget::MemoryChoice,
         group: Option<usize>,
     },
+    /// Layer-streamed scoring saves its progress in `path` after every layer; a run stopped
+    /// (or killed) is resumed from there by the same call (same model, data, settings).
+    Checkpointing { path: &'a Path },
+    /// A checkpoint of this very scoring was found: the run continues after `layer` of
+    /// `layers` layers (every layer before it is not run again).
+    Resuming {
+        layer: usize,
+        layers: usize,
+        path: &'a Path,
+    },
+    /// A checkpoint of the same output for another model, data, settings or llmdrop
+    /// version was removed.
+    CheckpointStale { path: &'a Path },
+    /// A checkpoint of this scoring was removed because the run was asked to start over.
+    CheckpointDiscarded { path: &'a Path },
+    /// A checkpoint that cannot be trusted (damaged, cut short, of another format) was
+    /// cleared; the run starts from the first layer.
+    CheckpointIgnored { path: &'a Path, reason: &'a str },
+    /// The run failed after saving `layer` of `layers` layers in `path`, which stays: the
+    /// same call, once the cause is fixed, resumes from there.
+    CheckpointKept {
+        layer: usize,
+        layers: usize,
+        path: &'a Path,
+    },
     /// A large, short-lived structure (the tokenizer, a load's copies) was just freed: a
     /// good moment for a process to hand memory back to the OS.
     Freed,

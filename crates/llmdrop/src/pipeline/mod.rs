@@ -55,6 +55,7 @@ mod events;
 mod export;
 mod ppl;
 mod score;
+mod score_resume;
 mod sweep;
 
 use std::path::PathBuf;
@@ -70,7 +71,9 @@ pub use eval::{
 pub use events::{Event, Observer};
 pub use export::{export_and_check, export_model, ExportOptions, ExportTarget, PROBE_TEXT};
 pub use ppl::{ppl_model, PplRun};
-pub use score::{run_scoring, score_model, write_plots, ScoringOptions, DEFAULT_SCORES_FILE};
+pub use score::{
+    run_scoring, score_model, write_plots, Resume, ScoringOptions, DEFAULT_SCORES_FILE,
+};
 pub use sweep::{sweep, SweepOptions, SweepOutcome, DEFAULT_STRATEGIES, DEFAULT_SWEEP_DIR};
 
 #[cfg(doc)]

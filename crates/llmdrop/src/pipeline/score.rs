@@ -2,21 +2,21 @@
 //! scores.json reused.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::calibrate::{calibrate, CalibOptions, Calibration};
 use super::events::{Event, Observer};
+use super::score_resume::StreamedRun;
 use super::ModelOptions;
 use crate::budget::{self, MemoryPolicy, ScoreMode, ScoreNeed};
 use crate::config::Config;
-use crate::dest::{self, Inputs, Kind, SpillDir};
+use crate::dest::{self, Inputs, Kind};
 use crate::error::{Error, Result};
 use crate::io::source::ModelSource;
 use crate::model::{Decoder, LayerStream, Outputs};
 use crate::plan::DropPlan;
 use crate::report::{svg, ScoreReport};
-use crate::score::{score, score_streamed, ScoreOptions, ScoreTable};
+use crate::score::{score, ScoreOptions, ScoreTable};
 
 /// File the scores go to, unless asked otherwise.
 pub const DEFAULT_SCORES_FILE: &str = "scores.json";
@@ -32,8 +32,25 @@ pub struct ScoringOptions {
     /// Whether the model is held or its layers streamed ([`budget::choose`]).
     pub memory: MemoryPolicy,
     /// Where layer-streamed scoring spills the unit hidden states (a private folder made
-    /// inside, removed at the end); None: beside `out`.
+    /// inside, removed at the end) and keeps its checkpoint; None: beside `out`.
     pub spill_dir: Option<PathBuf>,
+    /// Whether layer-streamed scoring checkpoints every layer and resumes.
+    pub resume: Resume,
+}
+
+/// Whether layer-streamed scoring saves its progress after every layer (in
+/// `.llmdrop-resume-ID` in the spill folder, removed once the scores are written) and
+/// continues from what a stopped run of the same model, data and settings saved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Resume {
+    /// Checkpoint, and resume from a matching checkpoint.
+    #[default]
+    Auto,
+    /// Checkpoint, but start over: a matching checkpoint is removed first.
+    Fresh,
+    /// No checkpoint (a stopped run starts over); the unit hidden states go to a private
+    /// spill folder, removed at the end.
+    Off,
 }
 
 impl Default for ScoringOptions {
@@ -44,6 +61,7 @@ impl Default for ScoringOptions {
             plot: None,
             memory: MemoryPolicy::default(),
             spill_dir: None,
+            resume: Resume::default(),
         }
     }
 }
@@ -77,27 +95,13 @@ pub fn score_model(
     let cal = calibrate(&opts.calib, model.dtype, &src.tokenizer()?)?;
     obs.event(Event::Freed);
     let choice = budget::choose(&score_need(&src, model, &cal), &opts.memory)?;
-    // the disk is checked before any weight is read
-    let spill = match (choice.mode, choice.spill_bytes) {
-        (ScoreMode::Streamed, Some(bytes)) if bytes > 0 => {
-            let out = dest::resolve(&opts.out);
-            let parent = match &opts.spill_dir {
-                Some(d) => d.clone(),
-                None => out.parent().map_or_else(|| ".".into(), Path::to_path_buf),
-            };
-            // never inside the model or the data
-            dest::check_apart(&parent.join(".llmdrop-spill"), &inputs)?;
-            Some(Arc::new(SpillDir::new(&parent, bytes)?))
-        }
-        _ => None,
-    };
-    obs.event(Event::ScoringMode {
-        choice,
-        spill_dir: spill.as_deref().map(SpillDir::path),
-    });
     let model_sha = crate::io::hash::model_sha256(&src)?;
-    let mut report = match choice.mode {
+    let (mut report, checkpoint) = match choice.mode {
         ScoreMode::InMemory => {
+            obs.event(Event::ScoringMode {
+                choice,
+                spill_dir: None,
+            });
             let dec = src.load_decoder_for(
                 &DropPlan::empty(),
                 model.dtype,
@@ -106,7 +110,7 @@ pub fn score_model(
             )?;
             // the load's transient copies (file blocks, dequantized tensors) go back too
             obs.event(Event::Freed);
-            run_scoring(&src, &model_sha, &dec, &cal, obs)?
+            (run_scoring(&src, &model_sha, &dec, &cal, obs)?, None)
         }
         ScoreMode::Streamed => {
             let stream = LayerStream::open(
@@ -116,28 +120,28 @@ pub fn score_model(
                 &candle_core::Device::Cpu,
             )?;
             let t0 = Instant::now();
-            let table = score_streamed(
-                &stream,
-                &cal.blocks.blocks,
-                &score_options(&cal),
-                spill.as_ref(),
-                obs,
-            )?;
-            drop(spill);
+            let run = StreamedRun {
+                stream: &stream,
+                model_sha256: &model_sha,
+                cal: &cal,
+                choice,
+                opts,
+                inputs: &inputs,
+            };
+            let (table, checkpoint) = run.score(obs)?;
             let seconds = t0.elapsed().as_secs_f64();
-            report_of(
-                &src,
-                &model_sha,
-                stream.config(),
-                stream.plan(),
-                &cal,
-                table,
-                seconds,
-            )
+            let (cfg, plan) = (stream.config(), stream.plan());
+            let r = report_of(&src, &model_sha, cfg, plan, &cal, table, seconds);
+            (r, checkpoint)
         }
     };
     report.memory = Some(choice);
     report.write(&opts.out, &inputs)?;
+    // the scores are in place: what the run saved to resume from goes (best effort: a
+    // folder left here is stale for the next run of this output, which removes it)
+    if let Some(c) = checkpoint {
+        let _ = c.finish();
+    }
     if let Some(dir) = &opts.plot {
         write_plots(&report.table, dir, &inputs)?;
     }
@@ -161,7 +165,7 @@ fn score_need(src: &ModelSource, model: &ModelOptions, cal: &Calibration) -> Sco
     )
 }
 
-fn score_options(cal: &Calibration) -> ScoreOptions {
+pub(super) fn score_options(cal: &Calibration) -> ScoreOptions {
     ScoreOptions {
         residual: cal.settings.residual,
         consecutive: true,

@@ -1,15 +1,19 @@
 //! Importance scores (DESIGN §1): a [`ScoreProbe`] streams per-token cosine similarities
-//! of every layer into running sums; the result is a [`ScoreTable`].
+//! of every layer into running sums; the result is a [`ScoreTable`]. Layer-streamed
+//! scoring can save its progress after every layer in a [`Checkpoint`] and resume from it.
 
 // Reachable only for benches/kernels.rs (the row cosine it times); hidden from the docs.
+pub(crate) mod checkpoint;
+mod checkpoint_file;
 #[doc(hidden)]
 pub mod cosine;
 pub(crate) mod probe;
 pub(crate) mod streamed;
 pub(crate) mod table;
 
+pub use checkpoint::{Checkpoint, CheckpointKey, Start};
 pub use probe::{ScoreOptions, ScoreProbe};
-pub use streamed::score_streamed;
+pub use streamed::{score_streamed, score_streamed_resumable};
 pub use table::ScoreTable;
 
 use candle_core::Tensor;

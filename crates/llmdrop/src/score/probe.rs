@@ -69,6 +69,18 @@ impl Sums {
     }
 }
 
+/// A probe's sums and unit-state counters, as a checkpoint stores them: per layer
+/// (sum, count) of block, attention and MLP cosines, the pair sums, and `[pair_tokens,
+/// tokens, unit_tokens, hidden, filled]`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ProbeState {
+    pub block: Vec<(f64, u64)>,
+    pub attn: Vec<(f64, u64)>,
+    pub mlp: Vec<(f64, u64)>,
+    pub pairs: Vec<f64>,
+    pub counts: [u64; 5],
+}
+
 /// Streams similarities of every layer; see [`ScoreTable`] for what they mean.
 ///
 /// Sums are exact to merge in a fixed order: a block scored into an empty probe and
@@ -138,6 +150,66 @@ impl ScoreProbe {
         let hidden = self.x_hidden;
         dir.read(*block, n * self.unit_tokens * hidden, units)?;
         self.add_pairs(units);
+        Ok(())
+    }
+
+    /// What a checkpoint keeps of this probe between two layers: its sums and how far its
+    /// unit hidden states have got. Refused for a probe that holds unit hidden states in
+    /// memory (only a spilling probe's are on disk).
+    pub(crate) fn state(&self) -> Result<ProbeState> {
+        if self.spill.is_none() && self.filled > 0 {
+            return Err(crate::Error::unsupported(
+                "checkpoint",
+                "a probe holding its unit hidden states in memory",
+            ));
+        }
+        let s = &self.sums;
+        let cos = |v: &[CosSum]| v.iter().map(|c| (c.sum, c.count)).collect::<Vec<_>>();
+        Ok(ProbeState {
+            block: cos(&s.block),
+            attn: cos(&s.attn),
+            mlp: cos(&s.mlp),
+            pairs: s.pairs.clone(),
+            counts: [
+                s.pair_tokens,
+                s.tokens,
+                self.unit_tokens as u64,
+                self.x_hidden as u64,
+                self.filled as u64,
+            ],
+        })
+    }
+
+    /// Puts back what [`ScoreProbe::state`] gave, into a new probe of the same shape; the
+    /// next layer's input is then read from the hidden state passed in.
+    pub(crate) fn restore(&mut self, st: &ProbeState) -> Result<()> {
+        let n = self.layers;
+        let fits = [st.block.len(), st.attn.len(), st.mlp.len()] == [n; 3]
+            && st.pairs.len() == (n + 1) * (n + 1)
+            && st.counts[4] <= n as u64 + 1;
+        if !fits {
+            return Err(crate::Error::unsupported(
+                "checkpoint",
+                format!("probe sums of another shape than {n} layers"),
+            ));
+        }
+        let cos = |v: &[(f64, u64)]| {
+            v.iter()
+                .map(|&(sum, count)| CosSum { sum, count })
+                .collect()
+        };
+        self.sums = Sums {
+            block: cos(&st.block),
+            attn: cos(&st.attn),
+            mlp: cos(&st.mlp),
+            pairs: st.pairs.clone(),
+            pair_tokens: st.counts[0],
+            tokens: st.counts[1],
+        };
+        self.unit_tokens = st.counts[2] as usize;
+        self.x_hidden = st.counts[3] as usize;
+        self.filled = st.counts[4] as usize;
+        (self.x, self.y, self.branch_in) = (None, None, None);
         Ok(())
     }
 
