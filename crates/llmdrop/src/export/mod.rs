@@ -3,9 +3,12 @@
 
 pub(crate) mod gguf;
 pub(crate) mod gguf_layout;
+pub(crate) mod gguf_tensors;
+pub(crate) mod gguf_write;
 pub(crate) mod hf;
 pub(crate) mod hf_config;
 pub(crate) mod nemotron;
+pub(crate) mod st_write;
 pub(crate) mod tensors;
 pub(crate) mod tokenizer_files;
 
