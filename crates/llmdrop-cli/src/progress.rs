@@ -116,6 +116,7 @@ impl Observer for Console {
                 eprintln!("{}", scoring_mode(&choice, spill_dir))
             }
             Event::PplMode { choice, group } => eprintln!("{}", ppl_mode(&choice, group)),
+            Event::ExportCheckMode { choice } => eprintln!("{}", export_check_mode(&choice)),
             Event::Freed => crate::memory::release_freed(),
             _ => {}
         }
@@ -148,6 +149,19 @@ fn why(c: &llmdrop::budget::MemoryChoice) -> String {
         (false, Some(b)) => format!(" (budget {})", llmdrop::budget::format_size(b)),
         (false, None) => String::new(),
     }
+}
+
+/// The line that says how an export's reload check runs the two models, and why.
+fn export_check_mode(c: &llmdrop::budget::MemoryChoice) -> String {
+    let how = match c.mode {
+        llmdrop::budget::ScoreMode::InMemory => "both models held",
+        llmdrop::budget::ScoreMode::Streamed => "each model layer-streamed",
+    };
+    format!(
+        "reload check: {how}{}: needs about {}",
+        why(c),
+        llmdrop::budget::format_size(c.need_bytes)
+    )
 }
 
 /// The line that says how perplexity runs the model, and why.
