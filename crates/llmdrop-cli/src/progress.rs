@@ -220,6 +220,7 @@ impl Observer for Console {
                  fixed, the same command resumes from there",
                 shown(path)
             ),
+            Event::ExportCheckMode { choice } => eprintln!("{}", export_check_mode(&choice)),
             Event::Freed => crate::memory::release_freed(),
             _ => {}
         }
@@ -256,6 +257,19 @@ fn why(c: &llmdrop::budget::MemoryChoice) -> String {
         (false, Some(b)) => format!(" (budget {})", llmdrop::budget::format_size(b)),
         (false, None) => String::new(),
     }
+}
+
+/// The line that says how an export's reload check runs the two models, and why.
+fn export_check_mode(c: &llmdrop::budget::MemoryChoice) -> String {
+    let how = match c.mode {
+        llmdrop::budget::ScoreMode::InMemory => "both models held",
+        llmdrop::budget::ScoreMode::Streamed => "each model layer-streamed",
+    };
+    format!(
+        "reload check: {how}{}: needs about {}",
+        why(c),
+        llmdrop::budget::format_size(c.need_bytes)
+    )
 }
 
 /// The line that says how perplexity runs the model, and why.

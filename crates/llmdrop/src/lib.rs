@@ -45,7 +45,7 @@
 //! use candle_core::{DType, Device};
 //! use llmdrop::calib::{pack, PackOptions};
 //! use llmdrop::eval::{perplexity, PplOptions};
-//! use llmdrop::export::{export, ExportFormat, ExportInfo, ExportRequest};
+//! use llmdrop::export::{export, ExportFormat, ExportInfo, ExportRequest, Reference};
 //! use llmdrop::progress::NoProgress;
 //! use llmdrop::score::{score, ScoreOptions};
 //! use llmdrop::strategy::{select, SelectOptions, Strategy};
@@ -87,7 +87,7 @@
 //!     info: &info,
 //!     dest: &dir.path().join("pruned"),
 //!     force: false,
-//!     reference: &pruned,
+//!     reference: Reference::Held(&pruned),
 //!     probe: &calib.blocks[0],
 //!     allow_first_attn_drop: false,
 //! })?;

@@ -8,6 +8,7 @@ use llmdrop::pipeline::{self, DropOptions, ExportTarget};
 use llmdrop::strategy::Strategy;
 
 use crate::args::{format_parser, quant_parser, strategy_parser, CalibArgs, Ctx, ModelArgs};
+use crate::memory_args::MemoryArgs;
 use crate::output;
 use crate::progress::Console;
 
@@ -54,6 +55,8 @@ pub struct DropArgs {
     /// RMSNorm with no residual and fails); llmdrop and transformers can.
     #[arg(long)]
     allow_first_attn_drop: bool,
+    #[command(flatten)]
+    memory: MemoryArgs,
 }
 
 pub fn run(a: DropArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
@@ -72,6 +75,8 @@ pub fn run(a: DropArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
             force: a.force,
             allow_first_attn_drop: a.allow_first_attn_drop,
         },
+        memory: a.memory.policy(),
+        spill_dir: a.memory.spill_dir.clone(),
     };
     let r = pipeline::drop_layers(&a.model.options(), &opts, &mut Console::new(ctx))?;
     if ctx.json {

@@ -7,6 +7,7 @@ use llmdrop::export::{ExportFormat, ExportResult};
 use llmdrop::pipeline::{self, ExportOptions, ExportTarget, ModelOptions};
 
 use crate::args::{format_parser, quant_parser, Ctx, DropArgs, ModelArgs};
+use crate::memory_args::BudgetArgs;
 use crate::output;
 use crate::progress::Console;
 
@@ -41,6 +42,8 @@ pub struct ExportArgs {
     /// RMSNorm with no residual and fails); llmdrop and transformers can.
     #[arg(long)]
     allow_first_attn_drop: bool,
+    #[command(flatten)]
+    memory: BudgetArgs,
 }
 
 pub fn run(a: ExportArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
@@ -62,6 +65,7 @@ pub fn run(a: ExportArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         },
         plan: a.drop.plan(),
         plan_file: a.plan.clone(),
+        memory: a.memory.policy(),
     };
     let result = pipeline::export_model(&model, &opts, &mut Console::new(ctx))?;
     report(&result, ctx.json)

@@ -3,10 +3,12 @@
 //! estimate fits the budget (`max_memory`, else the memory available less a margin), and
 //! streamed when only that fits.
 
+mod export_need;
 mod need;
 mod ppl_need;
 mod size;
 
+pub use export_need::ExportNeed;
 pub use need::ScoreNeed;
 pub use ppl_need::PplNeed;
 pub use size::{format_size, parse_size};

@@ -4,36 +4,19 @@
 
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{DType, Device};
+use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::GgmlDType;
 
+use super::gguf_tensors;
+use super::gguf_write::{self, TensorSpec};
 use super::hf::require_blocks;
 use super::tensors::{block_renumbering, kept_tensors};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::formats::deci_gguf;
-use crate::io::gguf::permute_qk;
-use crate::io::names::hf_to_gguf;
 use crate::io::source::ModelSource;
 use crate::io::tokenizer::Tokenizer;
 use crate::plan::DropPlan;
-
-/// The type llama.cpp's quantizer falls back to for a K-quant when a row is not a whole
-/// number of 256-element super-blocks (SmolLM2's 576-wide matrices): the 32-element type
-/// of about the same size.
-fn fallback_for_width(dt: GgmlDType, cols: usize) -> GgmlDType {
-    if cols.is_multiple_of(dt.block_size()) {
-        return dt;
-    }
-    match dt {
-        GgmlDType::Q2K | GgmlDType::Q3K => GgmlDType::Q4_0,
-        GgmlDType::Q4K => GgmlDType::Q5_0,
-        GgmlDType::Q5K => GgmlDType::Q5_1,
-        GgmlDType::Q6K => GgmlDType::Q8_0,
-        other => other,
-    }
-}
 
 /// Storage type for tensors of a non-GGUF input.
 pub fn parse_quant(s: &str) -> Result<GgmlDType> {
@@ -164,7 +147,7 @@ pub fn write_gguf(
         Value::String(format!("{} (llmdrop)", file_stem(src.path()))),
     );
 
-    // tensors
+    // tensors: specs first (the header needs every offset), then the data one at a time
     let names = kept_tensors(
         src.config().arch,
         src.weights(),
@@ -172,80 +155,20 @@ pub fn write_gguf(
         cfg.tie_word_embeddings,
         renumber.as_deref(),
     );
-    let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());
-    for (new, old) in &names {
-        let g_new = hf_to_gguf(cfg.arch, new).ok_or_else(|| {
-            Error::unsupported("GGUF export", format!("no GGUF name for tensor {new}"))
-        })?;
-        let q = match gguf_in {
-            Some(g) => g.raw_tensor(&hf_to_gguf(cfg.arch, old).expect("read from GGUF names"))?,
-            None => {
-                let mut t = src.weights().load(old, DType::F32, &Device::Cpu)?;
-                if cfg.arch.gguf_qk_permuted {
-                    if old.ends_with("q_proj.weight") {
-                        t = permute_qk(&t, cfg.num_heads)?;
-                    } else if old.ends_with("k_proj.weight") {
-                        t = permute_qk(&t, cfg.num_kv_heads)?;
-                    }
-                }
-                // norms and biases stay f32, as llama.cpp's converter keeps them
-                let dt = if t.rank() == 1 {
-                    GgmlDType::F32
-                } else {
-                    quant.unwrap_or(GgmlDType::F16)
-                };
-                let cols = t.dims()[t.rank() - 1];
-                let dt = fallback_for_width(dt, cols);
-                if cols % dt.block_size() != 0 {
-                    return Err(Error::argument(
-                        "quant",
-                        format!(
-                            "does not fit tensor {old}: its {cols} columns are not a multiple of \
-                             {dt:?}'s block of {}; choose another",
-                            dt.block_size()
-                        ),
-                    ));
-                }
-                QTensor::quantize(&t, dt)?
-            }
-        };
-        tensors.push((g_new, q));
-    }
+    let mut tensors = names
+        .iter()
+        .map(|(new, old)| gguf_tensors::tensor(src, new, old, quant))
+        .collect::<Result<Vec<_>>>()?;
     if deci {
-        let h = cfg.hidden_size;
         for i in (0..cfg.num_layers).filter(|&i| plan.drops_mlp(i) && !plan.drops_attn(i)) {
-            let dev = Device::Cpu;
-            let zeros = |r: usize, c: usize| candle_core::Tensor::zeros((r, c), DType::F32, &dev);
-            tensors.push((
-                format!("blk.{i}.ffn_norm.weight"),
-                QTensor::quantize(
-                    &candle_core::Tensor::ones(h, DType::F32, &dev)?,
-                    GgmlDType::F32,
-                )?,
-            ));
-            tensors.push((
-                format!("blk.{i}.ffn_gate.weight"),
-                QTensor::quantize(&zeros(ZERO_FFN_WIDTH, h)?, GgmlDType::F32)?,
-            ));
-            tensors.push((
-                format!("blk.{i}.ffn_up.weight"),
-                QTensor::quantize(&zeros(ZERO_FFN_WIDTH, h)?, GgmlDType::F32)?,
-            ));
-            tensors.push((
-                format!("blk.{i}.ffn_down.weight"),
-                QTensor::quantize(&zeros(h, ZERO_FFN_WIDTH)?, GgmlDType::F32)?,
-            ));
+            tensors.extend(gguf_tensors::zero_ffn(cfg, i, ZERO_FFN_WIDTH));
         }
     }
-    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    gguf_file::write(&mut f, &meta_refs, &t_refs).map_err(|e| Error::BadFile {
-        path: path.into(),
-        reason: format!("cannot write: {e}"),
-    })?;
-    f.sync_all().map_err(|e| Error::io(path, e))?;
-    Ok(())
+    let specs: Vec<TensorSpec> = tensors.iter().map(|(s, _)| s.clone()).collect();
+    gguf_write::write_file(path, &meta, &specs, |i, w| {
+        let (spec, data) = &tensors[i];
+        gguf_tensors::write_data(src, spec, data, w)
+    })
 }
 
 /// A GGUF source of a family whose layer kinds llama.cpp derives from the index.

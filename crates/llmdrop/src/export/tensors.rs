@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{DType, Device};
 use serde::Serialize;
+
+use super::st_write::{self, Planned};
 
 use crate::arch::ArchSpec;
 use crate::error::{Error, Result};
@@ -60,69 +61,32 @@ pub fn block_renumbering(num_layers: usize, plan: &DropPlan) -> Vec<Option<usize
         .collect()
 }
 
-enum Data<'a> {
-    Borrowed(safetensors::Dtype, Vec<usize>, &'a [u8]),
-    Owned(safetensors::Dtype, Vec<usize>, Vec<u8>),
-}
-
-impl Data<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Data::Borrowed(_, _, b) => b.len(),
-            Data::Owned(_, _, b) => b.len(),
-        }
-    }
-}
-
-fn data<'a>(src: &'a dyn WeightSource, name: &str) -> Result<Data<'a>> {
-    if let Some((dt, shape, bytes)) = src.raw_safetensors(name) {
-        return Ok(Data::Borrowed(dt, shape, bytes));
-    }
-    let x = src.load(name, DType::F32, &Device::Cpu)?;
-    let bytes = x
-        .flatten_all()?
-        .to_vec1::<f32>()?
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    Ok(Data::Owned(
-        safetensors::Dtype::F32,
-        x.dims().to_vec(),
-        bytes,
-    ))
-}
-
 /// Writes `tensors` ((export name, source name)) into `dir` as `model.safetensors`, or as
 /// `model-0000k-of-0000n.safetensors` shards plus `model.safetensors.index.json` when they
 /// exceed `shard_bytes`. HF sources keep their bytes; GGUF sources are dequantized to f32.
+/// One tensor at a time is read and written ([`super::st_write`]): memory holds a tensor's
+/// stored bytes at most, whatever the model's size.
 pub fn write_safetensors(
     src: &dyn WeightSource,
     tensors: &[(String, String)],
     dir: &Path,
     shard_bytes: u64,
 ) -> Result<()> {
-    // plan the shards from sizes first, then materialise one shard at a time
-    let sizes: Vec<u64> = tensors
+    // plan the shards from sizes first, then write one shard, one tensor at a time
+    let planned: Vec<Planned> = tensors
         .iter()
-        .map(|(_, old)| {
-            let shape = src.shape(old).unwrap_or_default();
-            let elems: u64 = shape.iter().map(|&d| d as u64).product();
-            match src.raw_safetensors(old) {
-                Some((_, _, b)) => b.len() as u64,
-                None => elems * 4,
-            }
-        })
-        .collect();
-    let total: u64 = sizes.iter().sum();
+        .map(|(_, old)| st_write::plan(src, old))
+        .collect::<Result<_>>()?;
+    let total: u64 = planned.iter().map(|p| p.bytes).sum();
     let mut shards: Vec<Vec<usize>> = vec![vec![]];
     let mut acc = 0u64;
-    for (i, &s) in sizes.iter().enumerate() {
-        if acc > 0 && acc + s > shard_bytes {
+    for (i, p) in planned.iter().enumerate() {
+        if acc > 0 && acc + p.bytes > shard_bytes {
             shards.push(vec![]);
             acc = 0;
         }
         shards.last_mut().expect("one shard").push(i);
-        acc += s;
+        acc += p.bytes;
     }
     let n = shards.len();
     let mut weight_map = BTreeMap::new();
@@ -132,30 +96,14 @@ pub fn write_safetensors(
         } else {
             format!("model-{:05}-of-{n:05}.safetensors", k + 1)
         };
-        let datas: Vec<(String, Data)> = shard
+        let items: Vec<(&str, &str, &Planned)> = shard
             .iter()
-            .map(|&i| Ok((tensors[i].0.clone(), data(src, &tensors[i].1)?)))
-            .collect::<Result<_>>()?;
-        let mut views = Vec::with_capacity(datas.len());
-        for (name, d) in &datas {
-            let (dt, shape, bytes): (safetensors::Dtype, &[usize], &[u8]) = match d {
-                Data::Borrowed(dt, s, b) => (*dt, s, b),
-                Data::Owned(dt, s, b) => (*dt, s, b),
-            };
-            debug_assert_eq!(bytes.len(), d.len());
-            let v = safetensors::tensor::TensorView::new(dt, shape.to_vec(), bytes)
-                .map_err(|e| Error::context(format!("tensor {name}"), e))?;
-            views.push((name.clone(), v));
-            weight_map.insert(name.clone(), file.clone());
-        }
-        let path = dir.join(&file);
-        let meta = [("format".to_string(), "pt".to_string())]
-            .into_iter()
+            .map(|&i| (tensors[i].0.as_str(), tensors[i].1.as_str(), &planned[i]))
             .collect();
-        safetensors::serialize_to_file(views, Some(meta), &path).map_err(|e| Error::BadFile {
-            path: path.clone(),
-            reason: format!("cannot write: {e}"),
-        })?;
+        for (name, _, _) in &items {
+            weight_map.insert(name.to_string(), file.clone());
+        }
+        st_write::write_file(src, &items, &dir.join(&file))?;
     }
     if n > 1 {
         let index =

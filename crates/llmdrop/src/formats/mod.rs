@@ -10,7 +10,9 @@
 //! - [`nemotron`]: `nemotron-nas` (DeciLM) `block_configs`.
 //! - [`deci_gguf`]: GGUF arch `deci`, per-layer head counts and FFN lengths, and llmdrop's
 //!   own metadata beside them.
+//! - [`gguf_types`]: the GGUF type each tensor of a float model is stored as.
 
 pub mod deci_gguf;
+pub mod gguf_types;
 pub mod hf_llmdrop;
 pub mod nemotron;

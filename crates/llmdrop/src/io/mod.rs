@@ -10,6 +10,7 @@ pub(crate) mod hash;
 pub(crate) mod layers;
 pub(crate) mod names;
 pub(crate) mod release;
+pub(crate) mod requant;
 pub(crate) mod row_subset;
 pub(crate) mod safetensors;
 pub(crate) mod source;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use super::file_kind;
 use super::gguf::GgufSource;
 use super::layers::check_layers;
+use super::requant::RequantView;
 use super::safetensors::SafetensorsSource;
 use super::tokenizer::Tokenizer;
 use super::WeightSource;
@@ -26,6 +27,9 @@ pub enum Format {
 enum Inner {
     Hf(SafetensorsSource),
     Gguf(GgufSource),
+    /// An HF directory's weights as a GGUF export of it stores them (the reload check's
+    /// reference for a quantized export).
+    Requant(RequantView<SafetensorsSource>),
 }
 
 /// An opened model: its config and a source of its weights. No tensor data is read yet.
@@ -100,13 +104,36 @@ impl ModelSource {
         match &self.inner {
             Inner::Hf(s) => s,
             Inner::Gguf(g) => g,
+            Inner::Requant(v) => v,
         }
+    }
+
+    /// This HF model with every weight rounded as a GGUF export with `quant` stores it
+    /// (quantized to its type and dequantized, as read): the model the written file must
+    /// run as. A GGUF model is refused (its export copies the stored blocks).
+    pub(crate) fn requantized(
+        self,
+        quant: Option<candle_core::quantized::GgmlDType>,
+    ) -> Result<Self> {
+        let base = match self.inner {
+            Inner::Hf(s) => s,
+            _ => {
+                return Err(Error::unsupported(
+                    "requantizing",
+                    "applies to safetensors models only",
+                ))
+            }
+        };
+        Ok(Self {
+            inner: Inner::Requant(RequantView { base, quant }),
+            ..self
+        })
     }
 
     /// The files that make up the model (for sizes and hashes).
     pub fn files(&self) -> Vec<PathBuf> {
         match &self.inner {
-            Inner::Hf(s) => {
+            Inner::Hf(s) | Inner::Requant(RequantView { base: s, .. }) => {
                 let mut f = vec![self.path.join("config.json")];
                 f.extend(s.files());
                 f
@@ -118,7 +145,7 @@ impl ModelSource {
     /// The model's tokenizer: tokenizer.json of a directory, or built from GGUF metadata.
     pub fn tokenizer(&self) -> Result<Tokenizer> {
         match &self.inner {
-            Inner::Hf(_) => Tokenizer::from_hf_dir(
+            Inner::Hf(_) | Inner::Requant(_) => Tokenizer::from_hf_dir(
                 &self.path,
                 self.config.bos_token_id,
                 self.config.eos_token_ids.clone(),
@@ -131,7 +158,7 @@ impl ModelSource {
     pub fn gguf(&self) -> Option<&GgufSource> {
         match &self.inner {
             Inner::Gguf(g) => Some(g),
-            Inner::Hf(_) => None,
+            Inner::Hf(_) | Inner::Requant(_) => None,
         }
     }
 }

@@ -7,17 +7,17 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::calibrate::{calibrate, CalibOptions};
+use super::drop_scores::{self, Rescorer, ScoreRequest};
 use super::events::{Event, Observer};
 use super::export::{export_and_check, ExportTarget};
-use super::score::scores_for;
+use super::score::ScoringOptions;
 use super::ModelOptions;
+use crate::budget::MemoryPolicy;
 use crate::dest::{self, Inputs, Kind};
 use crate::error::Result;
 use crate::export::ExportFormat;
-use crate::model::Outputs;
 use crate::plan::DropPlan;
-use crate::progress::NoProgress;
-use crate::score::{score, ScoreOptions, ScoreTable};
+use crate::score::ScoreTable;
 use crate::strategy::{select, select_iterative, SelectOptions, Strategy};
 
 /// What [`drop_layers`] drops and where it writes the pruned model.
@@ -38,6 +38,12 @@ pub struct DropOptions {
     pub scores: Option<PathBuf>,
     /// The pruned model's format and path.
     pub target: ExportTarget,
+    /// Whether scoring (and the export's reload check) holds the model or streams its
+    /// layers, and the memory the run may use.
+    pub memory: MemoryPolicy,
+    /// Where layer-streamed scoring spills the consecutive matrix's unit hidden states
+    /// (None: beside the scores file, or the output).
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl DropOptions {
@@ -53,6 +59,8 @@ impl DropOptions {
             keep_last: 0,
             scores: None,
             target: ExportTarget::new(ExportFormat::HfLlmdrop, out),
+            memory: MemoryPolicy::default(),
+            spill_dir: None,
         }
     }
 }
@@ -90,37 +98,34 @@ pub fn drop_layers(
     out_inputs.add_opt("scores file", opts.scores.as_deref());
     let t = &opts.target;
     dest::check(&t.out, t.format.dest_kind(), &out_inputs, t.force)?;
-    // scoring (and re-scoring pruned copies) needs hidden states only; the files opened
-    // above are loaded, not opened a second time
-    let dec = src.load_decoder_for(
-        &DropPlan::empty(),
-        model.dtype,
-        &candle_core::Device::Cpu,
-        Outputs::HiddenStates,
-    )?;
     let tok = src.tokenizer()?;
     let model_sha = crate::io::hash::model_sha256(&src)?;
     let cal = calibrate(&opts.calib, model.dtype, &tok)?;
+    drop(tok);
     let o = SelectOptions {
         n: opts.n,
         keep_first: opts.keep_first,
         keep_last: opts.keep_last,
     };
-    let (report, reused) = scores_for(
-        &src,
-        &model_sha,
-        &dec,
-        &cal,
-        opts.scores.as_deref(),
-        &inputs,
-        obs,
-    )?;
+    // scored as `score` scores: held, or layer by layer when the model does not fit
+    let scoring = ScoringOptions {
+        calib: opts.calib.clone(),
+        out: opts.scores.clone().unwrap_or_else(|| t.out.clone()),
+        plot: None,
+        memory: opts.memory,
+        spill_dir: opts.spill_dir.clone(),
+    };
+    let request = ScoreRequest {
+        model,
+        scoring,
+        file: opts.scores.clone(),
+        model_sha256: &model_sha,
+        cal: &cal,
+    };
+    let (report, reused) = drop_scores::scores(request, obs)?;
 
     let plan = if opts.iterative {
-        let score_opts = ScoreOptions {
-            residual: cal.settings.residual,
-            consecutive: false,
-        };
+        let rescorer = Rescorer::new(&src, model, &cal, &opts.memory)?;
         let mut rescore = |plan: &DropPlan| -> Result<ScoreTable> {
             if plan.is_empty() {
                 return Ok(report.table.clone());
@@ -129,12 +134,7 @@ pub fn drop_layers(
                 attn: plan.attn.len(),
                 mlp: plan.mlp.len(),
             });
-            score(
-                &dec.pruned(plan)?,
-                &cal.blocks.blocks,
-                &score_opts,
-                &mut NoProgress,
-            )
+            rescorer.score(plan, &cal)
         };
         select_iterative(opts.strategy, &o, src.config().num_layers, &mut rescore)?.0
     } else {
@@ -147,7 +147,7 @@ pub fn drop_layers(
         "calibration": {"data": cal.data_path.display().to_string(),
                         "data_sha256": cal.blocks.hash, "settings": cal.settings},
     });
-    let res = export_and_check(&src, &model_sha, &plan, t, details, obs)?;
+    let res = export_and_check(&src, &model_sha, &plan, t, &opts.memory, details, obs)?;
     Ok(DropReport {
         out: res.path.display().to_string(),
         strategy: opts.strategy.to_string(),

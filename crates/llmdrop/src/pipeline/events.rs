@@ -59,6 +59,9 @@ pub enum Event<'a> {
         layers: usize,
         path: &'a Path,
     },
+    /// An export's reload check runs both models as `choice` says: held side by side, or
+    /// each layer-streamed.
+    ExportCheckMode { choice: crate::budget::MemoryChoice },
     /// A large, short-lived structure (the tokenizer, a load's copies) was just freed: a
     /// good moment for a process to hand memory back to the OS.
     Freed,

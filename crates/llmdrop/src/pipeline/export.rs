@@ -10,9 +10,10 @@ use serde_json::json;
 
 use super::events::{Event, Observer};
 use super::ModelOptions;
+use crate::budget::{self, ExportNeed, MemoryPolicy, ScoreMode};
 use crate::dest::{self, Inputs};
 use crate::error::{Error, Result};
-use crate::export::{export, ExportFormat, ExportInfo, ExportRequest, ExportResult};
+use crate::export::{export, ExportFormat, ExportInfo, ExportRequest, ExportResult, Reference};
 use crate::io::source::ModelSource;
 use crate::plan::DropPlan;
 
@@ -56,6 +57,9 @@ pub struct ExportOptions {
     pub plan: DropPlan,
     /// A plan.json (as the drop workflow writes) to apply; it must name this model.
     pub plan_file: Option<PathBuf>,
+    /// Whether the reload check holds both models or streams their layers, and the memory
+    /// it may use.
+    pub memory: MemoryPolicy,
 }
 
 impl ExportOptions {
@@ -65,6 +69,7 @@ impl ExportOptions {
             target: ExportTarget::new(format, out),
             plan: DropPlan::empty(),
             plan_file: None,
+            memory: MemoryPolicy::default(),
         }
     }
 }
@@ -106,7 +111,8 @@ pub fn export_model(
         plan = plan.union(&f.plan);
     }
     plan.validate(src.config().num_layers)?;
-    export_and_check(&src, &sha, &plan, t, json!({"via": "llmdrop export"}), obs)
+    let details = json!({"via": "llmdrop export"});
+    export_and_check(&src, &sha, &plan, t, &opts.memory, details, obs)
 }
 
 /// Reads a plan.json as the drop workflow writes it.
@@ -117,20 +123,41 @@ pub(crate) fn read_plan_file<T: serde::de::DeserializeOwned>(p: &Path) -> Result
 }
 
 /// Exports `plan` applied to `src` (whose sha256 is `sha`) to `target`, verified against
-/// the in-memory pruned model (f32); `details` go into the export's info.
+/// the pruned model (f32): held beside the reloaded export when both fit `memory` (and
+/// streaming is not forced), else both run layer by layer ([`Reference::Streamed`]); says
+/// which ([`Event::ExportCheckMode`]) before writing. `details` go into the export's info.
 pub fn export_and_check(
     src: &ModelSource,
     sha: &str,
     plan: &DropPlan,
     target: &ExportTarget,
+    memory: &MemoryPolicy,
     details: serde_json::Value,
     obs: &mut dyn Observer,
 ) -> Result<ExportResult> {
     // a plan the format refuses is refused before the model is loaded
     crate::export::refuse_plan(src, plan, target.format, target.allow_first_attn_drop)?;
     let tok = src.tokenizer()?;
-    let reference = src.load_decoder(plan, DType::F32, &Device::Cpu)?;
     let probe = tok.encode(PROBE_TEXT)?;
+    let mut unique = probe.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    let models = if crate::export::rounds(src, target.format, target.quant) {
+        3
+    } else {
+        2
+    };
+    let need = ExportNeed::estimate(src, probe.len(), unique.len(), models);
+    let choice = budget::choose(&need, memory)?;
+    obs.event(Event::ExportCheckMode { choice });
+    let held = match choice.mode {
+        ScoreMode::InMemory => Some(src.load_decoder(plan, DType::F32, &Device::Cpu)?),
+        ScoreMode::Streamed => None,
+    };
+    let reference = match &held {
+        Some(d) => Reference::Held(d),
+        None => Reference::Streamed,
+    };
     let info = ExportInfo {
         tool_version: crate::VERSION.into(),
         source_model: src.path().display().to_string(),
@@ -146,7 +173,7 @@ pub fn export_and_check(
         info: &info,
         dest: &target.out,
         force: target.force,
-        reference: &reference,
+        reference,
         probe: &probe,
         allow_first_attn_drop: target.allow_first_attn_drop,
     })?;

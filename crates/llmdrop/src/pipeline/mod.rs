@@ -50,6 +50,7 @@
 
 mod calibrate;
 mod drop;
+mod drop_scores;
 mod eval;
 mod events;
 mod export;
@@ -72,7 +73,8 @@ pub use events::{Event, Observer};
 pub use export::{export_and_check, export_model, ExportOptions, ExportTarget, PROBE_TEXT};
 pub use ppl::{ppl_model, PplRun};
 pub use score::{
-    run_scoring, score_model, write_plots, Resume, ScoringOptions, DEFAULT_SCORES_FILE,
+    run_scoring, score_model, scores_for, write_plots, Resume, ScoringOptions,
+    DEFAULT_SCORES_FILE,
 };
 pub use sweep::{sweep, SweepOptions, SweepOutcome, DEFAULT_STRATEGIES, DEFAULT_SWEEP_DIR};
 

@@ -53,7 +53,7 @@ pub fn run_with(
         info: &info(),
         dest,
         force: false,
-        reference: &reference,
+        reference: llmdrop::export::Reference::Held(&reference),
         probe: &probe(),
         allow_first_attn_drop,
     })?;

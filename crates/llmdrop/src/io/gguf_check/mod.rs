@@ -19,7 +19,8 @@ mod reader;
 mod types;
 
 use reader::Walker;
-use types::{ggml_type, Ty, TENSOR_INFO_SIZE, VALUE_SIZE};
+pub(crate) use types::ggml_type;
+use types::{Ty, TENSOR_INFO_SIZE, VALUE_SIZE};
 
 /// Nesting allowed in metadata values: an array of arrays, no deeper.
 const MAX_ARRAY_DEPTH: usize = 2;

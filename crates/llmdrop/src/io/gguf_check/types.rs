@@ -57,7 +57,7 @@ impl Ty {
 }
 
 /// The ggml tensor types candle reads, by their id in the file.
-pub(super) fn ggml_type(id: u32) -> Option<GgmlDType> {
+pub(crate) fn ggml_type(id: u32) -> Option<GgmlDType> {
     use GgmlDType::*;
     Some(match id {
         0 => F32,
