@@ -114,6 +114,8 @@ pub fn drop_layers(
         plot: None,
         memory: opts.memory,
         spill_dir: opts.spill_dir.clone(),
+        // a stopped drop resumes its streamed scoring as `score` does
+        resume: super::Resume::default(),
     };
     let request = ScoreRequest {
         model,
