@@ -73,8 +73,7 @@ pub use events::{Event, Observer};
 pub use export::{export_and_check, export_model, ExportOptions, ExportTarget, PROBE_TEXT};
 pub use ppl::{ppl_model, PplRun};
 pub use score::{
-    run_scoring, score_model, scores_for, write_plots, Resume, ScoringOptions,
-    DEFAULT_SCORES_FILE,
+    run_scoring, score_model, scores_for, write_plots, Resume, ScoringOptions, DEFAULT_SCORES_FILE,
 };
 pub use sweep::{sweep, SweepOptions, SweepOutcome, DEFAULT_STRATEGIES, DEFAULT_SWEEP_DIR};
 
