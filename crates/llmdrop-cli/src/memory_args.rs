@@ -10,8 +10,10 @@ pub struct MemoryArgs {
     pub budget: BudgetArgs,
     /// Where layer-streamed scoring spills the unit hidden states of the consecutive-layer
     /// matrix (every layer of every calibration token; the size is said before it starts
-    /// and checked against the free space): a private folder made inside DIR and removed
-    /// at the end, also on error or Ctrl-C (default: the folder of --out).
+    /// and checked against the free space) and keeps its checkpoint: a private folder made
+    /// inside DIR, removed once the scores are written (a stopped run leaves its
+    /// checkpoint there for the rerun; with --no-checkpoint it goes on error or Ctrl-C
+    /// too). Default: the folder of --out.
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<std::path::PathBuf>,
 }

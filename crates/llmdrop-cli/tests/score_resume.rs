@@ -17,7 +17,7 @@ use llmdrop_testkit as testkit;
 use serde_json::Value;
 
 /// A tiny llama with this many layers, each quick: a run is stopped in the middle.
-const LAYERS: usize = 48;
+const LAYERS: usize = 32;
 
 fn deep_model(dir: &Path, layers: usize) -> PathBuf {
     let p = dir.join(format!("deep{layers}"));
@@ -140,7 +140,7 @@ fn ctrl_c_and_kill_stop_a_run_that_resumes_to_the_same_scores() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = &tmp.path().canonicalize().unwrap();
     let run = |out: &str, extra: &[&str]| {
-        let mut a = args(&model, out, "16", "128");
+        let mut a = args(&model, out, "4", "128");
         a.extend(extra);
         run_in(dir, &a)
     };
@@ -150,7 +150,7 @@ fn ctrl_c_and_kill_stop_a_run_that_resumes_to_the_same_scores() {
     assert_eq!(names(dir), ["whole.json"]);
 
     // Ctrl-C: the layer under way is finished and saved, then the run stops
-    let a = args(&model, "scores.json", "16", "128");
+    let a = args(&model, "scores.json", "4", "128");
     let child = start_until_saved(dir, &a, 1);
     signal(&child, "-INT");
     let r = finish(child);
@@ -183,13 +183,42 @@ fn ctrl_c_and_kill_stop_a_run_that_resumes_to_the_same_scores() {
     assert_eq!(names(dir), ["scores.json", "whole.json"]);
 }
 
+/// The default model (Q4_1 GGUF scored in f32, 30 layers): stopped by Ctrl-C after a few
+/// layers, resumed, the scores of a run that never stopped.
+#[test]
+fn ctrl_c_on_the_default_model_resumes_to_the_same_scores() {
+    let model = common::default_model();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().canonicalize().unwrap();
+    let a = args(&model, "scores.json", "8", "256");
+    let child = start_until_saved(dir, &a, 2);
+    signal(&child, "-INT");
+    finish(child)
+        .assert_code(130)
+        .assert_stderr_contains("run the same command again to resume");
+    let saved = saved_layers(dir);
+    assert!((2..30).contains(&saved), "{saved}");
+    let r = run_in(dir, &a);
+    r.assert_success()
+        .assert_stderr_contains(&format!("resuming at layer {saved} of 30 from "));
+    let mut whole = a.clone();
+    whole[6] = "whole.json";
+    whole.push("--no-checkpoint");
+    run_in(dir, &whole).assert_success();
+    assert_eq!(
+        table(&dir.join("scores.json")),
+        table(&dir.join("whole.json"))
+    );
+    assert_eq!(names(dir), ["scores.json", "whole.json"]);
+}
+
 #[test]
 fn other_settings_or_no_resume_start_over_and_a_damaged_checkpoint_is_cleared() {
     let models = tempfile::tempdir().unwrap();
     let model = deep_model(models.path(), LAYERS);
     let tmp = tempfile::tempdir().unwrap();
     let dir = &tmp.path().canonicalize().unwrap();
-    let a = args(&model, "scores.json", "8", "96");
+    let a = args(&model, "scores.json", "4", "96");
     let stop = |a: &[&str]| {
         let child = start_until_saved(dir, a, 2);
         signal(&child, "-INT");
@@ -198,7 +227,7 @@ fn other_settings_or_no_resume_start_over_and_a_damaged_checkpoint_is_cleared() 
     stop(&a);
     let old = checkpoint_in(dir).unwrap();
     // another --seq-len: not this checkpoint's scores; it is replaced
-    let b = args(&model, "scores.json", "8", "64");
+    let b = args(&model, "scores.json", "4", "64");
     let r = run_in(dir, &b);
     r.assert_success().assert_stderr_contains(&format!(
         "removed {}, the checkpoint of this output for another",

@@ -24,7 +24,7 @@ pub fn owner_marker_svg() -> &'static str {
     owner::SVG_MARKER
 }
 pub use resume::{Removed, ResumeDir, RESUME_PREFIX};
-pub use spill::{free_bytes, Mark, SpillDir};
+pub use spill::{Mark, SpillDir};
 pub use staging::{abandon_all, Staging};
 
 use crate::error::{Error, Result};
@@ -70,6 +70,23 @@ impl Inputs {
         i.add("model", path);
         i
     }
+}
+
+/// The bytes an unprivileged user may still write on `path`'s file system.
+pub fn free_bytes(path: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Output {
+        path: path.into(),
+        reason: "path holds a NUL byte".into(),
+    })?;
+    // SAFETY: `c` is a NUL-terminated string and `st` a zeroed statvfs, both living
+    // through the call, which writes into `st` only.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// Refuses `out` when it is, lies inside, or contains one of `inputs`.

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::checksum::Sum64;
+use super::free_bytes;
 use super::staging::{create_locked, is_live, register, unregister};
 use crate::error::{Error, Result};
 
@@ -153,22 +154,30 @@ impl SpillDir {
             .map_or_else(Vec::new, |m| lock(m).clone())
     }
 
-    /// Flushes every block file written so far to the disk (`fsync`).
+    /// Flushes every block file written so far to the disk (`fsync`), several at once: a
+    /// file system commits concurrent flushes together (64 files after 32 KiB appends
+    /// each: about 190 ms one after the other, 16 ms from 16 threads, on an ext4 virtual
+    /// disk).
     pub fn sync(&self) -> Result<()> {
-        for (block, m) in self.marks().iter().enumerate() {
-            if m.bytes > 0 {
-                let path = self.block_path(block);
-                let failed = |cause| Error::SpillWrite {
-                    path: path.clone(),
-                    need: self.need,
-                    cause,
-                };
-                File::open(&path)
-                    .and_then(|f| f.sync_all())
-                    .map_err(failed)?;
-            }
-        }
-        Ok(())
+        let paths: Vec<PathBuf> = (self.marks().iter().enumerate())
+            .filter(|(_, m)| m.bytes > 0)
+            .map(|(block, _)| self.block_path(block))
+            .collect();
+        let per_thread = paths.len().div_ceil(SYNC_THREADS).max(1);
+        std::thread::scope(|s| {
+            let flushing: Vec<_> = paths
+                .chunks(per_thread)
+                .map(|chunk| s.spawn(move || chunk.iter().try_for_each(|p| fsync(p))))
+                .collect();
+            flushing
+                .into_iter()
+                .try_for_each(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })
+        .map_err(|(path, cause)| Error::SpillWrite {
+            path,
+            need: self.need,
+            cause,
+        })
     }
 
     /// Takes kept block files back as `marks` counts them: each file must begin with
@@ -285,21 +294,13 @@ fn check_prefix(path: &Path, m: &Mark) -> std::result::Result<(), String> {
 /// Values per write or read.
 const CHUNK: usize = 1 << 14;
 
-/// The bytes an unprivileged user may still write on `path`'s file system.
-pub fn free_bytes(path: &Path) -> Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Output {
-        path: path.into(),
-        reason: "path holds a NUL byte".into(),
-    })?;
-    // SAFETY: `c` is a NUL-terminated string and `st` a zeroed statvfs, both living
-    // through the call, which writes into `st` only.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(Error::io(path, std::io::Error::last_os_error()));
-    }
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+/// Threads that flush block files at once.
+const SYNC_THREADS: usize = 16;
+
+fn fsync(path: &Path) -> std::result::Result<(), (PathBuf, std::io::Error)> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| (path.to_path_buf(), e))
 }
 
 /// Removes spill folders in `parent` whose run is gone (their lock can be taken).

@@ -5,13 +5,15 @@
 // Reachable only for benches/kernels.rs (the row cosine it times); hidden from the docs.
 pub(crate) mod checkpoint;
 mod checkpoint_file;
+mod checkpoint_key;
 #[doc(hidden)]
 pub mod cosine;
 pub(crate) mod probe;
 pub(crate) mod streamed;
 pub(crate) mod table;
 
-pub use checkpoint::{Checkpoint, CheckpointKey, Start};
+pub use checkpoint::{Checkpoint, Start};
+pub use checkpoint_key::CheckpointKey;
 pub use probe::{ScoreOptions, ScoreProbe};
 pub use streamed::{score_streamed, score_streamed_resumable};
 pub use table::ScoreTable;
