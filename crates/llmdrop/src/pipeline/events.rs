@@ -29,10 +29,18 @@ pub enum Event<'a> {
         spill_dir: Option<&'a Path>,
     },
     /// Perplexity runs the model as `choice` says; layer-streamed, `group` windows pass
-    /// through the layers at once.
+    /// through the layers at once, and the output head is read `head_rows` vocabulary rows
+    /// at a time.
     PplMode {
         choice: crate::budget::MemoryChoice,
         group: Option<usize>,
+        head_rows: Option<usize>,
+    },
+    /// Evaluation runs `model` as `choice` says (held, or its layers streamed for every
+    /// task and the perplexity).
+    EvalMode {
+        choice: crate::budget::MemoryChoice,
+        model: &'a str,
     },
     /// A large, short-lived structure (the tokenizer, a load's copies) was just freed: a
     /// good moment for a process to hand memory back to the OS.
