@@ -15,3 +15,22 @@ pub fn release_freed() {
         }
     }
 }
+
+/// From now on, gives every heap block of 128 KiB or more its own mapping, returned to the
+/// OS when freed. glibc's default raises that threshold to the largest block freed so far,
+/// after which freed tensors (a layer-streamed pass's per-layer states, a head slice's
+/// copies) stay in the heap and in RSS; a run held to a memory budget wants RSS to follow
+/// what it holds. Costs a mapping and its page faults per large allocation.
+pub fn map_large_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const M_MMAP_THRESHOLD: i32 = -3;
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        // SAFETY: mallopt only changes glibc's allocation policy for later allocations
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    }
+}

@@ -18,12 +18,13 @@ pub struct MemoryArgs {
     pub spill_dir: Option<std::path::PathBuf>,
 }
 
-/// `--stream` and `--max-memory` alone (perplexity spills nothing).
+/// `--stream` and `--max-memory` alone (perplexity and evaluation spill nothing).
 #[derive(Args, Debug, Clone)]
 pub struct BudgetArgs {
-    /// Stream the layers: every calibration block (perplexity window) passes through layer
-    /// i before layer i+1 is read, so memory holds one layer and the hidden states instead
-    /// of the model. The scores (perplexity) are the same, bit for bit.
+    /// Stream the layers: every calibration block (perplexity window, multiple-choice
+    /// example) passes through layer i before layer i+1 is read, so memory holds one layer
+    /// and the hidden states instead of the model; the output head is read in slices of the
+    /// vocabulary. The scores (perplexity, log-likelihoods) are the same, bit for bit.
     #[arg(long)]
     pub stream: bool,
     /// The memory the run may use, e.g. 200MiB, 4GiB (default: the memory available less

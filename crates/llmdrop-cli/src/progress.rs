@@ -159,6 +159,9 @@ impl Observer for Console {
         if let Event::Checkpointing { path } = event {
             *checkpoint() = Some(path.to_path_buf());
         }
+        if let Event::PplMode { choice, .. } | Event::EvalMode { choice, .. } = event {
+            streamed_memory(&choice);
+        }
         if self.quiet {
             if let Event::Freed = event {
                 crate::memory::release_freed();
@@ -186,7 +189,12 @@ impl Observer for Console {
             Event::ScoringMode { choice, spill_dir } => {
                 eprintln!("{}", scoring_mode(&choice, spill_dir))
             }
-            Event::PplMode { choice, group } => eprintln!("{}", ppl_mode(&choice, group)),
+            Event::PplMode {
+                choice,
+                group,
+                head_rows,
+            } => eprintln!("{}", ppl_mode(&choice, group, head_rows)),
+            Event::EvalMode { choice, model } => eprintln!("{}", eval_mode(&choice, model)),
             Event::Checkpointing { path } => eprintln!(
                 "checkpointing after every layer in {}: an interrupted run resumes from there \
                  when run again (--no-resume starts over)",
@@ -273,14 +281,44 @@ fn export_check_mode(c: &llmdrop::budget::MemoryChoice) -> String {
 }
 
 /// The line that says how perplexity runs the model, and why.
-fn ppl_mode(c: &llmdrop::budget::MemoryChoice, group: Option<usize>) -> String {
+fn ppl_mode(
+    c: &llmdrop::budget::MemoryChoice,
+    group: Option<usize>,
+    head_rows: Option<usize>,
+) -> String {
     let group = group.map_or(String::new(), |g| {
         format!(", {g} windows through each layer at once")
     });
     format!(
-        "perplexity {}{}: needs about {} for weights, hidden states and logits{group}",
+        "perplexity {}{}: needs about {} for weights, hidden states and logits{group}{}",
+        c.mode.name(),
+        why(c),
+        llmdrop::budget::format_size(c.need_bytes),
+        head(head_rows),
+    )
+}
+
+/// `, the output head N vocabulary rows at a time` (streamed).
+fn head(rows: Option<usize>) -> String {
+    rows.map_or(String::new(), |r| {
+        format!(", the output head {r} vocabulary rows at a time")
+    })
+}
+
+/// The line that says how evaluation runs a model, and why.
+fn eval_mode(c: &llmdrop::budget::MemoryChoice, model: &str) -> String {
+    format!(
+        "evaluating {model} {}{}: needs about {} for weights, hidden states and logits",
         c.mode.name(),
         why(c),
         llmdrop::budget::format_size(c.need_bytes)
     )
+}
+
+/// A layer-streamed perplexity or evaluation is held to its budget: freed blocks go back
+/// to the OS ([`crate::memory::map_large_blocks`]).
+fn streamed_memory(c: &llmdrop::budget::MemoryChoice) {
+    if c.mode == llmdrop::budget::ScoreMode::Streamed {
+        crate::memory::map_large_blocks();
+    }
 }

@@ -38,7 +38,8 @@ fn ppl_stream_gives_the_in_memory_perplexity_and_says_so() {
         streamed
             .assert_success()
             .assert_stderr_contains("perplexity layer-streamed (--stream)")
-            .assert_stderr_contains("4 windows through each layer at once");
+            .assert_stderr_contains("4 windows through each layer at once")
+            .assert_stderr_contains("the output head 256 vocabulary rows at a time");
         args.pop();
         let whole = llmdrop_in(tmp.path(), &args);
         whole.assert_success();
@@ -46,6 +47,8 @@ fn ppl_stream_gives_the_in_memory_perplexity_and_says_so() {
         assert_eq!(h["memory"]["mode"], "in-memory");
         assert_eq!(wh["memory"]["mode"], "streamed");
         assert_eq!(wh["windows_at_once"], 4);
+        assert_eq!(wh["head_rows_at_once"], 256);
+        assert_eq!(h.get("head_rows_at_once"), None);
         assert_eq!(wh["memory"]["spill_bytes"], Value::Null);
         assert_eq!(h.get("windows_at_once"), None);
         assert!(wh["peak_rss_bytes"].as_u64().unwrap() > 0);

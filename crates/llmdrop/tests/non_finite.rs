@@ -82,6 +82,7 @@ fn non_finite_results_are_returned_and_say_so() {
         tasks: vec![s.clone()],
         ppl: Some(r.clone()),
         seconds: 1.0,
+        memory: None,
     };
     let why = col.non_finite().expect("the NaN perplexity");
     assert!(why.starts_with("overflow: perplexity is NaN"), "{why}");

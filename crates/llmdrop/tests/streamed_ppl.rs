@@ -1,14 +1,16 @@
 //! Layer-streamed perplexity gives the in-memory perplexity bit for bit (total NLL,
 //! perplexity, tokens scored): tiny models of several families (tied and untied heads,
-//! Gemma's BOS-led windows), f32 and quantized, from HF folders and GGUF (Q4_1 blocks like
-//! the default model), all windows at once and in groups, every token or the second half;
-//! the pipeline streams when asked or when only that fits, and refuses a budget below
-//! what streaming needs with the bytes; and the default model, both ways.
+//! Gemma's BOS-led windows), f32, half precision and quantized, from HF folders and GGUF
+//! (Q4_1 blocks like the default model), all windows at once and in groups, the output
+//! head whole and in vocabulary slices (panel-sized, odd, one row), every token or the
+//! second half; the pipeline streams when asked or when only that fits, cutting windows
+//! into groups and then the head into slices, and refuses a budget below what streaming
+//! needs with the bytes; and the default model, both ways, its head whole and sliced.
 
 use candle_core::Device;
 
 use llmdrop::budget::{MemoryPolicy, ScoreMode};
-use llmdrop::eval::{perplexity, perplexity_streamed, PplOptions, PplResult};
+use llmdrop::eval::{perplexity, perplexity_streamed, PplOptions, PplResult, StreamShape};
 use llmdrop::model::LayerStream;
 use llmdrop::pipeline::ppl_model;
 use llmdrop::progress::NoProgress;
@@ -57,12 +59,19 @@ fn assert_streamed_equals_held(path: &std::path::Path, precision: &str, bos: Opt
         };
         let want = perplexity(&held, &text, &opts, &mut NoProgress).unwrap();
         assert!(want.is_finite() && want.windows == 5);
-        for group in [None, Some(2)] {
-            let got = perplexity_streamed(&stream, &text, &opts, group, &mut NoProgress).unwrap();
+        for (group, head_rows) in [
+            (None, None),
+            (Some(2), None),
+            (None, Some(32)),
+            (Some(2), Some(37)),
+            (Some(5), Some(1)),
+        ] {
+            let shape = StreamShape { group, head_rows };
+            let got = perplexity_streamed(&stream, &text, &opts, shape, &mut NoProgress).unwrap();
             assert_eq!(
                 bits(&got),
                 bits(&want),
-                "{} at {}, second half {second_half}, group {group:?}",
+                "{} at {}, second half {second_half}, {shape:?}",
                 path.display(),
                 precision.name()
             );
@@ -77,6 +86,18 @@ fn streamed_ppl_equals_held_ppl_on_tiny_families() {
         let bos = (arch == "gemma3").then_some(2);
         for p in ["f32", "q8_0", "q4_1"] {
             assert_streamed_equals_held(&dir, p, bos);
+        }
+    }
+}
+
+/// Half precision: f16's head is candle's matmul, held whole whatever the shape asks
+/// (candle may sum in another order for another number of rows); bf16's is llmdrop's
+/// kernel, sliced.
+#[test]
+fn streamed_ppl_equals_held_ppl_in_half_precision() {
+    for arch in ["llama", "qwen2"] {
+        for p in ["f16", "bf16"] {
+            assert_streamed_equals_held(&testkit::tiny_dir(arch), p, None);
         }
     }
 }
@@ -115,9 +136,18 @@ fn run(
     stream: bool,
     max_memory: Option<u64>,
 ) -> llmdrop::Result<llmdrop::pipeline::PplRun> {
+    run_at(src, "f32", stream, max_memory)
+}
+
+fn run_at(
+    src: &ModelSource,
+    precision: &str,
+    stream: bool,
+    max_memory: Option<u64>,
+) -> llmdrop::Result<llmdrop::pipeline::PplRun> {
     ppl_model(
         src,
-        Precision::parse("f32").unwrap(),
+        Precision::parse(precision).unwrap(),
         &DropPlan::empty(),
         &text(),
         &opts(),
@@ -149,13 +179,37 @@ fn ppl_model_streams_when_asked_or_when_only_that_fits_in_groups_if_need_be() {
             (ScoreMode::Streamed, Some(6))
         );
         assert_eq!(bits(&auto.result), bits(&held.result), "{arch}");
+        assert_eq!(auto.head_rows, Some(256));
         // a budget below all windows' states at once: fewer windows a pass, the same bits
         let tight = forced.memory.need_bytes - 1;
         let grouped = run(&src, false, Some(tight)).unwrap();
         let g = grouped.group.unwrap();
         assert!((1..6).contains(&g), "{g}");
+        assert_eq!(grouped.head_rows, Some(256));
         assert!(grouped.memory.need_bytes <= tight);
         assert_eq!(bits(&grouped.result), bits(&held.result), "{arch}");
+        // the least budget that runs: one window, and where the head phase binds (a
+        // quantized model's layers are small), the head in slices; the same bits
+        let mut sliced = Vec::new();
+        for p in ["f32", "q8_0", "q4_1"] {
+            let want = run_at(&src, p, false, None).unwrap();
+            let (mut lo, mut hi) = (1u64, want.memory.need_bytes);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                match run_at(&src, p, false, Some(mid)) {
+                    Ok(_) => hi = mid,
+                    Err(Error::MemoryBudget { .. }) => lo = mid + 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let least = run_at(&src, p, false, Some(lo)).unwrap();
+            assert_eq!(least.group, Some(1), "{arch} {p}");
+            assert!(least.memory.need_bytes <= lo);
+            assert_eq!(bits(&least.result), bits(&want.result), "{arch} {p}");
+            sliced.push(least.head_rows.unwrap());
+        }
+        eprintln!("{arch}: head rows at the least budget (f32, q8_0, q4_1): {sliced:?}");
+        assert!(sliced.iter().any(|&r| r < 256), "{arch}: {sliced:?}");
     }
 }
 
@@ -198,7 +252,13 @@ fn default_model_streamed_ppl_equals_held_ppl() {
     let want = perplexity(&held, &text, &opts, &mut NoProgress).unwrap();
     drop(held);
     let stream = LayerStream::open(&src, &plan, f32, &Device::Cpu).unwrap();
-    let got = perplexity_streamed(&stream, &text, &opts, None, &mut NoProgress).unwrap();
     assert!(want.is_finite());
-    assert_eq!(bits(&got), bits(&want));
+    for head_rows in [None, Some(4096), Some(1000)] {
+        let shape = StreamShape {
+            group: None,
+            head_rows,
+        };
+        let got = perplexity_streamed(&stream, &text, &opts, shape, &mut NoProgress).unwrap();
+        assert_eq!(bits(&got), bits(&want), "{head_rows:?}");
+    }
 }

@@ -7,6 +7,7 @@ use llmdrop::pipeline::{
 };
 
 use crate::args::{Ctx, DropArgs, ModelArgs};
+use crate::memory_args::BudgetArgs;
 use crate::output;
 use crate::progress::Console;
 
@@ -46,6 +47,8 @@ pub struct EvalArgs {
     /// Print a markdown table.
     #[arg(long)]
     markdown: bool,
+    #[command(flatten)]
+    memory: BudgetArgs,
 }
 
 pub fn run(a: EvalArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
@@ -60,6 +63,7 @@ pub fn run(a: EvalArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         plan: a.drop.plan(),
         plan_files: a.plan.clone(),
         pruned: a.pruned.clone(),
+        memory: a.memory.policy(),
     };
     let report = pipeline::evaluate_models(&a.model.options(), &opts, &mut Console::new(ctx))?;
     if ctx.json {

@@ -49,6 +49,9 @@ struct PplReport {
     /// Layer-streamed: the windows run through each layer at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     windows_at_once: Option<usize>,
+    /// Layer-streamed: the output head's vocabulary rows held at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head_rows_at_once: Option<usize>,
     /// The process's peak resident memory (Linux), bytes.
     peak_rss_bytes: Option<u64>,
 }
@@ -89,6 +92,7 @@ pub fn run(a: PplArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
                 second_half: a.second_half,
                 memory: run.memory,
                 windows_at_once: run.group,
+                head_rows_at_once: run.head_rows,
                 peak_rss_bytes: llmdrop::bench::peak_rss_bytes(),
             },
         )?;

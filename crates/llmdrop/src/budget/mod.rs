@@ -4,11 +4,15 @@
 //! streamed when only that fits.
 
 mod export_need;
+mod head_need;
+mod mc_need;
 mod need;
 mod ppl_need;
 mod size;
 
 pub use export_need::ExportNeed;
+pub use head_need::{HeadNeed, MIN_HEAD_ROWS, SCORE_BYTES};
+pub use mc_need::{McNeed, McPass};
 pub use need::ScoreNeed;
 pub use ppl_need::PplNeed;
 pub use size::{format_size, parse_size};
@@ -43,6 +47,16 @@ pub struct MemoryPolicy {
     pub stream: bool,
     /// The budget in bytes; None: the memory available less a margin.
     pub max_memory: Option<u64>,
+}
+
+/// How a layer-streamed pass is cut to fit memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamShape {
+    /// Sequences (perplexity windows, multiple-choice examples) through the layers at
+    /// once; None: all of them.
+    pub group: Option<usize>,
+    /// Vocabulary rows of the output head held at once; None: the whole head.
+    pub head_rows: Option<usize>,
 }
 
 /// The mode chosen, and the numbers it was chosen on.
@@ -104,6 +118,35 @@ impl Need for ScoreNeed {
     }
     fn streamed_detail(&self) -> String {
         ScoreNeed::streamed_detail(self)
+    }
+}
+
+/// Several runs on one model (the tasks and the perplexity of an evaluation): held, the
+/// most any of them holds beside the model; streamed, the most any holds.
+pub struct Largest<'a>(pub Vec<&'a dyn Need>);
+
+impl Largest<'_> {
+    fn most(&self, f: impl Fn(&dyn Need) -> u64) -> Option<&dyn Need> {
+        self.0.iter().copied().max_by_key(|n| f(*n))
+    }
+}
+
+impl Need for Largest<'_> {
+    fn in_memory(&self) -> u64 {
+        self.most(|n| n.in_memory()).map_or(0, |n| n.in_memory())
+    }
+    fn streamed(&self) -> u64 {
+        self.most(|n| n.streamed()).map_or(0, |n| n.streamed())
+    }
+    fn spill(&self) -> u64 {
+        self.most(|n| n.spill()).map_or(0, |n| n.spill())
+    }
+    fn spills(&self) -> bool {
+        self.0.iter().any(|n| n.spills())
+    }
+    fn streamed_detail(&self) -> String {
+        self.most(|n| n.streamed())
+            .map_or(String::new(), |n| n.streamed_detail())
     }
 }
 

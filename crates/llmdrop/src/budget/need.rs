@@ -149,6 +149,18 @@ pub(super) fn held_bytes(
     ggml: Option<candle_core::quantized::GgmlDType>,
     precision: Precision,
 ) -> u64 {
+    held_bytes_as(shape, stored_bytes, ggml, precision, false)
+}
+
+/// [`held_bytes`] of a layer matrix or (`head`) the embedding / output projection, which
+/// some modes hold in another kind.
+pub(super) fn held_bytes_as(
+    shape: &[usize],
+    stored_bytes: u64,
+    ggml: Option<candle_core::quantized::GgmlDType>,
+    precision: Precision,
+    head: bool,
+) -> u64 {
     let elems: u64 = shape.iter().map(|&d| d as u64).product();
     let float = elems * precision.compute_dtype().size_in_bytes() as u64;
     let (Precision::Quant(mode), &[_, cols]) = (precision, shape) else {
@@ -158,7 +170,7 @@ pub(super) fn held_bytes(
         return float;
     }
     let stored = ggml.map_or(Stored::Float, Stored::of);
-    match mode.kind(stored, false) {
+    match mode.kind(stored, head) {
         None => float,
         Some(QKind::Q8) if stored == Stored::Q8 => stored_bytes,
         Some(QKind::Q4) if stored == Stored::Q4 => stored_bytes,

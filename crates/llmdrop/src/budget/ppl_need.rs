@@ -1,9 +1,11 @@
 //! What perplexity holds in memory, estimated before any weight is read: the model with
-//! its output head and one window's pass (in memory), or, layer-streamed, one layer or
-//! the head, the hidden states of a group of windows, and one window's logits.
+//! its output head and one window's pass (in memory), or, layer-streamed, one layer and
+//! the hidden states of a group of windows, then those states and one slice of the output
+//! head with one window's logits of that slice.
 
-use super::need::{held_bytes, ScoreNeed};
-use super::Need;
+use super::head_need::{largest_group, HeadNeed};
+use super::need::ScoreNeed;
+use super::{Need, StreamShape};
 use crate::io::source::ModelSource;
 use crate::quant::Precision;
 
@@ -13,20 +15,22 @@ pub struct PplNeed {
     /// The layers, embedding rows, one window's states and working memory (`blocks` is
     /// the windows of a streamed group).
     pub pass: ScoreNeed,
-    /// The output head as held: the final norm and the projection (the whole embedding
-    /// matrix when tied).
-    pub head: u64,
+    /// The output head, whole or by slices.
+    pub head: HeadNeed,
     /// The weights the in-memory decoder holds for logits (its head included).
     pub model: u64,
-    /// One window's logits, f32, with the copy the NLL reads.
+    /// One window's logits, f32, with the copy the NLL reads (in memory).
     pub logits: u64,
+    /// Positions of one window (its logits' rows).
+    pub seq_len: u64,
     /// Windows in all.
     pub windows: u64,
 }
 
 impl PplNeed {
     /// The estimate for `windows` windows of `seq_len` tokens of `src` at `precision`
-    /// (`unique_tokens` distinct ids), streamed `group` windows at a time, `lanes` at once.
+    /// (`unique_tokens` distinct ids), streamed `group` windows at a time, `lanes` at once,
+    /// with the whole head.
     pub fn estimate(
         src: &ModelSource,
         precision: Precision,
@@ -37,67 +41,78 @@ impl PplNeed {
         lanes: usize,
     ) -> Self {
         let c = src.config();
-        let w = src.weights();
         let group = group.clamp(1, windows.max(1));
-        let pass = ScoreNeed::estimate(src, precision, group, seq_len, unique_tokens, lanes, false);
-        let held = |name: &str| {
-            w.tensors().iter().find(|t| t.name == name).map_or(0, |t| {
-                held_bytes(&t.shape, t.bytes, w.ggml_type(name), precision)
-            })
-        };
-        let embed = held("model.embed_tokens.weight");
-        // scoring's load keeps a GGUF table as stored in f32; the logits load does not
-        let scoring_embed = w
-            .tensors()
-            .iter()
-            .find(|t| t.name == "model.embed_tokens.weight")
-            .map_or(0, |t| {
-                match (precision.compute_dtype(), w.ggml_type(&t.name)) {
-                    (candle_core::DType::F32, Some(_)) => embed.min(t.bytes),
-                    _ => embed,
-                }
-            });
-        let projection = match c.tie_word_embeddings {
-            true => embed,
-            false => held("lm_head.weight"),
-        };
+        let mut pass =
+            ScoreNeed::estimate(src, precision, group, seq_len, unique_tokens, lanes, false);
+        let head = HeadNeed::estimate(src, precision);
+        // the rows are loaded as the logits load holds the table
+        pass.embed_rows = head.embed_row * unique_tokens as u64;
         Self {
             pass,
-            head: projection + held("model.norm.weight"),
-            model: pass.model - scoring_embed
-                + embed
-                + if c.tie_word_embeddings { 0 } else { projection },
+            model: pass.model - head.scoring_embed + head.logits_model,
+            head,
             logits: 2 * seq_len as u64 * c.vocab_size as u64 * 4,
+            seq_len: seq_len as u64,
             windows: windows as u64,
         }
     }
 
-    /// The windows a streamed group may hold within `budget` (at least 1), or None when
-    /// all fit.
-    pub fn group_within(&self, budget: u64) -> Option<usize> {
-        if self.with_group(self.windows).streamed_bytes() <= budget {
-            return None;
+    /// The most windows at once, and the largest head slice beside their states, that
+    /// fit `budget`; one window and the smallest slice when nothing fits (the need then
+    /// says what streaming needs at least).
+    pub fn shape_within(&self, budget: u64) -> StreamShape {
+        let g = largest_group(self.windows, &self.head, |g, rows| {
+            let n = self.with_shape(g, rows);
+            n.layers_bytes() <= budget && n.head_bytes() <= budget
+        });
+        let fixed = self.with_shape(g, 0).head_bytes();
+        let rows = self
+            .head
+            .rows_within(budget.saturating_sub(fixed), self.seq_len);
+        StreamShape {
+            group: Some(g as usize),
+            head_rows: Some(rows as usize),
         }
-        let fits = |g: u64| self.with_group(g).streamed_bytes() <= budget;
-        let g = (1..self.windows).rev().find(|&g| fits(g)).unwrap_or(1);
-        Some(g as usize)
     }
 
-    /// The same estimate, streamed `group` windows at a time.
-    pub fn with_group(&self, group: u64) -> Self {
+    /// The same estimate, streamed `group` windows at a time with `head_rows` rows of the
+    /// head at once.
+    pub fn with_shape(&self, group: u64, head_rows: u64) -> Self {
         let mut n = *self;
         n.pass.blocks = group.clamp(1, self.windows.max(1));
         n.pass.lanes = n.pass.lanes.min(n.pass.blocks);
+        n.head.rows = head_rows.min(self.head.vocab);
         n
     }
 
-    fn streamed_bytes(&self) -> u64 {
-        let states = self.pass.blocks * self.pass.block_states;
-        let layers = self.pass.layer
+    /// [`PplNeed::with_shape`] of a [`StreamShape`] (None: all windows, the whole head).
+    pub fn shaped(&self, s: StreamShape) -> Self {
+        let g = s.group.map_or(self.windows, |g| g as u64);
+        let r = s.head_rows.map_or(self.head.vocab, |r| r as u64);
+        self.with_shape(g, r)
+    }
+
+    fn states(&self) -> u64 {
+        self.pass.blocks * self.pass.block_states
+    }
+
+    /// While the layers run.
+    fn layers_bytes(&self) -> u64 {
+        self.pass.layer
             + self.pass.embed_rows
-            + states
-            + self.pass.lanes * self.pass.block_working;
-        layers.max(self.head + states + self.logits)
+            + self.states()
+            + self.pass.lanes * self.pass.block_working
+    }
+
+    /// While the head runs: the states (and one window's being normed), each position's
+    /// score, and the head's slice with one window's logits of it.
+    fn head_bytes(&self) -> u64 {
+        let positions = self.pass.blocks * self.seq_len;
+        self.states() + self.pass.block_states + self.head.bytes(positions, self.seq_len)
+    }
+
+    fn streamed_bytes(&self) -> u64 {
+        self.layers_bytes().max(self.head_bytes())
     }
 }
 
@@ -119,16 +134,15 @@ impl Need for PplNeed {
         use super::format_size as s;
         let p = &self.pass;
         format!(
-            "{}: one layer {}, embedding rows {}, hidden states of {} {}, working memory of {} at once {}; then the output head {} and one window's logits {}",
+            "{}: one layer {}, embedding rows {}, hidden states of {} {}, working memory of {} at once {}; then {}",
             s(self.streamed_bytes()),
             s(p.layer),
             s(p.embed_rows),
             windows(p.blocks),
-            s(p.blocks * p.block_states),
+            s(self.states()),
             windows(p.lanes),
             s(p.lanes * p.block_working),
-            s(self.head),
-            s(self.logits),
+            self.head.detail(self.pass.blocks * self.seq_len, self.seq_len, "one window's"),
         )
     }
 }

@@ -3,7 +3,8 @@
 use candle_core::Tensor;
 use serde::Serialize;
 
-use super::ppl::log_softmax_at;
+use super::log_softmax::whole_row;
+use super::mc_plan::{add_token, batch_rows, plan_example, result_of, Part};
 use super::task::{McExample, Task};
 use crate::error::{Error, Result};
 use crate::io::tokenizer::Tokenizer;
@@ -81,95 +82,40 @@ impl McResult {
     }
 }
 
-fn argmax(v: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 /// Scores one example. Requests that share a context are scored together: the context
 /// runs once into a KV cache, then all continuations run as one right-padded batch on top
 /// of it (a causal model never looks at the padding). The input is lm-eval's: context ids
 /// then continuation ids. Requests longer than the model's window are cut from the left and
 /// run without sharing.
 pub fn score_example(dec: &Decoder, tok: &Tokenizer, ex: &McExample) -> Result<McResult> {
-    if ex.requests.is_empty() {
-        return Err(Error::NotEnough {
-            what: "an example".into(),
-            reason: "has no choices".into(),
-        });
-    }
-    let mut pairs = Vec::with_capacity(ex.requests.len());
-    for (ctx, cont) in &ex.requests {
-        let (c, k) = encode_pair(tok, ctx, cont)?;
-        if k.is_empty() {
-            return Err(Error::NotEnough {
-                what: format!("choice {cont:?}"),
-                reason: "encodes to no tokens".into(),
-            });
-        }
-        pairs.push((c, k));
-    }
-    let max_len = dec.config().max_position_embeddings;
-    let mut lls = vec![0.0; pairs.len()];
-    let mut greedy = vec![true; pairs.len()];
-    let mut done = vec![false; pairs.len()];
-    for i in 0..pairs.len() {
-        if done[i] {
-            continue;
-        }
-        let group: Vec<usize> = (i..pairs.len())
-            .filter(|&j| !done[j] && pairs[j].0 == pairs[i].0)
-            .collect();
-        let fits = group
-            .iter()
-            .all(|&j| pairs[j].0.len() + pairs[j].1.len() - 1 <= max_len);
-        let scored = if fits {
-            score_shared(
-                dec,
-                tok,
-                &pairs[i].0,
-                &group
-                    .iter()
-                    .map(|&j| pairs[j].1.as_slice())
-                    .collect::<Vec<_>>(),
-            )?
-        } else {
-            group
-                .iter()
-                .map(|&j| score_alone(dec, &pairs[j].0, &pairs[j].1, max_len))
-                .collect::<Result<Vec<_>>>()?
-        };
-        for (&j, (ll, g)) in group.iter().zip(scored) {
-            lls[j] = ll;
-            greedy[j] = g;
-            done[j] = true;
+    let parts = plan_example(tok, ex, dec.config().max_position_embeddings)?;
+    let mut scored = vec![(0.0, true); ex.requests.len()];
+    for part in &parts {
+        match part {
+            Part::Shared {
+                members,
+                ctx,
+                conts,
+            } => {
+                for (&j, s) in members.iter().zip(score_shared(dec, tok, ctx, conts)?) {
+                    scored[j] = s;
+                }
+            }
+            Part::Alone {
+                member,
+                input,
+                start,
+                targets,
+            } => scored[*member] = score_alone(dec, input, *start, targets)?,
         }
     }
-    let normed: Vec<f64> = lls
-        .iter()
-        .zip(&ex.choices)
-        .map(|(ll, c)| ll / c.chars().count().max(1) as f64)
-        .collect();
-    Ok(McResult {
-        pred: argmax(&lls),
-        pred_norm: argmax(&normed),
-        loglikelihoods: lls,
-        greedy,
-        gold: ex.gold,
-    })
+    Ok(result_of(ex, scored))
 }
 
 /// Log-probability of `target` under `row`, and whether it is the row's argmax.
-fn token_score(row: &[f32], target: u32) -> (f64, bool) {
-    (
-        log_softmax_at(row, target as usize),
-        crate::generate::argmax(row) == target,
-    )
+pub(crate) fn token_score(row: &[f32], target: u32) -> (f64, bool) {
+    let r = whole_row(row, target as usize);
+    (r.log_prob(), r.greedy())
 }
 
 /// One context, several continuations: context once, continuations batched on its cache.
@@ -177,7 +123,7 @@ fn score_shared(
     dec: &Decoder,
     tok: &Tokenizer,
     ctx: &[u32],
-    conts: &[&[u32]],
+    conts: &[Vec<u32>],
 ) -> Result<Vec<(f64, bool)>> {
     let mut cache = dec.new_cache();
     let input = Tensor::new(ctx, dec.device())?.unsqueeze(0)?;
@@ -187,19 +133,10 @@ fn score_shared(
         .flatten_all()?
         .to_vec1::<f32>()?;
     let mut out: Vec<(f64, bool)> = conts.iter().map(|k| token_score(&last, k[0])).collect();
-    let width = conts.iter().map(|k| k.len() - 1).max().unwrap_or(0);
-    if width == 0 {
-        return Ok(out);
-    }
     let pad = tok.eos.first().copied().unwrap_or(0);
-    let rows: Vec<Vec<u32>> = conts
-        .iter()
-        .map(|k| {
-            let mut r = k[..k.len() - 1].to_vec();
-            r.resize(width, pad);
-            r
-        })
-        .collect();
+    let Some(rows) = batch_rows(conts, pad) else {
+        return Ok(out);
+    };
     let mut batch_cache = cache.repeat_batch(conts.len())?;
     let logits = dec
         .forward(
@@ -215,24 +152,15 @@ fn score_shared(
         }
         let rows = logits.get(b)?.narrow(0, 0, k.len() - 1)?.to_vec2::<f32>()?;
         for (row, &t) in rows.iter().zip(&k[1..]) {
-            let (ll, g) = token_score(row, t);
-            out[b].0 += ll;
-            out[b].1 &= g;
+            add_token(&mut out[b], token_score(row, t));
         }
     }
     Ok(out)
 }
 
-/// One request on its own, cut from the left to the model's window.
-fn score_alone(dec: &Decoder, ctx: &[u32], cont: &[u32], max_len: usize) -> Result<(f64, bool)> {
-    let mut all = ctx.to_vec();
-    all.extend(cont);
-    let mut input: Vec<u32> = all[..all.len() - 1].to_vec();
-    if input.len() > max_len {
-        input.drain(..input.len() - max_len);
-    }
-    let start = input.len().saturating_sub(cont.len());
-    let ids = Tensor::new(input.as_slice(), dec.device())?.unsqueeze(0)?;
+/// One request on its own: `input`, its positions `start..` predicting `targets`.
+fn score_alone(dec: &Decoder, input: &[u32], start: usize, targets: &[u32]) -> Result<(f64, bool)> {
+    let ids = Tensor::new(input, dec.device())?.unsqueeze(0)?;
     let logits = dec
         .forward(&ids, None, &mut NoProbe, Logits::All)?
         .expect("logits requested");
@@ -240,14 +168,11 @@ fn score_alone(dec: &Decoder, ctx: &[u32], cont: &[u32], max_len: usize) -> Resu
         .get(0)?
         .narrow(0, start, input.len() - start)?
         .to_vec2::<f32>()?;
-    let mut ll = 0.0;
-    let mut greedy = true;
-    for (row, &t) in rows.iter().zip(&cont[cont.len() - (input.len() - start)..]) {
-        let (l, g) = token_score(row, t);
-        ll += l;
-        greedy &= g;
+    let mut acc = (0.0, true);
+    for (row, &t) in rows.iter().zip(targets) {
+        add_token(&mut acc, token_score(row, t));
     }
-    Ok((ll, greedy))
+    Ok(acc)
 }
 
 /// Accuracy of a task with its standard error.
@@ -328,22 +253,24 @@ pub fn evaluate_task(
         progress.advance(1);
     }
     progress.finish();
+    Ok((task_score(task, &results), results))
+}
+
+/// A task's accuracies from its examples' results.
+pub(crate) fn task_score(task: &Task, results: &[McResult]) -> TaskScore {
     let acc: Vec<f64> = results.iter().map(McResult::acc).collect();
     let accn: Vec<f64> = results.iter().map(McResult::acc_norm).collect();
     let n = acc.len() as f64;
-    Ok((
-        TaskScore {
-            task: task.name.clone(),
-            examples: results.len(),
-            chance: task.chance(),
-            acc: acc.iter().sum::<f64>() / n,
-            acc_stderr: mean_stderr(&acc),
-            acc_norm: accn.iter().sum::<f64>() / n,
-            acc_norm_stderr: mean_stderr(&accn),
-            non_finite_examples: results.iter().filter(|r| !r.is_finite()).count(),
-        },
-        results,
-    ))
+    TaskScore {
+        task: task.name.clone(),
+        examples: results.len(),
+        chance: task.chance(),
+        acc: acc.iter().sum::<f64>() / n,
+        acc_stderr: mean_stderr(&acc),
+        acc_norm: accn.iter().sum::<f64>() / n,
+        acc_norm_stderr: mean_stderr(&accn),
+        non_finite_examples: results.iter().filter(|r| !r.is_finite()).count(),
+    }
 }
 
 #[cfg(test)]

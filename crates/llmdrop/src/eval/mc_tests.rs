@@ -2,6 +2,7 @@
 use candle_core::{DType, Device};
 
 use super::*;
+use crate::eval::log_softmax::log_softmax_at;
 use crate::{DropPlan, ModelSource};
 
 #[test]

@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 use serde::Serialize;
 
+use super::log_softmax::log_softmax_at;
 use crate::error::{Error, Result};
 use crate::json_f64;
 use crate::model::{Decoder, Logits};
@@ -147,11 +148,15 @@ impl NllSum {
         let logits = logits.squeeze(0)?;
         let rows = logits.narrow(0, first, l - 1 - first)?.to_vec2::<f32>()?;
         for (r, row) in rows.iter().enumerate() {
-            let target = win[first + r + 1] as usize;
-            self.nll -= log_softmax_at(row, target);
-            self.scored += 1;
+            self.add_log_prob(log_softmax_at(row, win[first + r + 1] as usize));
         }
         Ok(())
+    }
+
+    /// Adds one scored token's log-probability (the windows' tokens in order).
+    pub fn add_log_prob(&mut self, log_prob: f64) {
+        self.nll -= log_prob;
+        self.scored += 1;
     }
 
     pub fn finish(self, w: &Windows) -> PplResult {
@@ -163,25 +168,5 @@ impl NllSum {
             seq_len: w.seq_len,
             tokens_total: w.tokens_total,
         }
-    }
-}
-
-/// `log_softmax(row)[i]`, accumulated in f64.
-pub fn log_softmax_at(row: &[f32], i: usize) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
-    row[i] as f64 - max - sum.ln()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_softmax_matches_definition() {
-        let row = [1.0f32, 2.0, 3.0];
-        let z: f64 = row.iter().map(|&x| (x as f64).exp()).sum();
-        let want = (2.0f64).exp().ln() - z.ln();
-        assert!((log_softmax_at(&row, 1) - want).abs() < 1e-12);
     }
 }

@@ -55,21 +55,28 @@ pub(crate) fn load_projection(
     embed: Option<&MatrixWeight>,
 ) -> Result<Linear> {
     let (v, h) = (cfg.vocab_size, cfg.hidden_size);
-    let weight = if !cfg.tie_word_embeddings && w.has("lm_head.weight") {
-        w.matrix("lm_head.weight", v, h, true)?
+    let name = projection_name(w, cfg)?;
+    let weight = match embed {
+        Some(e) if name == EMBED => e.clone(),
+        _ => w.matrix(name, v, h, true)?,
+    };
+    Ok(Linear { weight, bias: None })
+}
+
+/// The stored matrix the output projection is: `lm_head.weight`, or the embedding
+/// matrix when the config ties them.
+pub(crate) fn projection_name(w: &Weights, cfg: &Config) -> Result<&'static str> {
+    if !cfg.tie_word_embeddings && w.has("lm_head.weight") {
+        Ok("lm_head.weight")
     } else if cfg.tie_word_embeddings {
-        match embed {
-            Some(e) => e.clone(),
-            None => w.matrix(EMBED, v, h, true)?,
-        }
+        Ok(EMBED)
     } else {
-        return Err(Error::MissingTensor {
+        Err(Error::MissingTensor {
             path: w.src.path().into(),
             name: "lm_head.weight".into(),
             hint: " (the config says tie_word_embeddings = false)".into(),
-        });
-    };
-    Ok(Linear { weight, bias: None })
+        })
+    }
 }
 
 /// The head's step: final norm, projection, f32.

@@ -29,6 +29,7 @@ use crate::quant::Precision;
 
 use super::decoder::Outputs;
 use super::head::{OutputHead, EMBED};
+use super::head_slices::HeadSlices;
 
 /// What [`LayerStream::run_from`] calls after each layer: the layer, every state (its
 /// output), every probe, and the progress.
@@ -141,6 +142,34 @@ impl<'a> LayerStream<'a> {
     /// pages back with [`LayerStream::release_head`] once it is dropped.
     pub fn head(&self) -> Result<OutputHead> {
         OutputHead::load(&self.weights_of(self.src.weights()), &self.frame.cfg, None)
+    }
+
+    /// The output head read `rows` vocabulary rows at a time ([`HeadSlices`]): holds the
+    /// final norm, and each slice only while it is used. Hand its pages back with
+    /// [`HeadSlices::release`].
+    pub fn head_slices(&self, rows: usize) -> Result<HeadSlices<'_>> {
+        let f = &self.frame;
+        HeadSlices::open(self.src.weights(), &f.cfg, f.precision, &f.device, rows)
+    }
+
+    /// The weight-free part of the model (config, plan, RoPE, dtype) that runs a layer.
+    pub(crate) fn frame(&self) -> &Frame {
+        &self.frame
+    }
+
+    /// Reads layer `i` as the in-memory decoder loads it.
+    pub(crate) fn load_layer(&self, i: usize) -> Result<Layer> {
+        Layer::load(
+            &self.weights_of(self.src.weights()),
+            &self.frame.cfg,
+            &self.frame.plan,
+            i,
+        )
+    }
+
+    /// Hands the pages of layer `i`'s stored tensors back to the kernel.
+    pub(crate) fn release_layer(&self, i: usize) {
+        self.src.weights().release(&self.layer_tensors[i]);
     }
 
     /// Hands the pages of the head's stored tensors back to the kernel.

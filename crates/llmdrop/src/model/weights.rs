@@ -83,6 +83,26 @@ impl Weights<'_> {
         Ok(MatrixWeight::Quant(Arc::new(q)))
     }
 
+    /// Whether [`Weights::matrix`] holds `name` (`cols` wide) in a layout of llmdrop's own
+    /// kernels (packed f32, packed bf16, quantized blocks), whose every output is one chain
+    /// over the columns whatever the matrix's other rows, rather than as a dense candle
+    /// tensor (candle's matmul may sum in another order for another number of rows).
+    pub fn own_kernel(&self, name: &str, cols: usize, head: bool) -> bool {
+        if let Some(m) = self.quant.filter(|_| QMatrix::fits(cols)) {
+            let stored = self.src.ggml_type(name).map_or(Stored::Float, Stored::of);
+            if m.kind(stored, head).is_some() {
+                return true;
+            }
+        }
+        let caps = llmdrop_kernels::caps();
+        self.device.is_cpu()
+            && match self.dtype {
+                DType::F32 => caps.avx512f(),
+                DType::BF16 => caps.avx512_bf16(),
+                _ => false,
+            }
+    }
+
     /// A `[rows, cols]` table only looked up by row (embeddings without an output head):
     /// GGUF blocks that repack exactly stay as stored, anything else loads as
     /// [`Weights::matrix`] does.

@@ -6,15 +6,19 @@ use std::time::Instant;
 use candle_core::Device;
 use serde::Deserialize;
 
-use super::events::Observer;
+use super::eval_memory::{eval_memory, EvalShapes};
+use super::events::{Event, Observer};
 use super::export::read_plan_file;
 use super::ModelOptions;
+use crate::budget::{MemoryPolicy, ScoreMode};
 use crate::error::{Error, Result};
 use crate::eval::suite::resolve;
-use crate::eval::{evaluate_task, perplexity, PplOptions, Task};
+use crate::eval::{
+    evaluate_task, evaluate_task_streamed, perplexity, perplexity_streamed, PplOptions, Task,
+};
 use crate::io::source::ModelSource;
 use crate::io::tokenizer::Tokenizer;
-use crate::model::Decoder;
+use crate::model::{Decoder, LayerStream};
 use crate::plan::DropPlan;
 use crate::progress::Progress;
 use crate::report::eval::{EvalReport, ModelColumn};
@@ -48,6 +52,8 @@ pub struct EvalOptions {
     pub plan_files: Vec<PathBuf>,
     /// Pruned model folders (as the drop workflow writes).
     pub pruned: Vec<PathBuf>,
+    /// Whether the models are held or their layers streamed, and the memory allowed.
+    pub memory: MemoryPolicy,
 }
 
 impl Default for EvalOptions {
@@ -63,6 +69,7 @@ impl Default for EvalOptions {
             plan: DropPlan::empty(),
             plan_files: Vec::new(),
             pruned: Vec::new(),
+            memory: MemoryPolicy::default(),
         }
     }
 }
@@ -95,12 +102,24 @@ pub fn load_tasks(
     Ok(tasks)
 }
 
+/// How [`evaluate`] runs a model variant.
+pub enum Runner<'a> {
+    /// The variant held in memory.
+    Held(&'a Decoder),
+    /// The variant's layers streamed, each task (in order) and the perplexity cut as
+    /// `shapes` says.
+    Streamed {
+        stream: &'a LayerStream<'a>,
+        shapes: &'a EvalShapes,
+    },
+}
+
 /// Evaluates one model (named `name` in the report, from `model`) on the tasks and the
 /// perplexity text.
 pub fn evaluate(
     name: &str,
     model: &str,
-    dec: &Decoder,
+    run: Runner<'_>,
     tok: &Tokenizer,
     tasks: &[Task],
     ppl: Option<(&[u32], &PplOptions)>,
@@ -108,27 +127,44 @@ pub fn evaluate(
 ) -> Result<ModelColumn> {
     let t0 = Instant::now();
     let mut scores = Vec::new();
-    for t in tasks {
-        let (s, _) = evaluate_task(dec, tok, t, progress)
-            .map_err(|e| Error::context(format!("task {}", t.name), e))?;
+    for (i, t) in tasks.iter().enumerate() {
+        let (s, _) = match &run {
+            Runner::Held(dec) => evaluate_task(dec, tok, t, progress),
+            Runner::Streamed { stream, shapes } => {
+                let shape = shapes.tasks.get(i).copied().unwrap_or_default();
+                evaluate_task_streamed(stream, tok, t, shape, progress)
+            }
+        }
+        .map_err(|e| Error::context(format!("task {}", t.name), e))?;
         scores.push(s);
     }
-    let ppl = match ppl {
-        Some((ids, o)) => Some(perplexity(dec, ids, o, progress)?),
-        None => None,
+    let ppl = match (ppl, &run) {
+        (Some((ids, o)), Runner::Held(dec)) => Some(perplexity(dec, ids, o, progress)?),
+        (Some((ids, o)), Runner::Streamed { stream, shapes }) => {
+            Some(perplexity_streamed(stream, ids, o, shapes.ppl, progress)?)
+        }
+        (None, _) => None,
+    };
+    let plan = match &run {
+        Runner::Held(dec) => dec.plan().clone(),
+        Runner::Streamed { stream, .. } => stream.plan().clone(),
     };
     Ok(ModelColumn {
         name: name.into(),
         model: model.into(),
-        plan: dec.plan().clone(),
+        plan,
         tasks: scores,
         ppl,
         seconds: t0.elapsed().as_secs_f64(),
+        memory: None,
     })
 }
 
 /// Multiple-choice accuracy (and perplexity) of the model and each variant in `opts`:
-/// the original first, then the layer lists, each plan file, each pruned folder.
+/// the original first, then the layer lists, each plan file, each pruned folder. Each
+/// model is held in memory when it fits `opts.memory`, else its layers are streamed
+/// (the same results, bit for bit); [`Event::EvalMode`] says which before any weight is
+/// read.
 pub fn evaluate_models(
     model: &ModelOptions,
     opts: &EvalOptions,
@@ -139,7 +175,6 @@ pub fn evaluate_models(
     let src = model.open()?;
     let model_sha = crate::io::hash::model_sha256(&src)?;
     let tok = src.tokenizer()?;
-    let base = src.load_decoder(&DropPlan::empty(), dtype, &Device::Cpu)?;
     let ppl_ids = match &opts.ppl_data {
         Some(p) => Some(tok.encode(&crate::io::text::read_utf8(p)?)?),
         None => None,
@@ -162,21 +197,69 @@ pub fn evaluate_models(
         variants.push((p.display().to_string(), f.plan));
     }
     let mut columns = Vec::new();
+    let (choice, shapes) = eval_memory(&src, dtype, &tok, &tasks, ppl, &opts.memory)?;
+    obs.event(Event::EvalMode {
+        choice,
+        model: &path,
+    });
+    let base = match choice.mode {
+        ScoreMode::InMemory => Some(src.load_decoder(&DropPlan::empty(), dtype, &Device::Cpu)?),
+        ScoreMode::Streamed => None,
+    };
     for (name, plan) in &variants {
-        let dec = base.pruned(plan)?;
-        columns.push(evaluate(name, &path, &dec, &tok, &tasks, ppl, obs)?);
+        let mut col = match &base {
+            Some(b) => evaluate(
+                name,
+                &path,
+                Runner::Held(&b.pruned(plan)?),
+                &tok,
+                &tasks,
+                ppl,
+                obs,
+            )?,
+            None => {
+                let stream = LayerStream::open(&src, plan, dtype, &Device::Cpu)?;
+                let run = Runner::Streamed {
+                    stream: &stream,
+                    shapes: &shapes,
+                };
+                evaluate(name, &path, run, &tok, &tasks, ppl, obs)?
+            }
+        };
+        col.memory = Some(choice);
+        columns.push(col);
     }
+    drop(base);
     for dir in &opts.pruned {
         let s = ModelSource::open(dir)?;
         let t = s.tokenizer()?;
-        let d = s.load_decoder(&DropPlan::empty(), dtype, &Device::Cpu)?;
         let ids = match &opts.ppl_data {
             Some(p) => Some(t.encode(&crate::io::text::read_utf8(p)?)?),
             None => None,
         };
         let ppl = ids.as_deref().map(|ids| (ids, &ppl_opts));
         let name = dir.display().to_string();
-        columns.push(evaluate(&name, &name, &d, &t, &tasks, ppl, obs)?);
+        let (choice, shapes) = eval_memory(&s, dtype, &t, &tasks, ppl, &opts.memory)?;
+        obs.event(Event::EvalMode {
+            choice,
+            model: &name,
+        });
+        let mut col = match choice.mode {
+            ScoreMode::InMemory => {
+                let d = s.load_decoder(&DropPlan::empty(), dtype, &Device::Cpu)?;
+                evaluate(&name, &name, Runner::Held(&d), &t, &tasks, ppl, obs)?
+            }
+            ScoreMode::Streamed => {
+                let stream = LayerStream::open(&s, &DropPlan::empty(), dtype, &Device::Cpu)?;
+                let run = Runner::Streamed {
+                    stream: &stream,
+                    shapes: &shapes,
+                };
+                evaluate(&name, &name, run, &t, &tasks, ppl, obs)?
+            }
+        };
+        col.memory = Some(choice);
+        columns.push(col);
     }
     Ok(EvalReport {
         llmdrop_version: crate::VERSION.into(),

@@ -29,10 +29,18 @@ pub enum Event<'a> {
         spill_dir: Option<&'a Path>,
     },
     /// Perplexity runs the model as `choice` says; layer-streamed, `group` windows pass
-    /// through the layers at once.
+    /// through the layers at once, and the output head is read `head_rows` vocabulary rows
+    /// at a time.
     PplMode {
         choice: crate::budget::MemoryChoice,
         group: Option<usize>,
+        head_rows: Option<usize>,
+    },
+    /// Evaluation runs `model` as `choice` says (held, or its layers streamed for every
+    /// task and the perplexity).
+    EvalMode {
+        choice: crate::budget::MemoryChoice,
+        model: &'a str,
     },
     /// Layer-streamed scoring saves its progress in `path` after every layer; a run stopped
     /// (or killed) is resumed from there by the same call (same model, data, settings).

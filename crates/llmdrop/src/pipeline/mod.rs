@@ -52,6 +52,7 @@ mod calibrate;
 mod drop;
 mod drop_scores;
 mod eval;
+mod eval_memory;
 mod events;
 mod export;
 mod ppl;
@@ -66,9 +67,10 @@ use candle_core::Device;
 pub use calibrate::{calibrate, CalibOptions, Calibration, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN};
 pub use drop::{drop_layers, DropOptions, DropReport};
 pub use eval::{
-    describe, evaluate_models, load_tasks, EvalOptions, DEFAULT_FEWSHOT_SEED, DEFAULT_PPL_SEQ_LEN,
-    DEFAULT_TASKS,
+    describe, evaluate, evaluate_models, load_tasks, EvalOptions, Runner, DEFAULT_FEWSHOT_SEED,
+    DEFAULT_PPL_SEQ_LEN, DEFAULT_TASKS,
 };
+pub use eval_memory::EvalShapes;
 pub use events::{Event, Observer};
 pub use export::{export_and_check, export_model, ExportOptions, ExportTarget, PROBE_TEXT};
 pub use ppl::{ppl_model, PplRun};

@@ -4,10 +4,9 @@
 use candle_core::Device;
 
 use super::events::{Event, Observer};
-use crate::budget::{self, MemoryChoice, MemoryPolicy, PplNeed, ScoreMode};
+use crate::budget::{self, MemoryChoice, MemoryPolicy, ScoreMode};
 use crate::error::Result;
-use crate::eval::ppl::Windows;
-use crate::eval::{perplexity, perplexity_streamed, PplOptions, PplResult};
+use crate::eval::{perplexity, perplexity_streamed, PplOptions, PplResult, StreamShape};
 use crate::io::source::ModelSource;
 use crate::model::LayerStream;
 use crate::plan::DropPlan;
@@ -21,13 +20,16 @@ pub struct PplRun {
     /// Layer-streamed: the windows run through the layers at once (all of them unless the
     /// budget holds fewer).
     pub group: Option<usize>,
+    /// Layer-streamed: the output head's vocabulary rows held at once (all of them unless
+    /// the budget holds fewer).
+    pub head_rows: Option<usize>,
 }
 
 /// Perplexity of `src` with `plan` at `precision` on `text`, cut as `opts` says (its
 /// `bos` is the tokenizer's): held in memory when it fits `memory` (and streaming is not
 /// forced), else layer-streamed ([`perplexity_streamed`], the same bits), in groups of
-/// windows when the budget holds only some. Says the mode ([`Event::PplMode`]) before any
-/// weight is read.
+/// windows and slices of the output head when the budget holds only some. Says the mode
+/// ([`Event::PplMode`]) before any weight is read.
 pub fn ppl_model(
     src: &ModelSource,
     precision: Precision,
@@ -45,28 +47,11 @@ pub fn ppl_model(
     };
     drop(tok);
     obs.event(Event::Freed);
-    let windows = Windows::cut(&ids, &opts)?;
-    let mut seen: Vec<u32> = windows.wins.iter().flatten().copied().collect();
-    seen.sort_unstable();
-    seen.dedup();
-    let n = windows.wins.len();
-    drop(windows);
-    let need = PplNeed::estimate(
-        src,
-        precision,
-        n,
-        n,
-        opts.seq_len,
-        seen.len(),
-        rayon::current_num_threads(),
-    );
-    let group = budget::budget(memory).and_then(|(b, _)| need.group_within(b));
-    let need = need.with_group(group.unwrap_or(n) as u64);
-    let memory = budget::choose(&need, memory)?;
-    let group = (memory.mode == ScoreMode::Streamed).then(|| group.unwrap_or(n));
+    let (memory, shape) = ppl_memory(src, precision, &ids, &opts, memory)?;
     obs.event(Event::PplMode {
         choice: memory,
-        group,
+        group: shape.group,
+        head_rows: shape.head_rows,
     });
     let result = match memory.mode {
         ScoreMode::InMemory => {
@@ -76,12 +61,37 @@ pub fn ppl_model(
         }
         ScoreMode::Streamed => {
             let stream = LayerStream::open(src, plan, precision, &Device::Cpu)?;
-            perplexity_streamed(&stream, &ids, &opts, group, obs)?
+            perplexity_streamed(&stream, &ids, &opts, shape, obs)?
         }
     };
     Ok(PplRun {
         result,
         memory,
-        group,
+        group: shape.group,
+        head_rows: shape.head_rows,
     })
+}
+
+/// How perplexity of `ids` runs within `memory`: the choice, and layer-streamed, the
+/// windows at once and head rows at once (both None when held).
+pub(crate) fn ppl_memory(
+    src: &ModelSource,
+    precision: Precision,
+    ids: &[u32],
+    opts: &PplOptions,
+    memory: &MemoryPolicy,
+) -> Result<(MemoryChoice, StreamShape)> {
+    let need = super::eval_memory::ppl_need(src, precision, ids, opts)?;
+    let shape =
+        budget::budget(memory).map_or(StreamShape::default(), |(b, _)| need.shape_within(b));
+    let need = need.shaped(shape);
+    let memory = budget::choose(&need, memory)?;
+    let shape = match memory.mode {
+        ScoreMode::Streamed => StreamShape {
+            group: Some(shape.group.unwrap_or(need.windows as usize)),
+            head_rows: Some(shape.head_rows.unwrap_or(src.config().vocab_size)),
+        },
+        ScoreMode::InMemory => StreamShape::default(),
+    };
+    Ok((memory, shape))
 }

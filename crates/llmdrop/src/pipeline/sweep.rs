@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use super::calibrate::{calibrate, CalibOptions};
-use super::eval::{evaluate, load_tasks, DEFAULT_FEWSHOT_SEED, DEFAULT_PPL_SEQ_LEN, DEFAULT_TASKS};
+use super::eval::{
+    evaluate, load_tasks, Runner, DEFAULT_FEWSHOT_SEED, DEFAULT_PPL_SEQ_LEN, DEFAULT_TASKS,
+};
 use super::events::{Event, Observer};
 use super::score::run_scoring;
 use super::ModelOptions;
@@ -189,7 +191,7 @@ pub fn sweep(
         let col = evaluate(
             label,
             &path,
-            &dec.pruned(plan)?,
+            Runner::Held(&dec.pruned(plan)?),
             &tok,
             &tasks,
             Some((&ppl_ids, &ppl_opts)),

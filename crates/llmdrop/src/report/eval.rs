@@ -18,6 +18,9 @@ pub struct ModelColumn {
     pub ppl: Option<PplResult>,
     #[serde(with = "json_f64")]
     pub seconds: f64,
+    /// How the model was run (held or layer-streamed) and the memory it was estimated at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::budget::MemoryChoice>,
 }
 
 impl ModelColumn {

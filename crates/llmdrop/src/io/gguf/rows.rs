@@ -44,6 +44,21 @@ impl GgufSource {
         let start = self.content.tensor_data_offset + info.offset;
         let file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let mut data = vec![0u8; ids.len() * n];
+        // consecutive rows (a slice of the output head): one read
+        let run = ids.windows(2).all(|p| p[1] == p[0] + 1);
+        if let (true, Some(&a), Some(&b)) = (run, ids.first(), ids.last()) {
+            if b < rows {
+                file.read_exact_at(&mut data, start + (a * n) as u64)
+                    .map_err(|e| Error::io(&self.path, e))?;
+                return Ok(Some(GgmlRows {
+                    dtype,
+                    rows: ids.len(),
+                    cols,
+                    data,
+                    row_order: None,
+                }));
+            }
+        }
         for (&i, out) in ids.iter().zip(data.chunks_mut(n.max(1))) {
             if i >= rows {
                 return Err(Error::TokenOutOfRange {
