@@ -230,12 +230,12 @@ fn attention_refuses_mismatched_or_strided_inputs() {
     assert!(prefill_attention(&q, &strided, &strided, vis, kernel).is_err());
     // a decode step with the same mistakes
     let q1 = tensor(random(b * heads * d, 8), (b, heads, 1, d));
-    assert!(decode_attention(&q1, &k, &v, 0).is_ok());
-    assert!(decode_attention(&q1, &k9, &k9, 0).is_err());
-    assert!(decode_attention(&q1, &k, &v4, 0).is_err());
-    assert!(decode_attention(&q1, &strided, &strided, 0).is_err());
+    assert!(decode_attention(&q1, &k, &v, 0, Kernel::Auto).is_ok());
+    assert!(decode_attention(&q1, &k9, &k9, 0, Kernel::Auto).is_err());
+    assert!(decode_attention(&q1, &k, &v4, 0, Kernel::Auto).is_err());
+    assert!(decode_attention(&q1, &strided, &strided, 0, Kernel::Auto).is_err());
     assert!(
-        decode_attention(&q, &k, &v, 0).is_err(),
+        decode_attention(&q, &k, &v, 0, Kernel::Auto).is_err(),
         "5 query positions"
     );
 }
@@ -253,6 +253,6 @@ fn attention_with_zero_width_heads_is_empty() {
     let y = prefill_attention(&q, &k, &k, vis, Kernel::Auto).unwrap();
     assert_eq!(y.dims(), &[b, t, 0]);
     let q1 = tensor(vec![], (b, heads, 1, 0));
-    let y = decode_attention(&q1, &k, &k, 0).unwrap();
+    let y = decode_attention(&q1, &k, &k, 0, Kernel::Auto).unwrap();
     assert_eq!(y.dims(), &[b, heads, 1, 0]);
 }

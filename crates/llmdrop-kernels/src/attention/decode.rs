@@ -1,11 +1,14 @@
 //! Attention of one new position over the KV cache (a decode step), in f32, reading each
 //! cached key and value row once per query head: no packing of the cache into a matmul
-//! layout, no score tensor. Query heads run in parallel on rayon's pool.
+//! layout, no score tensor. Query heads run in parallel on rayon's pool. On AVX-512 the
+//! scores of 16 keys at a time sum their lanes together ([`super::decode_scores`]), with
+//! the same bits as the scalar loop.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::inputs::{row_at, Qkv};
+use crate::Kernel;
 
 /// Below this many (query head x key) pairs a step runs on the calling thread.
 const PARALLEL_MIN_PAIRS: usize = 1 << 14;
@@ -13,6 +16,7 @@ const PARALLEL_MIN_PAIRS: usize = 1 << 14;
 struct DecodeAttention {
     /// First visible key (sliding window), 0 for full causal attention.
     first: usize,
+    kernel: Kernel,
 }
 
 impl CustomOp3 for DecodeAttention {
@@ -43,7 +47,7 @@ impl CustomOp3 for DecodeAttention {
             first: self.first.min(total),
             x,
         };
-        let simd = crate::caps().avx512f();
+        let simd = self.kernel.avx512f();
         let head = |(idx, o): (usize, &mut [f32])| {
             #[cfg(target_arch = "x86_64")]
             if simd {
@@ -51,7 +55,7 @@ impl CustomOp3 for DecodeAttention {
                 unsafe { one_head_avx512(&views, idx, o) };
                 return;
             }
-            one_head(&views, idx, o);
+            one_head::<false>(&views, idx, o);
         };
         let mut out = vec![0f32; b * heads * d];
         if heads * (total - views.first) >= PARALLEL_MIN_PAIRS && rayon::current_num_threads() > 1 {
@@ -71,8 +75,9 @@ struct Views<'a> {
 }
 
 /// Query head `idx` (of `b * heads`) into `o`: scores, softmax, weighted sum of values.
+/// `BLOCKS`: score 16 keys at a time on AVX-512 (only [`one_head_avx512`] says so).
 #[inline(always)]
-fn one_head(s: &Views, idx: usize, o: &mut [f32]) {
+fn one_head<const BLOCKS: bool>(s: &Views, idx: usize, o: &mut [f32]) {
     let x = &s.x;
     let (bi, h) = (idx / x.heads, idx % x.heads);
     let d = x.d;
@@ -80,11 +85,21 @@ fn one_head(s: &Views, idx: usize, o: &mut [f32]) {
     let kv = h / s.groups;
     // plain loops (no iterator adapters) so everything inlines into the AVX-512 copy
     let mut scores = vec![0f32; x.total - s.first];
-    let mut max = f32::NEG_INFINITY;
-    for (i, j) in (s.first..x.total).enumerate() {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if BLOCKS {
+        // the visible keys' rows follow one another (rows are contiguous, checked)
+        let keys = &x.k[row_at(x.lk, bi, kv, s.first)..];
+        // SAFETY: `BLOCKS` is set only by `one_head_avx512`, whose caller checked AVX-512 F
+        done = unsafe { super::decode_scores::block_scores(qr, keys, &mut scores) };
+    }
+    for (i, j) in (s.first..x.total).enumerate().skip(done) {
         let at = row_at(x.lk, bi, kv, j);
         scores[i] = dot(qr, &x.k[at..at + d]);
-        max = max.max(scores[i]);
+    }
+    let mut max = f32::NEG_INFINITY;
+    for &x in scores.iter() {
+        max = max.max(x);
     }
     let mut sum = 0f32;
     for x in scores.iter_mut() {
@@ -106,7 +121,7 @@ fn one_head(s: &Views, idx: usize, o: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn one_head_avx512(s: &Views, idx: usize, o: &mut [f32]) {
-    one_head(s, idx, o)
+    one_head::<true>(s, idx, o)
 }
 
 /// Dot product with 16 independent partial sums (vectorizes without reassociating).
@@ -139,11 +154,18 @@ fn axpy(p: f32, x: &[f32], o: &mut [f32]) {
 /// softmax(q Kᵀ) V for one query position per sequence. `q`: f32 `[b, heads, 1, d]`,
 /// already scaled; `k`, `v`: f32 `[b, kv_heads, total, d]` (the cache, rows contiguous);
 /// keys before `first` are outside a sliding window. Returns `[b, heads, 1, d]`.
-pub fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, first: usize) -> Result<Tensor> {
+/// [`Kernel::Portable`] runs the plain loops (the same bits).
+pub fn decode_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    first: usize,
+    kernel: Kernel,
+) -> Result<Tensor> {
     let q = if q.is_contiguous() {
         q.clone()
     } else {
         q.contiguous()?
     };
-    q.apply_op3_no_bwd(k, v, &DecodeAttention { first })
+    q.apply_op3_no_bwd(k, v, &DecodeAttention { first, kernel })
 }

@@ -4,6 +4,8 @@
 //! candle's dense ops.
 
 mod decode;
+#[cfg(target_arch = "x86_64")]
+mod decode_scores;
 mod inputs;
 mod prefill;
 

@@ -125,7 +125,7 @@ impl Attention {
             Backend::Decode => {
                 // a decode step: one pass over the cached rows, no matmul packing
                 let first = self.sliding_window.map_or(0, |w| total.saturating_sub(w));
-                let y = decode_attention(&q, &k, &v, first)?;
+                let y = decode_attention(&q, &k, &v, first, Kernel::Auto)?;
                 let y = y.transpose(1, 2)?.reshape((b, 1, self.num_heads * d))?;
                 return self.o.forward(&y);
             }
