@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the hot kernels, so regressions show: `cargo bench -p llmdrop-kernels`.
 //! Matmul shapes of the default model (prefill m = 512, decode m = 1), f32 packed, bf16
 //! (AVX-512 BF16, against the f32 kernel in the same run, with the CPU's f32 FMA limit) and
-//! quantized, against candle's, and the consecutive matrix's Gram product. The probe's row
+//! quantized, against candle's, a decode step's attention, and the consecutive matrix's
+//! Gram product. The probe's row
 //! cosines and the whole-model figures are `cargo bench -p llmdrop --bench model`.
 //! Prints the median of several runs; set RAYON_NUM_THREADS to fix the thread count.
 
@@ -204,6 +205,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 s * 1e3
             );
         }
+    }
+    // a decode step's attention at the default model's shape (9 query heads on 3 kv
+    // heads of 64), over a cache of `depth` positions: the AVX-512 path against the plain
+    // loops (scalar lane sums, libm's exp), alternating
+    for depth in [128, 512, 2048] {
+        let dev = Device::Cpu;
+        let vals = |n: usize, m: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * m % 997) as f32 - 498.0) / 498.0)
+                .collect()
+        };
+        let q = Tensor::from_vec(vals(9 * 64, 31), (1, 9, 1, 64), &dev)?;
+        let k = Tensor::from_vec(vals(3 * depth * 64, 37), (1, 3, depth, 64), &dev)?;
+        let v = Tensor::from_vec(vals(3 * depth * 64, 41), (1, 3, depth, 64), &dev)?;
+        let run = |kernel| {
+            let _ = llmdrop_kernels::attention::decode_attention(&q, &k, &v, 0, kernel);
+        };
+        let (fast, plain) =
+            best_of_alternating(200, || run(Kernel::Auto), || run(Kernel::Portable));
+        println!(
+            "decode attention 9/3 heads x 64, depth {depth:>4}: {:>7.1} us, plain loops {:>7.1} us, {:.2}x",
+            fast * 1e6,
+            plain * 1e6,
+            plain / fast
+        );
     }
     // the consecutive matrix of one 512-token block: 31 unit hidden states, all pairs
     let (n, len) = (31, 512 * 576);

@@ -1,13 +1,14 @@
 //! Attention of one new position over the KV cache (a decode step), in f32, reading each
 //! cached key and value row once per query head: no packing of the cache into a matmul
 //! layout, no score tensor. Query heads run in parallel on rayon's pool. On AVX-512 the
-//! scores of 16 keys at a time sum their lanes together ([`super::decode_scores`]), with
-//! the same bits as the scalar loop.
+//! scores of 16 keys at a time sum their lanes together ([`super::decode_scores`], the
+//! bits of the scalar loop) and the softmax takes the vectorized `exp`, as prefill does.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::inputs::{row_at, Qkv};
+use crate::vexp::{exp_shifted, exp_shifted_portable};
 use crate::Kernel;
 
 /// Below this many (query head x key) pairs a step runs on the calling thread.
@@ -75,7 +76,8 @@ struct Views<'a> {
 }
 
 /// Query head `idx` (of `b * heads`) into `o`: scores, softmax, weighted sum of values.
-/// `BLOCKS`: score 16 keys at a time on AVX-512 (only [`one_head_avx512`] says so).
+/// `BLOCKS`: score 16 keys at a time and take the vectorized `exp` (AVX-512; only
+/// [`one_head_avx512`] says so).
 #[inline(always)]
 fn one_head<const BLOCKS: bool>(s: &Views, idx: usize, o: &mut [f32]) {
     let x = &s.x;
@@ -97,15 +99,13 @@ fn one_head<const BLOCKS: bool>(s: &Views, idx: usize, o: &mut [f32]) {
         let at = row_at(x.lk, bi, kv, j);
         scores[i] = dot(qr, &x.k[at..at + d]);
     }
-    let mut max = f32::NEG_INFINITY;
-    for &x in scores.iter() {
-        max = max.max(x);
-    }
-    let mut sum = 0f32;
-    for x in scores.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
+    // softmax's exponentials as the prefill kernel takes them: vectorized (within 2 ulp of
+    // libm's) on AVX-512, libm's in the plain loops
+    let sum = if BLOCKS {
+        exp_shifted(&mut scores)
+    } else {
+        exp_shifted_portable(&mut scores)
+    };
     for (i, j) in (s.first..x.total).enumerate() {
         let at = row_at(x.lv, bi, kv, j);
         axpy(scores[i], &x.v[at..at + d], o);
@@ -126,7 +126,7 @@ unsafe fn one_head_avx512(s: &Views, idx: usize, o: &mut [f32]) {
 
 /// Dot product with 16 independent partial sums (vectorizes without reassociating).
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = ca
@@ -154,7 +154,7 @@ fn axpy(p: f32, x: &[f32], o: &mut [f32]) {
 /// softmax(q Kᵀ) V for one query position per sequence. `q`: f32 `[b, heads, 1, d]`,
 /// already scaled; `k`, `v`: f32 `[b, kv_heads, total, d]` (the cache, rows contiguous);
 /// keys before `first` are outside a sliding window. Returns `[b, heads, 1, d]`.
-/// [`Kernel::Portable`] runs the plain loops (the same bits).
+/// [`Kernel::Portable`] runs the plain loops: the same scores, libm's `exp`.
 pub fn decode_attention(
     q: &Tensor,
     k: &Tensor,

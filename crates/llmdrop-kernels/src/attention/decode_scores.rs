@@ -28,9 +28,10 @@ pub(super) unsafe fn block_scores(q: &[f32], keys: &[f32], scores: &mut [f32]) -
         let rows = &keys[blk * BLOCK * d..][..BLOCK * d];
         let mut acc = [_mm512_setzero_ps(); BLOCK];
         for c in (0..d).step_by(16) {
-            // SAFETY: c + 16 <= d = q.len(), and j * d + c + 16 <= BLOCK * d = rows.len()
+            // SAFETY: c + 16 <= d = q.len()
             let qc = unsafe { _mm512_loadu_ps(q.as_ptr().add(c)) };
             for (j, a) in acc.iter_mut().enumerate() {
+                // SAFETY: j * d + c + 16 <= BLOCK * d = rows.len()
                 let kc = unsafe { _mm512_loadu_ps(rows.as_ptr().add(j * d + c)) };
                 // a product then a sum, each rounded, as the scalar `acc[i] += x[i] * y[i]`
                 *a = _mm512_add_ps(*a, _mm512_mul_ps(qc, kc));
@@ -87,4 +88,49 @@ fn transpose(r: [__m512; 16]) -> [__m512; 16] {
         out[12 + c] = _mm512_shuffle_f32x4::<0b11_01_11_01>(v1, v3);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(n: usize, seed: u32) -> Vec<f32> {
+        // a small LCG: values in [-1, 1) with every bit of the mantissa in play
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn block_scores_have_the_bits_of_the_scalar_dot() {
+        if !crate::caps().avx512f() {
+            return;
+        }
+        for d in [16, 32, 64, 128, 256] {
+            for keys in [0, 15, 16, 17, 48, 100] {
+                let q = random(d, d as u32);
+                let k = random(keys * d, (d + keys) as u32);
+                let mut scores = vec![f32::NAN; keys];
+                // SAFETY: AVX-512 F checked above
+                let done = unsafe { block_scores(&q, &k, &mut scores) };
+                assert_eq!(done, keys / BLOCK * BLOCK);
+                for (j, s) in scores[..done].iter().enumerate() {
+                    let want = super::super::decode::dot(&q, &k[j * d..][..d]);
+                    assert_eq!(s.to_bits(), want.to_bits(), "d {d} key {j}: {s} vs {want}");
+                }
+                assert!(scores[done..].iter().all(|s| s.is_nan()), "past the blocks");
+            }
+        }
+        // a head size that is no multiple of 16 is left to the scalar loop
+        let mut scores = [0f32; 16];
+        // SAFETY: AVX-512 F checked above
+        assert_eq!(
+            unsafe { block_scores(&[1.0; 8], &[1.0; 128], &mut scores) },
+            0
+        );
+    }
 }
