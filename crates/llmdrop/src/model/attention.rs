@@ -101,9 +101,13 @@ impl Attention {
         let mut ys = Vec::with_capacity(caches.len());
         for (j, cache) in caches.iter_mut().enumerate() {
             let off = offsets[j];
-            let mask = causal_mask(1, off + 1, off, self.sliding_window, x.device())?
-                .map(|m| m.to_dtype(x.dtype()))
-                .transpose()?;
+            // one new position sees every key but those a window hides (no mask without one)
+            let mask = match self.sliding_window {
+                Some(w) => causal_mask(1, off + 1, off, Some(w), x.device())?
+                    .map(|m| m.to_dtype(x.dtype()))
+                    .transpose()?,
+                None => None,
+            };
             let row = |t: &Tensor| t.narrow(0, j, 1);
             let slot = Some((&mut **cache, layer));
             let y = self.attend(
