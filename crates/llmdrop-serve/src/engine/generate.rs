@@ -1,98 +1,29 @@
-//! Generation: each prompt into its own KV cache, then one token at a time; sampling and
-//! the release of text around stop strings.
+//! What generation does per token: sampling, and the release of text around stop strings
+//! (the sequences themselves advance together in [`super::batch`]).
 
-use llmdrop::{Logits, NoProbe};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
-use super::logprobs::{argmax, info};
-use super::score::{echo_tokens, prefill, Keep};
-use super::{fail, ids_tensor, internal, send, Event, Finish, Job, Params, Sampling, Step};
+use super::logprobs::argmax;
+use super::{Finish, Params, Sampling};
 use crate::model::Model;
-
-/// `max_tokens` > 1: each prompt into its own KV cache, then one token at a time.
-pub(super) fn generate_job(model: &Model, job: &Job) -> Step<()> {
-    let p = &job.params;
-    let dec = &model.decoder;
-    let max_len = model.max_model_len();
-    for (i, prompt) in job.prompts.iter().enumerate() {
-        let mut cache = dec.new_cache();
-        let keep = match (p.echo, p.logprobs) {
-            (true, Some(n)) => Keep::Infos(n),
-            _ => Keep::Last,
-        };
-        let (infos, mut row) = prefill(model, &mut cache, prompt, keep)?;
-        if p.echo {
-            send(
-                job,
-                Event::Prompt {
-                    index: i,
-                    tokens: echo_tokens(model, prompt, infos),
-                },
-            )?;
-        }
-        let max_new = p.max_tokens.min(max_len.saturating_sub(prompt.len()));
-        let mut rng = StdRng::seed_from_u64(p.sampling.seed.wrapping_add(i as u64));
-        let mut text = TextState::new(model, p);
-        let mut finish = Finish::Length;
-        let mut n = 0;
-        while n < max_new {
-            let id = sample(&row, &p.sampling, &mut rng);
-            n += 1;
-            let (delta, f) = text.push(id, n == max_new);
-            send(
-                job,
-                Event::Token {
-                    index: i,
-                    text: delta,
-                    token: info(model, &row, id, p.logprobs),
-                },
-            )?;
-            if let Some(f) = f {
-                finish = f;
-                break;
-            }
-            if n == max_new {
-                break;
-            }
-            let t = ids_tensor(dec, vec![vec![id]])?;
-            row = dec
-                .forward(&t, Some(&mut cache), &mut NoProbe, Logits::Last)
-                .or_else(fail)?
-                .ok_or_else(|| Ok(internal("no logits")))?
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .or_else(fail)?;
-        }
-        send(
-            job,
-            Event::Done {
-                index: i,
-                finish,
-                prompt_tokens: prompt.len(),
-                completion_tokens: n,
-            },
-        )?;
-    }
-    Ok(())
-}
 
 /// The generated text so far, released as it becomes final: a stop string ends it (and is
 /// not part of it); text that may be the start of a stop string, or an incomplete
 /// character, waits for the next token.
 pub(super) struct TextState<'a> {
     model: &'a Model,
-    params: &'a Params,
+    params: Params,
     ids: Vec<u32>,
     /// Bytes of the text already released.
     sent: usize,
 }
 
 impl<'a> TextState<'a> {
-    pub(super) fn new(model: &'a Model, params: &'a Params) -> Self {
+    pub(super) fn new(model: &'a Model, params: &Params) -> Self {
         Self {
             model,
-            params,
+            params: params.clone(),
             ids: Vec::new(),
             sent: 0,
         }
@@ -197,6 +128,8 @@ pub(super) fn sample(row: &[f32], s: &Sampling, rng: &mut StdRng) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
+
     use super::*;
 
     #[test]

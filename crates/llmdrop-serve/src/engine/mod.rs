@@ -5,9 +5,12 @@
 //! run together (groups of different jobs on the same prefix join one batch), and run
 //! their prompts in groups that share a prefix: the prefix once into a KV cache, the rest of every prompt
 //! as one right-padded batch on top of it (a causal model never looks at the padding), as
-//! `llmdrop eval` scores the choices of one question. Generation runs prompt by prompt with
-//! the KV cache.
+//! `llmdrop eval` scores the choices of one question. Generation jobs run with continuous
+//! batching ([`batch`]): every prompt into its own KV cache, then the running prompts of
+//! all jobs (up to [`batch::MAX_SEQS`]) one token at a time in one forward pass per step;
+//! a scoring job runs between two steps.
 
+mod batch;
 mod generate;
 mod groups;
 mod logprobs;
@@ -114,60 +117,96 @@ pub enum Event {
 /// Most prompts of several requests scored in one set.
 const MERGE_PROMPTS: usize = 1024;
 
-/// Runs jobs until every sender of `rx` is gone. A scoring job takes along the scoring
-/// jobs already waiting behind it that ask the same of the model (up to
+/// Runs jobs until every sender of `rx` is gone. Generation jobs join the running batch
+/// while it has room (the others wait in the queue); a scoring job runs at once, taking
+/// along the scoring jobs already waiting behind it that ask the same of the model (up to
 /// [`MERGE_PROMPTS`] prompts), so that several clients' requests share forward passes.
 pub fn run_worker(model: Arc<Model>, mut rx: mpsc::Receiver<Job>) {
+    let mut gen = batch::Batch::new(&model);
     let mut next: Option<Job> = None;
+    let mut open = true;
     loop {
-        let job = match next.take() {
-            Some(j) => j,
-            None => match rx.blocking_recv() {
+        while (open || next.is_some()) && gen.has_room() {
+            let job = match next.take() {
                 Some(j) => j,
-                None => break,
-            },
-        };
-        if job.events.is_closed() {
-            continue; // the client left while the job waited
-        }
-        let mut batch = vec![job];
-        if score::is_scoring(&batch[0]) {
-            let mut prompts = batch[0].prompts.len();
-            while prompts < MERGE_PROMPTS {
-                match rx.try_recv() {
-                    Ok(j) if j.events.is_closed() => {}
-                    Ok(j) if score::mergeable(&batch[0], &j) => {
-                        prompts += j.prompts.len();
-                        batch.push(j);
-                    }
-                    Ok(j) => {
-                        next = Some(j); // runs next, in its turn
+                None if gen.is_idle() => match rx.blocking_recv() {
+                    Some(j) => j,
+                    None => {
+                        open = false;
                         break;
                     }
-                    Err(_) => break,
-                }
+                },
+                None => match rx.try_recv() {
+                    Ok(j) => j,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                },
+            };
+            if job.events.is_closed() {
+                continue; // the client left while the job waited
+            }
+            if score::is_scoring(&job) {
+                next = score_waiting(&model, job, &mut rx);
+            } else {
+                gen.admit(job);
             }
         }
-        let jobs: Vec<&Job> = batch.iter().collect();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_jobs(&model, &jobs)));
-        let failure = match r {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e),
-            Err(p) => {
-                let what = p
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| p.downcast_ref::<&str>().copied())
-                    .unwrap_or("a panic");
-                Some(ApiError::internal(format!("the model failed: {what}")))
+        if gen.is_idle() {
+            if !open && next.is_none() {
+                break;
             }
-        };
-        if let Some(e) = failure {
-            for j in &batch {
-                let _ = j.events.send(Event::Failed(e.clone()));
+            continue;
+        }
+        gen.step();
+    }
+}
+
+/// Runs scoring `job` with the mergeable jobs waiting behind it; returns the first job
+/// that could not join (it runs next, in its turn).
+fn score_waiting(model: &Model, job: Job, rx: &mut mpsc::Receiver<Job>) -> Option<Job> {
+    let mut next = None;
+    let mut batch = vec![job];
+    let mut prompts = batch[0].prompts.len();
+    while prompts < MERGE_PROMPTS {
+        match rx.try_recv() {
+            Ok(j) if j.events.is_closed() => {}
+            Ok(j) if score::mergeable(&batch[0], &j) => {
+                prompts += j.prompts.len();
+                batch.push(j);
             }
+            Ok(j) => {
+                next = Some(j);
+                break;
+            }
+            Err(_) => break,
         }
     }
+    let jobs: Vec<&Job> = batch.iter().collect();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        score::score_jobs(model, &jobs)
+    }));
+    let failure = match r {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(p) => Some(internal(panic_message(p.as_ref()))),
+    };
+    if let Some(e) = failure {
+        for j in &batch {
+            let _ = j.events.send(Event::Failed(e.clone()));
+        }
+    }
+    next
+}
+
+/// What a caught panic says.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
+    p.downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| p.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic")
 }
 
 /// The client went away: stop working on its job.
@@ -175,17 +214,6 @@ struct Gone;
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(format!("the model failed: {e}"))
-}
-
-/// Scoring jobs together (see [`score::score_jobs`]); a generation job alone.
-fn run_jobs(model: &Model, jobs: &[&Job]) -> Result<(), ApiError> {
-    if score::is_scoring(jobs[0]) {
-        return score::score_jobs(model, jobs);
-    }
-    match generate::generate_job(model, jobs[0]) {
-        Ok(()) | Err(Err(Gone)) => Ok(()),
-        Err(Ok(e)) => Err(e),
-    }
 }
 
 /// An error to report, or the client gone.

@@ -64,7 +64,12 @@ impl TestServer {
     }
 
     pub fn start_with(model: &Path, plan: &DropPlan, limits: Limits) -> Self {
-        let m = Model::load(&ModelOptions::new(model), plan).expect("loading the model");
+        Self::start_options(&ModelOptions::new(model), plan, limits)
+    }
+
+    /// A server on the model `opts` names, loaded as they say (dtype).
+    pub fn start_options(opts: &ModelOptions, plan: &DropPlan, limits: Limits) -> Self {
+        let m = Model::load(opts, plan).expect("loading the model");
         let opts = ServeOptions {
             port: 0,
             limits,

@@ -79,6 +79,74 @@ impl Attention {
         cache: Option<(&mut KvCache, usize)>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let y = self.attend(q, k, v, (b, t), rope, offset, mask, cache)?;
+        self.o.forward(&y)
+    }
+
+    /// One decode step of several sequences: row `j` of `x` (`[n, 1, hidden]`, normalised)
+    /// is the next position of the sequence cached in `caches[j]` (at position
+    /// `offsets[j]`, its own length). The projections run on all rows at once (the weights
+    /// read once); attention runs per sequence on its own cache, each row exactly as
+    /// [`Attention::forward`] runs it alone.
+    pub fn forward_rows(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        offsets: &[usize],
+        caches: &mut [&mut KvCache],
+        layer: usize,
+    ) -> Result<Tensor> {
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let mut ys = Vec::with_capacity(caches.len());
+        for (j, cache) in caches.iter_mut().enumerate() {
+            let off = offsets[j];
+            // one new position sees every key but those a window hides (no mask without one)
+            let mask = match self.sliding_window {
+                Some(w) => causal_mask(1, off + 1, off, Some(w), x.device())?
+                    .map(|m| m.to_dtype(x.dtype()))
+                    .transpose()?,
+                None => None,
+            };
+            let row = |t: &Tensor| t.narrow(0, j, 1);
+            let slot = Some((&mut **cache, layer));
+            let y = self.attend(
+                row(&q)?,
+                row(&k)?,
+                row(&v)?,
+                (1, 1),
+                rope,
+                off,
+                mask.as_ref(),
+                slot,
+            )?;
+            ys.push(y);
+        }
+        self.o.forward(&Tensor::cat(&ys, 0)?)
+    }
+
+    /// Whether a projection is a dense candle tensor (whose products may round a row
+    /// differently with other rows beside it).
+    pub(crate) fn has_dense(&self) -> bool {
+        [&self.q, &self.k, &self.v, &self.o]
+            .iter()
+            .any(|l| l.is_dense())
+    }
+
+    /// Attention of the projected `q`, `k`, `v` (`[b, t, n · d]`): the heads' outputs
+    /// `[b, t, heads · d]`, before the output projection.
+    #[allow(clippy::too_many_arguments)]
+    fn attend(
+        &self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        (b, t): (usize, usize),
+        rope: &Rope,
+        offset: usize,
+        mask: Option<&Tensor>,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Result<Tensor> {
         let d = self.head_dim;
         let heads = |y: Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
             let y = y.reshape((b, t, n, d))?;
@@ -89,7 +157,7 @@ impl Attention {
             Ok(y.transpose(1, 2)?.contiguous()?)
         };
         let scale = self.scale;
-        let (q, k, v) = if x.dtype() == DType::F32 && x.device().is_cpu() {
+        let (q, k, v) = if q.dtype() == DType::F32 && q.device().is_cpu() {
             // transpose to heads, rotate and scale in one parallel pass per tensor
             let normed = |y: Tensor, n: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
                 match norm {
@@ -98,17 +166,17 @@ impl Attention {
                 }
             };
             let (h, kvh) = (self.num_heads, self.num_kv_heads);
-            let q = normed(self.q.forward(x)?, h, &self.q_norm)?;
-            let k = normed(self.k.forward(x)?, kvh, &self.k_norm)?;
+            let q = normed(q, h, &self.q_norm)?;
+            let k = normed(k, kvh, &self.k_norm)?;
             (
                 rope.heads(&q, h, offset, true, Some(scale as f32))?,
                 rope.heads(&k, kvh, offset, true, None)?,
-                rope.heads(&self.v.forward(x)?, kvh, offset, false, None)?,
+                rope.heads(&v, kvh, offset, false, None)?,
             )
         } else {
-            let q = heads(self.q.forward(x)?, self.num_heads, &self.q_norm)?;
-            let k = heads(self.k.forward(x)?, self.num_kv_heads, &self.k_norm)?;
-            let v = heads(self.v.forward(x)?, self.num_kv_heads, &None)?;
+            let q = heads(q, self.num_heads, &self.q_norm)?;
+            let k = heads(k, self.num_kv_heads, &self.k_norm)?;
+            let v = heads(v, self.num_kv_heads, &None)?;
             // scaling the queries (t x d) is cheaper than scaling the scores (t x total)
             let q = (rope.apply(&q, offset)? * scale)?;
             (q, rope.apply(&k, offset)?, v)
@@ -126,8 +194,7 @@ impl Attention {
                 // a decode step: one pass over the cached rows, no matmul packing
                 let first = self.sliding_window.map_or(0, |w| total.saturating_sub(w));
                 let y = decode_attention(&q, &k, &v, first, Kernel::Auto)?;
-                let y = y.transpose(1, 2)?.reshape((b, 1, self.num_heads * d))?;
-                return self.o.forward(&y);
+                return Ok(y.transpose(1, 2)?.reshape((b, 1, self.num_heads * d))?);
             }
             Backend::Prefill => {
                 // keys and values packed per head, only visible scores computed
@@ -136,8 +203,7 @@ impl Attention {
                     causal: mask.is_some(),
                     window: self.sliding_window,
                 };
-                let y = prefill_attention(&q, &k, &v, vis, Kernel::Auto)?;
-                return self.o.forward(&y);
+                return Ok(prefill_attention(&q, &k, &v, vis, Kernel::Auto)?);
             }
             Backend::Dense => {}
         }
@@ -179,7 +245,7 @@ impl Attention {
                 None => att,
             };
             let att = att.to_dtype(DType::F32)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?.to_dtype(x.dtype())?;
+            let att = candle_nn::ops::softmax_last_dim(&att)?.to_dtype(q.dtype())?;
             // [b, kv_heads, groups * len, d] -> [b, heads, len, d]
             ys.push(att.matmul(&vc)?.reshape((b, self.num_heads, len, d))?);
         }
@@ -188,8 +254,7 @@ impl Attention {
         } else {
             Tensor::cat(&ys, 2)?
         };
-        let y = y.transpose(1, 2)?.reshape((b, t, self.num_heads * d))?;
-        self.o.forward(&y)
+        Ok(y.transpose(1, 2)?.reshape((b, t, self.num_heads * d))?)
     }
 }
 

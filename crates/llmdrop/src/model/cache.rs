@@ -92,6 +92,20 @@ impl KvCache {
         self.slot_of.get(layer).copied().flatten().is_some()
     }
 
+    /// Layers of the model the cache is for (kept attention or not).
+    pub fn layers(&self) -> usize {
+        self.slot_of.len()
+    }
+
+    /// Sequences the cache holds side by side (1 while empty).
+    pub fn batch(&self) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .next()
+            .map_or(1, |s| s.k.dim(0).unwrap_or(1))
+    }
+
     /// Positions cached so far.
     pub fn seq_len(&self) -> usize {
         self.slots.iter().flatten().next().map_or(0, |s| s.len)

@@ -44,12 +44,12 @@ pub enum Outputs {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     /// Config, plan, RoPE tables, dtype: everything but the weights.
-    frame: Frame,
-    embed: MatrixWeight,
-    layers: Vec<Layer>,
-    norm: RmsNorm,
+    pub(super) frame: Frame,
+    pub(super) embed: MatrixWeight,
+    pub(super) layers: Vec<Layer>,
+    pub(super) norm: RmsNorm,
     /// None when loaded for [`Outputs::HiddenStates`].
-    lm_head: Option<Linear>,
+    pub(super) lm_head: Option<Linear>,
 }
 
 impl Decoder {

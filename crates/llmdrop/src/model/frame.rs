@@ -116,6 +116,14 @@ impl Frame {
         Ok(Masks(masks))
     }
 
+    /// The RoPE of layer `i`: the sliding layers' own where the config gives one.
+    pub fn rope_of(&self, i: usize) -> &Rope {
+        match (&self.local_rope, self.cfg.uses_local_rope(i)) {
+            (Some(local), true) => local,
+            _ => &self.rope,
+        }
+    }
+
     /// Layer `i` on the residual stream `x` (`[b, t, hidden]` at positions
     /// `offset..offset+t`): calls `probe` at each of the layer's sites, and returns the
     /// layer's output.
@@ -135,10 +143,7 @@ impl Frame {
         if let Some(b) = &layer.attn {
             let h = b.pre.forward(&x)?;
             let slot = cache.map(|c| (c, i));
-            let rope = match (&self.local_rope, self.cfg.uses_local_rope(i)) {
-                (Some(local), true) => local,
-                _ => &self.rope,
-            };
+            let rope = self.rope_of(i);
             let w = self.cfg.layer_window(i);
             let mask = masks
                 .0

@@ -43,6 +43,12 @@ impl Linear {
         self.weight.bytes() + self.bias.as_ref().map_or(0, t)
     }
 
+    /// Whether the weight is a dense candle tensor: its products may round a row
+    /// differently with other rows beside it (the packed and quantized kernels do not).
+    pub(crate) fn is_dense(&self) -> bool {
+        matches!(self.weight, MatrixWeight::Dense(_))
+    }
+
     /// `x`: `[..., in]` -> `[..., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims();

@@ -63,6 +63,15 @@ impl Mlp {
         gate_up + self.down.bytes()
     }
 
+    /// Whether a projection is a dense candle tensor (see [`Linear::is_dense`]).
+    pub(crate) fn has_dense(&self) -> bool {
+        let gate_up = match &self.gate_up {
+            GateUp::Separate { gate, up } => gate.is_dense() || up.is_dense(),
+            GateUp::Paired(_) => false,
+        };
+        gate_up || self.down.is_dense()
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = match &self.gate_up {
             GateUp::Paired(p) => product(p.as_ref(), x)?,

@@ -2,6 +2,7 @@
 
 pub(crate) mod attention;
 pub(crate) mod cache;
+pub(crate) mod decode_step;
 pub(crate) mod decoder;
 pub(crate) mod frame;
 pub(crate) mod head;
