@@ -19,6 +19,7 @@ pub struct Caps {
     avx512f: bool,
     avx512_vnni: bool,
     avx512_bf16: bool,
+    amx_bf16: bool,
 }
 
 impl Caps {
@@ -46,6 +47,13 @@ impl Caps {
         self.avx512_bf16
     }
 
+    /// AMX-TILE and AMX-BF16 (the tile registers and `tdpbf16ps`), enabled for this
+    /// process by the operating system, and [`Caps::avx512_bf16`]: the bf16 matrix product
+    /// on tiles ([`Order::Tiles`](crate::gemm::bf16::Order::Tiles)).
+    pub fn amx_bf16(self) -> bool {
+        self.amx_bf16
+    }
+
     #[cfg(target_arch = "x86_64")]
     fn detect() -> Self {
         let avx2_fma = is_x86_feature_detected!("avx2")
@@ -63,11 +71,13 @@ impl Caps {
         let avx512_bf16 = avx512f
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512bf16");
+        let amx_bf16 = avx512_bf16 && crate::gemm::bf16::amx::enable();
         Self {
             avx2_fma,
             avx512f,
             avx512_vnni,
             avx512_bf16,
+            amx_bf16,
         }
     }
 
@@ -78,6 +88,7 @@ impl Caps {
             avx512f: false,
             avx512_vnni: false,
             avx512_bf16: false,
+            amx_bf16: false,
         }
     }
 }
@@ -119,9 +130,18 @@ impl Kernel {
         self == Kernel::Auto && caps().avx512_bf16()
     }
 
-    /// The bf16 kernel this resolves to on this CPU: `avx512-bf16` or `portable`.
+    /// Whether to run the AMX code: `Auto` on a CPU with [`Caps::amx_bf16`]. The tile
+    /// kernel's `amx` flag comes only from here.
+    pub(crate) fn amx_bf16(self) -> bool {
+        self == Kernel::Auto && caps().amx_bf16()
+    }
+
+    /// The bf16 kernel this resolves to on this CPU for its native
+    /// [`Order`](crate::gemm::bf16::Order): `amx-bf16`, `avx512-bf16` or `portable`.
     pub fn bf16_name(self) -> &'static str {
-        if self.avx512_bf16() {
+        if self.amx_bf16() {
+            "amx-bf16"
+        } else if self.avx512_bf16() {
             "avx512-bf16"
         } else {
             "portable"

@@ -1,16 +1,19 @@
-//! The bf16 matrix product: the AVX-512 BF16 kernel computes bit for bit what the portable
-//! twin does (random shapes around the tile, the decode row and the chunk; 1 and 2
-//! threads; random bit patterns with subnormals, infinities and NaNs), both agree with
-//! f64 arithmetic on the bf16-rounded inputs, and hand-checked cases pin the rounding of
-//! activations and the order, DAZ/FTZ and special-value rules of the sum.
+//! The bf16 matrix product in both orders: the AVX-512 BF16 kernel ([`Order::Chain`]) and
+//! the AMX kernel ([`Order::Tiles`]) compute bit for bit what their portable twins do
+//! (random shapes around the tiles, the decode row and the chunk; 1 and 2 threads; random
+//! bit patterns with subnormals, infinities and NaNs), all agree with f64 arithmetic on
+//! the bf16-rounded inputs, and hand-checked cases pin the rounding of activations and
+//! the order, DAZ/FTZ and special-value rules of the chain (`bf16_tiles.rs` those of the
+//! tiles).
 //!
-//! On a CPU without AVX-512 BF16, `Kernel::Auto` is the portable code: the tests say so
-//! on stderr and check the portable path (against f64 and the hand-checked cases) alone.
+//! On a CPU without AVX-512 BF16 or AMX, `Kernel::Auto` is the portable code for that
+//! order: the tests say so on stderr and check the portable path (against f64 and the
+//! hand-checked cases) alone.
 
 mod common;
 
 use half::bf16;
-use llmdrop_kernels::gemm::bf16::{matmul, round, Bf16Matrix};
+use llmdrop_kernels::gemm::bf16::{matmul, matmul_in, round, Bf16Matrix, Order};
 use llmdrop_kernels::gemm::{MR, NR};
 use llmdrop_kernels::{caps, Error, Kernel};
 use rand::{Rng, SeedableRng};
@@ -24,17 +27,37 @@ const MS: [usize; 8] = [1, 2, 3, 5, MR, MR + 1, 25, 131];
 const KS: [usize; 7] = [1, 2, 3, 7, 64, 301, 600];
 const NS: [usize; 6] = [1, 31, NR, NR + 1, 100, 4 * NR + 5];
 
-/// Whether the SIMD kernel runs here; says so on stderr when it does not.
+/// Whether the SIMD kernels run here; says so on stderr for each that does not.
 fn simd_here() -> bool {
     let simd = caps().avx512_bf16();
     if !simd {
         eprintln!(
-            "this CPU lacks AVX-512 BF16: Kernel::Auto runs the portable code ({}), so only \
-             the portable path is checked",
-            Kernel::Auto.bf16_name()
+            "this CPU lacks AVX-512 BF16: Kernel::Auto runs the portable chain, so only the \
+             portable path of Order::Chain is checked"
+        );
+    }
+    if !caps().amx_bf16() {
+        eprintln!(
+            "this CPU (or its operating system) gives no AMX-BF16 tiles: Kernel::Auto runs \
+             the portable tiles, so only the portable path of Order::Tiles is checked"
         );
     }
     simd
+}
+
+/// Both orders, and the name of the kernel `Kernel::Auto` runs each on here.
+fn orders() -> [(Order, &'static str); 2] {
+    let chain = if caps().avx512_bf16() {
+        "avx512-bf16"
+    } else {
+        "portable"
+    };
+    let tiles = if caps().amx_bf16() {
+        "amx-bf16"
+    } else {
+        "portable"
+    };
+    [(Order::Chain, chain), (Order::Tiles, tiles)]
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {
@@ -44,16 +67,25 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .unwrap()
 }
 
-/// Equal bits, or both NaN (the payload of a NaN is not specified).
-fn same(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+/// Equal bits, or both NaN (the payload of a NaN is not specified); in the tiles order
+/// equal bits or both not finite (AMX gives ±∞ for some sums IEEE arithmetic makes NaN).
+fn same(a: f32, b: f32, order: Order) -> bool {
+    a.to_bits() == b.to_bits()
+        || match order {
+            Order::Chain => a.is_nan() && b.is_nan(),
+            Order::Tiles => !a.is_finite() && !b.is_finite(),
+        }
 }
 
 fn assert_same(got: &[f32], want: &[f32], what: &str) {
+    assert_same_in(got, want, what, Order::Chain)
+}
+
+fn assert_same_in(got: &[f32], want: &[f32], what: &str, order: Order) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
         assert!(
-            same(*a, *b),
+            same(*a, *b, order),
             "{what} at {i}: {a:e} ({:08x}) vs {b:e} ({:08x})",
             a.to_bits(),
             b.to_bits()
@@ -66,17 +98,34 @@ fn weights(n: usize, seed: u64) -> Vec<bf16> {
     random(n, seed).into_iter().map(round).collect()
 }
 
-/// The product on the SIMD kernel (1 and 2 threads) and the portable one (2 threads):
-/// all the same bits. Returns the portable result.
-fn checked_product(w: &Bf16Matrix, x: &[f32], what: &str) -> Vec<f32> {
+/// The product in each order on the SIMD kernel (1 and 2 threads) and the portable one
+/// (2 threads): all the same bits. Returns the portable results, chain then tiles.
+fn checked_product(w: &Bf16Matrix, x: &[f32], what: &str) -> [Vec<f32>; 2] {
     let (one, two) = (pool(1), pool(2));
-    let portable = two.install(|| matmul(w, x, Kernel::Portable)).unwrap();
-    let auto1 = one.install(|| matmul(w, x, Kernel::Auto)).unwrap();
-    let auto2 = two.install(|| matmul(w, x, Kernel::Auto)).unwrap();
-    let name = Kernel::Auto.bf16_name();
-    assert_same(&auto1, &portable, &format!("{name}, 1 thread, {what}"));
-    assert_same(&auto2, &portable, &format!("{name}, 2 threads, {what}"));
-    portable
+    orders().map(|(order, name)| {
+        let portable = two
+            .install(|| matmul_in(w, x, Kernel::Portable, order))
+            .unwrap();
+        let auto1 = one
+            .install(|| matmul_in(w, x, Kernel::Auto, order))
+            .unwrap();
+        let auto2 = two
+            .install(|| matmul_in(w, x, Kernel::Auto, order))
+            .unwrap();
+        assert_same_in(
+            &auto1,
+            &portable,
+            &format!("{name}, 1 thread, {what}"),
+            order,
+        );
+        assert_same_in(
+            &auto2,
+            &portable,
+            &format!("{name}, 2 threads, {what}"),
+            order,
+        );
+        portable
+    })
 }
 
 #[test]
@@ -89,10 +138,11 @@ fn simd_equals_portable_and_f64_on_random_shapes() {
                 let x = random(m * k, 10 + s as u64);
                 let wb = weights(n * k, 100 + k as u64);
                 let w = Bf16Matrix::pack(&wb, n, k).unwrap();
-                let y = checked_product(&w, &x, &format!("m {m} k {k} n {n}"));
-                // f64 on the rounded inputs: a k-step f32 chain is off by far less than
-                // 1e-6 of the sum of |products| on such data (its bound is k·2^-24)
-                for i in 0..m {
+                let both = checked_product(&w, &x, &format!("m {m} k {k} n {n}"));
+                // f64 on the rounded inputs: a k-step f32 chain (or two chains and the
+                // block sums) is off by far less than 1e-6 of the sum of |products| on such
+                // data (its bound is k·2^-24)
+                for (i, y) in (0..m).flat_map(|i| both.iter().map(move |y| (i, y))) {
                     for j in 0..n {
                         let (mut exact, mut abs) = (0f64, 0f64);
                         for q in 0..k {
@@ -160,8 +210,9 @@ fn random_bit_patterns_with_subnormals_infinities_and_nans() {
             };
         }
         let w = Bf16Matrix::pack(&w, n, k).unwrap();
-        let y = checked_product(&w, &x, &format!("bit patterns m {m} k {k} n {n}"));
-        assert!(y.iter().any(|v| v.is_nan()) && y.iter().any(|v| v.is_finite()));
+        let [chain, tiles] = checked_product(&w, &x, &format!("bit patterns m {m} k {k} n {n}"));
+        assert!(chain.iter().any(|v| v.is_nan()) && chain.iter().any(|v| v.is_finite()));
+        assert!(tiles.iter().any(|v| !v.is_finite()) && tiles.iter().any(|v| v.is_finite()));
     }
 }
 
@@ -205,9 +256,9 @@ fn rounding_to_bf16_is_nearest_even() {
 fn both(x: &[f32], w: &[f32], n: usize) -> Vec<f32> {
     let k = w.len() / n;
     let w = Bf16Matrix::from_f32(w, n, k).unwrap();
-    let auto = matmul(&w, x, Kernel::Auto).unwrap();
-    let portable = matmul(&w, x, Kernel::Portable).unwrap();
-    assert_same(&auto, &portable, Kernel::Auto.bf16_name());
+    let auto = matmul_in(&w, x, Kernel::Auto, Order::Chain).unwrap();
+    let portable = matmul_in(&w, x, Kernel::Portable, Order::Chain).unwrap();
+    assert_same(&auto, &portable, orders()[0].1);
     portable
 }
 
@@ -249,7 +300,7 @@ fn subnormals_flush_and_padding_and_special_values_follow_the_instruction() {
     // read as zero: +0, where IEEE arithmetic gives about 9.2e-41 and 1e-39
     let w = Bf16Matrix::pack(&[bf16::from_bits(0x0001), bf16::ONE], 1, 2).unwrap();
     for kernel in [Kernel::Auto, Kernel::Portable] {
-        let y = matmul(&w, &[1.0, 0.0, 0.0, 1e-39], kernel).unwrap();
+        let y = matmul_in(&w, &[1.0, 0.0, 0.0, 1e-39], kernel, Order::Chain).unwrap();
         assert_eq!(bits(&y), [0, 0], "{kernel:?}");
     }
     // 2^-126 - 1.5·2^-151 is tiny after rounding to 24 bits: flushed to +0 (rounded as a
@@ -285,16 +336,20 @@ fn a_row_is_computed_the_same_alone_and_in_a_batch() {
     let (m, k, n) = (40, 301, 4 * NR + 5);
     let x = random(m * k, 7);
     let w = Bf16Matrix::from_f32(&random(n * k, 8), n, k).unwrap();
-    for kernel in [Kernel::Auto, Kernel::Portable] {
-        let batch = matmul(&w, &x, kernel).unwrap();
-        for i in [0, 1, 11, 12, 37] {
+    let runs = [Kernel::Auto, Kernel::Portable]
+        .into_iter()
+        .flat_map(|kernel| [Order::Chain, Order::Tiles].map(|order| (kernel, order)));
+    for (kernel, order) in runs {
+        let batch = matmul_in(&w, &x, kernel, order).unwrap();
+        // the rows of the tiles' first (32-row) call and of the one after it
+        for i in [0, 1, 11, 12, 31, 32, 37] {
             // alone (the decode call, 4 panels) and as the first of 2 and of 3 rows
             for rows in 1..=3.min(m - i) {
-                let part = matmul(&w, &x[i * k..(i + rows) * k], kernel).unwrap();
+                let part = matmul_in(&w, &x[i * k..(i + rows) * k], kernel, order).unwrap();
                 assert_same(
                     &part[..n],
                     &batch[i * n..(i + 1) * n],
-                    &format!("{kernel:?} row {i} of {rows}"),
+                    &format!("{kernel:?} {order:?} row {i} of {rows}"),
                 );
             }
         }
@@ -308,8 +363,9 @@ fn pack_round_trips_and_counts_its_padding() {
     let p = Bf16Matrix::pack(&w, rows, cols).unwrap();
     assert_eq!(p.unpack(), w);
     assert_eq!((p.rows(), p.cols(), p.panels()), (rows, cols, 2));
-    // 2 panels of 3 pairs of 32 lanes, and a cache line of alignment slack
-    assert_eq!(p.bytes(), (2 * 3 * NR + 16) * 4);
+    // 2 panels of 3 pairs of 32 lanes, each padded to a block of 16 pairs, and a cache
+    // line of alignment slack
+    assert_eq!(p.bytes(), (2 * 16 * NR + 16) * 4);
     let mut row = vec![bf16::ZERO; cols];
     p.row(NR + 2, &mut row);
     assert_eq!(row, w[(NR + 2) * cols..(NR + 3) * cols]);

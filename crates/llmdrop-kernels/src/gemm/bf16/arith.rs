@@ -1,5 +1,6 @@
-//! The scalar arithmetic both kernels share or reproduce: f32 → bf16 rounding, the pair
-//! layout `vdpbf16ps` reads, and one of its multiply-adds.
+//! The scalar arithmetic the kernels share or reproduce: f32 → bf16 rounding, the pair
+//! layout `vdpbf16ps` and the AMX tiles read, one multiply-add of either instruction and
+//! the AMX tile's addition.
 
 use half::bf16;
 
@@ -59,12 +60,30 @@ fn widen(v: u16) -> f64 {
 /// differ from the instruction's.
 #[inline]
 pub(crate) fn mul_add(acc: f32, x: u16, w: u16) -> f32 {
-    let acc = if acc.is_subnormal() {
-        0f32.copysign(acc)
+    flush(f64::from(daz(acc)) + widen(x) * widen(w))
+}
+
+/// `a + b` as an AMX tile adds a block's two sums together and to the running sum: the
+/// rules of [`mul_add`] (DAZ, nearest even, FTZ after rounding). In f64 as there: the sum
+/// of two 24-bit values rounded to 53 bits, then to 24, is rounded correctly.
+#[inline]
+pub(crate) fn add(a: f32, b: f32) -> f32 {
+    flush(f64::from(daz(a)) + f64::from(daz(b)))
+}
+
+/// A subnormal read as a zero of its sign.
+#[inline(always)]
+fn daz(v: f32) -> f32 {
+    if v.is_subnormal() {
+        0f32.copysign(v)
     } else {
-        acc
-    };
-    let v = f64::from(acc) + widen(x) * widen(w);
+        v
+    }
+}
+
+/// `v` rounded to f32, a tiny result written as a zero of its sign.
+#[inline(always)]
+fn flush(v: f64) -> f32 {
     if v.abs() < TINY {
         if v.is_sign_negative() {
             -0.0
@@ -82,6 +101,20 @@ pub(crate) fn mul_add(acc: f32, x: u16, w: u16) -> f32 {
 pub(crate) fn dot_pair(acc: f32, x: u32, w: u32) -> f32 {
     let acc = mul_add(acc, (x >> 16) as u16, (w >> 16) as u16);
     mul_add(acc, x as u16, w as u16)
+}
+
+/// One block of an AMX tile's sum (`tdpbf16ps`) for one output: the upper halves of the
+/// pairs `x[p]`, `w(p)` summed in one chain from `+0`, the lower halves in another, each
+/// step a [`mul_add`]; then the two chains added, and that added to `acc` ([`add`]).
+#[inline]
+pub(crate) fn tile_block(acc: f32, x: &[u32], w: impl Fn(usize) -> u32) -> f32 {
+    let (mut hi, mut lo) = (0f32, 0f32);
+    for (p, &xp) in x.iter().enumerate() {
+        let wp = w(p);
+        hi = mul_add(hi, (xp >> 16) as u16, (wp >> 16) as u16);
+        lo = mul_add(lo, xp as u16, wp as u16);
+    }
+    add(acc, add(hi, lo))
 }
 
 /// Rows of `cols` values each, rounded to bf16 and paired ([`pair`]): `cols.div_ceil(2)`

@@ -1,7 +1,21 @@
 //! bf16 matrix products: weights used as bf16 checkpoints store them, activations rounded
 //! to bf16 at the product's input, f32 sums and f32 outputs — PyTorch's CPU bf16
-//! semantics — on AVX-512 BF16 (`vdpbf16ps`: 32 bf16 multiply-adds an instruction, twice
-//! the f32 FMA's), with a portable twin that gives the same bits.
+//! semantics — on AMX tiles (`tdpbf16ps`: 16 x 16 outputs of 32 inputs an instruction) or
+//! AVX-512 BF16 (`vdpbf16ps`: 32 bf16 multiply-adds an instruction), each with a portable
+//! twin that gives the same bits.
+//!
+//! # Two orders
+//!
+//! The two instructions round in different orders ([`Order`]); [`matmul`] sums in the
+//! order of the fastest kernel this CPU has ([`Order::native`]), [`matmul_in`] in the one
+//! asked for. Measured on an Intel Xeon with both (family 6 model 167, `cargo bench`):
+//! `vdpbf16ps` runs at half the f32 FMA's rate there (one instruction every two cycles),
+//! so the chain order's kernel is slower than f32 on prefill shapes, while the tiles run
+//! at 1.9-3.5x the f32 kernel. On Zen 4/5 (no AMX) the chain order runs at twice the f32
+//! rate. The rules below are the chain's; [`Order::Tiles`] uses the same multiply-add and
+//! an addition with the same rules, in blocks (see its docs). On the tiles, a sum that
+//! meets an infinity may come out ±∞ where IEEE arithmetic (and the twin) gives NaN:
+//! both are non-finite, and finite results are the twin's bit for bit.
 //!
 //! # What is computed
 //!
@@ -10,7 +24,7 @@
 //! rounded from f32). [`round`] is the rounding of the activations: to nearest, ties to
 //! even, a NaN to the quiet NaN `0x7FC0` (PyTorch's `c10::BFloat16`).
 //!
-//! Every output is one chain over the inputs in ascending order,
+//! In [`Order::Chain`], every output is one chain over the inputs in ascending order,
 //!
 //! ```text
 //! s = +0;  for k in 0..K { s = mul_add(s, bf16(x[i][k]), W[j][k]) }  // K = k rounded up to even
@@ -61,13 +75,17 @@
 //! [`MR`]: crate::gemm::MR
 //! [`NR`]: crate::gemm::NR
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod amx;
 mod arith;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod kernel;
+mod order;
 mod packed;
 mod tile;
 
 pub use arith::round;
-pub use kernel::matmul;
+pub use kernel::{matmul, matmul_in};
+pub use order::{Order, BLOCK};
 pub use packed::Bf16Matrix;

@@ -4,15 +4,17 @@
 use half::bf16;
 
 use super::arith::{pair, round_bits};
+use super::BLOCK;
 use crate::error::{Error, Result};
 use crate::gemm::NR;
 
 /// A `[rows, cols]` bf16 weight matrix (`y = x Wᵀ`, `[out, in]` as a checkpoint stores a
-/// linear layer), stored as `ceil(rows / NR)` panels of `kp = ceil(cols / 2)` steps; step
-/// `p` of a panel holds, for each of its `NR` rows, inputs `2p` and `2p + 1` in one 32-bit
-/// lane (input `2p` in the upper half, see the [module docs](super)):
-/// `data[(panel * kp + p) * NR + r]`. Rows past the end of the last panel and the input
-/// after the last of an odd `cols` are `+0`. The data starts on a 64-byte boundary, so
+/// linear layer), stored as `ceil(rows / NR)` panels of `kp = ceil(cols / 2)` steps, each
+/// panel's room rounded up to whole blocks of [`BLOCK`] steps (`kb` steps); step `p` of a
+/// panel holds, for each of its `NR` rows, inputs `2p` and `2p + 1` in one 32-bit lane
+/// (input `2p` in the upper half, see the [module docs](super)):
+/// `data[(panel * kb + p) * NR + r]`. Rows past the end of the last panel, the input
+/// after the last of an odd `cols` and the steps from `kp` to `kb` are `+0`. The data starts on a 64-byte boundary, so
 /// the kernel's 64-byte loads never straddle two cache lines.
 #[derive(Debug, Clone)]
 pub struct Bf16Matrix {
@@ -54,12 +56,12 @@ impl Bf16Matrix {
                 cols,
             });
         }
-        let kp = cols.div_ceil(2);
         let mut m = Self::zeroed(rows, cols);
+        let kb = m.block_steps();
         let data = m.data_mut();
         for (r, row) in w.chunks_exact(cols.max(1)).enumerate().take(rows) {
             let (panel, lane) = (r / NR, r % NR);
-            let base = panel * kp * NR + lane;
+            let base = panel * kb * NR + lane;
             for (p, two) in row.chunks(2).enumerate() {
                 let second = two.get(1).map_or(0, &bits);
                 data[base + p * NR] = pair(bits(&two[0]), second);
@@ -69,7 +71,7 @@ impl Bf16Matrix {
     }
 
     fn zeroed(rows: usize, cols: usize) -> Self {
-        let len = rows.div_ceil(NR) * cols.div_ceil(2) * NR;
+        let len = rows.div_ceil(NR) * cols.div_ceil(2).next_multiple_of(BLOCK) * NR;
         let buf = vec![0u32; len + LINE];
         let start = buf.as_ptr().align_offset(LINE * 4).min(LINE);
         Self {
@@ -106,15 +108,21 @@ impl Bf16Matrix {
         self.cols.div_ceil(2)
     }
 
+    /// Steps of room per panel: [`Bf16Matrix::steps`] rounded up to whole blocks of
+    /// [`BLOCK`], the padding `+0`.
+    pub(crate) fn block_steps(&self) -> usize {
+        self.steps().next_multiple_of(BLOCK)
+    }
+
     /// Bytes held (the last panel's padding, an odd `cols`' pad and the alignment slack
     /// included).
     pub fn bytes(&self) -> usize {
         self.buf.len() * std::mem::size_of::<u32>()
     }
 
-    /// Panels `j..`, contiguous (`steps() * NR` lanes each).
+    /// Panels `j..`, contiguous (`block_steps() * NR` lanes each).
     pub(crate) fn panels_from(&self, j: usize) -> &[u32] {
-        &self.data()[j * self.steps() * NR..]
+        &self.data()[j * self.block_steps() * NR..]
     }
 
     /// Row `r` into `out` (`cols` values).

@@ -2,7 +2,8 @@
 //! The AVX-512 BF16 body is `avx512::tile`; `kernel.rs` chooses between them
 //! ([`Tile::run`]).
 
-use super::arith::dot_pair;
+use super::arith::{dot_pair, tile_block};
+use super::order::BLOCK;
 use crate::gemm::NR;
 
 /// One kernel call: for `r < rows`, `q < panels`, `j < NR` (`j < cols` in the last
@@ -48,6 +49,36 @@ impl Tile {
                         for p in 0..self.steps {
                             let x = *self.a.add(r * self.lda + p);
                             s = dot_pair(s, x, *self.b.add(q * self.stride + p * NR + j));
+                        }
+                        *at = s;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The tile summed in [`Order::Tiles`](super::Order::Tiles): block after block of
+    /// [`BLOCK`] steps ([`tile_block`]); `steps` must be a multiple of `BLOCK`, starting
+    /// on a block boundary.
+    ///
+    /// # Safety
+    /// The pointers must satisfy [`Tile`]'s contract.
+    pub(super) unsafe fn portable_tiles(&self) {
+        debug_assert!(self.steps.is_multiple_of(BLOCK));
+        for r in 0..self.rows {
+            // SAFETY: row r < rows of `a`, steps lanes (the contract)
+            let x = unsafe { std::slice::from_raw_parts(self.a.add(r * self.lda), self.steps) };
+            for q in 0..self.panels {
+                let cols = if q + 1 == self.panels { self.cols } else { NR };
+                for j in 0..cols {
+                    // SAFETY: as in `portable`: lanes of `b` and the value of `c` the
+                    // contract makes valid (`c` read only when `load`)
+                    unsafe {
+                        let at = self.c.add(r * self.ldc + q * NR + j);
+                        let mut s = if self.load { *at } else { 0.0 };
+                        for (blk, xb) in x.chunks_exact(BLOCK).enumerate() {
+                            let b = self.b.add(q * self.stride + (blk * BLOCK) * NR + j);
+                            s = tile_block(s, xb, |p| *b.add(p * NR));
                         }
                         *at = s;
                     }

@@ -1,0 +1,271 @@
+//! The AMX kernel: `tdpbf16ps` on the tile registers, up to 32 activation rows × one
+//! panel of 32 outputs a call, in four accumulator tiles.
+//!
+//! Tiles: `tmm0`-`tmm3` hold the sums (rows 0-15 / 16-31 × outputs 0-15 / 16-31), `tmm4`
+//! and `tmm5` the two row groups' activation pairs of one block, `tmm6` and `tmm7` the
+//! panel's weight pairs of that block for outputs 0-15 and 16-31. A block is one 64-byte
+//! row of pairs of each activation row and [`BLOCK`] rows of the panel (a panel step is
+//! 128 bytes: the two weight tiles are its halves). A call's shape (rows, outputs) is the
+//! tile configuration; [`Tiles`] loads it only when the shape changes.
+
+use std::arch::asm;
+
+use super::order::BLOCK;
+use crate::gemm::NR;
+
+/// Activation rows of one tile.
+const TILE_ROWS: usize = 16;
+/// Outputs of one tile: a 64-byte row of f32 sums.
+const TILE_COLS: usize = 16;
+/// Activation rows per call: two tiles.
+pub(crate) const ROWS: usize = 2 * TILE_ROWS;
+
+/// Whether this CPU has AMX-TILE and AMX-BF16 and the operating system lets this process
+/// use the tile data: on Linux, asked for once with `arch_prctl(ARCH_REQ_XCOMP_PERM)`
+/// (granted only where the kernel supports the state; the signal frames grow by 8 KiB).
+/// Elsewhere `false`.
+pub(crate) fn enable() -> bool {
+    // every x86-64 CPU has cpuid; leaf 7 reads as zeros where it is absent
+    let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+    let amx = leaf7.edx & (1 << 22) != 0 && leaf7.edx & (1 << 24) != 0;
+    amx && os::permit_tile_data()
+}
+
+#[cfg(target_os = "linux")]
+mod os {
+    use std::arch::asm;
+
+    const SYS_ARCH_PRCTL: i64 = 158;
+    const ARCH_GET_XCOMP_SUPP: u64 = 0x1021;
+    const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
+    const XFEATURE_XTILEDATA: u64 = 18;
+
+    /// `arch_prctl(code, arg)`: the kernel's return value (negative: an error number).
+    ///
+    /// # Safety
+    /// `arg` must be what `code` takes: for `ARCH_GET_XCOMP_SUPP` the address of a `u64`
+    /// the kernel writes.
+    unsafe fn arch_prctl(code: u64, arg: u64) -> i64 {
+        let ret: i64;
+        // SAFETY: the Linux x86-64 system call convention (number in rax, arguments in
+        // rdi and rsi, rcx and r11 clobbered); what the call writes is the caller's
+        // contract
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") SYS_ARCH_PRCTL => ret,
+                in("rdi") code,
+                in("rsi") arg,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        ret
+    }
+
+    pub(super) fn permit_tile_data() -> bool {
+        let mut supported = 0u64;
+        // SAFETY: ARCH_GET_XCOMP_SUPP writes one u64 at the address given, a live local
+        let got = unsafe { arch_prctl(ARCH_GET_XCOMP_SUPP, &mut supported as *mut u64 as u64) };
+        if got != 0 || supported & (1 << XFEATURE_XTILEDATA) == 0 {
+            return false;
+        }
+        // SAFETY: ARCH_REQ_XCOMP_PERM takes the feature number as a value
+        unsafe { arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod os {
+    pub(super) fn permit_tile_data() -> bool {
+        false
+    }
+}
+
+/// One call: for `r < rows`, `j < cols`, `C[r][j]` becomes the [`Order::Tiles`] sum over
+/// `blocks` blocks of `A`'s row `r` and output `j` of the panel `b`, starting from `C`'s
+/// value when `load`, else from `+0`.
+///
+/// Contract: `a` points to `rows` rows of `blocks * BLOCK` lanes, `lda` lanes apart; `b`
+/// to `blocks * BLOCK` steps of `NR` lanes; `c` is valid for `rows` rows of `cols` values,
+/// `ldc` apart; `1 <= rows <= ROWS`, `1 <= cols <= NR`.
+///
+/// [`Order::Tiles`]: super::Order::Tiles
+pub(crate) struct AmxTile {
+    pub rows: usize,
+    pub cols: usize,
+    pub a: *const u32,
+    pub lda: usize,
+    pub b: *const u32,
+    pub blocks: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub load: bool,
+}
+
+/// The tile configuration `ldtilecfg` reads (palette 1).
+#[repr(C, align(64))]
+struct Config {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+impl Config {
+    /// Tiles 0-7 as the module docs lay them out for `rows` activation rows and `cols`
+    /// outputs; a tile the shape does not use is left unconfigured (0 rows).
+    fn for_shape(rows: usize, cols: usize) -> Self {
+        let (r0, r1) = (rows.min(TILE_ROWS), rows.saturating_sub(TILE_ROWS));
+        let (c0, c1) = (cols.min(TILE_COLS), cols.saturating_sub(TILE_COLS));
+        let mut cfg = Config {
+            palette: 1,
+            start_row: 0,
+            reserved: [0; 14],
+            colsb: [0; 16],
+            rows: [0; 16],
+        };
+        let row_bytes = BLOCK * 4;
+        let shapes = [
+            (r0, c0 * 4),
+            (r0, c1 * 4),
+            (r1, c0 * 4),
+            (r1, c1 * 4),
+            (r0, row_bytes),
+            (r1, row_bytes),
+            (BLOCK, c0 * 4),
+            (BLOCK, c1 * 4),
+        ];
+        for (t, (r, colsb)) in shapes.into_iter().enumerate() {
+            if r > 0 && colsb > 0 {
+                cfg.rows[t] = r as u8;
+                cfg.colsb[t] = colsb as u16;
+            }
+        }
+        cfg
+    }
+}
+
+/// The tile registers of the calling thread, configured for one shape at a time and
+/// released when dropped. Keep one per task; do not hold it across code that may run
+/// another task's tiles on the same thread.
+pub(crate) struct Tiles {
+    shape: Option<(usize, usize)>,
+}
+
+impl Tiles {
+    pub(crate) fn new() -> Self {
+        Self { shape: None }
+    }
+
+    /// Runs `t` (see [`AmxTile`]).
+    ///
+    /// # Safety
+    /// The CPU must have AMX-TILE and AMX-BF16 enabled for this process
+    /// ([`crate::Caps::amx_bf16`]); `t` must satisfy [`AmxTile`]'s contract.
+    pub(crate) unsafe fn run(&mut self, t: &AmxTile) {
+        debug_assert!((1..=ROWS).contains(&t.rows) && (1..=NR).contains(&t.cols));
+        if self.shape != Some((t.rows, t.cols)) {
+            let cfg = Config::for_shape(t.rows, t.cols);
+            // SAFETY: the caller's contract: AMX is enabled; the configuration is valid
+            // for palette 1 (at most 16 rows and 64 bytes a tile)
+            unsafe { asm!("ldtilecfg [{0}]", in(reg) &cfg, options(nostack, readonly)) };
+            self.shape = Some((t.rows, t.cols));
+        }
+        // SAFETY: the caller's contract, and the configuration loaded for this shape
+        unsafe {
+            match (t.rows > TILE_ROWS, t.cols > TILE_COLS) {
+                (false, false) => body::<false, false>(t),
+                (false, true) => body::<false, true>(t),
+                (true, false) => body::<true, false>(t),
+                (true, true) => body::<true, true>(t),
+            }
+        }
+    }
+}
+
+impl Drop for Tiles {
+    fn drop(&mut self) {
+        if self.shape.is_some() {
+            // SAFETY: a configuration was loaded on this thread, so AMX is enabled here
+            unsafe { asm!("tilerelease", options(nostack, nomem)) };
+        }
+    }
+}
+
+/// `t` with a second row group (`TR`) and a second output group (`TC`) or not.
+///
+/// # Safety
+/// As [`Tiles::run`], with the configuration for `t`'s shape loaded; `TR == rows > 16`,
+/// `TC == cols > 16`.
+#[inline(always)]
+unsafe fn body<const TR: bool, const TC: bool>(t: &AmxTile) {
+    let (sa, sb, sc) = (t.lda * 4, NR * 4, t.ldc * 4);
+    // SAFETY: the contract makes rows 0..rows of `c` (cols values each), rows 0..rows of
+    // `a` (blocks * BLOCK lanes each) and blocks * BLOCK steps of `b` valid; each tile
+    // below reads or writes only its configured rows x bytes from the address given,
+    // which lie in those ranges (row group 1 and output group 1 only when TR / TC)
+    unsafe {
+        // wrapping: a group the shape lacks may lie past the buffer; it is never used
+        let c1 = t.c.wrapping_add(TILE_COLS);
+        let c2 = t.c.wrapping_add(TILE_ROWS * t.ldc);
+        let c3 = c2.wrapping_add(TILE_COLS);
+        if t.load {
+            asm!("tileloadd tmm0, [{0} + {1}]", in(reg) t.c, in(reg) sc, options(nostack, readonly));
+            if TC {
+                asm!("tileloadd tmm1, [{0} + {1}]", in(reg) c1, in(reg) sc, options(nostack, readonly));
+            }
+            if TR {
+                asm!("tileloadd tmm2, [{0} + {1}]", in(reg) c2, in(reg) sc, options(nostack, readonly));
+            }
+            if TR && TC {
+                asm!("tileloadd tmm3, [{0} + {1}]", in(reg) c3, in(reg) sc, options(nostack, readonly));
+            }
+        } else {
+            asm!("tilezero tmm0", options(nostack, nomem));
+            if TC {
+                asm!("tilezero tmm1", options(nostack, nomem));
+            }
+            if TR {
+                asm!("tilezero tmm2", options(nostack, nomem));
+            }
+            if TR && TC {
+                asm!("tilezero tmm3", options(nostack, nomem));
+            }
+        }
+        let (mut a0, mut b0) = (t.a, t.b);
+        let a1_offset = TILE_ROWS * t.lda;
+        for _ in 0..t.blocks {
+            // each product right after the loads it needs, so that the next loads overlap
+            // the products before them
+            asm!("tileloadd tmm4, [{0} + {1}]", in(reg) a0, in(reg) sa, options(nostack, readonly));
+            asm!("tileloadd tmm6, [{0} + {1}]", in(reg) b0, in(reg) sb, options(nostack, readonly));
+            asm!("tdpbf16ps tmm0, tmm4, tmm6", options(nostack, nomem));
+            if TC {
+                asm!("tileloadd tmm7, [{0} + {1}]", in(reg) b0.add(TILE_COLS), in(reg) sb, options(nostack, readonly));
+                asm!("tdpbf16ps tmm1, tmm4, tmm7", options(nostack, nomem));
+            }
+            if TR {
+                asm!("tileloadd tmm5, [{0} + {1}]", in(reg) a0.add(a1_offset), in(reg) sa, options(nostack, readonly));
+                asm!("tdpbf16ps tmm2, tmm5, tmm6", options(nostack, nomem));
+            }
+            if TR && TC {
+                asm!("tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
+            }
+            a0 = a0.add(BLOCK);
+            b0 = b0.add(BLOCK * NR);
+        }
+        asm!("tilestored [{0} + {1}], tmm0", in(reg) t.c, in(reg) sc, options(nostack));
+        if TC {
+            asm!("tilestored [{0} + {1}], tmm1", in(reg) c1, in(reg) sc, options(nostack));
+        }
+        if TR {
+            asm!("tilestored [{0} + {1}], tmm2", in(reg) c2, in(reg) sc, options(nostack));
+        }
+        if TR && TC {
+            asm!("tilestored [{0} + {1}], tmm3", in(reg) c3, in(reg) sc, options(nostack));
+        }
+    }
+}
