@@ -52,7 +52,16 @@ impl GlobalArgs {
 }
 
 /// The names `--dtype` takes ([`Precision::parse`] reads each).
-pub const DTYPES: [&str; 7] = ["f32", "bf16", "f16", "q8_0", "q4_k", "q4_1", "native"];
+pub const DTYPES: [&str; 8] = [
+    "f32",
+    "bf16",
+    "f16",
+    "bf16-mixed",
+    "q8_0",
+    "q4_k",
+    "q4_1",
+    "native",
+];
 /// The names `--strategy` takes ([`Strategy`]'s `FromStr` reads each).
 pub const STRATEGIES: [&str; 5] = ["block", "consecutive", "attn", "mlp", "joint"];
 /// The names `--format` takes ([`ExportFormat`]'s `FromStr` reads each).
@@ -91,9 +100,10 @@ pub struct ModelArgs {
     /// Default: the cached SmolLM2-135M-Instruct (fetched by ./setup.sh).
     #[arg(long, short = 'm')]
     pub model: Option<PathBuf>,
-    /// Weights and compute: f32, bf16, f16 (dense), or q8_0, q4_k, q4_1, native (quantized
-    /// matrices with f32 activations; native keeps a GGUF's Q8_0/Q4_0/Q4_1/Q4_K blocks as
-    /// stored).
+    /// Weights and compute: f32, bf16, f16 (dense), bf16-mixed (bf16 layer matrices, f32
+    /// activations: products at bf16 speed, the rest exact), or q8_0, q4_k, q4_1, native
+    /// (quantized matrices with f32 activations; native keeps a GGUF's Q8_0/Q4_0/Q4_1/Q4_K
+    /// blocks as stored).
     #[arg(long, default_value = "f32", value_parser = dtype_parser())]
     pub dtype: Precision,
 }

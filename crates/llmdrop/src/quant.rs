@@ -3,7 +3,8 @@
 //!
 //! Quantized kinds are chosen here per matrix; other GGUF types (and float weights under
 //! `--dtype q8_0|q4_1`) are quantized from f32. Everything outside the matrix products
-//! (norms, RoPE, attention, the KV cache) stays f32.
+//! (norms, RoPE, attention, the KV cache) stays f32. [`QuantMode::Bf16Mixed`] is the same
+//! frame with bf16 layer matrices ([`llmdrop_kernels::gemm::bf16`]).
 
 use candle_core::quantized::GgmlDType;
 use candle_core::DType;
@@ -38,6 +39,12 @@ pub enum QuantMode {
     /// stays dense f32, other GGUF types (`Q6_K`, `Q5_*`, `Q2_K`, `Q3_K`, …) are
     /// requantized to 8-bit.
     Native,
+    /// The layer matrices in bf16 (a bf16 checkpoint's values as stored, others rounded to
+    /// nearest), each product's input rounded to bf16 with f32 sums (the AMX or AVX-512
+    /// BF16 kernels); embeddings and output head, norms, attention and the hidden states
+    /// in f32. Where `bf16` runs a PyTorch bf16 model (every tensor bf16, candle's bf16
+    /// operations), this runs the products at bf16 speed and keeps the rest exact.
+    Bf16Mixed,
 }
 
 /// What a matrix is stored as, for [`QuantMode::kind`].
@@ -71,6 +78,8 @@ impl QuantMode {
             (QuantMode::Native, Stored::Float) => None,
             (QuantMode::Native, Stored::Q4) => Some(QKind::Q4),
             (QuantMode::Native, _) => Some(QKind::Q8),
+            // not quantized: bf16 layer matrices, f32 head
+            (QuantMode::Bf16Mixed, _) => None,
         }
     }
 }
@@ -104,7 +113,7 @@ pub fn requantized(
 }
 
 impl Precision {
-    /// Parses `f32`, `bf16`, `f16`, `q8_0`, `q4_k`, `q4_1` or `native`.
+    /// Parses `f32`, `bf16`, `f16`, `bf16-mixed`, `q8_0`, `q4_k`, `q4_1` or `native`.
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "f32" => Precision::Float(DType::F32),
@@ -114,11 +123,12 @@ impl Precision {
             "q4_1" => Precision::Quant(QuantMode::Q4_1),
             "q4_k" => Precision::Quant(QuantMode::Q4K),
             "native" => Precision::Quant(QuantMode::Native),
+            "bf16-mixed" => Precision::Quant(QuantMode::Bf16Mixed),
             other => {
                 return Err(Error::Unknown {
                     what: "dtype",
                     name: other.into(),
-                    expected: "f32, bf16, f16, q8_0, q4_k, q4_1, native".into(),
+                    expected: "f32, bf16, f16, bf16-mixed, q8_0, q4_k, q4_1, native".into(),
                 })
             }
         })
@@ -134,6 +144,7 @@ impl Precision {
             Precision::Quant(QuantMode::Q4_1) => "q4_1",
             Precision::Quant(QuantMode::Q4K) => "q4_k",
             Precision::Quant(QuantMode::Native) => "native",
+            Precision::Quant(QuantMode::Bf16Mixed) => "bf16-mixed",
         }
     }
 

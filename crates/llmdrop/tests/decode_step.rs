@@ -97,6 +97,7 @@ fn each_row_is_the_sequence_alone() {
         check(arch, DType::F32.into());
         check(arch, Precision::Quant(QuantMode::Q8_0));
         check(arch, Precision::Quant(QuantMode::Q4_1));
+        check(arch, Precision::Quant(QuantMode::Bf16Mixed));
     }
     // bf16 attention runs on the dense backend, where the window is a mask
     for arch in ["llama", "gemma3"] {

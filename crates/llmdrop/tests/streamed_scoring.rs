@@ -101,7 +101,7 @@ fn f32() -> Precision {
 fn streamed_scores_equal_held_scores_on_every_tiny_family() {
     for arch in ["llama", "qwen2", "qwen3", "gemma3", "mistral"] {
         let dir = testkit::tiny_dir(arch);
-        for p in ["f32", "bf16", "q8_0", "q4_1"] {
+        for p in ["f32", "bf16", "bf16-mixed", "q8_0", "q4_1"] {
             assert_streamed_equals_held(&dir, Precision::parse(p).unwrap());
         }
     }
@@ -111,7 +111,7 @@ fn streamed_scores_equal_held_scores_on_every_tiny_family() {
 fn streamed_scores_equal_held_scores_from_gguf_and_shards() {
     for arch in ["llama", "qwen2"] {
         let gguf = testkit::tiny_dir(arch).join("model.gguf");
-        for p in ["f32", "bf16", "native"] {
+        for p in ["f32", "bf16", "bf16-mixed", "native"] {
             assert_streamed_equals_held(&gguf, Precision::parse(p).unwrap());
         }
     }

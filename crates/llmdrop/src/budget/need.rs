@@ -166,6 +166,9 @@ pub(super) fn held_bytes_as(
     let (Precision::Quant(mode), &[_, cols]) = (precision, shape) else {
         return float;
     };
+    if mode == crate::quant::QuantMode::Bf16Mixed && !head {
+        return elems * 2;
+    }
     if !QMatrix::fits(cols) {
         return float;
     }

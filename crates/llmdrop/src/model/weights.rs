@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
-use llmdrop_kernels::gemm::bf16::Bf16Matrix;
+use llmdrop_kernels::gemm::bf16::{self, Bf16Matrix};
 use llmdrop_kernels::gemm::PackedMatrix;
 use llmdrop_kernels::quant::{QKind, QMatrix};
 
@@ -49,6 +49,9 @@ impl Weights<'_> {
     /// of the kind asked for are repacked as stored; anything else is read as f32 and
     /// quantized. `head`: the embedding / lm_head matrix.
     pub fn matrix(&self, name: &str, rows: usize, cols: usize, head: bool) -> Result<MatrixWeight> {
+        if self.quant == Some(QuantMode::Bf16Mixed) && !head {
+            return self.bf16_matrix(name, rows, cols);
+        }
         let mode = match self.quant {
             Some(m) if QMatrix::fits(cols) => m,
             _ => return self.dense(name, rows, cols),
@@ -83,11 +86,37 @@ impl Weights<'_> {
         Ok(MatrixWeight::Quant(Arc::new(q)))
     }
 
+    /// `name` as a [`Bf16Matrix`] whatever the CPU (without AVX-512 BF16 its product runs
+    /// the portable kernel): bf16 values as stored, others rounded to nearest (after the
+    /// finiteness check, so a value past bf16's range is an error, never an infinity).
+    fn bf16_matrix(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
+        let t = self.get(name, &[rows, cols])?;
+        let packed = match t.dtype() {
+            DType::BF16 => Bf16Matrix::pack(&t.flatten_all()?.to_vec1::<half::bf16>()?, rows, cols),
+            _ => {
+                let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                if let Some(i) = v.iter().position(|&x| !bf16::round(x).is_finite()) {
+                    let at = [i / cols.max(1), i % cols.max(1)];
+                    return Err(self.bad(
+                        name,
+                        format!("value {} at {at:?} is past bf16's range", v[i]),
+                    ));
+                }
+                Bf16Matrix::from_f32(&v, rows, cols)
+            }
+        }
+        .map_err(|e| self.bad(name, e))?;
+        Ok(MatrixWeight::Bf16(Arc::new(packed)))
+    }
+
     /// Whether [`Weights::matrix`] holds `name` (`cols` wide) in a layout of llmdrop's own
     /// kernels (packed f32, packed bf16, quantized blocks), whose every output is one chain
     /// over the columns whatever the matrix's other rows, rather than as a dense candle
     /// tensor (candle's matmul may sum in another order for another number of rows).
     pub fn own_kernel(&self, name: &str, cols: usize, head: bool) -> bool {
+        if self.quant == Some(QuantMode::Bf16Mixed) && !head {
+            return true;
+        }
         if let Some(m) = self.quant.filter(|_| QMatrix::fits(cols)) {
             let stored = self.src.ggml_type(name).map_or(Stored::Float, Stored::of);
             if m.kind(stored, head).is_some() {
