@@ -141,6 +141,20 @@ fn speed_reports_name_their_machine_and_its_fma_limit() {
     let want =
         score["gflops_per_sec"].as_f64().unwrap() / score["fma_peak_gflops"].as_f64().unwrap();
     assert!((score["fraction_of_fma_peak"].as_f64().unwrap() - want).abs() <= 1e-12 * want.abs());
+    // f32 scoring has no bf16 limit; bf16-mixed has one where the CPU has a bf16 kernel
+    assert!(score.get("bf16_peak_gflops").is_none(), "{score}");
+    let mut mixed_args = score_args.to_vec();
+    mixed_args.extend(["--dtype", "bf16-mixed"]);
+    let mixed = json(&mixed_args);
+    if llmdrop_kernels::caps().avx512_bf16() {
+        let peak = mixed["bf16_peak_gflops"].as_f64().unwrap();
+        assert!(peak.is_finite() && peak > 0.0, "{peak}");
+        let want = mixed["gflops_per_sec"].as_f64().unwrap() / peak;
+        let got = mixed["fraction_of_bf16_peak"].as_f64().unwrap();
+        assert!((got - want).abs() <= 1e-12 * want.abs());
+    } else {
+        assert!(mixed.get("bf16_peak_gflops").is_none(), "{mixed}");
+    }
     // the text report names the machine too
     assert!(text.stdout.contains("machine: "), "{}", text.stdout);
 }

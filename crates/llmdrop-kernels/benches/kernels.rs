@@ -137,10 +137,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // bf16 weights, activations rounded to bf16 inside, f32 sums: against the f32 kernel,
     // the best of 30 runs each, taken in turn
     println!(
-        "cpu {}; bf16 kernel: {}; f32 FMA limit {:.1} GFLOP/s on {} thread(s)",
+        "cpu {}; bf16 kernel: {}; f32 FMA limit {:.1} GFLOP/s, bf16 limit {} on {} thread(s)",
         cpu_model(),
         Kernel::Auto.bf16_name(),
         llmdrop_kernels::peak::fma_peak_gflops(5_000_000, 20),
+        llmdrop_kernels::peak::bf16_peak_gflops(5_000_000, 20)
+            .map_or("none".into(), |p| format!("{p:.1} GFLOP/s")),
         rayon::current_num_threads()
     );
     if caps().avx512f() && caps().avx512_bf16() {

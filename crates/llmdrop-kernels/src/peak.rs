@@ -22,6 +22,46 @@ pub fn fma_peak_gflops(iters: usize, reps: usize) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The bf16 kernels' arithmetic limit, as [`fma_peak_gflops`] measures f32's: GFLOP/s
+/// of AMX `tdpbf16ps` on tiles (where [`Caps::amx_bf16`](crate::Caps::amx_bf16)), else of
+/// AVX-512 BF16 `vdpbf16ps` on registers (a multiply and an add per input pair half), on
+/// every thread of the current rayon pool. `None` on a CPU with neither (the portable
+/// kernel has no limit worth quoting). `iters` counts `vdpbf16ps` steps; AMX runs a
+/// sixteenth as many (each instruction does 256 times the work of one `vdpbf16ps`).
+pub fn bf16_peak_gflops(iters: usize, reps: usize) -> Option<f64> {
+    let caps = super::caps();
+    if !caps.avx512_bf16() {
+        return None;
+    }
+    let best = (0..reps.max(1) + 1)
+        .map(|_| {
+            let start = Instant::now();
+            let flops: f64 = rayon::broadcast(|_| bf16_one_thread(iters, caps.amx_bf16()))
+                .iter()
+                .sum();
+            flops / start.elapsed().as_secs_f64() / 1e9
+        })
+        .skip(1)
+        .fold(0.0, f64::max);
+    Some(best)
+}
+
+/// FLOPs done (see [`bf16_peak_gflops`]).
+#[cfg(target_arch = "x86_64")]
+fn bf16_one_thread(iters: usize, amx: bool) -> f64 {
+    if amx {
+        // SAFETY: only where `Caps::amx_bf16` holds
+        return unsafe { crate::gemm::bf16::amx::peak_steps(iters / 16) };
+    }
+    // SAFETY: only where `Caps::avx512_bf16` holds (checked by the caller)
+    unsafe { crate::gemm::bf16::avx512_peak_steps(iters) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn bf16_one_thread(_iters: usize, _amx: bool) -> f64 {
+    0.0
+}
+
 /// FLOPs done.
 fn one_thread(iters: usize) -> f64 {
     #[cfg(target_arch = "x86_64")]

@@ -46,6 +46,13 @@ struct ScoreJson<'a> {
     fma_peak_gflops: f64,
     /// `gflops_per_sec` / `fma_peak_gflops`.
     fraction_of_fma_peak: f64,
+    /// With `--dtype bf16` or `bf16-mixed`: the bf16 kernels' limit (AMX tiles or
+    /// `vdpbf16ps`), all threads of this run, GFLOP/s, and `gflops_per_sec` against it
+    /// (the products run there; the rest of the FLOPs are few).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bf16_peak_gflops: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fraction_of_bf16_peak: Option<f64>,
 }
 
 pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
@@ -67,9 +74,15 @@ pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     if ctx.json {
         // measured after the run, with the same threads: the yardstick of `gflops_per_sec`
         let fma_peak_gflops = llmdrop_kernels::peak::fma_peak_gflops(50_000_000, 5);
+        let bf16 = matches!(a.model.dtype.name(), "bf16" | "bf16-mixed");
+        let bf16_peak_gflops = bf16
+            .then(|| llmdrop_kernels::peak::bf16_peak_gflops(50_000_000, 5))
+            .flatten();
         let doc = ScoreJson {
             fraction_of_fma_peak: report.gflops_per_sec / fma_peak_gflops,
             fma_peak_gflops,
+            fraction_of_bf16_peak: bf16_peak_gflops.map(|p| report.gflops_per_sec / p),
+            bf16_peak_gflops,
             report: &report,
         };
         output::print_json("score", &doc)?;

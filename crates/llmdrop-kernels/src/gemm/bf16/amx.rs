@@ -269,3 +269,38 @@ unsafe fn body<const TR: bool, const TC: bool>(t: &AmxTile) {
         }
     }
 }
+
+/// Runs `iters` steps of four independent `tdpbf16ps` (16 x 16 outputs of 32 inputs
+/// each) on zeroed tiles: the FLOPs of [`crate::peak::bf16_peak_gflops`] on AMX.
+///
+/// # Safety
+/// The CPU must have AMX-TILE and AMX-BF16 enabled for this process
+/// ([`crate::Caps::amx_bf16`]).
+pub(crate) unsafe fn peak_steps(iters: usize) -> f64 {
+    // every tile 16 rows x 64 bytes: tmm6 and tmm7 as the operands of all four products
+    let cfg = Config::for_shape(ROWS, NR);
+    // SAFETY: the caller's contract; the tiles used are configured
+    unsafe {
+        asm!("ldtilecfg [{0}]", in(reg) &cfg, options(nostack, readonly));
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            "tilezero tmm6",
+            "tilezero tmm7",
+            options(nostack, nomem)
+        );
+        for _ in 0..iters {
+            asm!(
+                "tdpbf16ps tmm0, tmm6, tmm7",
+                "tdpbf16ps tmm1, tmm6, tmm7",
+                "tdpbf16ps tmm2, tmm6, tmm7",
+                "tdpbf16ps tmm3, tmm6, tmm7",
+                options(nostack, nomem)
+            );
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+    (iters * 4 * TILE_ROWS * TILE_COLS * 2 * BLOCK * 2) as f64
+}

@@ -122,3 +122,26 @@ unsafe fn run<const R: usize, const P: usize>(t: &Tile) {
 pub(crate) unsafe fn pairs_into(x: &[f32], cols: usize, out: &mut [u32]) {
     super::arith::pairs_into(x, cols, out);
 }
+
+/// Runs `iters` steps of 12 independent `vdpbf16ps`: the FLOPs of
+/// [`crate::peak::bf16_peak_gflops`] without AMX.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BF16 ([`crate::Caps::avx512_bf16`]).
+#[target_feature(enable = "avx512bf16,avx512f")]
+pub(crate) unsafe fn peak_steps(iters: usize) -> f64 {
+    const CHAINS: usize = 12;
+    let mut acc = [_mm512_setzero_ps(); CHAINS];
+    let (w, x) = (
+        pairs(_mm512_set1_epi32(0x3f80_3f80)),
+        pairs(_mm512_set1_epi32(0x3300_3300)),
+    );
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm512_dpbf16_ps(*a, w, x);
+        }
+    }
+    let sum: f32 = acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum();
+    std::hint::black_box(sum);
+    (iters * CHAINS * 16 * 2 * 2) as f64
+}

@@ -86,6 +86,8 @@ mod packed;
 mod tile;
 
 pub use arith::round;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::peak_steps as avx512_peak_steps;
 pub use kernel::{matmul, matmul_in};
 pub use order::{Order, BLOCK};
 pub use packed::Bf16Matrix;
