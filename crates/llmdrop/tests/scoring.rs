@@ -108,7 +108,7 @@ fn default_model_bf16_mixed_similarities_stay_near_pytorch_f32() {
         )
         .unwrap();
     let tok = src.tokenizer().unwrap();
-    let docs = read_documents(&TextSource::new(&testkit::english_text_dir().join("docs"))).unwrap();
+    let docs = read_documents(&TextSource::new(testkit::english_text_dir().join("docs"))).unwrap();
     let opts = PackOptions {
         seq_len: r["seq_len"].as_u64().unwrap() as usize,
         samples: r["samples"].as_u64().unwrap() as usize,
