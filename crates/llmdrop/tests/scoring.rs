@@ -26,25 +26,33 @@ fn assert_close(name: &str, got: &[f64], want: &[f64], tol: f64) -> f64 {
     worst
 }
 
-#[test]
-fn default_model_similarities_match_pytorch() {
-    let r: Value = serde_json::from_str(
-        &std::fs::read_to_string(testkit::fixtures_dir().join("smollm2/scores.json")).unwrap(),
-    )
-    .unwrap();
-    // loaded as `llmdrop score` loads it: hidden states only
-    let (src, dec) = testkit::load_scorer(&testkit::default_model()).unwrap();
+/// The PyTorch reference (scripts/fixtures/make_fixtures.py).
+fn reference() -> Value {
+    let path = testkit::fixtures_dir().join("smollm2/scores.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The reference's calibration blocks, packed from the English text by `src`'s tokenizer.
+fn reference_blocks(src: &llmdrop::ModelSource, r: &Value) -> llmdrop::calib::CalibBlocks {
     let tok = src.tokenizer().unwrap();
-    assert_eq!(tok.eos, vec![r["eos"].as_u64().unwrap() as u32]);
-    let dir = testkit::english_text_dir().join("docs");
-    let docs = read_documents(&TextSource::new(&dir)).unwrap();
+    let docs = read_documents(&TextSource::new(testkit::english_text_dir().join("docs"))).unwrap();
     let opts = PackOptions {
         seq_len: r["seq_len"].as_u64().unwrap() as usize,
         samples: r["samples"].as_u64().unwrap() as usize,
         shuffle: false,
         seed: 0,
     };
-    let blocks = pack(&docs, &tok, &opts).unwrap();
+    pack(&docs, &tok, &opts).unwrap()
+}
+
+#[test]
+fn default_model_similarities_match_pytorch() {
+    let r = reference();
+    // loaded as `llmdrop score` loads it: hidden states only
+    let (src, dec) = testkit::load_scorer(&testkit::default_model()).unwrap();
+    let tok = src.tokenizer().unwrap();
+    assert_eq!(tok.eos, vec![r["eos"].as_u64().unwrap() as u32]);
+    let blocks = reference_blocks(&src, &r);
     assert_eq!(
         blocks.hash,
         r["blocks_sha256"].as_str().unwrap(),
@@ -94,10 +102,7 @@ fn default_model_similarities_match_pytorch() {
 /// layers, the paper's drop set.
 #[test]
 fn default_model_bf16_mixed_similarities_stay_near_pytorch_f32() {
-    let r: Value = serde_json::from_str(
-        &std::fs::read_to_string(testkit::fixtures_dir().join("smollm2/scores.json")).unwrap(),
-    )
-    .unwrap();
+    let r = reference();
     let src = llmdrop::ModelSource::open(&testkit::default_model()).unwrap();
     let dec = src
         .load_decoder_for(
@@ -107,15 +112,7 @@ fn default_model_bf16_mixed_similarities_stay_near_pytorch_f32() {
             llmdrop::model::Outputs::HiddenStates,
         )
         .unwrap();
-    let tok = src.tokenizer().unwrap();
-    let docs = read_documents(&TextSource::new(testkit::english_text_dir().join("docs"))).unwrap();
-    let opts = PackOptions {
-        seq_len: r["seq_len"].as_u64().unwrap() as usize,
-        samples: r["samples"].as_u64().unwrap() as usize,
-        shuffle: false,
-        seed: 0,
-    };
-    let blocks = pack(&docs, &tok, &opts).unwrap();
+    let blocks = reference_blocks(&src, &r);
     let t = score(
         &dec,
         &blocks.blocks,
