@@ -85,11 +85,14 @@ mod os {
 
 /// One call: for `r < rows`, `j < cols`, `C[r][j]` becomes the [`Order::Tiles`] sum over
 /// `blocks` blocks of `A`'s row `r` and output `j` of the panel `b`, starting from `C`'s
-/// value when `load`, else from `+0`.
+/// value when `load`, else from `+0`. With `panels == 2` (few rows: one row group's two
+/// accumulators would wait on each other's latency) the call covers two whole panels,
+/// `stride` lanes apart, as outputs `0..2 * NR` (`cols` is then `2 * NR`).
 ///
 /// Contract: `a` points to `rows` rows of `blocks * BLOCK` lanes, `lda` lanes apart; `b`
-/// to `blocks * BLOCK` steps of `NR` lanes; `c` is valid for `rows` rows of `cols` values,
-/// `ldc` apart; `1 <= rows <= ROWS`, `1 <= cols <= NR`.
+/// to `blocks * BLOCK` steps of `NR` lanes (and, for two panels, `b + stride` too); `c`
+/// is valid for `rows` rows of `cols` values, `ldc` apart; `1 <= rows <= ROWS`,
+/// `1 <= cols <= NR`, or `panels == 2`, `rows <= 16` and `cols == 2 * NR`.
 ///
 /// [`Order::Tiles`]: super::Order::Tiles
 pub(crate) struct AmxTile {
@@ -102,6 +105,8 @@ pub(crate) struct AmxTile {
     pub c: *mut f32,
     pub ldc: usize,
     pub load: bool,
+    pub panels: usize,
+    pub stride: usize,
 }
 
 /// The tile configuration `ldtilecfg` reads (palette 1).
@@ -146,13 +151,26 @@ impl Config {
         }
         cfg
     }
+
+    /// Two panels' calls for `rows <= 16`: `tmm0`-`tmm3` the sums of outputs 0-15, 16-31,
+    /// 32-47 and 48-63, `tmm4` the activations, `tmm5`-`tmm7` weight tiles in turn.
+    fn two_panels(rows: usize) -> Self {
+        let mut cfg = Self::for_shape(rows, NR);
+        for t in [2, 3] {
+            cfg.rows[t] = rows as u8;
+            cfg.colsb[t] = (TILE_COLS * 4) as u16;
+        }
+        cfg.rows[5] = BLOCK as u8;
+        cfg.colsb[5] = (TILE_COLS * 4) as u16;
+        cfg
+    }
 }
 
 /// The tile registers of the calling thread, configured for one shape at a time and
 /// released when dropped. Keep one per task; do not hold it across code that may run
 /// another task's tiles on the same thread.
 pub(crate) struct Tiles {
-    shape: Option<(usize, usize)>,
+    shape: Option<(usize, usize, usize)>,
 }
 
 impl Tiles {
@@ -166,16 +184,28 @@ impl Tiles {
     /// The CPU must have AMX-TILE and AMX-BF16 enabled for this process
     /// ([`crate::Caps::amx_bf16`]); `t` must satisfy [`AmxTile`]'s contract.
     pub(crate) unsafe fn run(&mut self, t: &AmxTile) {
-        debug_assert!((1..=ROWS).contains(&t.rows) && (1..=NR).contains(&t.cols));
-        if self.shape != Some((t.rows, t.cols)) {
-            let cfg = Config::for_shape(t.rows, t.cols);
+        let two = t.panels == 2;
+        debug_assert!(if two {
+            (1..=TILE_ROWS).contains(&t.rows) && t.cols == 2 * NR
+        } else {
+            (1..=ROWS).contains(&t.rows) && (1..=NR).contains(&t.cols) && t.panels == 1
+        });
+        let shape = (t.rows, t.cols, t.panels);
+        if self.shape != Some(shape) {
+            let cfg = match two {
+                true => Config::two_panels(t.rows),
+                false => Config::for_shape(t.rows, t.cols),
+            };
             // SAFETY: the caller's contract: AMX is enabled; the configuration is valid
             // for palette 1 (at most 16 rows and 64 bytes a tile)
             unsafe { asm!("ldtilecfg [{0}]", in(reg) &cfg, options(nostack, readonly)) };
-            self.shape = Some((t.rows, t.cols));
+            self.shape = Some(shape);
         }
         // SAFETY: the caller's contract, and the configuration loaded for this shape
         unsafe {
+            if two {
+                return two_panels(t);
+            }
             match (t.rows > TILE_ROWS, t.cols > TILE_COLS) {
                 (false, false) => body::<false, false>(t),
                 (false, true) => body::<false, true>(t),
@@ -270,6 +300,60 @@ unsafe fn body<const TR: bool, const TC: bool>(t: &AmxTile) {
     }
 }
 
+/// Two whole panels for at most 16 rows: four accumulators, the activation tile loaded
+/// once a block, the four weight tiles through three registers.
+///
+/// # Safety
+/// As [`Tiles::run`], with [`Config::two_panels`] loaded for `t.rows`; `t.panels == 2`.
+#[inline(always)]
+unsafe fn two_panels(t: &AmxTile) {
+    let (sa, sb, sc) = (t.lda * 4, NR * 4, t.ldc * 4);
+    // SAFETY: the contract makes rows 0..rows of `c` (2 * NR values each), of `a` (blocks
+    // * BLOCK lanes each) and blocks * BLOCK steps of both panels valid; each tile reads or
+    // writes its configured rows x 64 bytes from the addresses below, inside those ranges
+    unsafe {
+        let c = [
+            t.c,
+            t.c.add(TILE_COLS),
+            t.c.add(NR),
+            t.c.add(NR + TILE_COLS),
+        ];
+        if t.load {
+            asm!("tileloadd tmm0, [{0} + {1}]", in(reg) c[0], in(reg) sc, options(nostack, readonly));
+            asm!("tileloadd tmm1, [{0} + {1}]", in(reg) c[1], in(reg) sc, options(nostack, readonly));
+            asm!("tileloadd tmm2, [{0} + {1}]", in(reg) c[2], in(reg) sc, options(nostack, readonly));
+            asm!("tileloadd tmm3, [{0} + {1}]", in(reg) c[3], in(reg) sc, options(nostack, readonly));
+        } else {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
+        }
+        let (mut a0, mut b0) = (t.a, t.b);
+        for _ in 0..t.blocks {
+            let b1 = b0.add(t.stride);
+            asm!("tileloadd tmm4, [{0} + {1}]", in(reg) a0, in(reg) sa, options(nostack, readonly));
+            asm!("tileloadd tmm5, [{0} + {1}]", in(reg) b0, in(reg) sb, options(nostack, readonly));
+            asm!("tdpbf16ps tmm0, tmm4, tmm5", options(nostack, nomem));
+            asm!("tileloadd tmm6, [{0} + {1}]", in(reg) b0.add(TILE_COLS), in(reg) sb, options(nostack, readonly));
+            asm!("tdpbf16ps tmm1, tmm4, tmm6", options(nostack, nomem));
+            asm!("tileloadd tmm7, [{0} + {1}]", in(reg) b1, in(reg) sb, options(nostack, readonly));
+            asm!("tdpbf16ps tmm2, tmm4, tmm7", options(nostack, nomem));
+            asm!("tileloadd tmm5, [{0} + {1}]", in(reg) b1.add(TILE_COLS), in(reg) sb, options(nostack, readonly));
+            asm!("tdpbf16ps tmm3, tmm4, tmm5", options(nostack, nomem));
+            a0 = a0.add(BLOCK);
+            b0 = b0.add(BLOCK * NR);
+        }
+        asm!("tilestored [{0} + {1}], tmm0", in(reg) c[0], in(reg) sc, options(nostack));
+        asm!("tilestored [{0} + {1}], tmm1", in(reg) c[1], in(reg) sc, options(nostack));
+        asm!("tilestored [{0} + {1}], tmm2", in(reg) c[2], in(reg) sc, options(nostack));
+        asm!("tilestored [{0} + {1}], tmm3", in(reg) c[3], in(reg) sc, options(nostack));
+    }
+}
+
 /// Runs `iters` steps of four independent `tdpbf16ps` (16 x 16 outputs of 32 inputs
 /// each) on zeroed tiles: the FLOPs of [`crate::peak::bf16_peak_gflops`] on AMX.
 ///
@@ -277,9 +361,12 @@ unsafe fn body<const TR: bool, const TC: bool>(t: &AmxTile) {
 /// The CPU must have AMX-TILE and AMX-BF16 enabled for this process
 /// ([`crate::Caps::amx_bf16`]).
 pub(crate) unsafe fn peak_steps(iters: usize) -> f64 {
-    // every tile 16 rows x 64 bytes: tmm6 and tmm7 as the operands of all four products
+    // every tile 16 rows x 64 bytes: tmm6 and tmm7 as the operands of all four products,
+    // loaded with ones, as a product's operands hold data
     let cfg = Config::for_shape(ROWS, NR);
-    // SAFETY: the caller's contract; the tiles used are configured
+    let ones = [0x3f80_3f80u32; TILE_ROWS * TILE_COLS];
+    // SAFETY: the caller's contract; the tiles used are configured; each load reads 16
+    // rows of 64 bytes from `ones` (1 KiB)
     unsafe {
         asm!("ldtilecfg [{0}]", in(reg) &cfg, options(nostack, readonly));
         asm!(
@@ -287,10 +374,10 @@ pub(crate) unsafe fn peak_steps(iters: usize) -> f64 {
             "tilezero tmm1",
             "tilezero tmm2",
             "tilezero tmm3",
-            "tilezero tmm6",
-            "tilezero tmm7",
             options(nostack, nomem)
         );
+        asm!("tileloadd tmm6, [{0} + {1}]", in(reg) ones.as_ptr(), in(reg) 64usize, options(nostack, readonly));
+        asm!("tileloadd tmm7, [{0} + {1}]", in(reg) ones.as_ptr(), in(reg) 64usize, options(nostack, readonly));
         for _ in 0..iters {
             asm!(
                 "tdpbf16ps tmm0, tmm6, tmm7",

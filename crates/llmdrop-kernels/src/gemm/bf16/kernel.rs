@@ -185,9 +185,13 @@ impl Product<'_> {
         for pc in (0..steps).step_by(kc_max) {
             let kc = kc_max.min(steps - pc);
             for ic in (0..m).step_by(MC) {
-                for j in panels.clone() {
+                let mut j = panels.start;
+                while j < panels.end {
+                    // few rows: two whole panels a call, four sums in flight
+                    let two = m - ic <= 16 && j + 1 < panels.end && (j + 2) * NR <= n;
+                    let count = if two { 2 } else { 1 };
                     let b = &w.panels_from(j)[pc * NR..];
-                    let cols = NR.min(n - j * NR);
+                    let cols = (count * NR).min(n - j * NR);
                     for ir in (ic..m.min(ic + MC)).step_by(amx::ROWS) {
                         let rows = amx::ROWS.min(m - ir);
                         let a = &self.xb[ir * steps + pc..(ir + rows - 1) * steps + pc + kc];
@@ -202,13 +206,18 @@ impl Product<'_> {
                             c: unsafe { self.out.at(ir * n + j * NR) },
                             ldc: n,
                             load: pc > 0,
+                            panels: count,
+                            stride: steps * NR,
                         };
                         // SAFETY: only where `Kernel::amx_bf16` holds; a spans rows x kc
-                        // lanes `steps` apart and b kc steps of panel j (pc and kc whole
-                        // blocks: KCP and steps are multiples of BLOCK); rows ir.. x the
-                        // panel's cols lie in y's reserved room, written by this task alone
+                        // lanes `steps` apart and b kc steps of panel j (and j + 1 for two:
+                        // both whole, inside this task's range) (pc and kc whole blocks: KCP
+                        // and steps are multiples of BLOCK); rows ir.. x the panels' cols
+                        // lie in y's reserved room, written by this task alone; two panels
+                        // only for at most 16 rows
                         unsafe { tiles.run(&t) };
                     }
+                    j += count;
                 }
             }
         }
