@@ -5,7 +5,8 @@
 //! and `tmm5` the two row groups' activation pairs of one block, `tmm6` and `tmm7` the
 //! panel's weight pairs of that block for outputs 0-15 and 16-31. A block is one 64-byte
 //! row of pairs of each activation row and [`BLOCK`] rows of the panel (a panel step is
-//! 128 bytes: the two weight tiles are its halves). A call's shape (rows, outputs) is the
+//! 128 bytes: the two weight tiles are its halves). Up to 16 rows may instead cover two
+//! panels a call ([`Config::two_panels`]). A call's shape (rows, outputs, panels) is the
 //! tile configuration; [`Tiles`] loads it only when the shape changes.
 
 use std::arch::asm;
