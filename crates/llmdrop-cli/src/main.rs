@@ -44,6 +44,9 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return output::usage_error(&e),
     };
+    // the kernels chosen while no other thread exists: Linux grants AMX's tile state
+    // (llmdrop_kernels::Caps::amx_bf16) only where every thread's signal stack can hold it
+    llmdrop_kernels::caps();
     // still single-threaded here: nothing else reads the environment yet
     set_threads(cli.global.threads);
     single_candle_elementwise_thread();

@@ -23,8 +23,10 @@ pub(crate) const ROWS: usize = 2 * TILE_ROWS;
 
 /// Whether this CPU has AMX-TILE and AMX-BF16 and the operating system lets this process
 /// use the tile data: on Linux, asked for once with `arch_prctl(ARCH_REQ_XCOMP_PERM)`
-/// (granted only where the kernel supports the state; the signal frames grow by 8 KiB).
-/// Elsewhere `false`.
+/// (granted only where the kernel supports the state and every thread's alternate signal
+/// stack can hold the 8 KiB it adds to a signal frame: call [`crate::caps`] before
+/// spawning threads, as the CLI does). Elsewhere `false`; then bf16 products sum in
+/// [`Order::Chain`](super::Order::Chain).
 pub(crate) fn enable() -> bool {
     // every x86-64 CPU has cpuid; leaf 7 reads as zeros where it is absent
     let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
