@@ -90,7 +90,14 @@ impl Weights<'_> {
     /// the portable kernel): bf16 values as stored, others rounded to nearest (after the
     /// finiteness check, so a value past bf16's range is an error, never an infinity).
     fn bf16_matrix(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
-        let t = self.get(name, &[rows, cols])?;
+        // a bf16 file's values loaded as they are (not widened to f32 and rounded back)
+        let stored_bf16 = self
+            .src
+            .tensors()
+            .iter()
+            .any(|t| t.name == name && t.dtype.eq_ignore_ascii_case("bf16"));
+        let dtype = if stored_bf16 { DType::BF16 } else { self.dtype };
+        let t = Weights { dtype, ..*self }.get(name, &[rows, cols])?;
         let packed = match t.dtype() {
             DType::BF16 => Bf16Matrix::pack(&t.flatten_all()?.to_vec1::<half::bf16>()?, rows, cols),
             _ => {
