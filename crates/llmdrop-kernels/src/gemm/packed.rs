@@ -1,5 +1,7 @@
 //! [`PackedMatrix`]: an f32 `[rows, cols]` matrix stored in panels of [`NR`] rows.
 
+use rayon::prelude::*;
+
 /// Rows per panel: the outputs one kernel step produces per activation row (two 16-lane
 /// registers).
 pub const NR: usize = 32;
@@ -18,6 +20,9 @@ pub struct PackedMatrix {
     len: usize,
 }
 
+/// Values from which packing runs on all threads.
+const PARALLEL_PACK: usize = 1 << 20;
+
 /// f32 values per 64-byte cache line.
 const LINE: usize = 16;
 
@@ -30,13 +35,26 @@ impl PackedMatrix {
             "matrix data must hold rows * cols values"
         );
         let mut m = Self::zeroed(rows, cols);
-        let data = m.data_mut();
-        for (r, row) in w.chunks_exact(cols.max(1)).enumerate().take(rows) {
-            let (panel, lane) = (r / NR, r % NR);
-            let base = panel * cols * NR + lane;
-            for (p, &v) in row.iter().enumerate() {
-                data[base + p * NR] = v;
+        if cols == 0 {
+            return m;
+        }
+        // panel by panel (each the transpose of its NR rows), side by side on rayon's
+        // threads for a large matrix: a layer-streamed run packs every layer it reads
+        let pack_panel = |(j, panel): (usize, &mut [f32])| {
+            let src = &w[(j * NR * cols).min(w.len())..((j + 1) * NR * cols).min(w.len())];
+            for (lane, row) in src.chunks_exact(cols).enumerate() {
+                for (p, &v) in row.iter().enumerate() {
+                    panel[p * NR + lane] = v;
+                }
             }
+        };
+        let data = m.data_mut();
+        if rows * cols >= PARALLEL_PACK {
+            data.par_chunks_mut(cols * NR)
+                .enumerate()
+                .for_each(pack_panel);
+        } else {
+            data.chunks_mut(cols * NR).enumerate().for_each(pack_panel);
         }
         m
     }
@@ -50,10 +68,13 @@ impl PackedMatrix {
         );
         let mut m = Self::zeroed(2 * a.panels() * NR, a.cols);
         let len = a.cols * NR;
-        for (j, pair) in m.data_mut().chunks_exact_mut(2 * len.max(1)).enumerate() {
-            pair[..len].copy_from_slice(a.panel(j));
-            pair[len..].copy_from_slice(b.panel(j));
-        }
+        m.data_mut()
+            .par_chunks_exact_mut(2 * len.max(1))
+            .enumerate()
+            .for_each(|(j, pair)| {
+                pair[..len].copy_from_slice(a.panel(j));
+                pair[len..].copy_from_slice(b.panel(j));
+            });
         m
     }
 

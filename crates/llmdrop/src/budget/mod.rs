@@ -193,6 +193,7 @@ mod tests {
         ScoreNeed {
             model: 1000,
             layer: 100,
+            load_extra: 50,
             embed_rows: 10,
             block_states: 5,
             block_units: 20,
@@ -214,6 +215,12 @@ mod tests {
             ..n
         };
         assert_eq!(wide.streamed(), 500);
+        // a held load's peak is its largest tensor's read when that outweighs the blocks
+        let big_tensor = ScoreNeed {
+            load_extra: 200,
+            ..n
+        };
+        assert_eq!(big_tensor.in_memory(), 1200);
         let pick = |stream, max| {
             choose(
                 &n,

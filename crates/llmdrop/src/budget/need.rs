@@ -16,8 +16,13 @@ use crate::quant::{Precision, Stored};
 pub struct ScoreNeed {
     /// The weights an in-memory scoring load holds (no output head).
     pub model: u64,
-    /// The largest layer as held.
+    /// The largest layer as held, plus what reading its largest tensor holds besides: the
+    /// tensor's stored pages and one more copy of it as held (a conversion's input and
+    /// output exist at once).
     pub layer: u64,
+    /// What reading the model's largest tensor holds besides the tensors already read
+    /// (as in [`ScoreNeed::layer`]).
+    pub load_extra: u64,
     /// The embedding rows of the calibration tokens, as held (layer-streamed).
     pub embed_rows: u64,
     /// The hidden states of one calibration block, with the probe's f32 copy.
@@ -50,13 +55,27 @@ impl ScoreNeed {
         let c = src.config();
         let w = src.weights();
         let (t, h) = (seq_len as u64, c.hidden_size as u64);
-        let mut layers = vec![0u64; c.num_layers];
+        // per layer: bytes held, and the largest tensor's read overhead
+        let mut layers = vec![(0u64, 0u64); c.num_layers];
+        let mut gate_up = vec![0u64; c.num_layers];
         let mut model = 0u64;
+        let mut load_extra = 0u64;
         let mut embed_row = 0u64;
         for meta in w.tensors() {
             let held = held_bytes(&meta.shape, meta.bytes, w.ggml_type(&meta.name), precision);
-            if let Some((i, _)) = split_layer_name(&meta.name).filter(|(i, _)| *i < layers.len()) {
-                layers[i] += held;
+            // reading a tensor: its mapped pages, the stored copy and the converted one
+            let read = 2 * meta.bytes + held;
+            if let Some((i, rest)) = split_layer_name(&meta.name).filter(|(i, _)| *i < layers.len())
+            {
+                layers[i].0 += held;
+                layers[i].1 = layers[i].1.max(read);
+                // f32 gate and up projections are interleaved into one matrix: while it is
+                // built, both and the pair exist
+                let gated = matches!(rest, "mlp.gate_proj.weight" | "mlp.up_proj.weight");
+                if gated && paired(&meta.shape, held, precision) {
+                    gate_up[i] += held;
+                }
+                load_extra = load_extra.max(read);
                 model += held;
             } else if meta.name == "model.embed_tokens.weight" {
                 // f32 scoring keeps a GGUF table's blocks as stored where they repack
@@ -65,8 +84,10 @@ impl ScoreNeed {
                     _ => held,
                 };
                 model += held;
+                load_extra = load_extra.max(2 * meta.bytes + held);
                 embed_row = held / (c.vocab_size.max(1) as u64);
             } else if meta.name != "lm_head.weight" {
+                load_extra = load_extra.max(2 * meta.bytes + held);
                 model += held;
             }
         }
@@ -81,7 +102,13 @@ impl ScoreNeed {
         let mlp = t * (3 * c.intermediate_size as u64 + h) * f;
         Self {
             model,
-            layer: layers.into_iter().max().unwrap_or(0),
+            layer: layers
+                .iter()
+                .zip(&gate_up)
+                .map(|(&(held, read), &pair)| held + read.max(pair))
+                .max()
+                .unwrap_or(0),
+            load_extra,
             embed_rows: embed_row * unique_tokens as u64,
             block_states: t * h * state,
             block_units: match consecutive {
@@ -98,10 +125,13 @@ impl ScoreNeed {
         }
     }
 
-    /// Scoring with the model held: the weights, and per running block its states, units
-    /// and working memory.
+    /// Scoring with the model held: the weights (while loading, with the largest tensor's
+    /// read overhead), and per running block its states, units and working memory.
     pub fn in_memory(&self) -> u64 {
-        self.model + self.lanes * (self.block_states + self.block_units + self.block_working)
+        self.model
+            + self
+                .load_extra
+                .max(self.lanes * (self.block_states + self.block_units + self.block_working))
     }
 
     /// Layer-streamed scoring with the unit hidden states spilled: while the layers run,
@@ -126,7 +156,7 @@ impl ScoreNeed {
     pub fn streamed_detail(&self) -> String {
         use super::format_size as s;
         format!(
-            "{}: one layer {}, embedding rows {}, hidden states of {} blocks {}, working memory of {} blocks at once {}, then, the layers and states gone, one block's unit hidden states of every layer read back for the consecutive-layer matrix {} (all blocks' {} spilled to disk)",
+            "{}: one layer as it is read {}, embedding rows {}, hidden states of {} blocks {}, working memory of {} blocks at once {}, then, the layers and states gone, one block's unit hidden states of every layer read back for the consecutive-layer matrix {} (all blocks' {} spilled to disk)",
             s(self.streamed()),
             s(self.layer),
             s(self.embed_rows),
@@ -138,6 +168,13 @@ impl ScoreNeed {
             s(self.spill()),
         )
     }
+}
+
+/// Whether a gate or up projection of `shape` held in `held` bytes is an f32 matrix, which
+/// the two are interleaved from (as packed f32 matrices; elsewhere this overcounts).
+fn paired(shape: &[usize], held: u64, precision: Precision) -> bool {
+    let elems: u64 = shape.iter().map(|&d| d as u64).product();
+    shape.len() == 2 && precision.compute_dtype() == DType::F32 && held == elems * 4
 }
 
 /// Bytes a tensor of `shape` (stored in `stored_bytes`, of GGUF type `ggml`) takes as

@@ -98,6 +98,7 @@ fn score_group(
     progress.start("layer by layer", f.cfg.num_layers as u64);
     for i in 0..f.cfg.num_layers {
         let layer = stream.load_layer(i)?;
+        stream.prefetch_layer(i + 1);
         for chunk in runs.chunks_mut(lanes) {
             chunk
                 .par_iter_mut()

@@ -9,6 +9,7 @@ pub(crate) mod gguf_check;
 pub(crate) mod hash;
 pub(crate) mod layers;
 pub(crate) mod names;
+pub(crate) mod read_once;
 pub(crate) mod release;
 pub(crate) mod requant;
 pub(crate) mod row_subset;
@@ -99,6 +100,11 @@ pub trait WeightSource: Send + Sync {
     /// (layer-streamed passes, once a layer is converted). Never changes what a later read
     /// returns; the default does nothing.
     fn release(&self, _names: &[String]) {}
+    /// Advice that the stored bytes of the tensors `names` will be read soon (a
+    /// layer-streamed pass, for the next layer while this one computes): the file's bytes
+    /// may be read ahead in the background. Never changes what a read returns; the default
+    /// does nothing.
+    fn prefetch(&self, _names: &[String]) {}
 }
 
 /// Rows `ids` of the matrix `t`.

@@ -1,4 +1,5 @@
-//! Advice to the kernel that stored bytes already converted will not be read again soon:
+//! Advice to the kernel that stored bytes already converted will not be read again soon
+//! (and that the next ones will be read soon):
 //! layer-streamed passes read each layer's bytes once, and without this the mapped pages
 //! stay resident (and counted in the process's memory) until the mapping goes.
 //!
@@ -48,6 +49,20 @@ pub(crate) fn drop_mapped(
         );
     }
     drop_cached(file, (file_offset + range.start) as u64, range.len() as u64);
+}
+
+/// Asks the kernel to start reading `len` bytes of `file` from `offset` into the page cache
+/// in the background (the next layer, while this one computes); no page is mapped here.
+pub(crate) fn read_ahead(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: posix_fadvise only reads its arguments; an fd the File owns stays open for
+    // the call. The advice is a hint and never changes the file's contents.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), off, len, libc::POSIX_FADV_WILLNEED);
+    }
 }
 
 /// Asks the page cache to let `len` bytes of `file` from `offset` go (bytes read with

@@ -106,6 +106,10 @@ impl<W: WeightSource> WeightSource for RequantView<W> {
     fn release(&self, names: &[String]) {
         self.base.release(names)
     }
+
+    fn prefetch(&self, names: &[String]) {
+        self.base.prefetch(names)
+    }
 }
 
 #[cfg(test)]

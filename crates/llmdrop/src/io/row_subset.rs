@@ -58,4 +58,8 @@ impl WeightSource for RowSubset<'_> {
     fn release(&self, names: &[String]) {
         self.inner.release(names)
     }
+
+    fn prefetch(&self, names: &[String]) {
+        self.inner.prefetch(names)
+    }
 }

@@ -171,6 +171,9 @@ impl WeightSource for SafetensorsSource {
 
     fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
         let s = self.stored(name)?;
+        if (s.dtype, dtype) == (DType::BF16, DType::F32) && device.is_cpu() {
+            return Ok(Tensor::from_vec(bf16_to_f32(s.bytes), s.shape, device)?);
+        }
         let t = Tensor::from_raw_buffer(s.bytes, s.dtype, s.shape, device)
             .map_err(|e| bad(s.path, name, e.to_string()))?;
         Ok(if s.dtype == dtype {
@@ -230,6 +233,20 @@ impl WeightSource for SafetensorsSource {
             super::release::drop_mapped(&shard.mmap, &shard.file, 0, range);
         }
     }
+
+    fn prefetch(&self, names: &[String]) {
+        for name in names {
+            let Some(shard) = self.routing.get(name).and_then(|&i| self.shards.get(i)) else {
+                continue;
+            };
+            let Some(info) = shard.meta.info(name) else {
+                continue;
+            };
+            let (a, b) = info.data_offsets;
+            let len = (b - a) as u64;
+            super::release::read_ahead(&shard.file, (shard.data_start + a) as u64, len);
+        }
+    }
 }
 
 /// A tensor as its file stores it.
@@ -280,6 +297,28 @@ impl SafetensorsSource {
             bytes,
         })
     }
+}
+
+/// Little-endian bf16 `bytes` widened to f32 (exact: the bf16 bits are the f32's upper half),
+/// side by side on rayon's threads for a large tensor: a layer-streamed f32 run converts
+/// every layer it reads.
+fn bf16_to_f32(bytes: &[u8]) -> Vec<f32> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 16;
+    let mut out = vec![0f32; bytes.len() / 2];
+    let widen = |(o, b): (&mut [f32], &[u8])| {
+        for (o, b) in o.iter_mut().zip(b.chunks_exact(2)) {
+            *o = f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16);
+        }
+    };
+    if out.len() >= 16 * CHUNK {
+        out.par_chunks_mut(CHUNK)
+            .zip(bytes.par_chunks(2 * CHUNK))
+            .for_each(widen);
+    } else {
+        widen((&mut out, bytes));
+    }
+    out
 }
 
 fn bad(path: &Path, name: &str, reason: String) -> Error {

@@ -20,6 +20,7 @@ use super::weights::Weights;
 use crate::config::Config;
 use crate::error::Result;
 use crate::io::names::split_layer_name;
+use crate::io::read_once::ReadOnce;
 use crate::io::row_subset::RowSubset;
 use crate::io::source::ModelSource;
 use crate::plan::DropPlan;
@@ -160,11 +161,18 @@ impl<'a> LayerStream<'a> {
     /// Reads layer `i` as the in-memory decoder loads it.
     pub(crate) fn load_layer(&self, i: usize) -> Result<Layer> {
         Layer::load(
-            &self.weights_of(self.src.weights()),
+            &self.weights_of(&ReadOnce(self.src.weights())),
             &self.frame.cfg,
             &self.frame.plan,
             i,
         )
+    }
+
+    /// Asks for layer `i`'s stored bytes to be read ahead (while an earlier layer computes).
+    pub(crate) fn prefetch_layer(&self, i: usize) {
+        if let Some(names) = self.layer_tensors.get(i) {
+            self.src.weights().prefetch(names);
+        }
     }
 
     /// Hands the pages of layer `i`'s stored tensors back to the kernel.
@@ -214,7 +222,13 @@ impl<'a> LayerStream<'a> {
         let lanes = lanes.max(1);
         progress.start_at("layer by layer", f.cfg.num_layers as u64, from as u64);
         for i in from..f.cfg.num_layers {
-            let layer = Layer::load(&self.weights_of(self.src.weights()), &f.cfg, &f.plan, i)?;
+            let layer = Layer::load(
+                &self.weights_of(&ReadOnce(self.src.weights())),
+                &f.cfg,
+                &f.plan,
+                i,
+            )?;
+            self.prefetch_layer(i + 1);
             for (xs, ps) in states.chunks_mut(lanes).zip(probes.chunks_mut(lanes)) {
                 xs.par_iter_mut()
                     .zip(ps.par_iter_mut())

@@ -317,15 +317,17 @@ impl Weights<'_> {
 /// other dtypes are finite), else None. Tests an exponent mask over chunks without an
 /// early exit inside a chunk, so the scan vectorises and runs at memory speed.
 fn first_non_finite(t: &Tensor) -> Result<Option<(usize, f64)>> {
-    fn scan<T: Copy>(v: &[T], bad: impl Fn(T) -> bool) -> Option<usize> {
+    fn scan<T: Copy + Sync>(v: &[T], bad: impl Fn(T) -> bool + Sync) -> Option<usize> {
+        use rayon::prelude::*;
         const CHUNK: usize = 4096;
-        v.chunks(CHUNK).enumerate().find_map(|(c, chunk)| {
-            if chunk.iter().fold(false, |a, &x| a | bad(x)) {
-                chunk.iter().position(|&x| bad(x)).map(|i| c * CHUNK + i)
-            } else {
-                None
-            }
-        })
+        let any = |chunk: &[T]| chunk.iter().fold(false, |a, &x| a | bad(x));
+        // the first chunk holding a bad value; large tensors scanned on all threads
+        let c = match v.len() >= 256 * CHUNK {
+            true => v.par_chunks(CHUNK).position_first(any),
+            false => v.chunks(CHUNK).position(any),
+        }?;
+        let chunk = &v[c * CHUNK..((c + 1) * CHUNK).min(v.len())];
+        chunk.iter().position(|&x| bad(x)).map(|i| c * CHUNK + i)
     }
     if !t.device().is_cpu() || !t.is_contiguous() {
         // not a plain CPU tensor: check a contiguous CPU copy

@@ -2,6 +2,7 @@
 //! consecutive inputs are paired as `vdpbf16ps` reads them.
 
 use half::bf16;
+use rayon::prelude::*;
 
 use super::arith::{pair, round_bits};
 use super::BLOCK;
@@ -26,6 +27,9 @@ pub struct Bf16Matrix {
     len: usize,
 }
 
+/// Values from which packing runs on all threads.
+const PARALLEL_PACK: usize = 1 << 20;
+
 /// Lanes per 64-byte cache line.
 const LINE: usize = 16;
 
@@ -48,7 +52,12 @@ impl Bf16Matrix {
         Self::pack_with(w, rows, cols, |&v| round_bits(v))
     }
 
-    fn pack_with<T>(w: &[T], rows: usize, cols: usize, bits: impl Fn(&T) -> u16) -> Result<Self> {
+    fn pack_with<T: Sync>(
+        w: &[T],
+        rows: usize,
+        cols: usize,
+        bits: impl Fn(&T) -> u16 + Sync,
+    ) -> Result<Self> {
         if rows.checked_mul(cols) != Some(w.len()) {
             return Err(Error::Length {
                 values: w.len(),
@@ -58,14 +67,27 @@ impl Bf16Matrix {
         }
         let mut m = Self::zeroed(rows, cols);
         let kb = m.block_steps();
-        let data = m.data_mut();
-        for (r, row) in w.chunks_exact(cols.max(1)).enumerate().take(rows) {
-            let (panel, lane) = (r / NR, r % NR);
-            let base = panel * kb * NR + lane;
-            for (p, two) in row.chunks(2).enumerate() {
-                let second = two.get(1).map_or(0, &bits);
-                data[base + p * NR] = pair(bits(&two[0]), second);
+        if cols == 0 {
+            return Ok(m);
+        }
+        // panel by panel, side by side on rayon's threads for a large matrix (a
+        // layer-streamed run packs every layer it reads)
+        let pack_panel = |(j, panel): (usize, &mut [u32])| {
+            let src = &w[(j * NR * cols).min(w.len())..((j + 1) * NR * cols).min(w.len())];
+            for (lane, row) in src.chunks_exact(cols).enumerate() {
+                for (p, two) in row.chunks(2).enumerate() {
+                    let second = two.get(1).map_or(0, &bits);
+                    panel[p * NR + lane] = pair(bits(&two[0]), second);
+                }
             }
+        };
+        let data = m.data_mut();
+        if rows * cols >= PARALLEL_PACK {
+            data.par_chunks_mut(kb * NR)
+                .enumerate()
+                .for_each(pack_panel);
+        } else {
+            data.chunks_mut(kb * NR).enumerate().for_each(pack_panel);
         }
         Ok(m)
     }
