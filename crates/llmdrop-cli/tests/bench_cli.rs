@@ -141,6 +141,20 @@ fn speed_reports_name_their_machine_and_its_fma_limit() {
     let want =
         score["gflops_per_sec"].as_f64().unwrap() / score["fma_peak_gflops"].as_f64().unwrap();
     assert!((score["fraction_of_fma_peak"].as_f64().unwrap() - want).abs() <= 1e-12 * want.abs());
+    // the CPU time stolen by the hypervisor, where Linux counts it: a share, and the
+    // fraction of the limit read against the CPU the run had
+    if std::fs::read_to_string("/proc/stat").is_ok_and(|s| s.starts_with("cpu ")) {
+        for doc in [&bench, &score] {
+            let stolen = doc["cpu_stolen_fraction"].as_f64().unwrap();
+            assert!((0.0..1.0).contains(&stolen), "{stolen}");
+        }
+        let stolen = score["cpu_stolen_fraction"].as_f64().unwrap();
+        let unstolen = score["fraction_of_fma_peak_unstolen"].as_f64().unwrap();
+        assert!(
+            (unstolen - want / (1.0 - stolen)).abs() <= 1e-12 * unstolen,
+            "{score}"
+        );
+    }
     // f32 scoring has no bf16 limit; bf16-mixed has one where the CPU has a bf16 kernel
     assert!(score.get("bf16_peak_gflops").is_none(), "{score}");
     let mut mixed_args = score_args.to_vec();

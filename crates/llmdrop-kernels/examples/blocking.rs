@@ -1,6 +1,8 @@
-//! Sweeps the f32 kernel's blocking on the default model's prefill shapes and prints
-//! GFLOP/s per (kc, mc) next to the FMA limit: `cargo run --release -p llmdrop-kernels
-//! --example blocking [REPS]`. Every blocking gives the same bits (checked here too).
+//! Sweeps the f32 kernel's blocking on the default model's and Llama-3.1-8B's prefill shapes
+//! and prints GFLOP/s per (kc, mc) next to the FMA limit, the blocking this machine's
+//! caches choose marked: `cargo run --release -p llmdrop-kernels --example blocking [REPS]
+//! [WHAT]` (WHAT: only the shapes whose name contains it, e.g. `8B`). Every blocking gives
+//! the same bits (checked here too).
 
 use std::time::Instant;
 
@@ -13,6 +15,8 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(15);
+    let only = std::env::args().nth(2).unwrap_or_default();
+    let chosen = Blocking::get();
     println!("machine: {}", Machine::detect().summary());
     println!(
         "f32 FMA limit {:.1} GFLOP/s on {} thread(s)",
@@ -25,7 +29,12 @@ fn main() {
         (576, 3072, "gate+up"),
         (1536, 576, "down"),
         (4096, 4096, "8B q/o"),
+        (4096, 14336, "8B gate/up"),
+        (14336, 4096, "8B down"),
     ] {
+        if !what.contains(&only) {
+            continue;
+        }
         let x: Vec<f32> = (0..m * k)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
             .collect();
@@ -35,12 +44,20 @@ fn main() {
         let p = PackedMatrix::pack(&w, n, k);
         let base = gemm::matmul_blocked(&p, &x, Kernel::Auto, Blocking { kc: k, mc: 384 });
         let mut cands = Vec::new();
-        for kc in [96, 128, 192, 256, 384, 512, k] {
-            for mc in [48, 96, 192, 384, 768] {
-                if kc <= k {
-                    cands.push(Blocking { kc, mc });
+        for kc in [128, 256, 512, 1024, 2048, 4096, k] {
+            for mc in [24, 48, 96, 192, 384] {
+                let b = Blocking { kc, mc };
+                if kc <= k && !cands.contains(&b) {
+                    cands.push(b);
                 }
             }
+        }
+        let mine = Blocking {
+            kc: chosen.kc.min(k),
+            ..chosen
+        };
+        if !cands.contains(&mine) {
+            cands.push(mine);
         }
         let mut best = vec![f64::MAX; cands.len()];
         for _ in 0..reps {
@@ -54,10 +71,15 @@ fn main() {
         println!("{m}x{k}x{n} {what}:");
         for (b, t) in cands.iter().zip(&best) {
             println!(
-                "  kc {:>4} mc {:>4}: {:>6.1} GFLOP/s",
+                "  kc {:>5} mc {:>4}: {:>6.1} GFLOP/s{}",
                 b.kc,
                 b.mc,
-                2.0 * (m * k * n) as f64 / t / 1e9
+                2.0 * (m * k * n) as f64 / t / 1e9,
+                if *b == mine {
+                    "  <- this machine's choice"
+                } else {
+                    ""
+                }
             );
         }
     }

@@ -46,6 +46,7 @@ pub mod gram;
 pub mod machine;
 pub mod peak;
 pub mod quant;
+pub mod steal;
 pub mod vexp;
 
 mod error;

@@ -52,6 +52,10 @@ struct BenchReport {
     /// This machine's f32 limit: fused multiply-adds on registers, all threads, measured
     /// in this run.
     fma_peak_gflops: f64,
+    /// The share of the machine's CPU time the hypervisor gave to other guests while the
+    /// model ran (Linux's `steal`; 0 on bare metal, None where it cannot be read): speeds
+    /// measured while it was high are that much below what the CPU does.
+    cpu_stolen_fraction: Option<f64>,
     /// What candle's dense matmul reaches (2048³).
     matmul_peak_gflops: Option<f64>,
     peak_rss_bytes: Option<u64>,
@@ -188,7 +192,11 @@ pub fn run(a: BenchArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let cpu_before = llmdrop_kernels::steal::CpuTimes::now();
     let results = run_all(&dec)?;
+    let cpu_stolen_fraction = cpu_before
+        .zip(llmdrop_kernels::steal::CpuTimes::now())
+        .and_then(|(a, b)| a.stolen_until(&b));
     let fma_peak_gflops = llmdrop_kernels::peak::fma_peak_gflops(50_000_000, 5);
     let matmul_peak_gflops = if a.peak {
         Some(llmdrop::bench::matmul_gflops(2048, 5)?)
@@ -215,6 +223,7 @@ pub fn run(a: BenchArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         original,
         ideal,
         fma_peak_gflops,
+        cpu_stolen_fraction,
         matmul_peak_gflops,
         peak_rss_bytes: llmdrop::bench::peak_rss_bytes(),
         results,

@@ -53,6 +53,12 @@ struct ScoreJson<'a> {
     bf16_peak_gflops: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fraction_of_bf16_peak: Option<f64>,
+    /// The share of the machine's CPU time the hypervisor gave to other guests during the
+    /// run (Linux's `steal`; 0 on bare metal, None where it cannot be read).
+    cpu_stolen_fraction: Option<f64>,
+    /// `fraction_of_fma_peak` against the CPU time the run had: the limit scaled by
+    /// 1 − `cpu_stolen_fraction`.
+    fraction_of_fma_peak_unstolen: Option<f64>,
 }
 
 pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
@@ -68,7 +74,11 @@ pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
             _ => Resume::Auto,
         },
     };
+    let cpu_before = llmdrop_kernels::steal::CpuTimes::now();
     let report = pipeline::score_model(&a.model.options(), &opts, &mut Console::new(ctx));
+    let stolen = cpu_before
+        .zip(llmdrop_kernels::steal::CpuTimes::now())
+        .and_then(|(a, b)| a.stolen_until(&b));
     crate::progress::checkpoint_done();
     let report = report?;
     if ctx.json {
@@ -78,8 +88,13 @@ pub fn run(a: ScoreArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         let bf16_peak_gflops = bf16
             .then(|| llmdrop_kernels::peak::bf16_peak_gflops(50_000_000, 5))
             .flatten();
+        let fraction = report.gflops_per_sec / fma_peak_gflops;
         let doc = ScoreJson {
-            fraction_of_fma_peak: report.gflops_per_sec / fma_peak_gflops,
+            fraction_of_fma_peak: fraction,
+            cpu_stolen_fraction: stolen,
+            fraction_of_fma_peak_unstolen: stolen
+                .filter(|&s| s < 1.0)
+                .map(|s| fraction / (1.0 - s)),
             fma_peak_gflops,
             fraction_of_bf16_peak: bf16_peak_gflops.map(|p| report.gflops_per_sec / p),
             bf16_peak_gflops,

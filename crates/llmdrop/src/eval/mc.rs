@@ -1,6 +1,7 @@
 //! Multiple-choice log-likelihood scoring as lm-eval-harness's HF backend does it.
 
 use candle_core::Tensor;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::log_softmax::whole_row;
@@ -233,7 +234,11 @@ pub fn mean_stderr(v: &[f64]) -> f64 {
     (var / n).sqrt()
 }
 
-/// Scores every example of `task`.
+/// Examples in flight per thread between progress reports: enough to even out examples of
+/// different lengths across the threads.
+const EXAMPLES_PER_THREAD: usize = 4;
+
+/// Scores every example of `task`, several at once on rayon's threads.
 pub fn evaluate_task(
     dec: &Decoder,
     tok: &Tokenizer,
@@ -248,9 +253,19 @@ pub fn evaluate_task(
     }
     progress.start(&task.name, task.examples.len() as u64);
     let mut results = Vec::with_capacity(task.examples.len());
-    for ex in &task.examples {
-        results.push(score_example(dec, tok, ex)?);
-        progress.advance(1);
+    // examples side by side, one per thread (each one's products too small to keep two
+    // cores busy); an example's numbers do not depend on which thread runs it
+    let group = EXAMPLES_PER_THREAD * rayon::current_num_threads().max(1);
+    for chunk in task.examples.chunks(group) {
+        let scored: Vec<Result<McResult>> = chunk
+            .par_iter()
+            .with_max_len(1)
+            .map(|ex| score_example(dec, tok, ex))
+            .collect();
+        for r in scored {
+            results.push(r?);
+        }
+        progress.advance(chunk.len() as u64);
     }
     progress.finish();
     Ok((task_score(task, &results), results))

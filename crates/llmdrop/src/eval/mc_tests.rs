@@ -52,3 +52,65 @@ fn shared_context_scoring_equals_full_forward() {
     let r = score_example(&dec, &tok, &long).unwrap();
     assert!(r.loglikelihoods.iter().all(|l| l.is_finite() && *l < 0.0));
 }
+
+/// Examples scored side by side on two threads give the bits of each example scored alone
+/// on one thread, in the task's order (contexts of different lengths, so the threads finish
+/// out of turn).
+#[test]
+fn examples_side_by_side_equal_examples_alone() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/tiny/llama"
+    );
+    let src = ModelSource::open(std::path::Path::new(dir)).unwrap();
+    let dec = src
+        .load_decoder(&DropPlan::default(), DType::F32, &Device::Cpu)
+        .unwrap();
+    let tok = src.tokenizer().unwrap();
+    let examples: Vec<McExample> = (0..11)
+        .map(|i| {
+            McExample::shared_context(
+                &"a fox and a dog ".repeat(1 + (i * 7) % 5),
+                vec![
+                    format!("ran {i} times"),
+                    "sat".into(),
+                    "jumped over it".into(),
+                ],
+                i % 3,
+            )
+        })
+        .collect();
+    let task = Task {
+        name: "side-by-side".into(),
+        examples,
+    };
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    let alone: Vec<McResult> = pool(1).install(|| {
+        task.examples
+            .iter()
+            .map(|ex| score_example(&dec, &tok, ex).unwrap())
+            .collect()
+    });
+    let (score, together) = pool(2)
+        .install(|| evaluate_task(&dec, &tok, &task, &mut crate::progress::NoProgress))
+        .unwrap();
+    assert_eq!(together.len(), alone.len());
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+        let bits = |r: &McResult| {
+            r.loglikelihoods
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(a), bits(b), "example {i}");
+        assert_eq!(a.greedy, b.greedy, "example {i}");
+        assert_eq!((a.pred, a.pred_norm, a.gold), (b.pred, b.pred_norm, b.gold));
+    }
+    let acc = alone.iter().map(McResult::acc).sum::<f64>() / alone.len() as f64;
+    assert_eq!(score.acc, acc);
+}
