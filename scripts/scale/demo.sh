@@ -75,18 +75,7 @@ echo "== model: $MODEL" >&2
     --tokenizer "$SYN/tokenizer" --out "$MODEL"
 
 # evicts a file's (or a folder's files') pages from the page cache: the next read is cold
-evict() {
-    "$PY" - "$@" <<'PY'
-import os, sys
-for root in sys.argv[1:]:
-    files = [root] if os.path.isfile(root) else [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
-    for f in files:
-        fd = os.open(f, os.O_RDONLY)
-        os.fsync(fd) if os.access(f, os.W_OK) else None
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
-PY
-}
+evict() { "$PY" scripts/scale/evict.py "$@"; }
 
 # step NAME COMMAND...: runs the command under GNU time, stdout to NAME.json
 step() {
