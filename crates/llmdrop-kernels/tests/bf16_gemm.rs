@@ -321,6 +321,27 @@ fn a_row_is_computed_the_same_alone_and_in_a_batch() {
     }
 }
 
+/// A matrix large enough to be packed on all threads (a million values and more), with a
+/// partial last panel and an odd width: the same values back, in a 2-thread pool.
+#[test]
+fn large_matrices_pack_on_all_threads_to_the_same_layout() {
+    let (rows, cols) = (33 * NR + 7, 997);
+    let f = random(rows * cols, 4);
+    let w: Vec<bf16> = f.iter().map(|&v| round(v)).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let (p, q) = pool.install(|| {
+        (
+            Bf16Matrix::pack(&w, rows, cols).unwrap(),
+            Bf16Matrix::from_f32(&f, rows, cols).unwrap(),
+        )
+    });
+    assert_eq!(p.unpack(), w);
+    assert_eq!(q.unpack(), w);
+}
+
 #[test]
 fn pack_round_trips_and_counts_its_padding() {
     let (rows, cols) = (NR + 3, 5);

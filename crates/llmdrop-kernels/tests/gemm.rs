@@ -33,6 +33,25 @@ fn pack_round_trips() {
     assert_eq!(row, w[(NR + 2) * cols..(NR + 3) * cols]);
 }
 
+/// A matrix large enough to be packed on all threads (a million values and more), with a
+/// partial last panel: the same layout as packing it row by row, in a 2-thread pool.
+#[test]
+fn large_matrices_pack_on_all_threads_to_the_same_layout() {
+    let (rows, cols) = (33 * NR + 7, 997);
+    let w = random(rows * cols, 3);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let p = pool.install(|| PackedMatrix::pack(&w, rows, cols));
+    assert_eq!(p.unpack(), w);
+    for r in [0, NR - 1, NR, rows - 1] {
+        let mut row = vec![0f32; cols];
+        p.row(r, &mut row);
+        assert_eq!(row, w[r * cols..(r + 1) * cols], "row {r}");
+    }
+}
+
 #[test]
 fn simd_equals_portable_and_f64() {
     for (s, &m) in MS.iter().enumerate() {

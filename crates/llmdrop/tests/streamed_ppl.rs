@@ -188,8 +188,8 @@ fn ppl_model_streams_when_asked_or_when_only_that_fits_in_groups_if_need_be() {
         assert_eq!(grouped.head_rows, Some(256));
         assert!(grouped.memory.need_bytes <= tight);
         assert_eq!(bits(&grouped.result), bits(&held.result), "{arch}");
-        // the least budget that runs: one window, and where the head phase binds (a
-        // quantized model's layers are small), the head in slices; the same bits
+        // the least budget that runs: one window, the head in slices where its phase binds
+        // (the explicit shapes above slice it for certain); the same bits
         let mut sliced = Vec::new();
         for p in ["f32", "q8_0", "q4_1"] {
             let want = run_at(&src, p, false, None).unwrap();
@@ -208,8 +208,10 @@ fn ppl_model_streams_when_asked_or_when_only_that_fits_in_groups_if_need_be() {
             assert_eq!(bits(&least.result), bits(&want.result), "{arch} {p}");
             sliced.push(least.head_rows.unwrap());
         }
+        // reading a layer's largest tensor (its stored pages and copies) outweighs these
+        // tiny models' 256-row head, so the layers bind: the head stays whole
         eprintln!("{arch}: head rows at the least budget (f32, q8_0, q4_1): {sliced:?}");
-        assert!(sliced.iter().any(|&r| r < 256), "{arch}: {sliced:?}");
+        assert!(sliced.iter().all(|&r| r == 256), "{arch}: {sliced:?}");
     }
 }
 

@@ -328,3 +328,27 @@ fn bad(path: &Path, name: &str, reason: String) -> Error {
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Widening every bf16 bit pattern (repeated past the size that converts on all
+    /// threads, in a 2-thread pool) gives half's f32 value, NaN for NaN.
+    #[test]
+    fn bf16_widening_is_halfs_on_any_thread() {
+        let patterns: Vec<u16> = (0..17).flat_map(|_| 0..=u16::MAX).collect();
+        let bytes: Vec<u8> = patterns.iter().flat_map(|p| p.to_le_bytes()).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let got = pool.install(|| super::bf16_to_f32(&bytes));
+        assert_eq!(got.len(), patterns.len());
+        for (&p, g) in patterns.iter().zip(&got) {
+            let want = half::bf16::from_bits(p).to_f32();
+            match want.is_nan() {
+                true => assert!(g.is_nan(), "{p:#06x}"),
+                false => assert_eq!(g.to_bits(), want.to_bits(), "{p:#06x}"),
+            }
+        }
+    }
+}
