@@ -19,10 +19,21 @@ peak=$(limit)
 ours=$(RAYON_NUM_THREADS="$THREADS" "$BIN" score --model "$MODEL" --samples "$SAMPLES" --seq-len "$SEQ" \
         --out "$tmp/scores.json" --json)
 peak2=$(limit)
+# the CPU time the hypervisor stole (Linux's `steal`) during the peer's run; ours records its own
+stat0=$(head -1 /proc/stat 2>/dev/null || true)
 theirs=$(OMP_NUM_THREADS="$THREADS" "$VENV/bin/python" scripts/bench/torch_score.py --model "$MODEL" \
         --threads "$THREADS" --samples "$SAMPLES" --seq-len "$SEQ" 2>/dev/null)
-python3 - "$peak" "$peak2" "$ours" "$theirs" <<'PY'
+stat1=$(head -1 /proc/stat 2>/dev/null || true)
+python3 - "$peak" "$peak2" "$ours" "$theirs" "$stat0" "$stat1" <<'PY'
 import json, sys
+def stolen(a, b):
+    try:
+        x, y = [list(map(int, s.split()[1:9])) for s in (a, b)]
+        return (y[7] - x[7]) / max(1, sum(y) - sum(x))
+    except (ValueError, IndexError):
+        return None
+steal_theirs = stolen(sys.argv[5], sys.argv[6])
+sys.argv = sys.argv[:5]
 sys.path.insert(0, 'scripts/bench')
 from machine import describe
 pk, pk2, o, t = (json.loads(x) for x in sys.argv[1:])
@@ -40,6 +51,10 @@ print(f"  arithmetic   {o['gflops_per_sec']:.1f} GFLOP/s = {100 * o['gflops_per_
       f"candle's matmul reaches {pk['matmul_peak_gflops']:.1f})")
 print(f"  memory       peak RSS / f32 weights = {o['peak_rss_bytes'] / pk['weight_bytes']:.2f} "
       f"(weights {mib(pk['weight_bytes']):.1f} MiB)")
+st = o.get('cpu_stolen_fraction')
+if st is not None and steal_theirs is not None:
+    print(f"  CPU stolen   by the hypervisor during the runs: llmdrop {100 * st:.1f}%, PyTorch {100 * steal_theirs:.1f}% "
+          f"(llmdrop against the CPU it had: {100 * o['fraction_of_fma_peak_unstolen']:.0f}% of the limit)")
 print(f"  peer: {t['peer']}")
 print(describe(o, pk['fma_peak_gflops'], o['threads']))
 PY
