@@ -18,3 +18,17 @@ pub(crate) fn split_items(items: usize, worth_it: bool, run: impl Fn(Range<usize
             .for_each(|p| run(p * items / parts..(p + 1) * items / parts));
     }
 }
+
+/// Calls `f((j, chunk))` on every `len`-value chunk `j` of `data` (the last may be shorter),
+/// side by side on rayon's threads when `parallel`, else in order on this one.
+pub(crate) fn for_each_chunk<T: Send>(
+    data: &mut [T],
+    len: usize,
+    parallel: bool,
+    f: impl Fn((usize, &mut [T])) + Sync + Send,
+) {
+    match parallel {
+        true => data.par_chunks_mut(len).enumerate().for_each(f),
+        false => data.chunks_mut(len).enumerate().for_each(f),
+    }
+}

@@ -2,6 +2,8 @@
 
 use rayon::prelude::*;
 
+use crate::split::for_each_chunk;
+
 /// Rows per panel: the outputs one kernel step produces per activation row (two 16-lane
 /// registers).
 pub const NR: usize = 32;
@@ -20,8 +22,8 @@ pub struct PackedMatrix {
     len: usize,
 }
 
-/// Values from which packing runs on all threads.
-const PARALLEL_PACK: usize = 1 << 20;
+/// Values from which packing (f32 and bf16) runs on all threads.
+pub(crate) const PARALLEL_PACK: usize = 1 << 20;
 
 /// f32 values per 64-byte cache line.
 const LINE: usize = 16;
@@ -48,14 +50,12 @@ impl PackedMatrix {
                 }
             }
         };
-        let data = m.data_mut();
-        if rows * cols >= PARALLEL_PACK {
-            data.par_chunks_mut(cols * NR)
-                .enumerate()
-                .for_each(pack_panel);
-        } else {
-            data.chunks_mut(cols * NR).enumerate().for_each(pack_panel);
-        }
+        for_each_chunk(
+            m.data_mut(),
+            cols * NR,
+            rows * cols >= PARALLEL_PACK,
+            pack_panel,
+        );
         m
     }
 

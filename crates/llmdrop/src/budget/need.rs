@@ -16,9 +16,9 @@ use crate::quant::{Precision, Stored};
 pub struct ScoreNeed {
     /// The weights an in-memory scoring load holds (no output head).
     pub model: u64,
-    /// The largest layer as held, plus what reading its largest tensor holds besides: the
-    /// tensor's stored pages and one more copy of it as held (a conversion's input and
-    /// output exist at once).
+    /// The largest layer as held, plus what reading its largest tensor holds besides (its
+    /// mapped pages, the stored copy and the converted one: twice its stored bytes and once
+    /// as held) or, for f32 gate and up projections, the pair they are interleaved into.
     pub layer: u64,
     /// What reading the model's largest tensor holds besides the tensors already read
     /// (as in [`ScoreNeed::layer`]).
@@ -64,18 +64,18 @@ impl ScoreNeed {
         for meta in w.tensors() {
             let held = held_bytes(&meta.shape, meta.bytes, w.ggml_type(&meta.name), precision);
             // reading a tensor: its mapped pages, the stored copy and the converted one
-            let read = 2 * meta.bytes + held;
+            let read = |held: u64| 2 * meta.bytes + held;
             if let Some((i, rest)) = split_layer_name(&meta.name).filter(|(i, _)| *i < layers.len())
             {
                 layers[i].0 += held;
-                layers[i].1 = layers[i].1.max(read);
+                layers[i].1 = layers[i].1.max(read(held));
                 // f32 gate and up projections are interleaved into one matrix: while it is
                 // built, both and the pair exist
                 let gated = matches!(rest, "mlp.gate_proj.weight" | "mlp.up_proj.weight");
                 if gated && paired(&meta.shape, held, precision) {
                     gate_up[i] += held;
                 }
-                load_extra = load_extra.max(read);
+                load_extra = load_extra.max(read(held));
                 model += held;
             } else if meta.name == "model.embed_tokens.weight" {
                 // f32 scoring keeps a GGUF table's blocks as stored where they repack
@@ -84,10 +84,10 @@ impl ScoreNeed {
                     _ => held,
                 };
                 model += held;
-                load_extra = load_extra.max(2 * meta.bytes + held);
+                load_extra = load_extra.max(read(held));
                 embed_row = held / (c.vocab_size.max(1) as u64);
             } else if meta.name != "lm_head.weight" {
-                load_extra = load_extra.max(2 * meta.bytes + held);
+                load_extra = load_extra.max(read(held));
                 model += held;
             }
         }

@@ -221,30 +221,14 @@ impl WeightSource for SafetensorsSource {
     }
 
     fn release(&self, names: &[String]) {
-        for name in names {
-            let Some(shard) = self.routing.get(name).and_then(|&i| self.shards.get(i)) else {
-                continue;
-            };
-            let Some(info) = shard.meta.info(name) else {
-                continue;
-            };
-            let (a, b) = info.data_offsets;
-            let range = shard.data_start + a..shard.data_start + b;
+        for (shard, range) in names.iter().filter_map(|n| self.stored_range(n)) {
             super::release::drop_mapped(&shard.mmap, &shard.file, 0, range);
         }
     }
 
     fn prefetch(&self, names: &[String]) {
-        for name in names {
-            let Some(shard) = self.routing.get(name).and_then(|&i| self.shards.get(i)) else {
-                continue;
-            };
-            let Some(info) = shard.meta.info(name) else {
-                continue;
-            };
-            let (a, b) = info.data_offsets;
-            let len = (b - a) as u64;
-            super::release::read_ahead(&shard.file, (shard.data_start + a) as u64, len);
+        for (shard, range) in names.iter().filter_map(|n| self.stored_range(n)) {
+            super::release::read_ahead(&shard.file, range.start as u64, range.len() as u64);
         }
     }
 }
@@ -258,6 +242,13 @@ struct Stored<'a> {
 }
 
 impl SafetensorsSource {
+    /// The shard holding `name` and the tensor's byte range in its file (None: not stored).
+    fn stored_range(&self, name: &str) -> Option<(&Shard, std::ops::Range<usize>)> {
+        let shard = self.shards.get(*self.routing.get(name)?)?;
+        let (a, b) = shard.meta.info(name)?.data_offsets;
+        Some((shard, shard.data_start + a..shard.data_start + b))
+    }
+
     /// The stored bytes of `name`, with its file, storage type and shape.
     fn stored(&self, name: &str) -> Result<Stored<'_>> {
         let missing = || Error::MissingTensor {

@@ -222,12 +222,7 @@ impl<'a> LayerStream<'a> {
         let lanes = lanes.max(1);
         progress.start_at("layer by layer", f.cfg.num_layers as u64, from as u64);
         for i in from..f.cfg.num_layers {
-            let layer = Layer::load(
-                &self.weights_of(&ReadOnce(self.src.weights())),
-                &f.cfg,
-                &f.plan,
-                i,
-            )?;
+            let layer = self.load_layer(i)?;
             self.prefetch_layer(i + 1);
             for (xs, ps) in states.chunks_mut(lanes).zip(probes.chunks_mut(lanes)) {
                 xs.par_iter_mut()

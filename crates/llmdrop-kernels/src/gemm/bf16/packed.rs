@@ -2,12 +2,13 @@
 //! consecutive inputs are paired as `vdpbf16ps` reads them.
 
 use half::bf16;
-use rayon::prelude::*;
 
 use super::arith::{pair, round_bits};
 use super::BLOCK;
 use crate::error::{Error, Result};
+use crate::gemm::packed::PARALLEL_PACK;
 use crate::gemm::NR;
+use crate::split::for_each_chunk;
 
 /// A `[rows, cols]` bf16 weight matrix (`y = x Wᵀ`, `[out, in]` as a checkpoint stores a
 /// linear layer), stored as `ceil(rows / NR)` panels of `kp = ceil(cols / 2)` steps, each
@@ -26,9 +27,6 @@ pub struct Bf16Matrix {
     start: usize,
     len: usize,
 }
-
-/// Values from which packing runs on all threads.
-const PARALLEL_PACK: usize = 1 << 20;
 
 /// Lanes per 64-byte cache line.
 const LINE: usize = 16;
@@ -81,14 +79,12 @@ impl Bf16Matrix {
                 }
             }
         };
-        let data = m.data_mut();
-        if rows * cols >= PARALLEL_PACK {
-            data.par_chunks_mut(kb * NR)
-                .enumerate()
-                .for_each(pack_panel);
-        } else {
-            data.chunks_mut(kb * NR).enumerate().for_each(pack_panel);
-        }
+        for_each_chunk(
+            m.data_mut(),
+            kb * NR,
+            rows * cols >= PARALLEL_PACK,
+            pack_panel,
+        );
         Ok(m)
     }
 
