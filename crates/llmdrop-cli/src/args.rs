@@ -52,10 +52,11 @@ impl GlobalArgs {
 }
 
 /// The names `--dtype` takes ([`Precision::parse`] reads each).
-pub const DTYPES: [&str; 8] = [
+pub const DTYPES: [&str; 9] = [
     "f32",
     "bf16",
     "f16",
+    "f64",
     "bf16-mixed",
     "q8_0",
     "q4_k",
@@ -103,7 +104,8 @@ pub struct ModelArgs {
     /// Weights and compute: f32, bf16, f16 (dense), bf16-mixed (bf16 layer matrices, f32
     /// activations: products at bf16 speed, the rest exact), or q8_0, q4_k, q4_1, native
     /// (quantized matrices with f32 activations; native keeps a GGUF's Q8_0/Q4_0/Q4_1/Q4_K
-    /// blocks as stored).
+    /// blocks as stored), or f64 (the reference precision: every product, norm and
+    /// softmax in float64, several times slower than f32; for checking other engines).
     #[arg(long, default_value = "f32", value_parser = dtype_parser())]
     pub dtype: Precision,
 }

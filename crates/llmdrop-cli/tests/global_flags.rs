@@ -34,9 +34,9 @@ fn issue13_bad_dtype_is_a_usage_error_naming_the_valid_values() {
     let m = testkit::tiny_dir("llama");
     // a model that does not exist: the value is refused before anything is opened
     for model in [s(&m), "/nonexistent/model"] {
-        run(&["generate", "--model", model, "-p", "hi", "--dtype", "f64"]).assert_clean_error(&[
-            "invalid value 'f64' for '--dtype",
-            "possible values: f32, bf16, f16, bf16-mixed, q8_0, q4_k, q4_1, native",
+        run(&["generate", "--model", model, "-p", "hi", "--dtype", "f128"]).assert_clean_error(&[
+            "invalid value 'f128' for '--dtype",
+            "possible values: f32, bf16, f16, f64, bf16-mixed, q8_0, q4_k, q4_1, native",
         ]);
     }
     run(&["--threads", "0", "inspect", "--model", s(&m)]).assert_clean_error(&["'--threads"]);

@@ -113,10 +113,11 @@ pub fn requantized(
 }
 
 impl Precision {
-    /// Parses `f32`, `bf16`, `f16`, `bf16-mixed`, `q8_0`, `q4_k`, `q4_1` or `native`.
+    /// Parses `f32`, `f64`, `bf16`, `f16`, `bf16-mixed`, `q8_0`, `q4_k`, `q4_1` or `native`.
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "f32" => Precision::Float(DType::F32),
+            "f64" => Precision::Float(DType::F64),
             "bf16" => Precision::Float(DType::BF16),
             "f16" => Precision::Float(DType::F16),
             "q8_0" => Precision::Quant(QuantMode::Q8_0),
@@ -128,7 +129,7 @@ impl Precision {
                 return Err(Error::Unknown {
                     what: "dtype",
                     name: other.into(),
-                    expected: "f32, bf16, f16, bf16-mixed, q8_0, q4_k, q4_1, native".into(),
+                    expected: "f32, f64, bf16, f16, bf16-mixed, q8_0, q4_k, q4_1, native".into(),
                 })
             }
         })
@@ -139,6 +140,7 @@ impl Precision {
         match self {
             Precision::Float(DType::BF16) => "bf16",
             Precision::Float(DType::F16) => "f16",
+            Precision::Float(DType::F64) => "f64",
             Precision::Float(_) => "f32",
             Precision::Quant(QuantMode::Q8_0) => "q8_0",
             Precision::Quant(QuantMode::Q4_1) => "q4_1",

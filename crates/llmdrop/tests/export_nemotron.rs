@@ -8,6 +8,7 @@
 
 mod export_common;
 
+use candle_core::{DType, Device, Tensor};
 use export_common::{run, run_with};
 use llmdrop::export::{nemotron_auto_map as auto_map, ExportFormat, NEMOTRON_PY_FILES as PY_FILES};
 use llmdrop::{DropPlan, PlanError};
@@ -21,6 +22,8 @@ struct Fixture {
     ids: Vec<u32>,
     /// Per position, every logit.
     logits: Vec<Vec<f32>>,
+    /// The same export run in float64.
+    logits_f64: Vec<Vec<f64>>,
 }
 
 fn fixture() -> Fixture {
@@ -76,6 +79,66 @@ fn nemotron_export_matches_transformers_with_its_modeling_file() {
     for (name, text) in PY_FILES {
         assert_eq!(std::fs::read_to_string(src.join(name)).unwrap(), text);
     }
+}
+
+/// In the reference precision (`--dtype f64`) llmdrop and the modeling file agree to the
+/// last digits f64 keeps, far closer than either float32 run is to them: every step of the
+/// f64 path computes in f64.
+#[test]
+fn nemotron_export_in_f64_matches_transformers_in_float64() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (r, _) = run(
+        &testkit::tiny_dir("llama"),
+        &fx.plan,
+        ExportFormat::NemotronNas,
+        None,
+        &tmp.path().join("nas"),
+    )
+    .unwrap();
+    let src = llmdrop::ModelSource::open(&r.path).unwrap();
+    let ids = Tensor::new(fx.ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let logits = |dtype: DType| -> Vec<f64> {
+        let dec = src
+            .load_decoder(&DropPlan::empty(), dtype, &Device::Cpu)
+            .unwrap();
+        let l = dec.exact_logits(&ids).unwrap();
+        assert_eq!(
+            l.dtype(),
+            if dtype == DType::F64 {
+                DType::F64
+            } else {
+                DType::F32
+            }
+        );
+        l.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let want: Vec<f64> = fx.logits_f64.concat();
+    let dist = |got: &[f64]| {
+        assert_eq!(got.len(), want.len());
+        got.iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    };
+    let d64 = dist(&logits(DType::F64));
+    let d32 = dist(&logits(DType::F32));
+    assert!(
+        d64 <= 1e-12,
+        "f64: max |Δlogit| {d64} against transformers in float64"
+    );
+    assert!(
+        d32 > 1e-8,
+        "the float32 run is as close as f64 ({d32}): the check tells nothing"
+    );
 }
 
 /// Re-exporting an export in another format does not carry `auto_map` over without its

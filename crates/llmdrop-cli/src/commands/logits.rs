@@ -1,8 +1,7 @@
 use std::process::ExitCode;
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use clap::Args;
-use llmdrop::{Logits, NoProbe};
 use serde::Serialize;
 
 use crate::args::{Ctx, DropArgs, ModelArgs};
@@ -29,9 +28,10 @@ pub struct LogitsArgs {
 struct LogitsReport {
     ids: Vec<u32>,
     plan: llmdrop::DropPlan,
-    /// Per position: all logits, or the top K as (id, logit).
-    logits: Vec<Vec<f32>>,
-    top: Vec<Vec<(u32, f32)>>,
+    /// Per position: all logits, or the top K as (id, logit); f64 values when computing
+    /// in f64, else the f32 values.
+    logits: Vec<Vec<f64>>,
+    top: Vec<Vec<(u32, f64)>>,
 }
 
 /// Logits of every position as JSON (with or without `--json`): for comparing llmdrop
@@ -47,18 +47,19 @@ pub fn run(a: LogitsArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         anyhow::bail!("give --prompt or --ids");
     }
     let t = Tensor::new(ids.as_slice(), dec.device())?.unsqueeze(0)?;
+    // f64 holds an f32 exactly: every digit of either precision is printed
     let rows = dec
-        .forward(&t, None, &mut NoProbe, Logits::All)?
-        .expect("logits")
+        .exact_logits(&t)?
         .squeeze(0)?
-        .to_vec2::<f32>()?;
+        .to_dtype(DType::F64)?
+        .to_vec2::<f64>()?;
     let (logits, top) = if a.top == 0 {
         (rows, vec![])
     } else {
         let top = rows
             .iter()
             .map(|r| {
-                let mut v: Vec<(u32, f32)> =
+                let mut v: Vec<(u32, f64)> =
                     r.iter().enumerate().map(|(i, &x)| (i as u32, x)).collect();
                 v.sort_by(|x, y| y.1.total_cmp(&x.1));
                 v.truncate(a.top);

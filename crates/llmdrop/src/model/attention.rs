@@ -244,7 +244,12 @@ impl Attention {
                 }
                 None => att,
             };
-            let att = att.to_dtype(DType::F32)?;
+            // softmax in f32 at least (f64 stays f64)
+            let att = att.to_dtype(if q.dtype() == DType::F64 {
+                DType::F64
+            } else {
+                DType::F32
+            })?;
             let att = candle_nn::ops::softmax_last_dim(&att)?.to_dtype(q.dtype())?;
             // [b, kv_heads, groups * len, d] -> [b, heads, len, d]
             ys.push(att.matmul(&vc)?.reshape((b, self.num_heads, len, d))?);

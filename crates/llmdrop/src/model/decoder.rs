@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::io::WeightSource;
 use crate::plan::DropPlan;
-use crate::probe::Probe;
+use crate::probe::{NoProbe, Probe};
 use crate::quant::Precision;
 
 /// Which logits `forward` computes.
@@ -187,13 +187,54 @@ impl Decoder {
         }
     }
 
+    /// Logits of every position of `ids` `[batch, seq]` (no cache), in f64 when the
+    /// decoder computes in f64 (`--dtype f64`, the reference precision), else f32 as
+    /// [`Decoder::forward`] gives them.
+    pub fn exact_logits(&self, ids: &Tensor) -> Result<Tensor> {
+        let run = || -> Result<Tensor> {
+            let x = self.hidden_states(ids, None, &mut NoProbe)?;
+            head::exact_logits(&self.norm, self.head()?, &x)
+        };
+        if rayon::current_thread_index().is_some() {
+            run()
+        } else {
+            rayon::scope(|_| run())
+        }
+    }
+
     fn forward_here(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut KvCache>,
+        probe: &mut dyn Probe,
+        which: Logits,
+    ) -> Result<Option<Tensor>> {
+        let t = ids.dim(1)?;
+        let x = self.hidden_states(ids, cache, probe)?;
+        let x = match which {
+            Logits::None => return Ok(None),
+            Logits::All => x,
+            Logits::Last => x.narrow(1, t - 1, 1)?,
+        };
+        Ok(Some(head::logits(&self.norm, self.head()?, &x)?))
+    }
+
+    fn head(&self) -> Result<&Linear> {
+        self.lm_head.as_ref().ok_or_else(|| {
+            Error::unsupported(
+                "this decoder",
+                "was loaded for hidden states only: no logits",
+            )
+        })
+    }
+
+    /// The last layer's output (before the final norm).
+    fn hidden_states(
         &self,
         ids: &Tensor,
         mut cache: Option<&mut KvCache>,
         probe: &mut dyn Probe,
-        which: Logits,
-    ) -> Result<Option<Tensor>> {
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.seq_len());
         let f = &self.frame;
@@ -203,18 +244,7 @@ impl Decoder {
         for (i, layer) in self.layers.iter().enumerate() {
             x = f.layer_forward(i, layer, x, &masks, offset, cache.as_deref_mut(), probe)?;
         }
-        let x = match which {
-            Logits::None => return Ok(None),
-            Logits::All => x,
-            Logits::Last => x.narrow(1, t - 1, 1)?,
-        };
-        let head = self.lm_head.as_ref().ok_or_else(|| {
-            Error::unsupported(
-                "this decoder",
-                "was loaded for hidden states only: no logits",
-            )
-        })?;
-        Ok(Some(head::logits(&self.norm, head, &x)?))
+        Ok(x)
     }
 
     /// Bytes of the output projection (the embedding matrix when tied).

@@ -81,5 +81,15 @@ pub(crate) fn projection_name(w: &Weights, cfg: &Config) -> Result<&'static str>
 
 /// The head's step: final norm, projection, f32.
 pub(crate) fn logits(norm: &RmsNorm, lm_head: &Linear, x: &Tensor) -> Result<Tensor> {
-    Ok(lm_head.forward(&norm.forward(x)?)?.to_dtype(DType::F32)?)
+    Ok(exact_logits(norm, lm_head, x)?.to_dtype(DType::F32)?)
+}
+
+/// The head's step with the logits in f32, or in f64 when computing in f64 (the reference
+/// precision keeps its last digits).
+pub(crate) fn exact_logits(norm: &RmsNorm, lm_head: &Linear, x: &Tensor) -> Result<Tensor> {
+    let y = lm_head.forward(&norm.forward(x)?)?;
+    Ok(match y.dtype() {
+        DType::F64 => y,
+        _ => y.to_dtype(DType::F32)?,
+    })
 }

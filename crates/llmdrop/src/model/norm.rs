@@ -14,11 +14,13 @@ use crate::error::Result;
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 64;
 
-/// `x / sqrt(mean(x²) + eps) * weight` over the last dimension, computed in f32.
+/// `x / sqrt(mean(x²) + eps) * weight` over the last dimension, computed in f32 (in f64
+/// for f64 inputs).
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
     pub weight: Tensor,
-    pub eps: f32,
+    /// As the config gives it; rounded to f32 for the f32 computation.
+    pub eps: f64,
 }
 
 impl RmsNorm {
@@ -34,10 +36,7 @@ impl RmsNorm {
         } else {
             w.get(name, &[dim])?
         };
-        Ok(Self {
-            weight,
-            eps: eps as f32,
-        })
+        Ok(Self { weight, eps })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -47,9 +46,20 @@ impl RmsNorm {
             x.contiguous()?
         };
         if x.dtype() == DType::F32 && x.device().is_cpu() && self.weight.dtype() == DType::F32 {
-            return Ok(x.apply_op2_no_bwd(&self.weight, &RmsNormOp { eps: self.eps })?);
+            return Ok(x.apply_op2_no_bwd(
+                &self.weight,
+                &RmsNormOp {
+                    eps: self.eps as f32,
+                },
+            )?);
         }
-        Ok(candle_nn::ops::rms_norm(&x, &self.weight, self.eps)?)
+        if x.dtype() == DType::F64 {
+            // the reference precision: plain tensor ops (candle-nn has no f64 RMSNorm)
+            let ms = x.sqr()?.mean_keepdim(candle_core::D::Minus1)?;
+            let inv = (ms + self.eps)?.sqrt()?.recip()?;
+            return Ok(x.broadcast_mul(&inv)?.broadcast_mul(&self.weight)?);
+        }
+        Ok(candle_nn::ops::rms_norm(&x, &self.weight, self.eps as f32)?)
     }
 }
 

@@ -72,12 +72,14 @@ def rope_inv_freq(config, device):
 
 
 def rope_tables(config, positions, dtype):
-    """cos, sin `[batch, 1, seq, head_dim]` for `positions` `[batch, seq]`, computed in
-    float32 (as transformers and llmdrop compute them) and given in `dtype`."""
+    """cos, sin `[batch, 1, seq, head_dim]` for `positions` `[batch, seq]`, given in `dtype`:
+    the angles in float32 as transformers computes them, their cos and sin computed in
+    float64 and rounded to float32 (as llmdrop computes them: the same bits on any CPU,
+    where torch's float32 cos may differ in the last place)."""
     inv = rope_inv_freq(config, positions.device)
     angles = positions.float()[:, :, None] * inv[None, None, :]
-    angles = torch.cat([angles, angles], dim=-1)[:, None, :, :]
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    angles = torch.cat([angles, angles], dim=-1)[:, None, :, :].double()
+    return angles.cos().float().to(dtype), angles.sin().float().to(dtype)
 
 
 def apply_rope(x, cos, sin):
