@@ -6,14 +6,16 @@
 //! their prompts in groups that share a prefix: the prefix once into a KV cache, the rest of every prompt
 //! as one right-padded batch on top of it (a causal model never looks at the padding), as
 //! `llmdrop eval` scores the choices of one question. Generation jobs run with continuous
-//! batching ([`batch`]): every prompt into its own KV cache, then the running prompts of
-//! all jobs (up to [`batch::MAX_SEQS`]) one token at a time in one forward pass per step;
-//! a scoring job runs between two steps.
+//! batching ([`batch`]): every prompt into its own KV cache, a bounded part of the
+//! prompts' prefill per step, then the running prompts of all jobs (up to
+//! [`batch::MAX_SEQS`]) one token at a time in one forward pass per step; a scoring job
+//! runs between two steps.
 
 mod batch;
 mod generate;
 mod groups;
 mod logprobs;
+mod prefill;
 mod score;
 
 use std::sync::Arc;

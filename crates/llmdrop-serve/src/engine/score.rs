@@ -9,65 +9,9 @@ use rand::SeedableRng;
 use super::generate::{sample, TextState};
 use super::groups::plan_merged;
 use super::logprobs::{first_info, info, infos};
+use super::prefill::{prefill, Keep};
 use super::{fail, ids_tensor, internal, send, Event, Finish, Gone, Job, Step, TokenInfo};
 use crate::model::Model;
-
-/// Positions per forward pass of a long prompt (bounds the logits held at once).
-const PREFILL_CHUNK: usize = 256;
-
-/// What a prefill keeps of its logits.
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum Keep {
-    /// Every token's info (log-probabilities with this many alternatives) and the last row.
-    Infos(usize),
-    /// Only the last row.
-    Last,
-    /// Nothing (the cache is what is wanted).
-    Nothing,
-}
-
-/// Runs `ids` into `cache` in chunks. Returns the infos of `ids[1..]` (for
-/// [`Keep::Infos`]) and the last position's logits (unless [`Keep::Nothing`]).
-pub(super) fn prefill(
-    model: &Model,
-    cache: &mut llmdrop::KvCache,
-    ids: &[u32],
-    keep: Keep,
-) -> Step<(Vec<TokenInfo>, Vec<f32>)> {
-    let dec = &model.decoder;
-    let mut infos = Vec::new();
-    let mut last = Vec::new();
-    let mut start = 0;
-    while start < ids.len() {
-        let end = (start + PREFILL_CHUNK).min(ids.len());
-        let is_last = end == ids.len();
-        let which = match keep {
-            Keep::Infos(_) => Logits::All,
-            Keep::Last if is_last => Logits::Last,
-            _ => Logits::None,
-        };
-        let t = ids_tensor(dec, vec![ids[start..end].to_vec()])?;
-        let out = dec
-            .forward(&t, Some(cache), &mut NoProbe, which)
-            .or_else(fail)?;
-        if let Some(out) = out {
-            let rows = out
-                .squeeze(0)
-                .and_then(|o| o.to_vec2::<f32>())
-                .or_else(fail)?;
-            if let Keep::Infos(n) = keep {
-                // row r predicts ids[start + r + 1]
-                let targets = &ids[(start + 1).min(ids.len())..(end + 1).min(ids.len())];
-                infos.extend(self::infos(model, &rows[..targets.len()], targets, n));
-            }
-            if is_last {
-                last = rows.into_iter().next_back().unwrap_or_default();
-            }
-        }
-        start = end;
-    }
-    Ok((infos, last))
-}
 
 /// What scoring one prompt gives: its tokens' infos (echo) and the next-token logits.
 #[derive(Default)]
