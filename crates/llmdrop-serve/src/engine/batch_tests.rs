@@ -2,79 +2,12 @@
 //! several chunks): a long prompt's prefill is spread over steps while a running sequence
 //! gets a token every step, and every answer is the bits of the request alone.
 
-use std::path::Path;
-
-use llmdrop::pipeline::ModelOptions;
-use llmdrop::DropPlan;
-use tokio::sync::mpsc;
-
 use super::{Batch, MAX_SEQS, PREFILL_CHUNK};
-use crate::engine::prefill::{prefill, Keep};
+use crate::engine::prefill::{Keep, Prefill};
 use crate::engine::score::echo_tokens;
-use crate::engine::{Event, Job, Params, Sampling};
+use crate::engine::test_model::{drain, greedy, job, long_prompt, tiny_long_model, tokens};
+use crate::engine::{Event, Params};
 use crate::model::Model;
-
-/// The tiny llama with 1024 positions (its own config says 256: one chunk).
-fn tiny_long_model(dir: &Path) -> Model {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny/llama");
-    for f in [
-        "model.safetensors",
-        "tokenizer.json",
-        "generation_config.json",
-    ] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
-    let cfg = std::fs::read(src.join("config.json")).unwrap();
-    let mut cfg: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
-    cfg["max_position_embeddings"] = 1024.into();
-    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
-    Model::load(&ModelOptions::new(dir), &DropPlan::empty()).unwrap()
-}
-
-fn greedy(max_tokens: usize, logprobs: Option<usize>) -> Params {
-    Params {
-        max_tokens,
-        echo: logprobs.is_some(),
-        logprobs,
-        sampling: Sampling {
-            temperature: 0.0,
-            top_p: 1.0,
-            top_k: 0,
-            seed: 0,
-        },
-        stop: vec![],
-        stop_ids: vec![],
-        skip_special: false,
-    }
-}
-
-fn job(prompts: Vec<Vec<u32>>, params: Params) -> (Job, mpsc::UnboundedReceiver<Event>) {
-    let (events, rx) = mpsc::unbounded_channel();
-    let job = Job {
-        prompts,
-        params,
-        events,
-    };
-    (job, rx)
-}
-
-/// `n` ids of the tiny vocabulary after BOS.
-fn long_prompt(n: usize) -> Vec<u32> {
-    let mut p = vec![1];
-    p.extend((1..n as u32).map(|i| (i * 37 + 11) % 256));
-    p
-}
-
-/// The events received so far, as their Debug text (floats printed exactly).
-fn drain(rx: &mut mpsc::UnboundedReceiver<Event>) -> Vec<String> {
-    std::iter::from_fn(|| rx.try_recv().ok())
-        .map(|e| format!("{e:?}"))
-        .collect()
-}
-
-fn tokens(events: &[String]) -> usize {
-    events.iter().filter(|e| e.starts_with("Token")).count()
-}
 
 /// A job's events when it runs alone.
 fn alone(model: &Model, prompts: Vec<Vec<u32>>, params: Params) -> Vec<String> {
@@ -100,9 +33,12 @@ fn a_long_prompt_prefills_over_steps_while_a_stream_gets_a_token_each_step() {
 
     // the long prompt's echo is the prefill run at once (the chunks back to back)
     let mut cache = model.decoder.new_cache();
-    let (infos, _) = prefill(&model, &mut cache, &long, Keep::Infos(2)).unwrap_or_else(|_| {
-        panic!("the prefill failed");
-    });
+    let mut at_once = Prefill::new(Keep::Infos(2));
+    while at_once.next_len(&long) > 0 {
+        let r = at_once.chunk(&model, &mut cache, &long);
+        assert!(r.is_ok(), "the prefill failed");
+    }
+    let (infos, _) = at_once.finish();
     let echo = Event::Prompt {
         index: 0,
         tokens: echo_tokens(&model, &long, infos),

@@ -1,6 +1,6 @@
 //! Prefill: a prompt run into its KV cache in chunks of [`PREFILL_CHUNK`] positions. The
-//! chunks are the same whether they run back to back ([`prefill`], scoring) or one per
-//! step of the generation batch ([`Prefill::chunk`]), so the bits are too.
+//! chunks are the same whichever work runs between them (scoring's other passes, the
+//! generation batch's decode steps), so the bits are too.
 
 use llmdrop::{KvCache, Logits, NoProbe};
 
@@ -91,19 +91,4 @@ impl Prefill {
     pub(super) fn finish(self) -> (Vec<TokenInfo>, Vec<f32>) {
         (self.infos, self.last)
     }
-}
-
-/// Runs `ids` into `cache`, every chunk at once. Returns the infos of `ids[1..]` (for
-/// [`Keep::Infos`]) and the last position's logits (unless [`Keep::Nothing`]).
-pub(super) fn prefill(
-    model: &Model,
-    cache: &mut KvCache,
-    ids: &[u32],
-    keep: Keep,
-) -> Step<(Vec<TokenInfo>, Vec<f32>)> {
-    let mut p = Prefill::new(keep);
-    while p.next_len(ids) > 0 {
-        p.chunk(model, cache, ids)?;
-    }
-    Ok(p.finish())
 }
