@@ -19,6 +19,8 @@ mod prefill;
 mod score;
 #[cfg(test)]
 mod test_model;
+#[cfg(test)]
+mod worker_tests;
 
 use std::sync::Arc;
 
