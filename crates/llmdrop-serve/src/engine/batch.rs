@@ -3,6 +3,11 @@
 //! ([`llmdrop::Decoder::decode_step`]: the weights read once per step, each sequence on its
 //! own KV cache, each row the bits of that sequence alone). A prompt joins after its own
 //! prefill and leaves when it ends; jobs join and leave between steps.
+//!
+//! A prompt's prefill is spread over steps: each step runs at most [`PREFILL_CHUNK`]
+//! prompt tokens, in whole chunks, before the decode pass, so a running sequence gets a
+//! token at least every chunk plus one decode step however long the prompts that join.
+//! The chunks are those of a prefill run at once ([`super::prefill`]), so are the bits.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -14,11 +19,12 @@ use rand::SeedableRng;
 
 use super::generate::{sample, TextState};
 use super::logprobs::info;
-use super::score::{echo_tokens, prefill, Keep};
+use super::prefill::{Keep, Prefill, PREFILL_CHUNK};
+use super::score::echo_tokens;
 use super::{internal, panic_message, ApiError, Event, Finish, Gone, Job, Step};
 use crate::model::Model;
 
-/// Sequences that advance together at most.
+/// Sequences that advance together at most, the one being prefilled included.
 pub(super) const MAX_SEQS: usize = 16;
 
 /// A generation job while its prompts run.
@@ -85,10 +91,29 @@ impl Seq<'_> {
     }
 }
 
-/// The generation jobs admitted: prompts waiting to start, and the running sequences.
+/// A prompt whose prefill is under way: the chunks that ran are in its cache.
+struct Prefilling {
+    run: Rc<Running>,
+    index: usize,
+    cache: KvCache,
+    prefill: Prefill,
+}
+
+impl Prefilling {
+    fn ids(&self) -> &[u32] {
+        &self.run.job.prompts[self.index]
+    }
+}
+
+/// The generation jobs admitted: prompts waiting to start, the one being prefilled, and
+/// the running sequences.
 pub(super) struct Batch<'m> {
     model: &'m Model,
     waiting: VecDeque<(Rc<Running>, usize)>,
+    /// At most one prompt's prefill spans steps: a step's prefill work goes to this prompt
+    /// first, and a waiting prompt starts only in a step whose work the previous prompt's
+    /// last chunk left room for.
+    prefilling: Option<Prefilling>,
     active: Vec<Seq<'m>>,
 }
 
@@ -97,17 +122,23 @@ impl<'m> Batch<'m> {
         Self {
             model,
             waiting: VecDeque::new(),
+            prefilling: None,
             active: Vec::new(),
         }
     }
 
+    /// Sequences running or being prefilled.
+    fn seqs(&self) -> usize {
+        self.active.len() + usize::from(self.prefilling.is_some())
+    }
+
     /// Whether another job may join: every admitted prompt started, room for more.
     pub(super) fn has_room(&self) -> bool {
-        self.waiting.is_empty() && self.active.len() < MAX_SEQS
+        self.waiting.is_empty() && self.seqs() < MAX_SEQS
     }
 
     pub(super) fn is_idle(&self) -> bool {
-        self.waiting.is_empty() && self.active.is_empty()
+        self.waiting.is_empty() && self.seqs() == 0
     }
 
     /// Admits a generation job: its prompts start as room allows, in order.
@@ -120,13 +151,13 @@ impl<'m> Batch<'m> {
         self.waiting.extend((0..n).map(|i| (run.clone(), i)));
     }
 
-    /// Starts waiting prompts while there is room, then one token of every sequence and
+    /// The step's prefill work ([`Self::prefill`]), then one token of every sequence and
     /// the step that computes the next logits of those that go on. A failure of the model
     /// fails every job in the step; a job's own failure (or its client leaving) ends only
     /// that job.
     pub(super) fn step(&mut self) {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.start();
+            self.prefill();
             let ids = self.emit();
             self.advance(&ids)
         }));
@@ -138,21 +169,58 @@ impl<'m> Batch<'m> {
         for s in self.active.drain(..) {
             s.run.end(Ok(e.clone()));
         }
+        if let Some(p) = self.prefilling.take() {
+            p.run.end(Ok(e.clone()));
+        }
         for (run, _) in self.waiting.drain(..) {
             run.end(Ok(e.clone()));
         }
     }
 
-    fn start(&mut self) {
-        while self.active.len() < MAX_SEQS {
-            let Some((run, i)) = self.waiting.pop_front() else {
-                break;
+    /// Up to [`PREFILL_CHUNK`] prompt tokens of prefill, in whole chunks: the prompt under
+    /// way, then waiting prompts in order while there is room; a prompt whose prefill ends
+    /// joins the running sequences. The budget is in tokens, not chunks, so that short
+    /// prompts joining together start in one step (as one chunk of their total length
+    /// would), while a long prompt takes one full chunk per step.
+    fn prefill(&mut self) {
+        let mut budget = PREFILL_CHUNK;
+        loop {
+            let mut p = match self.prefilling.take() {
+                Some(p) => p,
+                None if self.active.len() < MAX_SEQS => match self.waiting.pop_front() {
+                    Some((run, index)) => self.begin(run, index),
+                    None => break,
+                },
+                None => break,
             };
-            if run.over.get() || run.job.events.is_closed() {
-                run.end(Err(Gone));
+            if p.run.over.get() || p.run.job.events.is_closed() {
+                p.run.end(Err(Gone)); // its cache goes with it
                 continue;
             }
-            match self.start_one(&run, i) {
+            let n = p.prefill.next_len(p.ids());
+            if n > budget {
+                self.prefilling = Some(p);
+                break;
+            }
+            budget -= n;
+            if n > 0 {
+                let Prefilling {
+                    run,
+                    index,
+                    cache,
+                    prefill,
+                } = &mut p;
+                if let Err(e) = prefill.chunk(self.model, cache, &run.job.prompts[*index]) {
+                    p.run.end(e);
+                    continue;
+                }
+            }
+            if p.prefill.next_len(p.ids()) > 0 {
+                self.prefilling = Some(p);
+                continue;
+            }
+            let run = p.run.clone();
+            match self.join(p) {
                 Ok(Some(seq)) => self.active.push(seq),
                 Ok(None) => {}
                 Err(e) => run.end(e),
@@ -160,17 +228,34 @@ impl<'m> Batch<'m> {
         }
     }
 
-    /// Prompt `i` of `run` into its own KV cache (echoed when asked); None when no token
-    /// fits after it (`Done` sent).
-    fn start_one(&self, run: &Rc<Running>, i: usize) -> Step<Option<Seq<'m>>> {
-        let (model, p) = (self.model, &run.job.params);
-        let prompt = &run.job.prompts[i];
-        let mut cache = model.decoder.new_cache();
+    /// Prompt `index` of `run`, before its first chunk: echoed (with log-probabilities)
+    /// when asked.
+    fn begin(&self, run: Rc<Running>, index: usize) -> Prefilling {
+        let p = &run.job.params;
         let keep = match (p.echo, p.logprobs) {
             (true, Some(n)) => Keep::Infos(n),
             _ => Keep::Last,
         };
-        let (infos, row) = prefill(model, &mut cache, prompt, keep)?;
+        Prefilling {
+            cache: self.model.decoder.new_cache(),
+            prefill: Prefill::new(keep),
+            run,
+            index,
+        }
+    }
+
+    /// A prompt whose prefill ended (echoed when asked) as a running sequence; None when
+    /// no token fits after it (`Done` sent).
+    fn join(&self, done: Prefilling) -> Step<Option<Seq<'m>>> {
+        let model = self.model;
+        let Prefilling {
+            run,
+            index: i,
+            cache,
+            prefill,
+        } = done;
+        let (p, prompt) = (&run.job.params, &run.job.prompts[i]);
+        let (infos, row) = prefill.finish();
         if p.echo {
             let tokens = echo_tokens(model, prompt, infos);
             run.send(Event::Prompt { index: i, tokens })?;
@@ -188,15 +273,15 @@ impl<'m> Batch<'m> {
             return Ok(None);
         }
         Ok(Some(Seq {
-            run: run.clone(),
-            index: i,
-            cache,
-            row,
             rng: StdRng::seed_from_u64(p.sampling.seed.wrapping_add(i as u64)),
             text: TextState::new(model, p),
             n: 0,
             max_new,
             prompt_len: prompt.len(),
+            run,
+            index: i,
+            cache,
+            row,
         }))
     }
 
@@ -240,3 +325,7 @@ impl<'m> Batch<'m> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "batch_tests.rs"]
+mod tests;

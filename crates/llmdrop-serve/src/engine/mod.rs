@@ -6,15 +6,21 @@
 //! their prompts in groups that share a prefix: the prefix once into a KV cache, the rest of every prompt
 //! as one right-padded batch on top of it (a causal model never looks at the padding), as
 //! `llmdrop eval` scores the choices of one question. Generation jobs run with continuous
-//! batching ([`batch`]): every prompt into its own KV cache, then the running prompts of
-//! all jobs (up to [`batch::MAX_SEQS`]) one token at a time in one forward pass per step;
-//! a scoring job runs between two steps.
+//! batching ([`batch`]): every prompt into its own KV cache, a bounded part of the
+//! prompts' prefill per step, then the running prompts of all jobs (up to
+//! [`batch::MAX_SEQS`]) one token at a time in one forward pass per step; a scoring set
+//! runs in pieces between two steps.
 
 mod batch;
 mod generate;
 mod groups;
 mod logprobs;
+mod prefill;
 mod score;
+#[cfg(test)]
+mod test_model;
+#[cfg(test)]
+mod worker_tests;
 
 use std::sync::Arc;
 
@@ -24,6 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::model::Model;
+use prefill::PREFILL_CHUNK;
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -118,18 +125,22 @@ pub enum Event {
 const MERGE_PROMPTS: usize = 1024;
 
 /// Runs jobs until every sender of `rx` is gone. Generation jobs join the running batch
-/// while it has room (the others wait in the queue); a scoring job runs at once, taking
+/// while it has room (the others wait in the queue); a scoring job starts at once, taking
 /// along the scoring jobs already waiting behind it that ask the same of the model (up to
 /// [`MERGE_PROMPTS`] prompts), so that several clients' requests share forward passes.
+/// The scoring set runs in pieces of at most [`PREFILL_CHUNK`] positions (or one pass),
+/// one between two generation steps, so that it pauses the running streams no longer than
+/// a prompt's prefill does; the next scoring job waits for the set to end.
 pub fn run_worker(model: Arc<Model>, mut rx: mpsc::Receiver<Job>) {
     let mut gen = batch::Batch::new(&model);
+    let mut scoring: Option<score::ScoreSet> = None;
     let mut next: Option<Job> = None;
     let mut open = true;
     loop {
         while (open || next.is_some()) && gen.has_room() {
             let job = match next.take() {
                 Some(j) => j,
-                None if gen.is_idle() => match rx.blocking_recv() {
+                None if gen.is_idle() && scoring.is_none() => match rx.blocking_recv() {
                     Some(j) => j,
                     None => {
                         open = false;
@@ -148,14 +159,24 @@ pub fn run_worker(model: Arc<Model>, mut rx: mpsc::Receiver<Job>) {
             if job.events.is_closed() {
                 continue; // the client left while the job waited
             }
-            if score::is_scoring(&job) {
-                next = score_waiting(&model, job, &mut rx);
-            } else {
+            if !score::is_scoring(&job) {
                 gen.admit(job);
+            } else if scoring.is_some() {
+                next = Some(job);
+                break;
+            } else {
+                let (jobs, after) = merge_waiting(job, &mut rx);
+                scoring = Some(score::ScoreSet::new(&model, jobs));
+                next = after;
+            }
+        }
+        if let Some(set) = scoring.as_mut() {
+            if score_piece(&model, set) {
+                scoring = None;
             }
         }
         if gen.is_idle() {
-            if !open && next.is_none() {
+            if !open && next.is_none() && scoring.is_none() {
                 break;
             }
             continue;
@@ -164,9 +185,9 @@ pub fn run_worker(model: Arc<Model>, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs scoring `job` with the mergeable jobs waiting behind it; returns the first job
-/// that could not join (it runs next, in its turn).
-fn score_waiting(model: &Model, job: Job, rx: &mut mpsc::Receiver<Job>) -> Option<Job> {
+/// Scoring `job` with the mergeable jobs waiting behind it; and the first job that could
+/// not join (it runs next, in its turn).
+fn merge_waiting(job: Job, rx: &mut mpsc::Receiver<Job>) -> (Vec<Job>, Option<Job>) {
     let mut next = None;
     let mut batch = vec![job];
     let mut prompts = batch[0].prompts.len();
@@ -184,21 +205,28 @@ fn score_waiting(model: &Model, job: Job, rx: &mut mpsc::Receiver<Job>) -> Optio
             Err(_) => break,
         }
     }
-    let jobs: Vec<&Job> = batch.iter().collect();
+    (batch, next)
+}
+
+/// Runs a piece of `set`, and answers its jobs once it is scored (every job `Failed` when
+/// the model fails). Returns whether the set is over.
+fn score_piece(model: &Model, set: &mut score::ScoreSet) -> bool {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        score::score_jobs(model, &jobs)
+        match set.work(model, PREFILL_CHUNK) {
+            Ok(true) => set.finish(model).map(|()| true).map_err(Ok),
+            r => r,
+        }
     }));
     let failure = match r {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e),
-        Err(p) => Some(internal(panic_message(p.as_ref()))),
+        Ok(Ok(over)) => return over,
+        Ok(Err(Err(Gone))) => return true,
+        Ok(Err(Ok(e))) => e,
+        Err(p) => internal(panic_message(p.as_ref())),
     };
-    if let Some(e) = failure {
-        for j in &batch {
-            let _ = j.events.send(Event::Failed(e.clone()));
-        }
+    for j in set.jobs() {
+        let _ = j.events.send(Event::Failed(failure.clone()));
     }
-    next
+    true
 }
 
 /// What a caught panic says.

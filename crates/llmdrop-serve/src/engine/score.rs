@@ -2,72 +2,18 @@
 //! rest of every prompt as one right-padded batch on top of it (a causal model never looks
 //! at the padding), as `llmdrop eval` scores the choices of one question.
 
-use llmdrop::{Logits, NoProbe};
+use std::collections::VecDeque;
+
+use llmdrop::{KvCache, Logits, NoProbe};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::generate::{sample, TextState};
-use super::groups::plan_merged;
+use super::groups::{plan_merged, Group};
 use super::logprobs::{first_info, info, infos};
+use super::prefill::{Keep, Prefill};
 use super::{fail, ids_tensor, internal, send, Event, Finish, Gone, Job, Step, TokenInfo};
 use crate::model::Model;
-
-/// Positions per forward pass of a long prompt (bounds the logits held at once).
-const PREFILL_CHUNK: usize = 256;
-
-/// What a prefill keeps of its logits.
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum Keep {
-    /// Every token's info (log-probabilities with this many alternatives) and the last row.
-    Infos(usize),
-    /// Only the last row.
-    Last,
-    /// Nothing (the cache is what is wanted).
-    Nothing,
-}
-
-/// Runs `ids` into `cache` in chunks. Returns the infos of `ids[1..]` (for
-/// [`Keep::Infos`]) and the last position's logits (unless [`Keep::Nothing`]).
-pub(super) fn prefill(
-    model: &Model,
-    cache: &mut llmdrop::KvCache,
-    ids: &[u32],
-    keep: Keep,
-) -> Step<(Vec<TokenInfo>, Vec<f32>)> {
-    let dec = &model.decoder;
-    let mut infos = Vec::new();
-    let mut last = Vec::new();
-    let mut start = 0;
-    while start < ids.len() {
-        let end = (start + PREFILL_CHUNK).min(ids.len());
-        let is_last = end == ids.len();
-        let which = match keep {
-            Keep::Infos(_) => Logits::All,
-            Keep::Last if is_last => Logits::Last,
-            _ => Logits::None,
-        };
-        let t = ids_tensor(dec, vec![ids[start..end].to_vec()])?;
-        let out = dec
-            .forward(&t, Some(cache), &mut NoProbe, which)
-            .or_else(fail)?;
-        if let Some(out) = out {
-            let rows = out
-                .squeeze(0)
-                .and_then(|o| o.to_vec2::<f32>())
-                .or_else(fail)?;
-            if let Keep::Infos(n) = keep {
-                // row r predicts ids[start + r + 1]
-                let targets = &ids[(start + 1).min(ids.len())..(end + 1).min(ids.len())];
-                infos.extend(self::infos(model, &rows[..targets.len()], targets, n));
-            }
-            if is_last {
-                last = rows.into_iter().next_back().unwrap_or_default();
-            }
-        }
-        start = end;
-    }
-    Ok((infos, last))
-}
 
 /// What scoring one prompt gives: its tokens' infos (echo) and the next-token logits.
 #[derive(Default)]
@@ -76,58 +22,154 @@ struct Scored {
     last: Vec<f32>,
 }
 
-/// Scores every prompt: infos of its tokens when `top` is Some, the next-token logits
-/// when `need_last`. `sizes`: how many of the prompts each request holds, in order.
-/// Stops (`Gone`) once `gone()` says no client waits any more.
-fn score_prompts(
-    model: &Model,
-    prompts: &[Vec<u32>],
-    sizes: &[usize],
+/// One task of a scoring set: a prompt run alone, or a group's shared prefix run once and
+/// the rest of its members as one right-padded batch on top.
+enum Task {
+    Alone(usize),
+    Shared(Group),
+}
+
+/// The task under way: its prompt (or prefix) prefilled so far.
+struct Current {
+    task: Task,
+    cache: KvCache,
+    prefill: Prefill,
+}
+
+/// Scoring jobs that [`mergeable`] admits together, run in bounded pieces
+/// ([`ScoreSet::work`]) so that generation goes on between them. Their groups of prompts
+/// sharing a prefix are joined where the prefix is the same ([`plan_merged`]: the prefix's
+/// pass is shared, the answers are the bits each request gets alone); the pieces run the
+/// same passes in the same order as the set run at once, so the bits are the same. Once
+/// every prompt is scored each job is answered with its own prompts' results, in its own
+/// order. A client that left does not stop the others; the passes stop once every client
+/// has left.
+pub(super) struct ScoreSet {
+    jobs: Vec<Job>,
+    prompts: Vec<Vec<u32>>,
+    /// Top log-probabilities of the echoed tokens; whether the next-token logits are needed.
     top: Option<usize>,
     need_last: bool,
-    gone: impl Fn() -> bool,
-) -> Step<Vec<Scored>> {
-    let mut out: Vec<Scored> = prompts.iter().map(|_| Scored::default()).collect();
-    if top.is_none() && !need_last {
-        return Ok(out);
-    }
-    let dec = &model.decoder;
-    for g in plan_merged(prompts, sizes, model.vocab_size()) {
-        if gone() {
-            return Err(Err(Gone));
-        }
-        if g.members.len() == 1 || g.shared == 0 {
-            for &m in &g.members {
-                let p = &prompts[m];
-                let mut cache = dec.new_cache();
-                let keep = match top {
-                    Some(n) => Keep::Infos(n),
-                    None => Keep::Last,
-                };
-                let (infos, last) = prefill(model, &mut cache, p, keep)?;
-                out[m] = Scored { infos, last };
+    tasks: VecDeque<Task>,
+    current: Option<Current>,
+    out: Vec<Scored>,
+}
+
+impl ScoreSet {
+    /// `jobs`: at least one, all [`mergeable`] with the first.
+    pub(super) fn new(model: &Model, jobs: Vec<Job>) -> Self {
+        let (top, need_last) = needs(&jobs[0]);
+        let prompts: Vec<Vec<u32>> = jobs.iter().flat_map(|j| j.prompts.clone()).collect();
+        let sizes: Vec<usize> = jobs.iter().map(|j| j.prompts.len()).collect();
+        let mut tasks = VecDeque::new();
+        if top.is_some() || need_last {
+            for g in plan_merged(&prompts, &sizes, model.vocab_size()) {
+                if g.members.len() == 1 || g.shared == 0 {
+                    tasks.extend(g.members.into_iter().map(Task::Alone));
+                } else {
+                    tasks.push_back(Task::Shared(g));
+                }
             }
-            continue;
         }
-        let l = g.shared;
-        let first = &prompts[g.members[0]];
-        let mut cache = dec.new_cache();
-        let keep = match top {
-            Some(n) => Keep::Infos(n),
-            None => Keep::Nothing,
-        };
-        let (prefix_infos, prefix_last) = prefill(model, &mut cache, &first[..l], keep)?;
-        let width = g
-            .members
+        let out = prompts.iter().map(|_| Scored::default()).collect();
+        Self {
+            jobs,
+            prompts,
+            top,
+            need_last,
+            tasks,
+            current: None,
+            out,
+        }
+    }
+
+    pub(super) fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    /// Runs the next passes, whole, while they fit `budget` positions (at least one pass):
+    /// a prefill chunk, or a group's batched pass. Returns whether every prompt is scored.
+    /// Stops (`Gone`) once no client waits any more.
+    pub(super) fn work(&mut self, model: &Model, budget: usize) -> Step<bool> {
+        let mut left = budget;
+        let mut ran = false;
+        loop {
+            if self.jobs.iter().all(|j| j.events.is_closed()) {
+                return Err(Err(Gone));
+            }
+            let mut c = match self.current.take() {
+                Some(c) => c,
+                None => match self.tasks.pop_front() {
+                    Some(task) => Current {
+                        prefill: Prefill::new(self.keep(&task)),
+                        cache: model.decoder.new_cache(),
+                        task,
+                    },
+                    None => return Ok(true),
+                },
+            };
+            let cost = self.cost(&c);
+            if ran && cost > left {
+                self.current = Some(c);
+                return Ok(false);
+            }
+            left = left.saturating_sub(cost);
+            ran = true;
+            let ids = task_ids(&self.prompts, &c.task);
+            if c.prefill.next_len(ids) > 0 {
+                c.prefill.chunk(model, &mut c.cache, ids)?;
+                if c.prefill.next_len(ids) > 0 || matches!(c.task, Task::Shared(_)) {
+                    self.current = Some(c);
+                    continue;
+                }
+            }
+            match c.task {
+                Task::Alone(m) => {
+                    let (infos, last) = c.prefill.finish();
+                    self.out[m] = Scored { infos, last };
+                }
+                Task::Shared(g) => self.batched(model, &g, c.cache, c.prefill)?,
+            }
+        }
+    }
+
+    /// What the prefill of `task` keeps.
+    fn keep(&self, task: &Task) -> Keep {
+        match (self.top, task) {
+            (Some(n), _) => Keep::Infos(n),
+            (None, Task::Alone(_)) => Keep::Last,
+            (None, Task::Shared(_)) => Keep::Nothing,
+        }
+    }
+
+    /// Positions the next pass of `c` runs.
+    fn cost(&self, c: &Current) -> usize {
+        let n = c.prefill.next_len(task_ids(&self.prompts, &c.task));
+        match &c.task {
+            Task::Shared(g) if n == 0 => g.members.len() * self.width(g),
+            _ => n,
+        }
+    }
+
+    /// The longest rest of a member of `g` after the shared prefix.
+    fn width(&self, g: &Group) -> usize {
+        g.members
             .iter()
-            .map(|&m| prompts[m].len() - l)
+            .map(|&m| self.prompts[m].len() - g.shared)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+    }
+
+    /// The rest of every member of `g` as one right-padded batch on the prefix in `cache`.
+    fn batched(&mut self, model: &Model, g: &Group, cache: KvCache, prefix: Prefill) -> Step<()> {
+        let dec = &model.decoder;
+        let (l, width) = (g.shared, self.width(g));
+        let (prefix_infos, prefix_last) = prefix.finish();
         let rows: Vec<Vec<u32>> = g
             .members
             .iter()
             .map(|&m| {
-                let mut r = prompts[m][l..].to_vec();
+                let mut r = self.prompts[m][l..].to_vec();
                 r.resize(width, 0);
                 r
             })
@@ -143,7 +185,7 @@ fn score_prompts(
             .or_else(fail)?
             .ok_or_else(|| Ok(internal("no logits")))?;
         for (b, &m) in g.members.iter().enumerate() {
-            let p = &prompts[m];
+            let p = &self.prompts[m];
             let rows = logits
                 .get(b)
                 .and_then(|t| t.narrow(0, 0, p.len() - l))
@@ -151,19 +193,40 @@ fn score_prompts(
                 .or_else(fail)?;
             let mut s = Scored::default();
             // row k predicts p[l + k + 1]; the last row, the next token
-            if let Some(n) = top {
+            if let Some(n) = self.top {
                 s.infos = prefix_infos.clone();
                 s.infos.push(info(model, &prefix_last, p[l], Some(n)));
                 s.infos
                     .extend(infos(model, &rows[..rows.len() - 1], &p[l + 1..], n));
             }
-            if need_last {
+            if self.need_last {
                 s.last = rows.into_iter().next_back().unwrap_or_default();
             }
-            out[m] = s;
+            self.out[m] = s;
         }
+        Ok(())
     }
-    Ok(out)
+
+    /// Answers every job once [`Self::work`] has scored every prompt.
+    pub(super) fn finish(&mut self, model: &Model) -> Result<(), super::ApiError> {
+        let mut scored = std::mem::take(&mut self.out).into_iter();
+        for job in &self.jobs {
+            let mine: Vec<Scored> = scored.by_ref().take(job.prompts.len()).collect();
+            match answer(model, job, mine) {
+                Ok(()) | Err(Err(Gone)) => {}
+                Err(Ok(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tokens `task` prefills: its prompt, or its group's shared prefix.
+fn task_ids<'a>(prompts: &'a [Vec<u32>], task: &Task) -> &'a [u32] {
+    match task {
+        Task::Alone(m) => &prompts[*m],
+        Task::Shared(g) => &prompts[g.members[0]][..g.shared],
+    }
 }
 
 /// The prompt's echo: its first token, then the scored ones.
@@ -193,31 +256,6 @@ fn needs(job: &Job) -> (Option<usize>, bool) {
 /// Whether `b` can run in the same forward passes as `a` (both scoring, same needs).
 pub(super) fn mergeable(a: &Job, b: &Job) -> bool {
     is_scoring(a) && is_scoring(b) && needs(a) == needs(b)
-}
-
-/// Scoring jobs that [`mergeable`] admits together: their groups of prompts sharing a
-/// prefix joined where the prefix is the same ([`plan_merged`]: the prefix's pass is
-/// shared, the answers are the bits each request gets alone), then each job answered with
-/// its own prompts' results, in its own order. A client that left does not
-/// stop the others; the passes stop once every client has left.
-pub(super) fn score_jobs(model: &Model, jobs: &[&Job]) -> Result<(), super::ApiError> {
-    let (top, need_last) = needs(jobs[0]);
-    let prompts: Vec<Vec<u32>> = jobs.iter().flat_map(|j| j.prompts.clone()).collect();
-    let sizes: Vec<usize> = jobs.iter().map(|j| j.prompts.len()).collect();
-    let gone = || jobs.iter().all(|j| j.events.is_closed());
-    let mut scored = match score_prompts(model, &prompts, &sizes, top, need_last, gone) {
-        Ok(s) => s.into_iter(),
-        Err(Err(Gone)) => return Ok(()),
-        Err(Ok(e)) => return Err(e),
-    };
-    for job in jobs {
-        let mine: Vec<Scored> = scored.by_ref().take(job.prompts.len()).collect();
-        match answer(model, job, mine) {
-            Ok(()) | Err(Err(Gone)) => {}
-            Err(Ok(e)) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Echoes each prompt and picks one token from its last logits, as `job` asked.
@@ -265,3 +303,7 @@ fn answer(model: &Model, job: &Job, scored: Vec<Scored>) -> Step<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "score_tests.rs"]
+mod tests;
