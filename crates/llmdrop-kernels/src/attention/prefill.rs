@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::inputs::{row_at, Qkv};
-use crate::gemm::{PackedMatrix, Tile, MR, NR};
+use crate::gemm::{PackedMatrix, Tile, MR, NR, SUM_BLOCK};
 use crate::shared_out::SharedOut;
 use crate::vexp::{exp_shifted, exp_shifted_portable};
 use crate::Kernel;
@@ -159,8 +159,9 @@ impl Scope<'_> {
         let span: Vec<_> = (0..n)
             .map(|r| self.vis.keys(self.i0 + r, self.total))
             .collect();
-        // keys any row of the tile sees, widened to whole panels at the start
-        let lo = span.iter().map(|s| s.0).min().unwrap_or(0) / NR * NR;
+        // keys any row of the tile sees, widened at the start to a multiple of SUM_BLOCK
+        // (whole panels): the blocks P V sums fall at the same keys in every tiling
+        let lo = span.iter().map(|s| s.0).min().unwrap_or(0) / SUM_BLOCK * SUM_BLOCK;
         let hi = span.iter().map(|s| s.1).max().unwrap_or(0);
         if hi <= lo {
             return;

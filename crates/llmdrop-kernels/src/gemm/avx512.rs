@@ -4,7 +4,7 @@
 use std::arch::x86_64::*;
 
 use super::packed::NR;
-use super::tile::Tile;
+use super::tile::{Tile, SUM_BLOCK};
 
 /// Runs `t` (see [`Tile`]). Panics for rows outside `1..=12`.
 ///
@@ -61,56 +61,64 @@ unsafe fn run<const R: usize, const P: usize>(t: &Tile) {
     let (m0, m1) = masks(t.cols);
     let full = (0xffff, 0xffff);
     let mask = |q: usize| if q + 1 == P { (m0, m1) } else { full };
-    let mut acc = [[[_mm512_setzero_ps(); 2]; P]; R];
-    if t.load {
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (q, v) in row.iter_mut().enumerate() {
+    // blocks of SUM_BLOCK inputs, each summed from zero and then added to C (stored as it
+    // is when C holds nothing yet)
+    let mut started = t.load;
+    let (mut a, mut b) = (t.a, t.b);
+    let mut left = t.kc;
+    loop {
+        let steps = left.min(SUM_BLOCK);
+        if steps == 0 && started {
+            break; // nothing to add
+        }
+        let mut acc = [[[_mm512_setzero_ps(); 2]; P]; R];
+        for _ in 0..steps {
+            let mut w = [[_mm512_setzero_ps(); 2]; P];
+            for (q, wq) in w.iter_mut().enumerate() {
+                // SAFETY: step p < kc of panel q < panels: NR values of the kc * NR the
+                // contract makes valid at `b + q * stride`
+                unsafe {
+                    let bq = b.add(q * t.stride);
+                    *wq = [_mm512_loadu_ps(bq), _mm512_loadu_ps(bq.add(16))];
+                }
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: A[r][p] for r < rows, p < kc
+                let x = _mm512_set1_ps(unsafe { *a.add(r * t.lda) });
+                for (v, wq) in row.iter_mut().zip(&w) {
+                    v[0] = _mm512_fmadd_ps(x, wq[0], v[0]);
+                    v[1] = _mm512_fmadd_ps(x, wq[1], v[1]);
+                }
+            }
+            // SAFETY: at most one step past the last value read, inside (or one past the
+            // end of) the same allocation
+            unsafe {
+                a = a.add(1);
+                b = b.add(NR);
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (q, v) in row.iter().enumerate() {
                 let (k0, k1) = mask(q);
                 // SAFETY: row r < rows of `c`, outputs q * NR.. of which the masks keep
-                // those the contract makes valid (all NR but in the last panel, `cols`)
+                // those the contract makes valid (all NR but in the last panel, `cols`);
+                // read only once written (by an earlier chunk when `load`, or block)
                 unsafe {
                     let c = t.c.add(r * t.ldc + q * NR);
-                    v[0] = _mm512_maskz_loadu_ps(k0, c);
-                    v[1] = _mm512_maskz_loadu_ps(k1, c.add(16));
+                    let (mut v0, mut v1) = (v[0], v[1]);
+                    if started {
+                        v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(k0, c), v0);
+                        v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(k1, c.add(16)), v1);
+                    }
+                    _mm512_mask_storeu_ps(c, k0, v0);
+                    _mm512_mask_storeu_ps(c.add(16), k1, v1);
                 }
             }
         }
-    }
-    let (mut a, mut b) = (t.a, t.b);
-    for _ in 0..t.kc {
-        let mut w = [[_mm512_setzero_ps(); 2]; P];
-        for (q, wq) in w.iter_mut().enumerate() {
-            // SAFETY: step p < kc of panel q < panels: NR values of the kc * NR the
-            // contract makes valid at `b + q * stride`
-            unsafe {
-                let bq = b.add(q * t.stride);
-                *wq = [_mm512_loadu_ps(bq), _mm512_loadu_ps(bq.add(16))];
-            }
-        }
-        for (r, row) in acc.iter_mut().enumerate() {
-            // SAFETY: A[r][p] for r < rows, p < kc
-            let x = _mm512_set1_ps(unsafe { *a.add(r * t.lda) });
-            for (v, wq) in row.iter_mut().zip(&w) {
-                v[0] = _mm512_fmadd_ps(x, wq[0], v[0]);
-                v[1] = _mm512_fmadd_ps(x, wq[1], v[1]);
-            }
-        }
-        // SAFETY: at most one step past the last value read, inside (or one past the end
-        // of) the same allocation
-        unsafe {
-            a = a.add(1);
-            b = b.add(NR);
-        }
-    }
-    for (r, row) in acc.iter().enumerate() {
-        for (q, v) in row.iter().enumerate() {
-            let (k0, k1) = mask(q);
-            // SAFETY: as for the loads of `c` above
-            unsafe {
-                let c = t.c.add(r * t.ldc + q * NR);
-                _mm512_mask_storeu_ps(c, k0, v[0]);
-                _mm512_mask_storeu_ps(c.add(16), k1, v[1]);
-            }
+        started = true;
+        left -= steps;
+        if left == 0 {
+            break;
         }
     }
 }

@@ -5,12 +5,13 @@ use std::sync::OnceLock;
 
 use super::kernel::{MC, MR};
 use super::packed::NR;
+use super::tile::SUM_BLOCK;
 use crate::machine::Machine;
 
 /// The input chunk (`kc` values of every row) and the row block (`mc` rows) a product
-/// with more rows than one tile is cut into. Any blocking gives the same bits: every
-/// output stays one in-order chain of multiply-adds over the input (a later chunk starts
-/// from the sum of the earlier ones).
+/// with more rows than one tile is cut into. Any blocking gives the same bits: chunks are
+/// whole [`SUM_BLOCK`]s of the input ([`Blocking::chunk`]), so every output is the same
+/// blocks' chains added in the same order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blocking {
     pub kc: usize,
@@ -21,6 +22,11 @@ pub struct Blocking {
 const KC_DEFAULT: usize = 2048;
 
 impl Blocking {
+    /// The input chunk products use: `kc` rounded up to whole [`SUM_BLOCK`]s.
+    pub fn chunk(self) -> usize {
+        self.kc.max(1).next_multiple_of(SUM_BLOCK)
+    }
+
     /// The blocking for a core whose L2 holds `l2_bytes` (None: unknown).
     ///
     /// A tile streams its panel chunk (`kc · NR` f32) from L2 while the row block's

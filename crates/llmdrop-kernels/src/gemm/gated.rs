@@ -72,7 +72,7 @@ impl GatedPair {
         let out = SharedOut::spare(&mut h, m * n);
         let w = &self.packed;
         let stride = k * NR;
-        let kc_max = if m <= MR { k } else { Blocking::get().kc };
+        let kc_max = if m <= MR { k } else { Blocking::get().chunk() };
         let run = |pairs: Range<usize>| {
             // gate and up panel of one pair for a block of rows: [MC, 2 · NR]
             let mut buf = vec![0f32; MC.min(m) * 2 * NR];

@@ -32,8 +32,8 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
     matmul_blocked(w, x, kernel, Blocking::get())
 }
 
-/// [`matmul`] with the given blocking: the same bits for any blocking (`kc` of 0 counts as
-/// 1, `mc` is rounded up to whole tiles of [`MR`] rows).
+/// [`matmul`] with the given blocking: the same bits for any blocking (`kc` is rounded up
+/// to whole [`SUM_BLOCK`](super::SUM_BLOCK)s, `mc` to whole tiles of [`MR`] rows).
 pub fn matmul_blocked(w: &PackedMatrix, x: &[f32], kernel: Kernel, blocking: Blocking) -> Vec<f32> {
     let (k, n) = (w.cols(), w.rows());
     if k == 0 {
@@ -53,7 +53,7 @@ pub fn matmul_blocked(w: &PackedMatrix, x: &[f32], kernel: Kernel, blocking: Blo
     let out = SharedOut::spare(&mut y, m * n);
     // with few rows nothing is reused from L1: stream each panel whole
     // any blocking is sound: at least one input per chunk, whole tiles per row block
-    let kc_max = if m <= MR { k } else { blocking.kc.max(1) };
+    let kc_max = if m <= MR { k } else { blocking.chunk() };
     let mc = blocking.mc.div_ceil(MR).max(1) * MR;
     let wide = panels_per_call(m);
     let stride = k * NR;

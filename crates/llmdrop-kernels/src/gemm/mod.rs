@@ -5,9 +5,11 @@
 //! f32 are repacked here into panels of 32 output rows ([`PackedMatrix`]) and multiplied
 //! by a register-blocked AVX-512 kernel: each step broadcasts one input value per
 //! activation row against 32 weights, so up to 12 rows × 32 outputs accumulate in
-//! registers. Every output is one sequential chain of fused multiply-adds over the input
-//! dimension, in the same order whatever the batch size, blocking or thread count: a row's
-//! product is bit for bit the same alone (decode) or in a batch (prefill).
+//! registers. Every output sums the input dimension in blocks of [`SUM_BLOCK`]: a sequential
+//! chain of fused multiply-adds per block, the blocks' sums added in order (less rounding
+//! than one chain over the whole input), the same whatever the batch size, blocking or
+//! thread count: a row's product is bit for bit the same alone (decode) or in a batch
+//! (prefill).
 //!
 //! CPUs without AVX-512 F keep candle's dense matmul ([`Caps::avx512f`] is false there).
 //!
@@ -30,3 +32,4 @@ pub use gated::GatedPair;
 pub use kernel::{matmul, matmul_blocked, MR};
 pub use packed::{PackedMatrix, NR};
 pub(crate) use tile::Tile;
+pub use tile::SUM_BLOCK;
