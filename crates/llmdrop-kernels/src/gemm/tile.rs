@@ -6,11 +6,12 @@ use super::packed::NR;
 
 /// Inputs summed in one chain before the chain's sum is added to the output: a sum of `k`
 /// products is `k / SUM_BLOCK` chains of `SUM_BLOCK` added in order, so its rounding
-/// error grows with `SUM_BLOCK + k / SUM_BLOCK` rather than `k` (one chain of 1536
-/// products lost ~4x more to rounding than PyTorch on the default model's MLP; blocks of
-/// 64 lose less than it). Products cut their input only at multiples of it, so the blocks
-/// fall at the same inputs whatever the blocking.
-pub const SUM_BLOCK: usize = 64;
+/// error grows with `SUM_BLOCK + k / SUM_BLOCK` rather than `k`: one chain put the default
+/// model's float32 logits 1.4-6.9e-4 from float64, blocks of 64 or 128 0.5-2.5e-4 (PyTorch
+/// 0.6-1.4e-4); 128 adds a block's sum to the output half as often. Products cut their
+/// input only at multiples of it, so the blocks fall at the same inputs whatever the
+/// blocking.
+pub const SUM_BLOCK: usize = 128;
 
 /// One kernel call: `C[r][q * NR + j] (+)= Σ_p A[r][p] · b[q * stride + p * NR + j]`
 /// for `r < rows`, `q < panels`, `j < NR` (`j < cols` in the last panel): per output, for
