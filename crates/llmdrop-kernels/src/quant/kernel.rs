@@ -24,9 +24,8 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
     );
     let m = x.len() / k;
     let n = w.rows();
-    let mut y = vec![0f32; m * n];
     if m == 0 {
-        return y;
+        return Vec::new();
     }
     let acts = QActs::quantize(x, k);
     // what the SIMD kernel reads without bounds checks, once per call
@@ -37,7 +36,10 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
     );
     let simd = kernel.avx512_vnni();
     let groups = w.groups();
-    let out = SharedOut::new(&mut y);
+    // written whole by the tiles: no serial pass zeroing it first (~5% of a 2-thread
+    // prefill)
+    let mut y = Vec::new();
+    let out = SharedOut::spare(&mut y, m * n);
     let run = |range: std::ops::Range<usize>| {
         let mut buf = [[0f32; ROWS]; TILE_M];
         for g in range {
@@ -69,5 +71,8 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
         }
     };
     split_items(groups, m * n * k >= PARALLEL_MIN_MACS, run);
+    // SAFETY: every group's tiles wrote its columns (ROWS, or the rest of n in the last
+    // group) of every row 0..m (row blocks of TILE_M cover 0..m)
+    unsafe { y.set_len(m * n) };
     y
 }
