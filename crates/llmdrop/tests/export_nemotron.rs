@@ -31,6 +31,21 @@ fn fixture() -> Fixture {
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
+/// The tiny llama exported as nemotron-nas with the fixture's plan, into `dir`/nas.
+fn export_fixture_plan(
+    fx: &Fixture,
+    dir: &std::path::Path,
+) -> (llmdrop::export::ExportResult, llmdrop::ModelSource) {
+    run(
+        &testkit::tiny_dir("llama"),
+        &fx.plan,
+        ExportFormat::NemotronNas,
+        None,
+        &dir.join("nas"),
+    )
+    .unwrap()
+}
+
 fn config(dir: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
 }
@@ -42,14 +57,7 @@ fn nemotron_export_matches_transformers_with_its_modeling_file() {
     let fx = fixture();
     assert!(!fx.plan.attn.is_empty() && !fx.plan.mlp.is_empty());
     let tmp = tempfile::tempdir().unwrap();
-    let (r, out) = run(
-        &testkit::tiny_dir("llama"),
-        &fx.plan,
-        ExportFormat::NemotronNas,
-        None,
-        &tmp.path().join("nas"),
-    )
-    .unwrap();
+    let (r, out) = export_fixture_plan(&fx, tmp.path());
     assert_eq!(out.stored_plan(), &fx.plan);
     let (_, dec) = testkit::load(&r.path, &DropPlan::empty()).unwrap();
     let got = testkit::logits(&dec, std::slice::from_ref(&fx.ids)).unwrap();
@@ -88,14 +96,7 @@ fn nemotron_export_matches_transformers_with_its_modeling_file() {
 fn nemotron_export_in_f64_matches_transformers_in_float64() {
     let fx = fixture();
     let tmp = tempfile::tempdir().unwrap();
-    let (r, _) = run(
-        &testkit::tiny_dir("llama"),
-        &fx.plan,
-        ExportFormat::NemotronNas,
-        None,
-        &tmp.path().join("nas"),
-    )
-    .unwrap();
+    let (r, _) = export_fixture_plan(&fx, tmp.path());
     let src = llmdrop::ModelSource::open(&r.path).unwrap();
     let ids = Tensor::new(fx.ids.as_slice(), &Device::Cpu)
         .unwrap()
