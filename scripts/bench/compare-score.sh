@@ -51,10 +51,12 @@ print(f"  arithmetic   {o['gflops_per_sec']:.1f} GFLOP/s = {100 * o['gflops_per_
       f"candle's matmul reaches {pk['matmul_peak_gflops']:.1f})")
 print(f"  memory       peak RSS / f32 weights = {o['peak_rss_bytes'] / pk['weight_bytes']:.2f} "
       f"(weights {mib(pk['weight_bytes']):.1f} MiB)")
+# against the same limit as the line above (score's own figure uses the limit it measured)
 st = o.get('cpu_stolen_fraction')
 if st is not None and steal_theirs is not None:
     print(f"  CPU stolen   by the hypervisor during the runs: llmdrop {100 * st:.1f}%, PyTorch {100 * steal_theirs:.1f}% "
-          f"(llmdrop against the CPU it had: {100 * o['fraction_of_fma_peak_unstolen']:.0f}% of the limit)")
+          f"(llmdrop against the CPU it had: "
+          f"{100 * o['gflops_per_sec'] / pk['fma_peak_gflops'] / max(1e-9, 1 - st):.0f}% of the limit)")
 print(f"  peer: {t['peer']}")
 print(describe(o, pk['fma_peak_gflops'], o['threads']))
 PY
