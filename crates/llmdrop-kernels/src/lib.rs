@@ -38,6 +38,7 @@
 //! assert_eq!(y, gemm::matmul(&w, &[1.0, 1.0, 1.0], Kernel::Portable));
 //! ```
 
+pub mod add;
 pub mod attention;
 pub mod cpu;
 pub mod dot;
@@ -48,6 +49,7 @@ pub mod peak;
 pub mod quant;
 pub mod steal;
 pub mod vexp;
+pub mod written;
 
 mod error;
 mod shared_out;

@@ -121,18 +121,23 @@ impl CustomOp2 for SiluMul {
             candle_core::bail!("silu_mul: shapes {:?} and {:?}", lg.dims(), lu.dims())
         }
         let (g, u) = (&g[g0..g1], &u[u0..u1]);
-        let mut out = vec![0f32; g.len()];
-        if g.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
-            let chunk = g
-                .len()
-                .div_ceil(rayon::current_num_threads())
-                .next_multiple_of(16);
-            out.par_chunks_mut(chunk)
-                .zip(g.par_chunks(chunk).zip(u.par_chunks(chunk)))
-                .for_each(|(o, (g, u))| silu_mul_slices(g, u, o));
-        } else {
-            silu_mul_slices(g, u, &mut out);
-        }
+        let parallel = g.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
+        let fill = |out: &mut [MaybeUninit<f32>]| {
+            if parallel {
+                let chunk = g
+                    .len()
+                    .div_ceil(rayon::current_num_threads())
+                    .next_multiple_of(16);
+                out.par_chunks_mut(chunk)
+                    .zip(g.par_chunks(chunk).zip(u.par_chunks(chunk)))
+                    .for_each(|(o, (g, u))| silu_mul_uninit(g, u, o));
+            } else {
+                silu_mul_uninit(g, u, out);
+            }
+        };
+        // SAFETY: `silu_mul_uninit` writes every value of its output, and the chunks of
+        // `out` cover it (g, u and out are the same length, checked there)
+        let out = unsafe { crate::written::written(g.len(), fill) };
         Ok((CpuStorage::F32(out), lg.shape().clone()))
     }
 }

@@ -12,7 +12,7 @@ use crate::vexp::{exp_shifted, exp_shifted_portable};
 use crate::Kernel;
 
 /// Below this many (query head x key) pairs a step runs on the calling thread.
-const PARALLEL_MIN_PAIRS: usize = 1 << 14;
+const PARALLEL_MIN_PAIRS: usize = 1 << 11;
 
 struct DecodeAttention {
     /// First visible key (sliding window), 0 for full causal attention.

@@ -1,5 +1,7 @@
 //! Activations quantized per 32-element block to i8, as the kernels consume them.
 
+use std::mem::MaybeUninit;
+
 use super::matrix::BLOCK;
 use crate::Kernel;
 
@@ -32,22 +34,32 @@ impl QActs {
             x.len()
         );
         let blocks = x.len() / BLOCK;
-        let mut q = vec![0i8; x.len()];
-        let mut d = vec![0f32; blocks];
-        let mut s = vec![0f32; blocks];
+        let (mut q, mut d, mut s) = (
+            Vec::with_capacity(x.len()),
+            Vec::with_capacity(blocks),
+            Vec::with_capacity(blocks),
+        );
         // rows of blocks in parallel when there are many
         let per_task = (1usize << 14) / BLOCK;
         let run = |(((xc, qc), dc), sc): Chunk| quantize_chunk(xc, qc, dc, sc, kernel);
         let chunks = x
             .chunks(per_task * BLOCK)
-            .zip(q.chunks_mut(per_task * BLOCK))
-            .zip(d.chunks_mut(per_task))
-            .zip(s.chunks_mut(per_task));
+            .zip(q.spare_capacity_mut()[..x.len()].chunks_mut(per_task * BLOCK))
+            .zip(d.spare_capacity_mut()[..blocks].chunks_mut(per_task))
+            .zip(s.spare_capacity_mut()[..blocks].chunks_mut(per_task));
         if blocks > per_task && rayon::current_num_threads() > 1 {
             use rayon::prelude::*;
             chunks.par_bridge().for_each(run);
         } else {
             chunks.for_each(run);
+        }
+        // SAFETY: the chunks cover all x.len() quants and `blocks` scales and sums (x is
+        // whole blocks, asserted above), and `quantize_chunk` writes every value of its
+        // chunk (it checks the chunk's lengths before writing)
+        unsafe {
+            q.set_len(x.len());
+            d.set_len(blocks);
+            s.set_len(blocks);
         }
         Self { cols, q, d, s }
     }
@@ -63,14 +75,17 @@ impl QActs {
 }
 
 /// One task's share: input values, their quants, scales and sums.
-type Chunk<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [f32]);
+type Chunk<'a> = (((&'a [f32], Out<'a, i8>), Out<'a, f32>), Out<'a, f32>);
+
+/// Room for a chunk's values, written whole by the quantizer.
+type Out<'a, T> = &'a mut [MaybeUninit<T>];
 
 /// One chunk of whole blocks, on the SIMD quantizer where `kernel` and the CPU allow.
 ///
 /// # Panics
 /// If `x` is not whole blocks, `q` not as long as `x`, or `d` and `s` not one value per
 /// block (what the SIMD quantizer's raw stores rely on; checked once per chunk).
-fn quantize_chunk(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], kernel: Kernel) {
+fn quantize_chunk(x: &[f32], q: Out<i8>, d: Out<f32>, s: Out<f32>, kernel: Kernel) {
     let blocks = x.len() / BLOCK;
     assert!(
         x.len() == blocks * BLOCK && q.len() == x.len() && d.len() == blocks && s.len() == blocks,
@@ -94,7 +109,7 @@ fn quantize_chunk(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], kernel:
 /// The portable quantizer: `d = amax / 127`, `q = x / d` rounded half to even (as the
 /// SIMD conversion rounds), `s = d * Σq`; a block with NaN or infinity gets a NaN scale, so
 /// the outputs it feeds are NaN as they would be in f32.
-pub(crate) fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+pub(crate) fn quantize_blocks(x: &[f32], q: Out<i8>, d: Out<f32>, s: Out<f32>) {
     for (b, (xb, qb)) in x
         .chunks_exact(BLOCK)
         .zip(q.chunks_exact_mut(BLOCK))
@@ -106,12 +121,13 @@ pub(crate) fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f
         let mut sum = 0i32;
         for (o, v) in qb.iter_mut().zip(xb) {
             let r = (v * id).round_ties_even() as i32;
-            *o = r as i8;
+            o.write(r as i8);
             sum += r;
         }
         let finite = amax.is_finite() && !xb.iter().any(|v| v.is_nan());
-        d[b] = if finite { db } else { f32::NAN };
-        s[b] = d[b] * sum as f32;
+        let db = if finite { db } else { f32::NAN };
+        d[b].write(db);
+        s[b].write(db * sum as f32);
     }
 }
 
@@ -120,7 +136,7 @@ pub(crate) fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::BLOCK;
+    use super::{Out, BLOCK};
 
     /// Same contract as [`super::quantize_blocks`], 32 values per iteration.
     ///
@@ -129,7 +145,7 @@ mod avx512 {
     /// `x` must be whole blocks, `q` as long as `x`, `d` and `s` one value per block (the
     /// safe `quantize_chunk` checks these).
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    pub(super) unsafe fn quantize_blocks(x: &[f32], q: Out<i8>, d: Out<f32>, s: Out<f32>) {
         let blocks = x.len() / BLOCK;
         debug_assert!(q.len() == x.len() && d.len() == blocks && s.len() == blocks);
         for b in 0..blocks {
@@ -155,8 +171,9 @@ mod avx512 {
             }
             let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
             let finite = amax.is_finite() && nan == 0;
-            d[b] = if finite { db } else { f32::NAN };
-            s[b] = d[b] * sum as f32;
+            let db = if finite { db } else { f32::NAN };
+            d[b].write(db);
+            s[b].write(db * sum as f32);
         }
     }
 }
@@ -164,6 +181,10 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn room<T: Copy>(n: usize) -> Vec<MaybeUninit<T>> {
+        vec![MaybeUninit::uninit(); n]
+    }
 
     #[test]
     fn chunks_of_mismatched_lengths_panic_before_the_kernel_writes() {
@@ -178,15 +199,17 @@ mod tests {
             ];
             for (nx, nq, nd, ns) in cases {
                 let r = std::panic::catch_unwind(|| {
-                    let (mut q, mut d, mut s) = (vec![0i8; nq], vec![0f32; nd], vec![0f32; ns]);
+                    let (mut q, mut d, mut s) = (room(nq), room(nd), room(ns));
                     quantize_chunk(&x[..nx], &mut q, &mut d, &mut s, kernel);
                 });
                 let msg = r.expect_err("mismatched lengths must panic");
                 let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
                 assert!(msg.contains("quantize_chunk"), "{nx} {nq} {nd} {ns}: {msg}");
             }
-            let (mut q, mut d, mut s) = (vec![0i8; 2 * BLOCK], vec![0f32; 2], vec![0f32; 2]);
+            let (mut q, mut d, mut s) = (room::<i8>(2 * BLOCK), room(2), room(2));
             quantize_chunk(&x, &mut q, &mut d, &mut s, kernel);
+            // SAFETY: a chunk of matching lengths writes every value
+            let q: Vec<i8> = q.iter().map(|v| unsafe { v.assume_init() }).collect();
             assert_eq!(q, vec![127i8; 2 * BLOCK]);
         }
     }

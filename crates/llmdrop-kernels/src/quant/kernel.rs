@@ -48,8 +48,9 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
                 let mt = TILE_M.min(m - j0);
                 if simd {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `simd` only where `Caps::avx512_vnni` holds; `w`'s layout and
-                    // `acts`' shape are asserted above; g < groups, j0 + mt <= m, mt in 1..=4
+                    // SAFETY: `simd` only where `Caps::avx512_vnni` holds; `w`'s layout
+                    // and `acts`' shape are asserted above; g < groups, j0 + mt <= m, mt
+                    // in 1..=4
                     unsafe {
                         super::avx512::tile(w, g, &acts, j0, mt, &mut buf)
                     };
@@ -57,15 +58,18 @@ pub fn matmul(w: &QMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
                     super::portable::tile(w, g, &acts, j0, mt, &mut buf);
                 }
                 for (j, row) in buf.iter().enumerate().take(mt) {
-                    // SAFETY: row j0 + j < m, columns g * ROWS.. (cols <= n - g * ROWS of them)
-                    // lie in y (m * n values); each task writes only its own groups' columns
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            row.as_ptr(),
-                            out.at((j0 + j) * n + g * ROWS),
-                            cols,
-                        )
-                    };
+                    let to = (j0 + j) * n + g * ROWS;
+                    if cols == ROWS {
+                        // SAFETY: row j0 + j < m, columns g * ROWS..(g + 1) * ROWS <= n
+                        // lie in y (m * n values); each task writes only its own
+                        // groups' columns. A whole group's row is one fixed-size copy
+                        // (no call into memcpy per 16 values)
+                        unsafe { out.at(to).cast::<[f32; ROWS]>().write_unaligned(*row) };
+                    } else {
+                        // SAFETY: as above, with the `cols` < ROWS columns of the last
+                        // group
+                        unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), out.at(to), cols) };
+                    }
                 }
             }
         }

@@ -155,7 +155,7 @@ impl Frame {
                 probe.observe(i, Site::AttnIn, &h)?;
                 probe.observe(i, Site::AttnOut, &a)?;
             }
-            x = (x + a)?;
+            x = llmdrop_kernels::add::add(&x, &a)?;
         }
         probe.observe(i, Site::AfterAttn, &x)?;
         if let Some(b) = &layer.mlp {
@@ -165,7 +165,7 @@ impl Frame {
                 probe.observe(i, Site::MlpIn, &h)?;
                 probe.observe(i, Site::MlpOut, &m)?;
             }
-            x = (x + m)?;
+            x = llmdrop_kernels::add::add(&x, &m)?;
         }
         probe.observe(i, Site::AfterMlp, &x)?;
         Ok(x)

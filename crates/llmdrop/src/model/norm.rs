@@ -4,6 +4,8 @@
 //! Rust's `sum` fixes), 576 dependent adds a row for the default model: ~3% of a scoring
 //! pass. Here they go through [`dot`]'s 16 running sums, a fixed order that vectorizes.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use llmdrop_kernels::dot::dot;
 use rayon::prelude::*;
@@ -63,13 +65,16 @@ impl RmsNorm {
     }
 }
 
-/// `out = x · (1 / sqrt(mean(x²) + eps)) · w` for each row of `x` (`w.len()` values).
-pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+/// `out = x · (1 / sqrt(mean(x²) + eps)) · w` for each row of `x` (`w.len()` values), into
+/// a buffer that may be unwritten: every value of `out` is written (`out` is as long as
+/// `x`, asserted).
+fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [MaybeUninit<f32>]) {
+    assert_eq!(x.len(), out.len(), "rms_norm: output length");
     let dim = w.len().max(1);
-    let row = |(x, o): (&[f32], &mut [f32])| {
+    let row = |(x, o): (&[f32], &mut [MaybeUninit<f32>])| {
         let inv = 1.0 / (dot(x, x) / dim as f32 + eps).sqrt();
         for ((o, &v), &w) in o.iter_mut().zip(x).zip(w) {
-            *o = v * inv * w;
+            o.write(v * inv * w);
         }
     };
     if x.len() >= ROWS_PER_TASK * dim * 2 && rayon::current_num_threads() > 1 {
@@ -110,10 +115,14 @@ impl CustomOp2 for RmsNormOp {
             candle_core::bail!("rms_norm: weight {:?} for rows of {dim}", lw.dims())
         }
         let (x, w) = (&x[x0..x1], &w[w0..w1]);
-        let mut out = vec![0f32; x.len()];
-        if dim > 0 {
-            rms_norm_rows(x, w, self.eps, &mut out);
+        if dim == 0 {
+            return Ok((CpuStorage::F32(vec![0f32; x.len()]), lx.shape().clone()));
         }
+        // SAFETY: rows of `dim` values (the weight's length, checked above) cover `x`, and
+        // `out` is as long: every row of `out` is written
+        let out = unsafe {
+            llmdrop_kernels::written::written(x.len(), |o| rms_norm_rows(x, w, self.eps, o))
+        };
         Ok((CpuStorage::F32(out), lx.shape().clone()))
     }
 }

@@ -1,6 +1,7 @@
 //! Rotary position embeddings, HF "rotate_half" layout, tables computed as transformers does
 //! (f32 inverse frequencies and angles).
 
+use std::mem::MaybeUninit;
 use std::sync::{Arc, RwLock};
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
@@ -265,31 +266,35 @@ impl CustomOp3 for ToHeads {
             // zero-width heads (or no tokens): nothing to rotate
             return Ok((CpuStorage::F32(Vec::new()), Shape::from((b, n, t, d))));
         }
-        let mut out = vec![0f32; x.len()];
-        let one = |(bh, o): (usize, &mut [f32])| {
+        let one = |(bh, o): (usize, &mut [MaybeUninit<f32>])| {
             let (bi, h) = (bh / n, bh % n);
+            let scaled = |v: f32| self.scale.map_or(v, |k| v * k);
             for (p, row) in o.chunks_exact_mut(d).enumerate() {
                 let src = &x[((bi * t + p) * n + h) * d..][..d];
                 if self.rotate {
                     let (c, s) = (&cos[p * half..][..half], &sin[p * half..][..half]);
                     for i in 0..half {
                         let (a, b) = (src[i], src[i + half]);
-                        row[i] = a * c[i] - b * s[i];
-                        row[i + half] = a * s[i] + b * c[i];
+                        row[i].write(scaled(a * c[i] - b * s[i]));
+                        row[i + half].write(scaled(a * s[i] + b * c[i]));
                     }
                 } else {
-                    row.copy_from_slice(src);
-                }
-                if let Some(k) = self.scale {
-                    row.iter_mut().for_each(|v| *v *= k);
+                    for (o, &v) in row.iter_mut().zip(src) {
+                        o.write(scaled(v));
+                    }
                 }
             }
         };
-        if rayon::current_num_threads() > 1 && b * n > 1 && x.len() >= 1 << 14 {
-            out.par_chunks_mut(t * d).enumerate().for_each(one);
-        } else {
-            out.chunks_mut(t * d).enumerate().for_each(one);
-        }
+        let fill = |out: &mut [MaybeUninit<f32>]| {
+            if rayon::current_num_threads() > 1 && b * n > 1 && x.len() >= 1 << 14 {
+                out.par_chunks_mut(t * d).enumerate().for_each(one);
+            } else {
+                out.chunks_mut(t * d).enumerate().for_each(one);
+            }
+        };
+        // SAFETY: `out` (b·n·t·d values, as `x`) is cut in b·n heads of t rows of d values
+        // (b·t·n·d == x.len(), checked above); `one` writes every value of each row
+        let out = unsafe { llmdrop_kernels::written::written(x.len(), fill) };
         Ok((CpuStorage::F32(out), Shape::from((b, n, t, d))))
     }
 }
