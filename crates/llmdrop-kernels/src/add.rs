@@ -12,6 +12,9 @@ const PARALLEL_MIN: usize = 1 << 16;
 
 struct Add;
 
+/// One task's share: room for its sums, and its values of `x` and `y`.
+type Part<'a> = (&'a mut [MaybeUninit<f32>], (&'a [f32], &'a [f32]));
+
 impl CustomOp2 for Add {
     fn name(&self) -> &'static str {
         "llmdrop-add"
@@ -35,7 +38,7 @@ impl CustomOp2 for Add {
             candle_core::bail!("add: shapes {:?} and {:?}", lx.dims(), ly.dims())
         }
         let (x, y) = (&x[x0..x1], &y[y0..y1]);
-        let sum = |(o, (x, y)): (&mut [MaybeUninit<f32>], (&[f32], &[f32]))| {
+        let sum = |(o, (x, y)): Part| {
             for ((o, &a), &b) in o.iter_mut().zip(x).zip(y) {
                 o.write(a + b);
             }
@@ -95,9 +98,15 @@ mod tests {
             let x = Tensor::randn(0f32, 1.0, (n,), &dev)?;
             let y = (Tensor::randn(0f32, 1e-3, (n,), &dev)? * 1e4)?;
             let want: Vec<f32> = (&x + &y)?.to_vec1()?;
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
             let got: Vec<f32> = pool.install(|| add(&x, &y))?.to_vec1()?;
-            assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert!(want
+                .iter()
+                .zip(&got)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
         }
         let x = Tensor::randn(0f32, 1.0, (64, 48), &dev)?;
         let y = Tensor::randn(0f32, 1.0, (48, 64), &dev)?.t()?;
