@@ -51,6 +51,7 @@ pub mod steal;
 pub mod vexp;
 pub mod written;
 
+mod elementwise;
 mod error;
 mod shared_out;
 mod split;

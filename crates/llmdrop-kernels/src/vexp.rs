@@ -4,7 +4,8 @@
 use std::mem::MaybeUninit;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
+
+use crate::elementwise::{same_shape_f32, zip_parts};
 
 /// In place: `row[j] = exp(row[j] - max) / Σ_j exp(row[j] - max)`. A NaN anywhere makes
 /// the whole row NaN; an empty row stays empty.
@@ -60,9 +61,6 @@ pub fn exp_all(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = v.exp());
 }
 
-/// Below this many values `silu_mul` runs on the calling thread.
-const PARALLEL_MIN: usize = 1 << 16;
-
 /// `out[i] = g[i] / (1 + exp(-g[i])) · u[i]`.
 ///
 /// # Panics
@@ -110,51 +108,18 @@ impl CustomOp2 for SiluMul {
         su: &CpuStorage,
         lu: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(g), CpuStorage::F32(u)) = (sg, su) else {
-            candle_core::bail!("silu_mul needs f32 inputs")
-        };
-        let (Some((g0, g1)), Some((u0, u1))) = (lg.contiguous_offsets(), lu.contiguous_offsets())
-        else {
-            candle_core::bail!("silu_mul needs contiguous inputs")
-        };
-        if lg.shape() != lu.shape() {
-            candle_core::bail!("silu_mul: shapes {:?} and {:?}", lg.dims(), lu.dims())
-        }
-        let (g, u) = (&g[g0..g1], &u[u0..u1]);
-        let parallel = g.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
-        let fill = |out: &mut [MaybeUninit<f32>]| {
-            if parallel {
-                let chunk = g
-                    .len()
-                    .div_ceil(rayon::current_num_threads())
-                    .next_multiple_of(16);
-                out.par_chunks_mut(chunk)
-                    .zip(g.par_chunks(chunk).zip(u.par_chunks(chunk)))
-                    .for_each(|(o, (g, u))| silu_mul_uninit(g, u, o));
-            } else {
-                silu_mul_uninit(g, u, out);
-            }
-        };
-        // SAFETY: `silu_mul_uninit` writes every value of its output, and the chunks of
-        // `out` cover it (g, u and out are the same length, checked there)
-        let out = unsafe { crate::written::written(g.len(), fill) };
+        let (g, u) = same_shape_f32("silu_mul", (sg, lg), (su, lu))?;
+        // SAFETY: `silu_mul_uninit` writes every value of its output (of the same length
+        // as its inputs, asserted there)
+        let out = unsafe { zip_parts(g, u, silu_mul_uninit) };
         Ok((CpuStorage::F32(out), lg.shape().clone()))
     }
 }
 
 /// `silu(g) · u` for f32 tensors of one shape, in one pass.
 pub fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
-    let g = if g.is_contiguous() {
-        g.clone()
-    } else {
-        g.contiguous()?
-    };
-    let u = if u.is_contiguous() {
-        u.clone()
-    } else {
-        u.contiguous()?
-    };
-    g.apply_op2_no_bwd(&u, &SiluMul)
+    // (`contiguous` is a cheap clone of a tensor that already is)
+    g.contiguous()?.apply_op2_no_bwd(&u.contiguous()?, &SiluMul)
 }
 
 #[cfg(target_arch = "x86_64")]
