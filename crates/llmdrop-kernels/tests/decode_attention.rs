@@ -164,3 +164,36 @@ fn extreme_and_equal_scores() {
         }
     }
 }
+
+#[test]
+fn heads_split_across_threads_give_one_threads_bits() {
+    // 9 query heads on 3 kv heads of 64, as the default model: at depth 300 (2700 head-key
+    // pairs) and 2000 the heads are split across the pool's threads, and each head's
+    // result must not depend on the thread that computed it
+    let dev = Device::Cpu;
+    for (total, first) in [(300, 0), (2000, 0), (2000, 1500)] {
+        let (heads, kv_heads, d) = (9, 3, 64);
+        let q = Tensor::from_vec(random(heads * d, 21), (1, heads, 1, d), &dev).unwrap();
+        let kv = |seed| {
+            Tensor::from_vec(
+                random(kv_heads * total * d, seed),
+                (1, kv_heads, total, d),
+                &dev,
+            )
+            .unwrap()
+        };
+        let (k, v) = (kv(22), kv(23));
+        for kernel in [Kernel::Auto, Kernel::Portable] {
+            let on = |threads| -> Vec<u32> {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let y = pool.install(|| decode_attention(&q, &k, &v, first, kernel).unwrap());
+                let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+                y.iter().map(|x| x.to_bits()).collect()
+            };
+            assert_eq!(on(1), on(2), "{kernel:?} depth {total} from {first}");
+        }
+    }
+}
