@@ -148,10 +148,11 @@ fn to_i32(v: f32) -> i32 {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     use super::{Out, BLOCK};
 
-    /// Same contract as [`super::quantize_blocks`], 32 values per iteration.
+    /// Same contract and bits as [`super::quantize_blocks`], 16 blocks at a time.
     ///
     /// # Safety
     /// The CPU must have AVX-512 F, BW and what they imply ([`crate::Caps::avx512_vnni`]);
@@ -167,32 +168,20 @@ mod avx512 {
             unsafe { sixteen(x, q, d, s, b0) };
             b0 += 16;
         }
-        for b in b0..blocks {
-            // SAFETY: block b < blocks: values b * 32..(b + 1) * 32 lie in `x`
-            let (v0, v1) = unsafe {
-                let p = x.as_ptr().add(b * BLOCK);
-                (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)))
-            };
-            let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v0)
-                | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v1, v1);
-            let db = amax / 127.0;
-            let id = _mm512_set1_ps(if db > 0.0 { 1.0 / db } else { 0.0 });
-            // round half to even: the default MXCSR mode
-            let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
-            let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
-            // SAFETY: quants b * 32..(b + 1) * 32 lie in `q` (as long as `x`, the caller's
-            // contract)
-            unsafe {
-                let out = q.as_mut_ptr().add(b * BLOCK) as *mut __m128i;
-                _mm_storeu_si128(out, _mm512_cvtepi32_epi8(q0));
-                _mm_storeu_si128(out.add(1), _mm512_cvtepi32_epi8(q1));
-            }
-            let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-            let finite = amax.is_finite() && nan == 0;
-            let db = if finite { db } else { f32::NAN };
-            d[b].write(db);
-            s[b].write(db * sum as f32);
+        // the last blocks (fewer than 16): padded with zero blocks to 16, and only theirs
+        // kept (each block's values depend on that block alone)
+        let rest = blocks - b0;
+        if rest > 0 {
+            let mut xp = [0f32; 16 * BLOCK];
+            xp[..rest * BLOCK].copy_from_slice(&x[b0 * BLOCK..]);
+            let mut qp = [MaybeUninit::<i8>::uninit(); 16 * BLOCK];
+            let mut dp = [MaybeUninit::<f32>::uninit(); 16];
+            let mut sp = [MaybeUninit::<f32>::uninit(); 16];
+            // SAFETY: 16 whole blocks in each padded buffer
+            unsafe { sixteen(&xp, &mut qp, &mut dp, &mut sp, 0) };
+            q[b0 * BLOCK..].copy_from_slice(&qp[..rest * BLOCK]);
+            d[b0..].copy_from_slice(&dp[..rest]);
+            s[b0..].copy_from_slice(&sp[..rest]);
         }
     }
 
@@ -323,6 +312,9 @@ mod tests {
                     *v = i as f32 + 0.5 - 16.0;
                 }
                 x[11 * BLOCK] = 127.0;
+                // and among the last blocks, which run padded to 16
+                x[(blocks - 1) * BLOCK + 5] = f32::NAN;
+                x[(blocks - 2) * BLOCK..(blocks - 1) * BLOCK].fill(1e-40);
             }
             let run = |kernel| {
                 let (mut q, mut d, mut s) = (room::<i8>(x.len()), room(blocks), room(blocks));
