@@ -1,12 +1,12 @@
 //! Sweeps the f32 kernel's blocking on the default model's and Llama-3.1-8B's prefill shapes
-//! and prints GFLOP/s per (kc, mc) next to the FMA limit, the blocking this machine's
-//! caches choose marked: `cargo run --release -p llmdrop-kernels --example blocking [REPS]
+//! and prints GFLOP/s per (call shape, kc, mc) next to the FMA limit, the blocking this
+//! machine's caches and vendor choose marked: `cargo run --release -p llmdrop-kernels --example blocking [REPS]
 //! [WHAT]` (WHAT: only the shapes whose name contains it, e.g. `8B`). Every blocking gives
 //! the same bits (checked here too).
 
 use std::time::Instant;
 
-use llmdrop_kernels::gemm::{self, Blocking, PackedMatrix};
+use llmdrop_kernels::gemm::{self, Blocking, PackedMatrix, Shape};
 use llmdrop_kernels::machine::Machine;
 use llmdrop_kernels::Kernel;
 
@@ -42,13 +42,15 @@ fn main() {
             .map(|i| ((i * 53 % 97) as f32 - 48.0) / 480.0)
             .collect();
         let p = PackedMatrix::pack(&w, n, k);
-        let base = gemm::matmul_blocked(&p, &x, Kernel::Auto, Blocking { kc: k, mc: 384 });
+        let base = gemm::matmul_blocked(&p, &x, Kernel::Auto, Blocking { kc: k, ..chosen });
         let mut cands = Vec::new();
-        for kc in [128, 256, 512, 1024, 2048, 4096, k] {
-            for mc in [24, 48, 96, 192, 384] {
-                let b = Blocking { kc, mc };
-                if kc <= k && !cands.contains(&b) {
-                    cands.push(b);
+        for shape in [Shape::Rows12, Shape::Rows6] {
+            for kc in [128, 256, 512, 1024, 2048, 4096, k] {
+                for mc in [24, 48, 96, 192, 384] {
+                    let b = Blocking { kc, mc, shape };
+                    if kc <= k && !cands.contains(&b) {
+                        cands.push(b);
+                    }
                 }
             }
         }
@@ -71,7 +73,11 @@ fn main() {
         println!("{m}x{k}x{n} {what}:");
         for (b, t) in cands.iter().zip(&best) {
             println!(
-                "  kc {:>5} mc {:>4}: {:>6.1} GFLOP/s{}",
+                "  {:>4} kc {:>5} mc {:>4}: {:>6.1} GFLOP/s{}",
+                match b.shape {
+                    Shape::Rows12 => "12x1",
+                    Shape::Rows6 => "6x2",
+                },
                 b.kc,
                 b.mc,
                 2.0 * (m * k * n) as f64 / t / 1e9,

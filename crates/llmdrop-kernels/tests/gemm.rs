@@ -6,7 +6,9 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use llmdrop_kernels::gemm::{matmul, matmul_blocked, Blocking, PackedMatrix, MR, NR, SUM_BLOCK};
+use llmdrop_kernels::gemm::{
+    matmul, matmul_blocked, Blocking, PackedMatrix, Shape, MR, NR, SUM_BLOCK,
+};
 use llmdrop_kernels::Kernel;
 
 use common::random_activations as random;
@@ -204,7 +206,20 @@ fn gated_pair_is_the_separate_route_bit_for_bit() {
                     silu_mul_slices(&matmul(&g, &x, kernel), &matmul(&u, &x, kernel), &mut want);
                     let one = pair.product(&x, kernel);
                     let two = pool.install(|| pair.product(&x, kernel));
-                    for (got, what) in [(&one, "1 thread"), (&two, "2 threads")] {
+                    // both call shapes, whichever this machine chose
+                    let [rows12, rows6] = [Shape::Rows12, Shape::Rows6].map(|shape| {
+                        let b = Blocking {
+                            shape,
+                            ..Blocking::get()
+                        };
+                        pair.product_blocked(&x, kernel, b)
+                    });
+                    for (got, what) in [
+                        (&one, "1 thread"),
+                        (&two, "2 threads"),
+                        (&rows12, "12x1"),
+                        (&rows6, "6x2"),
+                    ] {
                         assert_eq!(got.len(), m * n);
                         for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                             assert_eq!(
@@ -272,16 +287,16 @@ fn blockings_do_not_change_the_bits() {
         let reference = matmul(&p, &x, Kernel::Portable);
         for kc in [0, 1, 7, 256, 2048, k] {
             for mc in [0, 5, MR, 2 * MR, 384] {
-                for kernel in [Kernel::Auto, Kernel::Portable] {
-                    let y = matmul_blocked(&p, &x, kernel, Blocking { kc, mc });
-                    let same = y
-                        .iter()
-                        .zip(&reference)
-                        .all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(
-                        same,
-                        "m {m} k {k} n {n}: kc {kc} mc {mc} {kernel:?} changed the bits"
-                    );
+                for shape in [Shape::Rows12, Shape::Rows6] {
+                    for kernel in [Kernel::Auto, Kernel::Portable] {
+                        let b = Blocking { kc, mc, shape };
+                        let y = matmul_blocked(&p, &x, kernel, b);
+                        let same = y
+                            .iter()
+                            .zip(&reference)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "m {m} k {k} n {n}: {b:?} {kernel:?} changed the bits");
+                    }
                 }
             }
         }

@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::blocking::Blocking;
-use super::kernel::{MC, MR, PARALLEL_MIN_MACS};
+use super::kernel::{call, MC, MR, PARALLEL_MIN_MACS};
 use super::packed::{PackedMatrix, NR};
 use super::tile::Tile;
 use crate::shared_out::SharedOut;
@@ -57,6 +57,11 @@ impl GatedPair {
 
     /// `x`: row-major `[m, cols]` -> `silu(x Gᵀ) · (x Uᵀ)`, `[m, outputs]`.
     pub fn product(&self, x: &[f32], kernel: Kernel) -> Vec<f32> {
+        self.product_blocked(x, kernel, Blocking::get())
+    }
+
+    /// [`GatedPair::product`] with the given blocking: the same bits for any.
+    pub fn product_blocked(&self, x: &[f32], kernel: Kernel, blocking: Blocking) -> Vec<f32> {
         let (k, n) = (self.cols(), self.outputs);
         let m = x.len().checked_div(k).unwrap_or(0);
         assert_eq!(
@@ -72,7 +77,10 @@ impl GatedPair {
         let out = SharedOut::spare(&mut h, m * n);
         let w = &self.packed;
         let stride = k * NR;
-        let kc_max = if m <= MR { k } else { Blocking::get().chunk() };
+        let kc_max = if m <= MR { k } else { blocking.chunk() };
+        // a call covers both panels of a pair where it takes two (a two-panel shape, or
+        // up to 3 rows: more sums in flight), else one panel at a time
+        let (mr, wide) = call(m, blocking.shape);
         let run = |pairs: Range<usize>| {
             // gate and up panel of one pair for a block of rows: [MC, 2 · NR]
             let mut buf = vec![0f32; MC.min(m) * 2 * NR];
@@ -81,11 +89,10 @@ impl GatedPair {
                 for jp in pairs.clone() {
                     for pc in (0..k).step_by(kc_max) {
                         let kc = kc_max.min(k - pc);
-                        for ir in (0..block).step_by(MR) {
-                            let rows = MR.min(block - ir);
+                        for ir in (0..block).step_by(mr) {
+                            let rows = mr.min(block - ir);
+                            let both = wide >= 2 || rows <= 3;
                             let a = &x[(ic + ir) * k + pc..(ic + ir + rows - 1) * k + pc + kc];
-                            // up to 3 rows both panels in one call (more sums in flight)
-                            let both = rows <= 3;
                             for q in 0..if both { 1 } else { 2 } {
                                 let t = Tile {
                                     rows,

@@ -1,9 +1,10 @@
-//! `y = x Wᵀ` for a [`PackedMatrix`] `W`: tiles of [`MR`] activation rows read in place,
-//! the input dimension cut in cache-sized chunks, panels of `W` split across the rayon pool.
+//! `y = x Wᵀ` for a [`PackedMatrix`] `W`: tiles of up to [`MR`] activation rows read in
+//! place ([`Shape`]), the input dimension cut in cache-sized chunks, panels of `W` split
+//! across the rayon pool.
 
 use std::ops::Range;
 
-use super::blocking::Blocking;
+use super::blocking::{Blocking, Shape};
 use super::packed::{PackedMatrix, NR};
 use super::tile::Tile;
 use crate::shared_out::SharedOut;
@@ -17,13 +18,14 @@ pub(crate) const MC: usize = 32 * MR;
 /// Below this many multiply-adds a product runs on the calling thread.
 pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 18;
 
-/// Panels one call covers for `m` activation rows: a single row (decode) has too few
-/// independent sums to hide the multiply-add latency, so it runs over 4 panels at once.
-fn panels_per_call(m: usize) -> usize {
+/// Rows and panels one call covers for `m` activation rows: a single row (decode) has
+/// too few independent sums to hide the multiply-add latency, so it runs over 4 panels at
+/// once; more than 3 rows run in calls of `shape`.
+pub(crate) fn call(m: usize, shape: Shape) -> (usize, usize) {
     match m {
-        1 => 4,
-        2 | 3 => 2,
-        _ => 1,
+        1 => (1, 4),
+        2 | 3 => (m, 2),
+        _ => (shape.rows(), shape.panels()),
     }
 }
 
@@ -33,7 +35,8 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
 }
 
 /// [`matmul`] with the given blocking: the same bits for any blocking (`kc` is rounded up
-/// to whole [`SUM_BLOCK`](super::SUM_BLOCK)s, `mc` to whole tiles of [`MR`] rows).
+/// to whole [`SUM_BLOCK`](super::SUM_BLOCK)s, `mc` to whole tiles of [`MR`] rows, any
+/// [`Shape`]).
 pub fn matmul_blocked(w: &PackedMatrix, x: &[f32], kernel: Kernel, blocking: Blocking) -> Vec<f32> {
     let (k, n) = (w.cols(), w.rows());
     if k == 0 {
@@ -55,7 +58,7 @@ pub fn matmul_blocked(w: &PackedMatrix, x: &[f32], kernel: Kernel, blocking: Blo
     // any blocking is sound: at least one input per chunk, whole tiles per row block
     let kc_max = if m <= MR { k } else { blocking.chunk() };
     let mc = blocking.mc.div_ceil(MR).max(1) * MR;
-    let wide = panels_per_call(m);
+    let (mr, wide) = call(m, blocking.shape);
     let stride = k * NR;
     let run = |panels: Range<usize>| {
         for pc in (0..k).step_by(kc_max) {
@@ -67,8 +70,8 @@ pub fn matmul_blocked(w: &PackedMatrix, x: &[f32], kernel: Kernel, blocking: Blo
                     let count = if fits { wide } else { 1 };
                     let b = &w.panels_from(j)[pc * NR..];
                     let cols = NR.min(n - (j + count - 1) * NR);
-                    for ir in (ic..m.min(ic + mc)).step_by(MR) {
-                        let rows = MR.min(m - ir);
+                    for ir in (ic..m.min(ic + mc)).step_by(mr) {
+                        let rows = mr.min(m - ir);
                         let a = &x[ir * k + pc..(ir + rows - 1) * k + pc + kc];
                         let t = Tile {
                             rows,

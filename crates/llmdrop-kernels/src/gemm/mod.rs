@@ -27,7 +27,7 @@ mod kernel;
 mod packed;
 mod tile;
 
-pub use blocking::Blocking;
+pub use blocking::{Blocking, Shape};
 pub use gated::GatedPair;
 pub use kernel::{matmul, matmul_blocked, MR};
 pub use packed::{PackedMatrix, NR};

@@ -1,0 +1,89 @@
+//! The f32 kernel's call shapes ([`Shape`]) on the default model's prefill products, with
+//! the weights as a forward pass meets them: 30 layers' distinct matrices, each used once
+//! per round, so they come from memory rather than from a cache a repeated product keeps
+//! warm. The shapes alternate in one process (the same machine for each) and every shape
+//! is checked to give the same bits: `cargo run --release -p llmdrop-kernels --example
+//! shapes [ROUNDS]`. Prints median GFLOP/s per shape next to the FMA limit, and each
+//! shape's speed relative to 12x1; the shape this machine chooses is marked.
+
+use std::time::Instant;
+
+use llmdrop_kernels::gemm::{self, Blocking, PackedMatrix, Shape};
+use llmdrop_kernels::machine::Machine;
+use llmdrop_kernels::Kernel;
+
+const LAYERS: usize = 30;
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(15);
+    let chosen = Blocking::get();
+    let peak = llmdrop_kernels::peak::fma_peak_gflops(5_000_000, 20);
+    println!("machine: {}", Machine::detect().summary());
+    println!(
+        "f32 FMA limit {peak:.1} GFLOP/s on {} thread(s); chosen: {chosen:?}",
+        rayon::current_num_threads()
+    );
+    let shapes = [Shape::Rows12, Shape::Rows6];
+    let m = 512;
+    for (k, n, what) in [
+        (576, 576, "q/o"),
+        (576, 192, "k/v"),
+        (576, 1536, "gate"),
+        (1536, 576, "down"),
+    ] {
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let ws: Vec<PackedMatrix> = (0..LAYERS)
+            .map(|l| {
+                let w: Vec<f32> = (0..n * k)
+                    .map(|i| (((i + l) * 53 % 97) as f32 - 48.0) / 480.0)
+                    .collect();
+                PackedMatrix::pack(&w, n, k)
+            })
+            .collect();
+        let blockings = shapes.map(|shape| Blocking {
+            shape,
+            kc: Blocking::for_l2(Machine::detect().data_cache_bytes(2), shape).kc,
+            ..chosen
+        });
+        let base = gemm::matmul_blocked(&ws[0], &x, Kernel::Auto, blockings[0]);
+        for b in &blockings[1..] {
+            let y = gemm::matmul_blocked(&ws[0], &x, Kernel::Auto, *b);
+            assert!(y == base, "{b:?} changed the bits");
+        }
+        let mut times = vec![Vec::new(); shapes.len()];
+        for _ in 0..rounds {
+            for (b, t) in blockings.iter().zip(times.iter_mut()) {
+                for w in &ws {
+                    let start = Instant::now();
+                    std::hint::black_box(gemm::matmul_blocked(w, &x, Kernel::Auto, *b));
+                    t.push(start.elapsed().as_secs_f64());
+                }
+            }
+        }
+        let medians: Vec<f64> = times
+            .iter_mut()
+            .map(|t| {
+                t.sort_by(f64::total_cmp);
+                t[t.len() / 2]
+            })
+            .collect();
+        let flops = 2.0 * (m * k * n) as f64;
+        print!("{m}x{k}x{n} {what:<5}");
+        for (b, s) in blockings.iter().zip(&medians) {
+            let gflops = flops / s / 1e9;
+            print!(
+                "  {:?} {gflops:.1} GFLOP/s ({:.0}%) {:.3}x{}",
+                b.shape,
+                100.0 * gflops / peak,
+                medians[0] / s,
+                if b.shape == chosen.shape { " <-" } else { "" }
+            );
+        }
+        println!();
+    }
+}
