@@ -40,6 +40,7 @@
 
 pub mod add;
 pub mod attention;
+pub mod awake;
 pub mod cpu;
 pub mod dot;
 pub mod gemm;

@@ -40,10 +40,12 @@ impl Decoder {
     /// # Ok::<(), llmdrop::Error>(())
     /// ```
     pub fn decode_step(&self, ids: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        // the pool's other threads kept polling through the step's many short sections
+        let step = move || llmdrop_kernels::awake::hold(move || self.decode_step_here(ids, caches));
         if rayon::current_thread_index().is_some() {
-            self.decode_step_here(ids, caches)
+            step()
         } else {
-            rayon::scope(|_| self.decode_step_here(ids, caches))
+            rayon::scope(|_| step())
         }
     }
 

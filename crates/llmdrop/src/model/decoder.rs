@@ -180,10 +180,14 @@ impl Decoder {
         probe: &mut dyn Probe,
         which: Logits,
     ) -> Result<Option<Tensor>> {
+        // the pool's other threads kept polling through the pass's parallel sections
+        let pass = move || {
+            llmdrop_kernels::awake::hold(move || self.forward_here(ids, cache, probe, which))
+        };
         if rayon::current_thread_index().is_some() {
-            self.forward_here(ids, cache, probe, which)
+            pass()
         } else {
-            rayon::scope(|_| self.forward_here(ids, cache, probe, which))
+            rayon::scope(|_| pass())
         }
     }
 
