@@ -199,10 +199,11 @@ impl Decoder {
             let x = self.hidden_states(ids, None, &mut NoProbe)?;
             head::exact_logits(&self.norm, self.head()?, &x)
         };
+        let pass = move || llmdrop_kernels::awake::hold(run);
         if rayon::current_thread_index().is_some() {
-            run()
+            pass()
         } else {
-            rayon::scope(|_| run())
+            rayon::scope(|_| pass())
         }
     }
 
