@@ -24,6 +24,8 @@
 //! - [`dot`], [`gram`]: the f32 dot product and the Gram matrix of the similarity scores.
 //! - [`peak`]: the machine's FMA limit, the yardstick of speed figures; [`machine`]: the
 //!   CPU model, cores and caches every speed figure names.
+//! - [`awake`]: the pool's other threads kept polling through a forward pass's or a decode
+//!   step's many short parallel sections, instead of sleeping between them.
 //!
 //! This crate knows nothing of models: the `llmdrop` library calls in, never the other way.
 //!
