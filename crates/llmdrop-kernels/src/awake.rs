@@ -24,16 +24,14 @@ const SPINS_PER_YIELD: u32 = 64;
 /// Runs `f` on this thread while the pool's other threads poll for its parallel work.
 /// A plain call outside a rayon pool, on a pool of one thread, or inside another `hold`.
 pub fn hold<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let Some(owner) = rayon::current_thread_index() else {
-        return f();
-    };
-    if rayon::current_num_threads() <= 1 || HOLDING.get() {
+    if rayon::current_thread_index().is_none() || rayon::current_num_threads() <= 1 || HOLDING.get()
+    {
         return f();
     }
     let done = AtomicBool::new(false);
     rayon::scope(|s| {
         for _ in 1..rayon::current_num_threads() {
-            s.spawn(|_| poll(&done, owner));
+            s.spawn(|_| poll(&done));
         }
         // the pollers stop however `f` ends (a panic too), or the scope would wait forever
         let _release = Release(&done);
@@ -43,10 +41,13 @@ pub fn hold<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     })
 }
 
-/// Runs the pool's pending jobs until `done`; at once on the thread that holds (which
-/// meets these jobs in its own queue while it waits inside a section).
-fn poll(done: &AtomicBool, owner: usize) {
-    if rayon::current_thread_index() == Some(owner) {
+/// Runs the pool's pending jobs until `done`. Returns at once on a thread that holds a
+/// pass of its own, the one that spawned this poller among them: it meets pollers in the
+/// queues while it waits inside a section, and polling there would stop its own pass
+/// until the other one ended. (A thread steals the oldest job of a queue first, and the
+/// pollers are a pass's oldest jobs: no thread runs one above a job of the same pass.)
+fn poll(done: &AtomicBool) {
+    if HOLDING.get() {
         return;
     }
     let mut idle = 0u32;
@@ -111,6 +112,39 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(one.install(|| hold(|| 9)), 9);
+    }
+
+    /// Two passes held side by side (scoring runs one calibration block per thread): a
+    /// thread waiting inside its own pass may meet the other's poller in the queue, and
+    /// must not poll there (it would hold its own pass until the other ended, and the
+    /// other thread might do the same: neither would end).
+    #[test]
+    fn passes_held_side_by_side_both_end() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let pass = |seed: u64| {
+            hold(|| {
+                (0..300u64)
+                    .map(|i| {
+                        (0..2000u64)
+                            .into_par_iter()
+                            .map(|j| (j ^ seed) * i)
+                            .sum::<u64>()
+                    })
+                    .sum::<u64>()
+            })
+        };
+        let want = |seed: u64| {
+            (0..300u64)
+                .map(|i| (0..2000u64).map(|j| (j ^ seed) * i).sum::<u64>())
+                .sum::<u64>()
+        };
+        for round in 0..30u64 {
+            let (a, b) = pool.install(|| rayon::join(|| pass(round), || pass(round + 1)));
+            assert_eq!((a, b), (want(round), want(round + 1)));
+        }
     }
 
     #[test]
