@@ -30,8 +30,11 @@ pub enum Shape {
     Rows12,
     /// 6 rows × two panels. Per step: 4 weight loads, 6 broadcasts, 24 multiply-adds: 10
     /// loads instead of 14 and half the address arithmetic, for twice the weight traffic
-    /// from cache. On an Intel Xeon, whose multiply-add ports also run integer work,
-    /// whole-model scoring ran 8% faster than with [`Shape::Rows12`].
+    /// from cache, two panels streamed side by side. On an Intel Xeon both shapes ran a
+    /// product whose weights stay in cache at ~85% of the FMA limit, but with each
+    /// layer's weights coming from memory (as in a forward pass) this one was 4-11%
+    /// faster, and whole-model scoring 8% (which of its differences buys that is not
+    /// settled).
     Rows6,
 }
 
@@ -52,10 +55,10 @@ impl Shape {
         }
     }
 
-    /// The shape for a CPU from `vendor` (`/proc/cpuinfo`'s `vendor_id`): Intel's cores
-    /// issue integer and 512-bit multiply-add work to the same ports, so there the call
-    /// with fewer loads and addresses per multiply-add wins; elsewhere (AMD's separate
-    /// integer and vector units, unknown CPUs) [`Shape::Rows12`], measured at 85% there.
+    /// The shape for a CPU from `vendor` (`/proc/cpuinfo`'s `vendor_id`): the one measured
+    /// faster there. Intel: [`Shape::Rows6`]; elsewhere (AMD, whose Zen 5 ran
+    /// [`Shape::Rows12`] at 85% of the limit in place, and unknown CPUs) [`Shape::Rows12`].
+    /// `cargo run --release -p llmdrop-kernels --example shapes` compares the two.
     pub fn for_vendor(vendor: Option<&str>) -> Self {
         match vendor {
             Some("GenuineIntel") => Shape::Rows6,
