@@ -21,11 +21,14 @@ thread_local! {
 /// gets it within a few microseconds).
 const SPINS_PER_YIELD: u32 = 64;
 
-/// Runs `f` on this thread while the pool's other threads poll for its parallel work.
-/// A plain call outside a rayon pool, on a pool of one thread, or inside another `hold`.
+/// Runs `f` on a thread of the pool (this one, or one of the global pool's when called
+/// from outside it, this thread waiting) while the pool's other threads poll for its
+/// parallel work. A plain call on a pool of one thread or inside another `hold`.
 pub fn hold<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_none() || rayon::current_num_threads() <= 1 || HOLDING.get()
-    {
+    if rayon::current_thread_index().is_none() {
+        return rayon::scope(|_| hold(f));
+    }
+    if rayon::current_num_threads() <= 1 || HOLDING.get() {
         return f();
     }
     let done = AtomicBool::new(false);
@@ -104,9 +107,9 @@ mod tests {
             })
         });
         assert_eq!(sum, (0..200u64).sum::<u64>() * (0..1000u64).sum::<u64>());
-        // nested, outside any pool, and on one thread: plain calls
+        // nested and on one thread: plain calls; from outside any pool: in the global one
         assert_eq!(pool.install(|| hold(|| hold(|| 7))), 7);
-        assert_eq!(hold(|| 8), 8);
+        assert!(hold(|| rayon::current_thread_index().is_some()));
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()

@@ -40,13 +40,8 @@ impl Decoder {
     /// # Ok::<(), llmdrop::Error>(())
     /// ```
     pub fn decode_step(&self, ids: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
-        // the pool's other threads kept polling through the step's many short sections
-        let step = move || llmdrop_kernels::awake::hold(move || self.decode_step_here(ids, caches));
-        if rayon::current_thread_index().is_some() {
-            step()
-        } else {
-            rayon::scope(|_| step())
-        }
+        // on a pool thread, the others polling through the step's many short sections
+        llmdrop_kernels::awake::hold(move || self.decode_step_here(ids, caches))
     }
 
     fn decode_step_here(&self, ids: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {

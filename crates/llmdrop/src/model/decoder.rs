@@ -180,15 +180,8 @@ impl Decoder {
         probe: &mut dyn Probe,
         which: Logits,
     ) -> Result<Option<Tensor>> {
-        // the pool's other threads kept polling through the pass's parallel sections
-        let pass = move || {
-            llmdrop_kernels::awake::hold(move || self.forward_here(ids, cache, probe, which))
-        };
-        if rayon::current_thread_index().is_some() {
-            pass()
-        } else {
-            rayon::scope(|_| pass())
-        }
+        // on a pool thread, the others polling through the pass's parallel sections
+        llmdrop_kernels::awake::hold(move || self.forward_here(ids, cache, probe, which))
     }
 
     /// Logits of every position of `ids` `[batch, seq]` (no cache), in f64 when the
@@ -199,12 +192,7 @@ impl Decoder {
             let x = self.hidden_states(ids, None, &mut NoProbe)?;
             head::exact_logits(&self.norm, self.head()?, &x)
         };
-        let pass = move || llmdrop_kernels::awake::hold(run);
-        if rayon::current_thread_index().is_some() {
-            pass()
-        } else {
-            rayon::scope(|_| pass())
-        }
+        llmdrop_kernels::awake::hold(run)
     }
 
     fn forward_here(
