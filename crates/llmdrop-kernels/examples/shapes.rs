@@ -1,10 +1,11 @@
-//! The f32 kernel's call shapes ([`Shape`]) on the default model's prefill products, with
-//! the weights as a forward pass meets them: 30 layers' distinct matrices, each used once
-//! per round, so they come from memory rather than from a cache a repeated product keeps
-//! warm. The shapes alternate in one process (the same machine for each) and every shape
-//! is checked to give the same bits: `cargo run --release -p llmdrop-kernels --example
-//! shapes [ROUNDS]`. Prints median GFLOP/s per shape next to the FMA limit, and each
-//! shape's speed relative to 12x1; the shape this machine chooses is marked.
+//! The f32 kernel's call shapes ([`Shape`]) and row blocks on the default model's prefill
+//! products, with the weights as a forward pass meets them: 30 layers' distinct matrices,
+//! each used once per round, so they come from memory rather than from a cache a repeated
+//! product keeps warm. The blockings alternate in one process (the same machine for each)
+//! and every one is checked to give the same bits: `cargo run --release -p
+//! llmdrop-kernels --example shapes [ROUNDS] [POSITIONS]`. Prints median GFLOP/s per
+//! blocking next to the FMA limit, and each one's speed relative to the first; the one
+//! this machine chooses is marked.
 
 use std::time::Instant;
 
@@ -26,8 +27,16 @@ fn main() {
         "f32 FMA limit {peak:.1} GFLOP/s on {} thread(s); chosen: {chosen:?}",
         rayon::current_num_threads()
     );
+    let m: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(512);
+    // each shape with each shape's row block
     let shapes = [Shape::Rows12, Shape::Rows6];
-    let m = 512;
+    let calls: Vec<(Shape, usize)> = shapes
+        .iter()
+        .flat_map(|&s| shapes.map(|r| (s, r.row_block())))
+        .collect();
     for (k, n, what) in [
         (576, 576, "q/o"),
         (576, 192, "k/v"),
@@ -45,17 +54,20 @@ fn main() {
                 PackedMatrix::pack(&w, n, k)
             })
             .collect();
-        let blockings = shapes.map(|shape| Blocking {
-            shape,
-            kc: Blocking::for_l2(Machine::detect().data_cache_bytes(2), shape).kc,
-            ..chosen
-        });
+        let blockings: Vec<Blocking> = calls
+            .iter()
+            .map(|&(shape, mc)| Blocking {
+                shape,
+                kc: Blocking::for_l2(Machine::detect().data_cache_bytes(2), shape).kc,
+                mc,
+            })
+            .collect();
         let base = gemm::matmul_blocked(&ws[0], &x, Kernel::Auto, blockings[0]);
         for b in &blockings[1..] {
             let y = gemm::matmul_blocked(&ws[0], &x, Kernel::Auto, *b);
             assert!(y == base, "{b:?} changed the bits");
         }
-        let mut times = vec![Vec::new(); shapes.len()];
+        let mut times = vec![Vec::new(); blockings.len()];
         for _ in 0..rounds {
             for (b, t) in blockings.iter().zip(times.iter_mut()) {
                 for w in &ws {
@@ -77,11 +89,16 @@ fn main() {
         for (b, s) in blockings.iter().zip(&medians) {
             let gflops = flops / s / 1e9;
             print!(
-                "  {:?} {gflops:.1} GFLOP/s ({:.0}%) {:.3}x{}",
+                "  {:?}/{} {gflops:.1} GFLOP/s ({:.0}%) {:.3}x{}",
                 b.shape,
+                b.mc,
                 100.0 * gflops / peak,
                 medians[0] / s,
-                if b.shape == chosen.shape { " <-" } else { "" }
+                if (b.shape, b.mc) == (chosen.shape, chosen.mc) {
+                    " <-"
+                } else {
+                    ""
+                }
             );
         }
         println!();

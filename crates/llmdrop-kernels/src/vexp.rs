@@ -212,15 +212,24 @@ mod avx512 {
     /// The CPU must have AVX-512 F and what it implies ([`crate::Caps::avx512f`]).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_shifted(row: &mut [f32]) -> f32 {
-        let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
-        for chunk in row.chunks(16) {
+        // the maximum over four running maxima (one chain of `max` would wait on each
+        // one's latency); the order does not matter to a maximum
+        let low = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut mx = [low; 4];
+        let mut quads = row.chunks_exact(64);
+        for quad in &mut quads {
+            for (i, m) in mx.iter_mut().enumerate() {
+                // SAFETY: values 16 i .. 16 i + 16 of the 64 in `quad`
+                *m = _mm512_max_ps(*m, unsafe { _mm512_loadu_ps(quad.as_ptr().add(16 * i)) });
+            }
+        }
+        for chunk in quads.remainder().chunks(16) {
             let m = tail_mask(chunk.len());
             // SAFETY: the mask covers the chunk's values only
-            let v = unsafe {
-                _mm512_mask_loadu_ps(_mm512_set1_ps(f32::NEG_INFINITY), m, chunk.as_ptr())
-            };
-            mx = _mm512_max_ps(mx, v);
+            let v = unsafe { _mm512_mask_loadu_ps(low, m, chunk.as_ptr()) };
+            mx[0] = _mm512_max_ps(mx[0], v);
         }
+        let mx = _mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3]));
         let max = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
         let mut sum = _mm512_setzero_ps();
         for chunk in row.chunks_mut(16) {

@@ -1,10 +1,11 @@
 //! Prefill attention on the packed kernel against softmax(Q Kᵀ + mask) V in f64, for
 //! grouped heads, sliding windows, cached keys before the block, head sizes that are no
 //! multiple of the 32-wide panels, and bidirectional attention; and the vectorized `exp`
-//! against f64, and the gated SiLU built on it.
+//! against f64, and the gated SiLU built on it; both kernel calls give the same bits.
 
 use candle_core::{Device, Tensor};
-use llmdrop_kernels::attention::{prefill_attention, Visibility};
+use llmdrop_kernels::attention::{prefill_attention, prefill_attention_with, Visibility};
+use llmdrop_kernels::gemm::Shape;
 use llmdrop_kernels::vexp::{exp_all, silu_mul_slices, softmax_in_place};
 use llmdrop_kernels::Kernel;
 use rand::{Rng, SeedableRng};
@@ -195,6 +196,45 @@ fn bidirectional() {
 }
 
 #[test]
+fn both_calls_give_the_same_bits() {
+    // 12-row tiles of one panel a call against 6-row tiles of two: rows across tiles and
+    // tasks, key ranges ending inside a panel, head sizes of 1, 2 and 2.5 panels, windows
+    let dev = Device::Cpu;
+    for (t, total, d, vis) in [
+        (100, 100, 64, causal(0, None)),
+        (37, 37, 80, causal(0, None)),
+        (30, 70, 32, causal(40, None)),
+        (70, 70, 64, causal(0, Some(33))),
+        (
+            25,
+            25,
+            64,
+            Visibility {
+                offset: 0,
+                causal: false,
+                window: None,
+            },
+        ),
+    ] {
+        let tensor = |n: usize, heads: usize, seed| {
+            Tensor::from_vec(random(heads * n * d, seed, 1.0), (1, heads, n, d), &dev).unwrap()
+        };
+        let (q, k, v) = (tensor(t, 6, 1), tensor(total, 2, 2), tensor(total, 2, 3));
+        for kernel in [Kernel::Auto, Kernel::Portable] {
+            let run = |call| -> Vec<u32> {
+                let y = prefill_attention_with(&q, &k, &v, vis, kernel, call).unwrap();
+                let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+                y.iter().map(|x| x.to_bits()).collect()
+            };
+            assert!(
+                run(Shape::Rows12) == run(Shape::Rows6),
+                "{kernel:?} t {t} total {total} d {d}: the calls differ"
+            );
+        }
+    }
+}
+
+#[test]
 fn exp_within_two_ulp() {
     let mut x: Vec<f32> = (0..20001).map(|i| -100.0 + i as f32 * 0.0094).collect();
     x.extend([0.0, -0.0, 1e-30, -87.0, 88.0, -103.0]);
@@ -225,6 +265,13 @@ fn softmax_sums_to_one_and_propagates_nan() {
     let mut row = vec![1.0, f32::NAN, 2.0];
     softmax_in_place(&mut row);
     assert!(row.iter().all(|x| x.is_nan()));
+    // rows long enough for the maximum's four running chains, NaN in each part
+    for at in [0, 17, 63, 64, 99] {
+        let mut row = random(100, at as u64, 30.0);
+        row[at] = f32::NAN;
+        softmax_in_place(&mut row);
+        assert!(row.iter().all(|x| x.is_nan()), "NaN at {at}");
+    }
 }
 
 #[test]

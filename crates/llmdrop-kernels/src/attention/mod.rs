@@ -12,7 +12,7 @@ mod prefill;
 use candle_core::{DType, Device};
 
 pub use decode::decode_attention;
-pub use prefill::{prefill_attention, Visibility};
+pub use prefill::{prefill_attention, prefill_attention_with, Visibility};
 
 /// Which code computes one attention call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::blocking::Blocking;
-use super::kernel::{call, MC, MR, PARALLEL_MIN_MACS};
+use super::kernel::{call, MR, PARALLEL_MIN_MACS};
 use super::packed::{PackedMatrix, NR};
 use super::tile::Tile;
 use crate::shared_out::SharedOut;
@@ -81,11 +81,12 @@ impl GatedPair {
         // a call covers both panels of a pair where it takes two (a two-panel shape, or
         // up to 3 rows: more sums in flight), else one panel at a time
         let (mr, wide) = call(m, blocking.shape);
+        let mc = blocking.mc.div_ceil(MR).max(1) * MR;
         let run = |pairs: Range<usize>| {
-            // gate and up panel of one pair for a block of rows: [MC, 2 · NR]
-            let mut buf = vec![0f32; MC.min(m) * 2 * NR];
-            for ic in (0..m).step_by(MC) {
-                let block = MC.min(m - ic);
+            // gate and up panel of one pair for a block of rows: [mc, 2 · NR]
+            let mut buf = vec![0f32; mc.min(m) * 2 * NR];
+            for ic in (0..m).step_by(mc) {
+                let block = mc.min(m - ic);
                 for jp in pairs.clone() {
                     for pc in (0..k).step_by(kc_max) {
                         let kc = kc_max.min(k - pc);
