@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the hot kernels, so regressions show: `cargo bench -p llmdrop-kernels`.
 //! Matmul shapes of the default model (prefill m = 512, decode m = 1), f32 packed, bf16
 //! (AVX-512 BF16, against the f32 kernel in the same run, with the CPU's f32 FMA limit) and
-//! quantized, against candle's, a decode step's attention, and the consecutive matrix's
+//! quantized, against candle's, prefill attention in both kernel calls (GFLOP/s next to the
+//! FMA limit), a decode step's attention, and the consecutive matrix's
 //! Gram product. The probe's row
 //! cosines and the whole-model figures are `cargo bench -p llmdrop --bench model`.
 //! Prints the median of several runs; set RAYON_NUM_THREADS to fix the thread count.
@@ -216,6 +217,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!(
                 "{kind:?} {m:>4}x{k}x{n:<6} {what:<18} {:>9.3} ms {gops:>7.1} GOP/s {gbs:>6.1} GB/s of weights",
                 s * 1e3
+            );
+        }
+    }
+    // prefill attention at the default model's shape (9 query heads on 3 kv heads of 64,
+    // 512 causal positions): both kernel calls in turn, GFLOP/s over the causal triangle
+    // (QKᵀ and PV, 2 FLOPs a multiply-add) next to the FMA limit
+    if caps().avx512f() {
+        use llmdrop_kernels::attention::{prefill_attention_with, Visibility};
+        use llmdrop_kernels::gemm::Shape;
+        let (t, d) = (512, 64);
+        let vals = |n: usize, m: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * m % 997) as f32 - 498.0) / 4980.0)
+                .collect()
+        };
+        let q = Tensor::from_vec(vals(9 * t * d, 31), (1, 9, t, d), &dev)?;
+        let k = Tensor::from_vec(vals(3 * t * d, 37), (1, 3, t, d), &dev)?;
+        let v = Tensor::from_vec(vals(3 * t * d, 41), (1, 3, t, d), &dev)?;
+        let vis = Visibility {
+            offset: 0,
+            causal: true,
+            window: None,
+        };
+        let run = |call| {
+            let _ = prefill_attention_with(&q, &k, &v, vis, Kernel::Auto, call);
+        };
+        let (a, b) = best_of_alternating(30, || run(Shape::Rows12), || run(Shape::Rows6));
+        let flops = 2.0 * 2.0 * (t * (t + 1) / 2) as f64 * (9 * d) as f64;
+        let limit = llmdrop_kernels::peak::fma_peak_gflops(5_000_000, 20);
+        for (name, s) in [("12x1", a), ("6x2", b)] {
+            println!(
+                "prefill attention 9/3 heads x 64, 512 causal, {name:>4} calls: {:>7.1} us {:>6.1} GFLOP/s ({:.0}% of the f32 FMA limit {limit:.1})",
+                s * 1e6,
+                flops / s / 1e9,
+                100.0 * flops / s / 1e9 / limit
             );
         }
     }

@@ -67,11 +67,11 @@ impl Shape {
     }
 
     /// Activation rows per pass over a panel chunk (a multiple of [`MR`]), measured with
-    /// the call: [`MC`] = 384 for [`Shape::Rows12`] (tuned on a Zen 5). With
+    /// the call: 384 for [`Shape::Rows12`] (tuned on a Zen 5). With
     /// [`Shape::Rows6`] on an Intel Xeon, a 512-position product ran 2-6% faster in one
     /// row block than in 384 + 128 rows (the second block reads every weight panel again
     /// from memory for only 128 rows), and 1024 positions ran the same in blocks of 384 or
-    /// 1032 (`--example blocking`): so 1032.
+    /// 1032 (`--example shapes ROUNDS POSITIONS`): so 1032.
     pub fn row_block(self) -> usize {
         match self {
             Shape::Rows12 => MC,
