@@ -194,7 +194,7 @@ impl Scope<'_> {
                 panels: count,
                 a: self.q.as_ptr(),
                 lda: d,
-                b: self.keys.panel(j / NR).as_ptr(),
+                b: self.keys.panels_from(j / NR).as_ptr(),
                 stride: d * NR,
                 kc: d,
                 // SAFETY: lo <= j < hi: column j - lo of the kc columns of `s`
@@ -235,7 +235,7 @@ impl Scope<'_> {
                 panels: count,
                 a: s.as_ptr(),
                 lda: kc,
-                b: self.values.panel(c / NR)[lo * NR..].as_ptr(),
+                b: self.values.panels_from(c / NR)[lo * NR..].as_ptr(),
                 stride: self.total * NR,
                 kc,
                 // SAFETY: c < d <= ldo: inside row 0 of the output (the caller's contract)
