@@ -15,10 +15,6 @@ unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
 impl SharedOut {
-    pub(crate) fn new(buf: &mut [f32]) -> Self {
-        Self(buf.as_mut_ptr())
-    }
-
     /// For a buffer the tasks fill whole: `v` is emptied and given room for `len` values,
     /// left unwritten (no pass to zero what is about to be overwritten). Write them only
     /// through raw pointers (or as `MaybeUninit<f32>`); once every value is written, the

@@ -137,13 +137,25 @@ mod avx512 {
     /// only called (and inlined) from this module's `avx512f` functions.
     #[inline(always)]
     pub(super) unsafe fn exp16(x: __m512) -> __m512 {
+        // SAFETY: register arithmetic only, on a CPU with AVX-512 F (the caller's contract);
+        // the upper clamp first, then the rest (the same as clamping in the other order:
+        // the bounds do not cross; NaN passes through `min`, which returns its second
+        // operand)
+        unsafe { exp16_upto_89(_mm512_min_ps(_mm512_set1_ps(89.0), x)) }
+    }
+
+    /// [`exp16`] of values at most 89 (or NaN), which its upper clamp leaves as they are:
+    /// softmax's `x - max` (at most 0) skips that instruction. The same bits as
+    /// [`exp16`] for such values.
+    ///
+    /// # Safety
+    /// As [`exp16`].
+    #[inline(always)]
+    pub(super) unsafe fn exp16_upto_89(x: __m512) -> __m512 {
         // SAFETY: register arithmetic only, on a CPU with AVX-512 F (the caller's contract)
         unsafe {
-            // clamping keeps n small; NaN passes through (max/min return their second operand)
-            let x = _mm512_min_ps(
-                _mm512_set1_ps(89.0),
-                _mm512_max_ps(_mm512_set1_ps(-104.0), x),
-            );
+            // clamping keeps n small; NaN passes through (max returns its second operand)
+            let x = _mm512_max_ps(_mm512_set1_ps(-104.0), x);
             let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
                 _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
             );
@@ -231,13 +243,32 @@ mod avx512 {
         }
         let mx = _mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3]));
         let max = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+        // every value minus the maximum is at most 0 (or NaN), below `exp16`'s upper clamp
+        let shifted = |v: __m512| {
+            // SAFETY: AVX-512 F by contract
+            unsafe { exp16_upto_89(_mm512_sub_ps(v, max)) }
+        };
         let mut sum = _mm512_setzero_ps();
-        for chunk in row.chunks_mut(16) {
+        let mut pairs = row.chunks_exact_mut(32);
+        for pair in &mut pairs {
+            let p = pair.as_mut_ptr();
+            // SAFETY: the 32 values of `pair`
+            unsafe {
+                let (e0, e1) = (
+                    shifted(_mm512_loadu_ps(p)),
+                    shifted(_mm512_loadu_ps(p.add(16))),
+                );
+                // one chain, in the values' order (as the masked loop below)
+                sum = _mm512_add_ps(_mm512_add_ps(sum, e0), e1);
+                _mm512_storeu_ps(p, e0);
+                _mm512_storeu_ps(p.add(16), e1);
+            }
+        }
+        for chunk in pairs.into_remainder().chunks_mut(16) {
             let m = tail_mask(chunk.len());
             let p = chunk.as_mut_ptr();
             // SAFETY: the mask covers the chunk's values only; AVX-512 F by contract
-            let e = unsafe { exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p), max)) };
-            let e = _mm512_maskz_mov_ps(m, e);
+            let e = _mm512_maskz_mov_ps(m, shifted(unsafe { _mm512_maskz_loadu_ps(m, p) }));
             sum = _mm512_add_ps(sum, e);
             // SAFETY: as for the load
             unsafe { _mm512_mask_storeu_ps(p, m, e) };

@@ -3,7 +3,7 @@
 //! multiple of the 32-wide panels, and bidirectional attention; and the vectorized `exp`
 //! against f64, and the gated SiLU built on it; both kernel calls give the same bits.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use llmdrop_kernels::attention::{prefill_attention, prefill_attention_with, Visibility};
 use llmdrop_kernels::gemm::Shape;
 use llmdrop_kernels::vexp::{exp_all, silu_mul_slices, softmax_in_place};
@@ -193,6 +193,33 @@ fn bidirectional() {
         vis,
     };
     check(&c, 5);
+}
+
+#[test]
+fn queries_that_see_no_key_get_zeros() {
+    // no keys at all: the output is written unzeroed by the tiles, so each must write its
+    // rows even when there is nothing to attend to (poisoned memory would show through)
+    let dev = Device::Cpu;
+    let vis = Visibility {
+        offset: 0,
+        causal: false,
+        window: None,
+    };
+    for (t, d) in [(1, 64), (13, 64), (30, 40)] {
+        let q = Tensor::from_vec(random(3 * t * d, 1, 1.0), (1, 3, t, d), &dev).unwrap();
+        let none = Tensor::zeros((1, 1, 0, d), DType::F32, &dev).unwrap();
+        for kernel in [Kernel::Auto, Kernel::Portable] {
+            for call in [Shape::Rows12, Shape::Rows6] {
+                let y = prefill_attention_with(&q, &none, &none, vis, kernel, call).unwrap();
+                assert_eq!(y.dims(), &[1, t, 3 * d]);
+                let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+                assert!(
+                    y.iter().all(|&x| x == 0.0),
+                    "{kernel:?} {call:?} t {t} d {d}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

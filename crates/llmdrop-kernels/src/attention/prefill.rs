@@ -101,9 +101,10 @@ impl CustomOp3 for PrefillAttention {
         let packed: Vec<(PackedMatrix, PackedMatrix)> =
             std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect();
         let width = heads * d;
-        let mut out = vec![0f32; b * t * width];
+        // every value is written by a tile (see `Scope::tile`): no pass to zero it first
+        let mut out = Vec::new();
+        let dst = SharedOut::spare(&mut out, b * t * width);
         let blocks = t.div_ceil(TASK_ROWS);
-        let dst = SharedOut::new(&mut out);
         let simd = self.kernel.avx512f();
         let call = self.call;
         let task = |idx: usize| {
@@ -140,6 +141,9 @@ impl CustomOp3 for PrefillAttention {
         } else {
             (0..tasks).for_each(task);
         }
+        // SAFETY: the tasks cover every (batch, head, row block); each tile wrote the first
+        // d values of its head in each of its rows
+        unsafe { out.set_len(b * t * width) };
         Ok((CpuStorage::F32(out), Shape::from((b, t, width))))
     }
 }
@@ -160,7 +164,8 @@ struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// Writes the tile's `[n, d]` outputs at `o`, rows `ldo` apart.
+    /// Writes the tile's `[n, d]` outputs at `o`, rows `ldo` apart: every one of them (0
+    /// where the tile sees no key), so `o` may be uninitialised.
     ///
     /// # Safety
     /// `o` must be valid for `n` rows of `ldo` values, of which the first `d` are written
@@ -177,6 +182,11 @@ impl Scope<'_> {
         let lo = span.iter().map(|s| s.0).min().unwrap_or(0) / SUM_BLOCK * SUM_BLOCK;
         let hi = span.iter().map(|s| s.1).max().unwrap_or(0);
         if hi <= lo {
+            for r in 0..n {
+                // SAFETY: row r < n of the output, its first d values (the caller's
+                // contract), written without being read
+                unsafe { std::ptr::write_bytes(o.add(r * ldo), 0, d) };
+            }
             return;
         }
         let kc = hi - lo;
