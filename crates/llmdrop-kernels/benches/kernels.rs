@@ -280,6 +280,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             plain / fast
         );
     }
+    // softmax's exp over a prefill attention's score rows (one row per query, as long as
+    // the keys it sees): the AVX-512 path against libm's exp, alternating, per value
+    for len in [64, 512] {
+        let rows = (1 << 15) / len;
+        let scores: Vec<f32> = (0..rows * len)
+            .map(|i| ((i * 31 % 997) as f32 - 498.0) / 100.0)
+            .collect();
+        let run = |work: &mut Vec<f32>, f: fn(&mut [f32]) -> f32| {
+            work.copy_from_slice(&scores);
+            let sum: f32 = work.chunks_exact_mut(len).map(f).sum();
+            std::hint::black_box(sum);
+        };
+        let (mut a, mut b) = (scores.clone(), scores.clone());
+        let copy = best_of_alternating(200, || run(&mut a, |_| 0.0), || run(&mut b, |_| 0.0)).0;
+        let (fast, plain) = best_of_alternating(
+            200,
+            || run(&mut a, llmdrop_kernels::vexp::exp_shifted),
+            || run(&mut b, llmdrop_kernels::vexp::exp_shifted_portable),
+        );
+        let per = |s: f64| (s - copy).max(0.0) * 1e9 / (rows * len) as f64;
+        println!(
+            "softmax exp, rows of {len:>3}: {:>6.3} ns a value, libm {:>6.3} ns, {:.1}x",
+            per(fast),
+            per(plain),
+            per(plain) / per(fast)
+        );
+    }
     // the consecutive matrix of one 512-token block: 31 unit hidden states, all pairs
     let (n, len) = (31, 512 * 576);
     let units: Vec<f32> = (0..n * len)
