@@ -172,7 +172,7 @@ unsafe fn block<const R: usize, const P: usize>(
         // SAFETY: the caller's contract; the pointers end at most one step past the last
         // value read, inside (or one past the end of) the same allocation
         unsafe {
-            // SAFETY (of the closure): input p of row r < R, valid by the contract
+            // (the closure reads input p of row r < R, valid by the contract)
             step(acc, |r| *a.add(r * lda), b, stride);
             a = a.add(1);
             b = b.add(NR);
@@ -199,8 +199,13 @@ unsafe fn block_unrolled<const R: usize, const P: usize>(
 ) {
     // SAFETY: row r < R starts lda · r values after `a` (the caller's contract)
     let rows: [*const f32; R] = std::array::from_fn(|r| unsafe { a.add(r * lda) });
-    // input p of row r; SAFETY (for its callers): p < steps, so it is valid to read
-    let at = |p: usize| move |r: usize| unsafe { *rows[r].add(p) };
+    // input p of row r (step calls it with r < R, and the loops below with p < steps)
+    let at = |p: usize| {
+        move |r: usize| {
+            // SAFETY: input p < steps of row r < R: valid to read by the contract
+            unsafe { *rows[r].add(p) }
+        }
+    };
     let mut p = 0;
     while p + UNROLL <= steps {
         for u in 0..UNROLL {
