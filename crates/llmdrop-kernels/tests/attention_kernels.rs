@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor};
 use llmdrop_kernels::attention::{prefill_attention, prefill_attention_with, Visibility};
 use llmdrop_kernels::gemm::Shape;
-use llmdrop_kernels::vexp::{exp_all, silu_mul_slices, softmax_in_place};
+use llmdrop_kernels::vexp::{exp_all, exp_shifted, silu_mul_slices, softmax_in_place};
 use llmdrop_kernels::Kernel;
 use rand::{Rng, SeedableRng};
 
@@ -279,6 +279,31 @@ fn exp_within_two_ulp() {
     exp_all(&mut edge);
     assert!(edge[0].is_nan());
     assert_eq!(&edge[1..], &[0.0, 0.0, f32::INFINITY]);
+}
+
+#[test]
+fn softmax_exp_is_exp_of_the_shifted_values() {
+    // softmax's exp skips `exp`'s upper clamp (its inputs are at most 0): each value must
+    // still be, bit for bit, `exp` of (value - row maximum), and the sum theirs, for rows that end inside, at and past its 32-value main loop, with values far below
+    // the maximum (0 after the lower clamp) and -inf
+    for n in [1, 5, 16, 31, 32, 33, 64, 100, 515] {
+        let mut row = random(n, 40 + n as u64, 60.0);
+        row[n / 2] = -1e30;
+        if n > 3 {
+            row[3] = f32::NEG_INFINITY;
+        }
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let mut want: Vec<f32> = row.iter().map(|&x| x - max).collect();
+        exp_all(&mut want);
+        let sum = exp_shifted(&mut row);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&row), bits(&want), "n {n}");
+        let exact: f64 = want.iter().map(|&x| f64::from(x)).sum();
+        assert!(
+            (f64::from(sum) - exact).abs() <= 1e-6 * exact,
+            "n {n}: {sum} vs {exact}"
+        );
+    }
 }
 
 #[test]
