@@ -1,9 +1,9 @@
 //! Micro-benchmarks of the hot kernels, so regressions show: `cargo bench -p llmdrop-kernels`.
 //! Matmul shapes of the default model (prefill m = 512, decode m = 1), f32 packed, bf16
 //! (AVX-512 BF16, against the f32 kernel in the same run, with the CPU's f32 FMA limit) and
-//! quantized, against candle's, prefill attention in both kernel calls (GFLOP/s next to the
-//! FMA limit), a decode step's attention, and the consecutive matrix's
-//! Gram product. The probe's row
+//! quantized, against candle's; both f32 kernel calls on a product in cache and prefill
+//! attention in both (GFLOP/s next to the FMA limit); softmax's exp against libm's; a
+//! decode step's attention; and the consecutive matrix's Gram product. The probe's row
 //! cosines and the whole-model figures are `cargo bench -p llmdrop --bench model`.
 //! Prints the median of several runs; set RAYON_NUM_THREADS to fix the thread count.
 
@@ -219,6 +219,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 s * 1e3
             );
         }
+    }
+    // both f32 kernel calls on one product kept in cache (the weights of one panel pair
+    // stay in L2 across the rows): the kernel's own ceiling on this machine, next to the
+    // limit, whichever call the machine chose (a slip in either call shows here)
+    if caps().avx512f() {
+        use gemm::{Blocking, Shape};
+        let (m, k, n) = (516, 576, 64);
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 480.0)
+            .collect();
+        let w = gemm::PackedMatrix::pack(&w, n, k);
+        let run = |shape: Shape| {
+            let b = Blocking {
+                shape,
+                ..Blocking::get()
+            };
+            for _ in 0..8 {
+                std::hint::black_box(gemm::matmul_blocked(&w, &x, Kernel::Auto, b));
+            }
+        };
+        let (a, b) = best_of_alternating(100, || run(Shape::Rows12), || run(Shape::Rows6));
+        let limit = llmdrop_kernels::peak::fma_peak_gflops(5_000_000, 20);
+        let gflops = |s: f64| 8.0 * 2.0 * (m * k * n) as f64 / s / 1e9;
+        println!(
+            "f32 kernel in cache {m}x{k}x{n}: 12x1 calls {:.1} GFLOP/s ({:.0}%), 6x2 calls {:.1} GFLOP/s ({:.0}%) of the FMA limit {limit:.1}; this machine runs {:?}",
+            gflops(a),
+            100.0 * gflops(a) / limit,
+            gflops(b),
+            100.0 * gflops(b) / limit,
+            Blocking::get().shape
+        );
     }
     // prefill attention at the default model's shape (9 query heads on 3 kv heads of 64,
     // 512 causal positions): both kernel calls in turn, GFLOP/s over the causal triangle
