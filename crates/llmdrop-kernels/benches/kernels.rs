@@ -14,6 +14,20 @@ use llmdrop_kernels::gemm::bf16::Order;
 use llmdrop_kernels::quant::{matmul, QKind, QMatrix};
 use llmdrop_kernels::{caps, gemm, Kernel};
 
+/// `len` activation-like values in [-1, 1], the same in every run.
+fn activations(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect()
+}
+
+/// `len` weight-like values in [-0.1, 0.1], the same in every run.
+fn weights(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 53 % 97) as f32 - 48.0) / 480.0)
+        .collect()
+}
+
 fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
     f(); // warm-up
     let mut v: Vec<f64> = (0..reps)
@@ -100,12 +114,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if caps().avx512f() {
         for m in [512, 1] {
             let (k, n) = (576, 1536);
-            let xs: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-                .collect();
-            let wg: Vec<f32> = (0..n * k)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 480.0)
-                .collect();
+            let xs = activations(m * k);
+            let wg = weights(n * k);
             let wu: Vec<f32> = (0..n * k)
                 .map(|i| ((i * 29 % 89) as f32 - 44.0) / 440.0)
                 .collect();
@@ -155,12 +165,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (1, 1536, 576, "down (decode)"),
             (512, 4096, 14336, "8B gate/up"),
         ] {
-            let x: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-                .collect();
-            let w: Vec<f32> = (0..n * k)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 480.0)
-                .collect();
+            let x = activations(m * k);
+            let w = weights(n * k);
             let p = gemm::PackedMatrix::pack(&w, n, k);
             let b = gemm::bf16::Bf16Matrix::from_f32(&w, n, k)?;
             let reps = if k * n > 1 << 24 { 5 } else { 30 };
@@ -201,9 +207,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (1, 1536, 576, "down (decode)"),
         (1, 576, 49152, "lm_head (decode)"),
     ] {
-        let x: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-            .collect();
+        let x = activations(m * k);
         let w: Vec<f32> = (0..n * k)
             .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
             .collect();
@@ -226,12 +230,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if caps().avx512f() {
         use gemm::{Blocking, Shape};
         let (m, k, n) = (516, 576, 64);
-        let x: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-            .collect();
-        let w: Vec<f32> = (0..n * k)
-            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 480.0)
-            .collect();
+        let x = activations(m * k);
+        let w = weights(n * k);
         let w = gemm::PackedMatrix::pack(&w, n, k);
         let run = |shape: Shape| {
             let b = Blocking {
