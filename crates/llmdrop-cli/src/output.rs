@@ -11,7 +11,8 @@ use serde::Serialize;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Prints `value` as pretty JSON with a `schema_version` field first and a `machine`
-/// field last (the CPU model, cores and caches the figures in it come from).
+/// field last (the CPU model, cores and caches the figures in it come from), after an
+/// `f32_gemm` field where f32 products ran (their call and how it was chosen).
 pub fn print_json<T: Serialize>(kind: &str, value: &T) -> anyhow::Result<()> {
     let mut v = serde_json::to_value(value)?;
     let mut doc = serde_json::Map::new();
@@ -20,6 +21,11 @@ pub fn print_json<T: Serialize>(kind: &str, value: &T) -> anyhow::Result<()> {
     doc.insert("llmdrop_version".into(), llmdrop::VERSION.into());
     if let Some(obj) = v.as_object_mut() {
         doc.append(obj);
+    }
+    // the f32 call this run's products used and how it was chosen, where they ran
+    if let Some(choice) = llmdrop_kernels::gemm::Blocking::choice() {
+        doc.entry("f32_gemm")
+            .or_insert(serde_json::to_value(choice)?);
     }
     doc.entry("machine").or_insert(serde_json::to_value(
         llmdrop_kernels::machine::Machine::detect(),

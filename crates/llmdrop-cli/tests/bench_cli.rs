@@ -172,3 +172,61 @@ fn speed_reports_name_their_machine_and_its_fma_limit() {
     // the text report names the machine too
     assert!(text.stdout.contains("machine: "), "{}", text.stdout);
 }
+
+#[test]
+fn the_f32_call_is_reported_and_moves_no_score() {
+    let model = testkit::tiny_dir("llama");
+    let data = common::text().display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let score = |tile: Option<&str>| -> serde_json::Value {
+        let out = tmp
+            .path()
+            .join(format!("scores-{}.json", tile.unwrap_or("own")));
+        let args = [
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            &data,
+            "--samples",
+            "2",
+            "--seq-len",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ];
+        let mut cmd = common::llmdrop(&args).env("RAYON_NUM_THREADS", "1");
+        if let Some(t) = tile {
+            cmd = cmd.env("LLMDROP_GEMM_TILE", t);
+        }
+        let r = cmd.run();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json()
+    };
+    let own = score(None);
+    if !llmdrop_kernels::caps().avx512f() {
+        // no packed f32 products: nothing chosen, nothing reported
+        assert!(own.get("f32_gemm").is_none(), "{own}");
+        return;
+    }
+    // timed on this core: the ratio it measured and the call that ratio picks
+    let g = &own["f32_gemm"];
+    assert_eq!(g["chosen_by"], "measured", "{g}");
+    let ratio = g["rows12_over_rows6"].as_f64().unwrap();
+    assert!(ratio.is_finite() && ratio > 0.0, "{g}");
+    let vendor = own["machine"]["vendor"].as_str();
+    let fallback = llmdrop_kernels::gemm::Shape::for_vendor(vendor);
+    let want = llmdrop_kernels::gemm::tune::decide(ratio, fallback);
+    assert_eq!(g["tile"], want.name(), "{g}");
+    // either call named by LLMDROP_GEMM_TILE runs it, and the scores keep every bit
+    for (tile, mc) in [("12x1", 384), ("6x2", 1032)] {
+        let named = score(Some(tile));
+        let g = &named["f32_gemm"];
+        assert_eq!(g["tile"], tile, "{g}");
+        assert_eq!(g["chosen_by"], "env", "{g}");
+        assert!(g["rows12_over_rows6"].is_null(), "{g}");
+        assert_eq!(g["mc"], mc, "{g}");
+        assert_eq!(named["table"], own["table"], "{tile}");
+    }
+}

@@ -246,12 +246,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let limit = llmdrop_kernels::peak::fma_peak_gflops(5_000_000, 20);
         let gflops = |s: f64| 8.0 * 2.0 * (m * k * n) as f64 / s / 1e9;
         println!(
-            "f32 kernel in cache {m}x{k}x{n}: 12x1 calls {:.1} GFLOP/s ({:.0}%), 6x2 calls {:.1} GFLOP/s ({:.0}%) of the FMA limit {limit:.1}; this machine runs {:?}",
+            "f32 kernel in cache {m}x{k}x{n}: 12x1 calls {:.1} GFLOP/s ({:.0}%), 6x2 calls {:.1} GFLOP/s ({:.0}%) of the FMA limit {limit:.1}; this machine runs {} ({:?})",
             gflops(a),
             100.0 * gflops(a) / limit,
             gflops(b),
             100.0 * gflops(b) / limit,
-            Blocking::get().shape
+            Blocking::get().shape.name(),
+            Blocking::chosen().1
         );
     }
     // prefill attention at the default model's shape (9 query heads on 3 kv heads of 64,

@@ -20,11 +20,11 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(15);
-    let chosen = Blocking::get();
+    let (chosen, choice) = Blocking::chosen();
     let peak = llmdrop_kernels::peak::fma_peak_gflops(5_000_000, 20);
     println!("machine: {}", Machine::detect().summary());
     println!(
-        "f32 FMA limit {peak:.1} GFLOP/s on {} thread(s); chosen: {chosen:?}",
+        "f32 FMA limit {peak:.1} GFLOP/s on {} thread(s); chosen: {chosen:?} ({choice:?})",
         rayon::current_num_threads()
     );
     let m: usize = std::env::args()

@@ -300,11 +300,26 @@ pub fn run(a: BenchArgs, ctx: Ctx) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     writeln!(
         t,
-        "f32 limit: {:.1} GFLOP/s (fused multiply-adds, {} threads){matmul}\nmachine: {}",
+        "f32 limit: {:.1} GFLOP/s (fused multiply-adds, {} threads){matmul}{}\nmachine: {}",
         report.fma_peak_gflops,
         report.threads,
+        f32_call(),
         llmdrop_kernels::machine::Machine::detect().summary()
     )?;
     output::print_text(&t)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `; f32 call 6x2 (measured: 12x1 1.11x its time)` where f32 products ran.
+fn f32_call() -> String {
+    use llmdrop_kernels::gemm::tune::ChosenBy;
+    let Some(c) = llmdrop_kernels::gemm::Blocking::choice() else {
+        return String::new();
+    };
+    let by = match (c.chosen_by, c.rows12_over_rows6) {
+        (ChosenBy::Measured, Some(r)) => format!("measured: 12x1 took {r:.2}x the time of 6x2"),
+        (ChosenBy::Env, _) => "LLMDROP_GEMM_TILE".into(),
+        _ => "the vendor's".into(),
+    };
+    format!("; f32 call {} ({by})", c.tile)
 }

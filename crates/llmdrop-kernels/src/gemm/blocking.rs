@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 use super::kernel::{MC, MR};
 use super::packed::NR;
 use super::tile::SUM_BLOCK;
+use super::tune::{self, ChosenBy, TileChoice};
 use crate::machine::Machine;
+use crate::Kernel;
 
 /// The input chunk (`kc` values of every row), the row block (`mc` rows) and the kernel
 /// call ([`Shape`]) a product with more rows than one tile is cut into. Any blocking gives
@@ -55,10 +57,12 @@ impl Shape {
         }
     }
 
-    /// The shape for a CPU from `vendor` (`/proc/cpuinfo`'s `vendor_id`): the one measured
-    /// faster there. Intel: [`Shape::Rows6`]; elsewhere (AMD, whose Zen 5 ran
-    /// [`Shape::Rows12`] at 85% of the limit in place, and unknown CPUs) [`Shape::Rows12`].
-    /// `cargo run --release -p llmdrop-kernels --example shapes` compares the two.
+    /// The shape for a CPU from `vendor` (`/proc/cpuinfo`'s `vendor_id`), where the probe
+    /// ([`tune::measure`]) finds the two calls within its margin or has no AVX-512 kernel
+    /// to time: the one measured faster on that vendor's CPUs here. Intel:
+    /// [`Shape::Rows6`]; elsewhere (AMD, whose Zen 5 ran [`Shape::Rows12`] at 85% of the
+    /// limit in place, and unknown CPUs) [`Shape::Rows12`]. `cargo run --release -p
+    /// llmdrop-kernels --example shapes` compares the two on whole forward-pass products.
     pub fn for_vendor(vendor: Option<&str>) -> Self {
         match vendor {
             Some("GenuineIntel") => Shape::Rows6,
@@ -80,6 +84,14 @@ impl Shape {
     }
 
     /// The name `LLMDROP_GEMM_TILE` takes: `12x1` or `6x2` (rows × panels).
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Rows12 => "12x1",
+            Shape::Rows6 => "6x2",
+        }
+    }
+
+    /// The shape [`Shape::name`] names.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "12x1" => Some(Shape::Rows12),
@@ -120,27 +132,59 @@ impl Blocking {
         }
     }
 
-    /// The blocking of this process: from this machine's L2 and vendor
-    /// ([`Machine::detect`]), or `LLMDROP_GEMM_TILE` (`12x1`, `6x2`), `LLMDROP_GEMM_KC` /
-    /// `LLMDROP_GEMM_MC` where set (for measurements).
+    /// The blocking of this process ([`Blocking::chosen`]).
     pub fn get() -> Self {
-        static B: OnceLock<Blocking> = OnceLock::new();
-        *B.get_or_init(|| {
+        Self::chosen().0
+    }
+
+    /// The blocking of this process and how its call was chosen, decided on the first
+    /// call: the chunk from this machine's L2 ([`Machine::detect`]); the call named by
+    /// `LLMDROP_GEMM_TILE` (`12x1`, `6x2`) where set, else the faster on this core
+    /// ([`tune::measure`], ~25 ms, once), else (no AVX-512 kernel to time) the vendor's;
+    /// `LLMDROP_GEMM_KC` / `LLMDROP_GEMM_MC` where set (for measurements).
+    pub fn chosen() -> (Self, TileChoice) {
+        *CHOSEN.get_or_init(|| {
             let var = |name: &str| std::env::var(name).ok()?.parse::<usize>().ok();
             let machine = Machine::detect();
-            let shape = std::env::var("LLMDROP_GEMM_TILE")
+            let l2 = machine.data_cache_bytes(2);
+            let vendor = Shape::for_vendor(machine.vendor.as_deref());
+            let named = std::env::var("LLMDROP_GEMM_TILE")
                 .ok()
-                .and_then(|s| Shape::parse(&s))
-                .unwrap_or_else(|| Shape::for_vendor(machine.vendor.as_deref()));
-            let b = Self::for_l2(machine.data_cache_bytes(2), shape);
-            Self {
+                .and_then(|s| Shape::parse(&s));
+            let (shape, chosen_by, ratio) = match named {
+                Some(s) => (s, ChosenBy::Env, None),
+                None if Kernel::Auto.avx512f() => {
+                    let r = tune::measure(Kernel::Auto, l2);
+                    (tune::decide(r, vendor), ChosenBy::Measured, Some(r))
+                }
+                None => (vendor, ChosenBy::Vendor, None),
+            };
+            let b = Self::for_l2(l2, shape);
+            let b = Self {
                 kc: var("LLMDROP_GEMM_KC").filter(|&k| k > 0).unwrap_or(b.kc),
                 mc: var("LLMDROP_GEMM_MC").map_or(b.mc, |m| m.div_ceil(MR).max(1) * MR),
                 shape,
-            }
+            };
+            let choice = TileChoice {
+                tile: shape.name(),
+                chosen_by,
+                rows12_over_rows6: ratio,
+                kc: b.chunk(),
+                mc: b.mc,
+            };
+            (b, choice)
         })
     }
+
+    /// How this process's call was chosen, if a product has chosen it yet (never starts
+    /// the measurement).
+    pub fn choice() -> Option<TileChoice> {
+        CHOSEN.get().map(|c| c.1)
+    }
 }
+
+/// This process's blocking, once chosen.
+static CHOSEN: OnceLock<(Blocking, TileChoice)> = OnceLock::new();
 
 #[cfg(test)]
 mod tests {
@@ -178,5 +222,8 @@ mod tests {
         assert_eq!(Shape::parse("6x2"), Some(Shape::Rows6));
         assert_eq!(Shape::parse("12x1"), Some(Shape::Rows12));
         assert_eq!(Shape::parse("8x3"), None);
+        for shape in [Shape::Rows12, Shape::Rows6] {
+            assert_eq!(Shape::parse(shape.name()), Some(shape));
+        }
     }
 }

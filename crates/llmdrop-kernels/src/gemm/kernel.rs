@@ -38,6 +38,29 @@ pub fn matmul(w: &PackedMatrix, x: &[f32], kernel: Kernel) -> Vec<f32> {
 /// to whole [`SUM_BLOCK`](super::SUM_BLOCK)s, `mc` to whole tiles of [`MR`] rows, any
 /// [`Shape`]).
 pub fn matmul_blocked(w: &PackedMatrix, x: &[f32], kernel: Kernel, blocking: Blocking) -> Vec<f32> {
+    product(w, x, kernel, blocking, true)
+}
+
+/// [`matmul_blocked`] on the calling thread alone, whatever the pool's size: what one core
+/// does with the blocking (the same bits).
+pub(crate) fn matmul_on_this_thread(
+    w: &PackedMatrix,
+    x: &[f32],
+    kernel: Kernel,
+    blocking: Blocking,
+) -> Vec<f32> {
+    product(w, x, kernel, blocking, false)
+}
+
+/// [`matmul_blocked`], its panels split across the pool when `split` (and the product is
+/// large enough to be worth it).
+fn product(
+    w: &PackedMatrix,
+    x: &[f32],
+    kernel: Kernel,
+    blocking: Blocking,
+    split: bool,
+) -> Vec<f32> {
     let (k, n) = (w.cols(), w.rows());
     if k == 0 {
         return Vec::new();
@@ -98,7 +121,7 @@ pub fn matmul_blocked(w: &PackedMatrix, x: &[f32], kernel: Kernel, blocking: Blo
             }
         }
     };
-    split_items(w.panels(), m * n * k >= PARALLEL_MIN_MACS, run);
+    split_items(w.panels(), split && m * n * k >= PARALLEL_MIN_MACS, run);
     // SAFETY: the first k-chunk's tiles wrote every row 0..m of every panel's columns
     // (later chunks only add to them)
     unsafe { y.set_len(m * n) };

