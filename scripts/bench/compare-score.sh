@@ -57,6 +57,10 @@ if st is not None and steal_theirs is not None:
     print(f"  CPU stolen   by the hypervisor during the runs: llmdrop {100 * st:.1f}%, PyTorch {100 * steal_theirs:.1f}% "
           f"(llmdrop against the CPU it had: "
           f"{100 * o['gflops_per_sec'] / pk['fma_peak_gflops'] / max(1e-9, 1 - st):.0f}% of the limit)")
+g = o.get('f32_gemm')
+if g:
+    how = f"measured: 12x1 took {g['rows12_over_rows6']:.2f}x the time of 6x2" if g.get('rows12_over_rows6') else g['chosen_by']
+    print(f"  f32 call     {g['tile']} ({how}), chunk {g['kc']}, row block {g['mc']}")
 print(f"  peer: {t['peer']}")
 print(describe(o, pk['fma_peak_gflops'], o['threads']))
 PY
