@@ -93,6 +93,23 @@ fn cpuinfo() -> Option<(String, usize)> {
     Some((name, count))
 }
 
+/// `score` of 2 x 32 tokens of `data` on `model`, the scores written to `out`.
+fn score_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> [&'a str; 11] {
+    [
+        "score",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--samples",
+        "2",
+        "--seq-len",
+        "32",
+        "--out",
+        out,
+    ]
+}
+
 #[test]
 fn speed_reports_name_their_machine_and_its_fma_limit() {
     let model = testkit::tiny_dir("llama");
@@ -101,19 +118,7 @@ fn speed_reports_name_their_machine_and_its_fma_limit() {
     let tmp = tempfile::tempdir().unwrap();
     let scores = tmp.path().join("scores.json");
     let bench_args = ["bench", "--model", m, "--context", "8", "--generate", "1"];
-    let score_args = [
-        "score",
-        "--model",
-        m,
-        "--data",
-        &data,
-        "--samples",
-        "2",
-        "--seq-len",
-        "32",
-        "--out",
-        scores.to_str().unwrap(),
-    ];
+    let score_args = score_args(m, &data, scores.to_str().unwrap());
     let text = llmdrop(&bench_args);
     assert_eq!(text.code, 0, "{}", text.stderr);
     let json = |args: &[&str]| -> serde_json::Value {
@@ -182,20 +187,8 @@ fn the_f32_call_is_reported_and_moves_no_score() {
         let out = tmp
             .path()
             .join(format!("scores-{}.json", tile.unwrap_or("own")));
-        let args = [
-            "score",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            &data,
-            "--samples",
-            "2",
-            "--seq-len",
-            "32",
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ];
+        let mut args = score_args(model.to_str().unwrap(), &data, out.to_str().unwrap()).to_vec();
+        args.push("--json");
         let mut cmd = common::llmdrop(&args).env("RAYON_NUM_THREADS", "1");
         if let Some(t) = tile {
             cmd = cmd.env("LLMDROP_GEMM_TILE", t);

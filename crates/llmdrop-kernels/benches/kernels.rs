@@ -14,18 +14,11 @@ use llmdrop_kernels::gemm::bf16::Order;
 use llmdrop_kernels::quant::{matmul, QKind, QMatrix};
 use llmdrop_kernels::{caps, gemm, Kernel};
 
-/// `len` activation-like values in [-1, 1], the same in every run.
-fn activations(len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-        .collect()
-}
+use llmdrop_kernels::gemm::tune::activations;
 
-/// `len` weight-like values in [-0.1, 0.1], the same in every run.
+/// `len` weight-like values in [-0.1, 0.1], the same in every run (the probe's first matrix).
 fn weights(len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 53 % 97) as f32 - 48.0) / 480.0)
-        .collect()
+    gemm::tune::weights(len, 0)
 }
 
 fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {

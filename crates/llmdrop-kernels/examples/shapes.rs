@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use llmdrop_kernels::gemm::{self, Blocking, PackedMatrix, Shape};
+use llmdrop_kernels::gemm::{self, tune, Blocking, PackedMatrix, Shape};
 use llmdrop_kernels::machine::Machine;
 use llmdrop_kernels::Kernel;
 
@@ -43,16 +43,9 @@ fn main() {
         (576, 1536, "gate"),
         (1536, 576, "down"),
     ] {
-        let x: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-            .collect();
+        let x = tune::activations(m * k);
         let ws: Vec<PackedMatrix> = (0..LAYERS)
-            .map(|l| {
-                let w: Vec<f32> = (0..n * k)
-                    .map(|i| (((i + l) * 53 % 97) as f32 - 48.0) / 480.0)
-                    .collect();
-                PackedMatrix::pack(&w, n, k)
-            })
+            .map(|l| PackedMatrix::pack(&tune::weights(n * k, l), n, k))
             .collect();
         let blockings: Vec<Blocking> = calls
             .iter()

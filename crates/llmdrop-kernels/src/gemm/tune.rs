@@ -63,16 +63,9 @@ pub struct TileChoice {
 /// core of an Intel Xeon.
 pub fn measure(kernel: Kernel, l2_bytes: Option<u64>) -> f64 {
     let (m, k) = (PROBE_ROWS, PROBE_WIDTH);
-    let x: Vec<f32> = (0..m * k)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-        .collect();
+    let x = activations(m * k);
     let weights: Vec<PackedMatrix> = (0..PROBE_MATRICES)
-        .map(|l| {
-            let w: Vec<f32> = (0..k * k)
-                .map(|i| (((i + l) * 53 % 97) as f32 - 48.0) / 480.0)
-                .collect();
-            PackedMatrix::pack(&w, k, k)
-        })
+        .map(|l| PackedMatrix::pack(&weights(k * k, l), k, k))
         .collect();
     let calls = [Shape::Rows12, Shape::Rows6].map(|s| Blocking::for_l2(l2_bytes, s));
     let mut best = [f64::INFINITY; 2];
@@ -86,6 +79,20 @@ pub fn measure(kernel: Kernel, l2_bytes: Option<u64>) -> f64 {
         }
     }
     best[0] / best[1].max(f64::MIN_POSITIVE)
+}
+
+/// `len` activations in [-1, 1), the same on every run.
+pub fn activations(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect()
+}
+
+/// `len` weights of matrix number `l`, within ±0.1, the same on every run.
+pub fn weights(len: usize, l: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| (((i + l) * 53 % 97) as f32 - 48.0) / 480.0)
+        .collect()
 }
 
 /// The call a [`measure`] ratio (12x1's time over 6x2's) picks: the faster one by more than
