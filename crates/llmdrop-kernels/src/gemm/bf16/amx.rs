@@ -20,6 +20,30 @@ const TILE_ROWS: usize = 16;
 const TILE_COLS: usize = 16;
 /// Activation rows per call: two tiles.
 pub(crate) const ROWS: usize = 2 * TILE_ROWS;
+/// Lanes of one block of a row group in tile order: 16 rows of [`BLOCK`] lanes.
+pub(crate) const GROUP_LANES: usize = TILE_ROWS * BLOCK;
+
+/// The rows of `x` (`cols` values each) rounded to bf16 and paired as
+/// [`arith::pairs_into`](super::arith::pairs_into) pairs them, `lanes` lanes a row (a
+/// multiple of [`BLOCK`]), in the order the tile loads read them: groups of 16 rows, each
+/// group's blocks in turn, a block's 16 runs of [`BLOCK`] lanes one after the other. Lanes
+/// past a row's values and rows a last group lacks are `+0`. Reading a tile's 16 rows from
+/// 16 places a row apart instead made each product copy them into this order first (or
+/// load a strided 1 KiB no prefetcher follows; with rows a multiple of 4 KiB long, all 16
+/// lines in one L1 set).
+pub(crate) fn tile_pairs(x: &[f32], cols: usize, lanes: usize, simd: bool) -> Vec<u32> {
+    let m = x.len().checked_div(cols).unwrap_or(0);
+    let mut out = vec![0u32; m.div_ceil(TILE_ROWS) * lanes / BLOCK * GROUP_LANES];
+    let tile = (TILE_ROWS, BLOCK);
+    if simd {
+        // SAFETY: `simd` only where `Caps::avx512_bf16` holds, which implies AVX-512 F
+        // and BW
+        unsafe { super::avx512::tile_pairs_into(x, cols, lanes, tile, &mut out) };
+    } else {
+        super::arith::tile_pairs_into(x, cols, lanes, tile, &mut out);
+    }
+    out
+}
 
 /// Whether this CPU has AMX-TILE and AMX-BF16 and the operating system lets this process
 /// use the tile data: on Linux, asked for once with `arch_prctl(ARCH_REQ_XCOMP_PERM)`
@@ -92,17 +116,23 @@ mod os {
 /// accumulators would wait on each other's latency) the call covers two whole panels,
 /// `stride` lanes apart, as outputs `0..2 * NR` (`cols` is then `2 * NR`).
 ///
-/// Contract: `a` points to `rows` rows of `blocks * BLOCK` lanes, `lda` lanes apart; `b`
-/// to `blocks * BLOCK` steps of `NR` lanes (and, for two panels, `b + stride` too); `c`
-/// is valid for `rows` rows of `cols` values, `ldc` apart; `1 <= rows <= ROWS`,
-/// `1 <= cols <= NR`, or `panels == 2`, `rows <= 16` and `cols == 2 * NR`.
+/// `A` is in tile order ([`tile_pairs`]): `a` points to the first block of rows 0-15, a
+/// block being their 16 runs of [`BLOCK`] lanes one after the other (one tile load reads 1
+/// KiB in order), the next block [`GROUP_LANES`] lanes on; rows 16-31 start `group` lanes
+/// after `a`.
+///
+/// Contract: `a` holds `blocks` blocks of each row group the call has (rows `0..16` and,
+/// for more than 16 rows, `16..rows`); `b` points to `blocks * BLOCK` steps of `NR` lanes
+/// (and, for two panels, `b + stride` too); `c` is valid for `rows` rows of `cols` values,
+/// `ldc` apart; `1 <= rows <= ROWS`, `1 <= cols <= NR`, or `panels == 2`, `rows <= 16` and
+/// `cols == 2 * NR`.
 ///
 /// [`Order::Tiles`]: super::Order::Tiles
 pub(crate) struct AmxTile {
     pub rows: usize,
     pub cols: usize,
     pub a: *const u32,
-    pub lda: usize,
+    pub group: usize,
     pub b: *const u32,
     pub blocks: usize,
     pub c: *mut f32,
@@ -235,9 +265,9 @@ impl Drop for Tiles {
 /// `TC == cols > 16`.
 #[inline(always)]
 unsafe fn body<const TR: bool, const TC: bool>(t: &AmxTile) {
-    let (sa, sb, sc) = (t.lda * 4, NR * 4, t.ldc * 4);
-    // SAFETY: the contract makes rows 0..rows of `c` (cols values each), rows 0..rows of
-    // `a` (blocks * BLOCK lanes each) and blocks * BLOCK steps of `b` valid; each tile
+    let (sa, sb, sc) = (BLOCK * 4, NR * 4, t.ldc * 4);
+    // SAFETY: the contract makes rows 0..rows of `c` (cols values each), `blocks` blocks
+    // of `a`'s row groups and blocks * BLOCK steps of `b` valid; each tile
     // below reads or writes only its configured rows x bytes from the address given,
     // which lie in those ranges (row group 1 and output group 1 only when TR / TC)
     unsafe {
@@ -269,7 +299,7 @@ unsafe fn body<const TR: bool, const TC: bool>(t: &AmxTile) {
             }
         }
         let (mut a0, mut b0) = (t.a, t.b);
-        let a1_offset = TILE_ROWS * t.lda;
+        let a1_offset = t.group;
         for _ in 0..t.blocks {
             // each product right after the loads it needs, so that the next loads overlap
             // the products before them
@@ -287,7 +317,7 @@ unsafe fn body<const TR: bool, const TC: bool>(t: &AmxTile) {
             if TR && TC {
                 asm!("tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
             }
-            a0 = a0.add(BLOCK);
+            a0 = a0.add(GROUP_LANES);
             b0 = b0.add(BLOCK * NR);
         }
         asm!("tilestored [{0} + {1}], tmm0", in(reg) t.c, in(reg) sc, options(nostack));
@@ -310,9 +340,9 @@ unsafe fn body<const TR: bool, const TC: bool>(t: &AmxTile) {
 /// As [`Tiles::run`], with [`Config::two_panels`] loaded for `t.rows`; `t.panels == 2`.
 #[inline(always)]
 unsafe fn two_panels(t: &AmxTile) {
-    let (sa, sb, sc) = (t.lda * 4, NR * 4, t.ldc * 4);
-    // SAFETY: the contract makes rows 0..rows of `c` (2 * NR values each), of `a` (blocks
-    // * BLOCK lanes each) and blocks * BLOCK steps of both panels valid; each tile reads or
+    let (sa, sb, sc) = (BLOCK * 4, NR * 4, t.ldc * 4);
+    // SAFETY: the contract makes rows 0..rows of `c` (2 * NR values each), `blocks` blocks
+    // of `a`'s first row group and blocks * BLOCK steps of both panels valid; each tile reads or
     // writes its configured rows x 64 bytes from the addresses below, inside those ranges
     unsafe {
         let c = [
@@ -347,7 +377,7 @@ unsafe fn two_panels(t: &AmxTile) {
             asm!("tdpbf16ps tmm2, tmm4, tmm7", options(nostack, nomem));
             asm!("tileloadd tmm5, [{0} + {1}]", in(reg) b1.add(TILE_COLS), in(reg) sb, options(nostack, readonly));
             asm!("tdpbf16ps tmm3, tmm4, tmm5", options(nostack, nomem));
-            a0 = a0.add(BLOCK);
+            a0 = a0.add(GROUP_LANES);
             b0 = b0.add(BLOCK * NR);
         }
         asm!("tilestored [{0} + {1}], tmm0", in(reg) c[0], in(reg) sc, options(nostack));

@@ -134,6 +134,33 @@ pub(crate) fn pairs_into(x: &[f32], cols: usize, out: &mut [u32]) {
     }
 }
 
+/// [`pairs_into`] into the AMX kernel's tile order: row `r`'s paired lanes, cut in runs
+/// of `run` (lanes `b * run..`), go to `out[(r / rows * (lanes / run) + b) * rows * run + r
+/// % rows * run..]`: groups of `rows` rows, each group's runs in turn, a run's `rows` rows
+/// one after the other. `out` holds whole groups of `lanes` lanes a row; runs and rows
+/// past the data are left as they are (`+0` in a zeroed `out`).
+#[inline(always)]
+pub(crate) fn tile_pairs_into(
+    x: &[f32],
+    cols: usize,
+    lanes: usize,
+    (rows, run): (usize, usize),
+    out: &mut [u32],
+) {
+    let group = lanes / run * rows * run;
+    for (r, row) in x.chunks_exact(cols).enumerate() {
+        let first = r / rows * group + r % rows * run;
+        for (b, values) in row.chunks(2 * run).enumerate() {
+            let at = first + b * rows * run;
+            pairs_into(
+                values,
+                values.len(),
+                &mut out[at..at + values.len().div_ceil(2)],
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +182,31 @@ mod tests {
         let mut out = [0u32; 4];
         pairs_into(&x, 3, &mut out);
         assert_eq!(out, [0x3f80_4000, 0x4040_0000, 0xbf80_c000, 0xc040_0000]);
+    }
+
+    #[test]
+    fn tile_order_puts_each_run_of_a_row_where_its_group_and_block_say() {
+        // 19 rows of 70 values: 35 lanes a row, 48 with the padding (3 runs of 16), two
+        // groups of 16 rows, the second holding 3
+        let (m, cols, lanes, rows, run) = (19, 70, 48, 16, 16);
+        let x: Vec<f32> = (0..m * cols).map(|i| i as f32 * 0.37 - 100.0).collect();
+        let mut plain = vec![0u32; m * lanes];
+        for (row, dst) in x.chunks_exact(cols).zip(plain.chunks_exact_mut(lanes)) {
+            pairs_into(row, cols, &mut dst[..cols / 2]);
+        }
+        let mut tiled = vec![u32::MAX; 2 * 3 * rows * run];
+        tile_pairs_into(&x, cols, lanes, (rows, run), &mut tiled);
+        for r in 0..2 * rows {
+            for lane in 0..lanes {
+                let (b, l) = (lane / run, lane % run);
+                let got = tiled[((r / rows) * 3 + b) * rows * run + (r % rows) * run + l];
+                if r < m && lane < cols / 2 {
+                    assert_eq!(got, plain[r * lanes + lane], "row {r} lane {lane}");
+                } else {
+                    // padding lanes and missing rows are left as they were
+                    assert_eq!(got, u32::MAX, "row {r} lane {lane}");
+                }
+            }
+        }
     }
 }

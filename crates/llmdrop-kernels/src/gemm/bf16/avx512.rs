@@ -123,6 +123,22 @@ pub(crate) unsafe fn pairs_into(x: &[f32], cols: usize, out: &mut [u32]) {
     super::arith::pairs_into(x, cols, out);
 }
 
+/// [`arith::tile_pairs_into`](super::arith::tile_pairs_into) compiled for AVX-512 (the
+/// same bits).
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW ([`crate::Caps::avx512_bf16`] implies them).
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn tile_pairs_into(
+    x: &[f32],
+    cols: usize,
+    lanes: usize,
+    tile: (usize, usize),
+    out: &mut [u32],
+) {
+    super::arith::tile_pairs_into(x, cols, lanes, tile, out);
+}
+
 /// Runs `iters` steps of 12 independent `vdpbf16ps`: the FLOPs of
 /// [`crate::peak::bf16_peak_gflops`] without AMX.
 ///

@@ -68,7 +68,15 @@ pub fn matmul_in(w: &Bf16Matrix, x: &[f32], kernel: Kernel, order: Order) -> Res
     if m == 0 || n == 0 {
         return Ok(vec![0f32; m * n]);
     }
-    let xb = pairs(x, k, w.block_steps(), kernel.avx512_bf16());
+    #[cfg(target_arch = "x86_64")]
+    let tiles = order == Order::Tiles && kernel.amx_bf16();
+    #[cfg(not(target_arch = "x86_64"))]
+    let tiles = false;
+    let xb = match tiles {
+        #[cfg(target_arch = "x86_64")]
+        true => amx::tile_pairs(x, k, w.block_steps(), kernel.avx512_bf16()),
+        _ => pairs(x, k, w.block_steps(), kernel.avx512_bf16()),
+    };
     let mut y = Vec::new();
     let out = SharedOut::spare(&mut y, m * n);
     let parallel = m * n * k >= PARALLEL_MIN_MACS;
@@ -80,7 +88,7 @@ pub fn matmul_in(w: &Bf16Matrix, x: &[f32], kernel: Kernel, order: Order) -> Res
     };
     match order {
         #[cfg(target_arch = "x86_64")]
-        Order::Tiles if kernel.amx_bf16() => split_items(w.panels(), parallel, |r| p.on_tiles(r)),
+        Order::Tiles if tiles => split_items(w.panels(), parallel, |r| p.on_tiles(r)),
         Order::Tiles => split_items(w.panels(), parallel, |r| p.in_steps(r, Mode::TilesPortable)),
         Order::Chain => {
             let mode = match kernel.avx512_bf16() {
@@ -108,8 +116,9 @@ pub(crate) enum Mode {
 }
 
 /// One product's operands: the weights, the activations rounded and paired (`m` rows of
-/// `w.block_steps()` lanes) and the output `[m, w.rows()]`, whose panels' columns each
-/// task writes alone.
+/// `w.block_steps()` lanes, one after the other, or in the AMX tiles' order for
+/// [`Product::on_tiles`]) and the output `[m, w.rows()]`, whose panels' columns each task
+/// writes alone.
 struct Product<'a> {
     w: &'a Bf16Matrix,
     xb: &'a [u32],
@@ -172,11 +181,14 @@ impl Product<'_> {
         }
     }
 
-    /// Panels `panels` on the AMX tiles, [`amx::ROWS`] rows a call: whole blocks, in
+    /// Panels `panels` on the AMX tiles, `self.xb` in tile order ([`amx::tile_pairs`]),
+    /// [`amx::ROWS`] rows a call: whole blocks, in
     /// chunks of [`KCP`] steps (measured: 256 or 1024 lose to 2048, the sums' tiles stored
     /// and loaded again between chunks), rows in passes of [`MC`].
     #[cfg(target_arch = "x86_64")]
     fn on_tiles(&self, panels: Range<usize>) {
+        // row passes start on whole calls, so every call's rows start a 16-row group
+        const { assert!(MC.is_multiple_of(amx::ROWS)) };
         let (w, m) = (self.w, self.m);
         let n = w.rows();
         let steps = w.block_steps();
@@ -194,12 +206,15 @@ impl Product<'_> {
                     let cols = (count * NR).min(n - j * NR);
                     for ir in (ic..m.min(ic + MC)).step_by(amx::ROWS) {
                         let rows = amx::ROWS.min(m - ir);
-                        let a = &self.xb[ir * steps + pc..(ir + rows - 1) * steps + pc + kc];
+                        // rows ir.. in tile order: their group's blocks from pc on
+                        let group = steps / BLOCK * amx::GROUP_LANES;
+                        let first = ir / 16 * group + pc / BLOCK * amx::GROUP_LANES;
+                        let a = &self.xb[first..];
                         let t = amx::AmxTile {
                             rows,
                             cols,
                             a: a.as_ptr(),
-                            lda: steps,
+                            group,
                             b: b.as_ptr(),
                             blocks: kc / BLOCK,
                             // SAFETY: row ir, column j*NR lie in y
@@ -209,8 +224,10 @@ impl Product<'_> {
                             panels: count,
                             stride: steps * NR,
                         };
-                        // SAFETY: only where `Kernel::amx_bf16` holds; a spans rows x kc
-                        // lanes `steps` apart and b kc steps of panel j (and j + 1 for two:
+                        // SAFETY: only where `Kernel::amx_bf16` holds; `xb` is in tile
+                        // order (`amx::tile_pairs`), whole groups: from `a`, kc / BLOCK
+                        // blocks of rows ir.. and of the next group where rows > 16; b kc
+                        // steps of panel j (and j + 1 for two:
                         // both whole, inside this task's range) (pc and kc whole blocks: KCP
                         // and steps are multiples of BLOCK); rows ir.. x the panels' cols
                         // lie in y's reserved room, written by this task alone; two panels
