@@ -47,6 +47,11 @@ fn main() -> ExitCode {
     // the kernels chosen while no other thread exists: Linux grants AMX's tile state
     // (llmdrop_kernels::Caps::amx_bf16) only where every thread's signal stack can hold it
     llmdrop_kernels::caps();
+    // a measurement setting the kernels would ignore: refused, not quietly measured past
+    if let Some(e) = llmdrop_kernels::gemm::Blocking::env_error() {
+        eprintln!("llmdrop: {}", output::printable(&e));
+        return ExitCode::from(2);
+    }
     // still single-threaded here: nothing else reads the environment yet
     set_threads(cli.global.threads);
     single_candle_elementwise_thread();

@@ -223,3 +223,37 @@ fn the_f32_call_is_reported_and_moves_no_score() {
         assert_eq!(named["table"], own["table"], "{tile}");
     }
 }
+
+#[test]
+fn a_measurement_setting_the_kernels_would_ignore_is_refused() {
+    let model = testkit::tiny_dir("llama");
+    let m = model.to_str().unwrap();
+    let args = ["bench", "--model", m, "--context", "8", "--generate", "1"];
+    for (name, value, says) in [
+        ("LLMDROP_GEMM_TILE", "8x3", "the calls: 12x1, 6x2"),
+        ("LLMDROP_GEMM_TILE", "6X2", "no such call"),
+        ("LLMDROP_GEMM_KC", "lots", "not a positive whole number"),
+        ("LLMDROP_GEMM_MC", "0", "not a positive whole number"),
+    ] {
+        let r = common::llmdrop(&args).env(name, value).run();
+        r.assert_clean_error(&[name, says]);
+        assert!(r.stdout.is_empty(), "{name}={value}: {}", r.stdout);
+    }
+    // named well (or empty: unset), each runs
+    for (name, value) in [
+        ("LLMDROP_GEMM_TILE", "12x1"),
+        ("LLMDROP_GEMM_TILE", ""),
+        ("LLMDROP_GEMM_KC", "256"),
+        ("LLMDROP_GEMM_MC", "96"),
+    ] {
+        llmdrop_with(&args, name, value).assert_success();
+    }
+}
+
+/// [`llmdrop`] with one more environment variable.
+fn llmdrop_with(args: &[&str], name: &str, value: &str) -> Run {
+    common::llmdrop(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .env(name, value)
+        .run()
+}

@@ -176,6 +176,43 @@ impl Blocking {
         })
     }
 
+    /// What is wrong with the measurement settings in the environment, if anything:
+    /// `LLMDROP_GEMM_TILE` that names no call, `LLMDROP_GEMM_KC` / `LLMDROP_GEMM_MC` that
+    /// are no positive whole number (empty values count as unset). [`Blocking::chosen`] ignores such a value; a caller
+    /// that would rather refuse it (the CLI: a run meant to measure one call must not
+    /// quietly measure another) asks here first.
+    pub fn env_error() -> Option<String> {
+        // an empty value counts as unset (`LLMDROP_GEMM_TILE= llmdrop …`)
+        let set = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| (name.to_string(), v))
+        };
+        if let Some((name, v)) = set("LLMDROP_GEMM_TILE") {
+            if v.to_str().and_then(Shape::parse).is_none() {
+                return Some(format!(
+                    "{name}={}: no such call (the calls: 12x1, 6x2)",
+                    v.to_string_lossy()
+                ));
+            }
+        }
+        for name in ["LLMDROP_GEMM_KC", "LLMDROP_GEMM_MC"] {
+            if let Some((name, v)) = set(name) {
+                if v.to_str()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .unwrap_or(0)
+                    == 0
+                {
+                    return Some(format!(
+                        "{name}={}: not a positive whole number",
+                        v.to_string_lossy()
+                    ));
+                }
+            }
+        }
+        None
+    }
+
     /// How this process's call was chosen, if a product has chosen it yet (never starts
     /// the measurement).
     pub fn choice() -> Option<TileChoice> {
