@@ -189,7 +189,12 @@ fn the_f32_call_is_reported_and_moves_no_score() {
             .join(format!("scores-{}.json", tile.unwrap_or("own")));
         let mut args = score_args(model.to_str().unwrap(), &data, out.to_str().unwrap()).to_vec();
         args.push("--json");
-        let mut cmd = common::llmdrop(&args).env("RAYON_NUM_THREADS", "1");
+        // the developer's own measurement settings must not reach these runs
+        let mut cmd = common::llmdrop(&args)
+            .env("RAYON_NUM_THREADS", "1")
+            .env_remove("LLMDROP_GEMM_TILE")
+            .env_remove("LLMDROP_GEMM_KC")
+            .env_remove("LLMDROP_GEMM_MC");
         if let Some(t) = tile {
             cmd = cmd.env("LLMDROP_GEMM_TILE", t);
         }
@@ -232,8 +237,19 @@ fn a_measurement_setting_the_kernels_would_ignore_is_refused() {
     for (name, value, says) in [
         ("LLMDROP_GEMM_TILE", "8x3", "the calls: 12x1, 6x2"),
         ("LLMDROP_GEMM_TILE", "6X2", "no such call"),
-        ("LLMDROP_GEMM_KC", "lots", "not a positive whole number"),
-        ("LLMDROP_GEMM_MC", "0", "not a positive whole number"),
+        (
+            "LLMDROP_GEMM_KC",
+            "lots",
+            "not a whole number from 1 to 16777216",
+        ),
+        ("LLMDROP_GEMM_MC", "0", "not a whole number from 1"),
+        // past the bound, where rounding up to whole blocks would overflow
+        (
+            "LLMDROP_GEMM_KC",
+            "18446744073709551615",
+            "not a whole number",
+        ),
+        ("LLMDROP_GEMM_MC", "16777217", "not a whole number"),
     ] {
         let r = common::llmdrop(&args).env(name, value).run();
         r.assert_clean_error(&[name, says]);
@@ -245,6 +261,7 @@ fn a_measurement_setting_the_kernels_would_ignore_is_refused() {
         ("LLMDROP_GEMM_TILE", ""),
         ("LLMDROP_GEMM_KC", "256"),
         ("LLMDROP_GEMM_MC", "96"),
+        ("LLMDROP_GEMM_MC", "16777216"),
     ] {
         llmdrop_with(&args, name, value).assert_success();
     }

@@ -171,9 +171,10 @@ fn simd_equals_portable_and_f64_on_random_shapes() {
 fn long_rows_cross_the_chunk_and_the_row_pass() {
     simd_here();
     // 2049 input pairs: one more than a 2048-pair chunk (the second chunk starts from the
-    // first one's stored sums); 389 rows: past the 384-row pass; odd k
+    // first one's stored sums); 389 rows: past the 384-row pass, whose last 5 rows take two
+    // panels a call (AMX) in both chunks; odd k
     for (m, k, n) in [
-        (389, 4097, 33),
+        (389, 4097, 2 * NR + 1),
         (MR + 1, 4098, 2 * NR),
         (1, 4099, 4 * NR + 1),
     ] {

@@ -81,6 +81,12 @@ impl Llmdrop {
         self
     }
 
+    /// Leaves an environment variable of this process out of the run's.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
     /// Fails the test (and kills the process) when the run takes more than `secs` seconds:
     /// a hang fails instead of blocking the suite.
     pub fn within(mut self, secs: u64) -> Self {

@@ -144,7 +144,7 @@ impl Blocking {
     /// `LLMDROP_GEMM_KC` / `LLMDROP_GEMM_MC` where set (for measurements).
     pub fn chosen() -> (Self, TileChoice) {
         *CHOSEN.get_or_init(|| {
-            let var = |name: &str| std::env::var(name).ok()?.parse::<usize>().ok();
+            let var = |name: &str| setting(&std::env::var(name).ok()?);
             let machine = Machine::detect();
             let l2 = machine.data_cache_bytes(2);
             let vendor = Shape::for_vendor(machine.vendor.as_deref());
@@ -161,8 +161,8 @@ impl Blocking {
             };
             let b = Self::for_l2(l2, shape);
             let b = Self {
-                kc: var("LLMDROP_GEMM_KC").filter(|&k| k > 0).unwrap_or(b.kc),
-                mc: var("LLMDROP_GEMM_MC").map_or(b.mc, |m| m.div_ceil(MR).max(1) * MR),
+                kc: var("LLMDROP_GEMM_KC").unwrap_or(b.kc),
+                mc: var("LLMDROP_GEMM_MC").map_or(b.mc, |m| m.div_ceil(MR) * MR),
                 shape,
             };
             let choice = TileChoice {
@@ -178,9 +178,10 @@ impl Blocking {
 
     /// What is wrong with the measurement settings in the environment, if anything:
     /// `LLMDROP_GEMM_TILE` that names no call, `LLMDROP_GEMM_KC` / `LLMDROP_GEMM_MC` that
-    /// are no positive whole number (empty values count as unset). [`Blocking::chosen`] ignores such a value; a caller
-    /// that would rather refuse it (the CLI: a run meant to measure one call must not
-    /// quietly measure another) asks here first.
+    /// are no whole number from 1 to [`MAX_SETTING`] (empty values count as unset).
+    /// [`Blocking::chosen`] ignores such a value; a caller that would rather refuse it (the
+    /// CLI: a run meant to measure one setting must not quietly measure another) asks here
+    /// first.
     pub fn env_error() -> Option<String> {
         // an empty value counts as unset (`LLMDROP_GEMM_TILE= llmdrop …`)
         let set = |name: &str| {
@@ -198,13 +199,9 @@ impl Blocking {
         }
         for name in ["LLMDROP_GEMM_KC", "LLMDROP_GEMM_MC"] {
             if let Some((name, v)) = set(name) {
-                if v.to_str()
-                    .and_then(|s| s.parse::<usize>().ok())
-                    .unwrap_or(0)
-                    == 0
-                {
+                if v.to_str().and_then(setting).is_none() {
                     return Some(format!(
-                        "{name}={}: not a positive whole number",
+                        "{name}={}: not a whole number from 1 to {MAX_SETTING}",
                         v.to_string_lossy()
                     ));
                 }
@@ -218,6 +215,19 @@ impl Blocking {
     pub fn choice() -> Option<TileChoice> {
         CHOSEN.get().map(|c| c.1)
     }
+}
+
+/// The largest `LLMDROP_GEMM_KC` / `LLMDROP_GEMM_MC` taken (inputs per chunk, rows per
+/// block): far past any cache, and small enough that rounding it up to whole blocks or
+/// tiles cannot overflow.
+pub const MAX_SETTING: usize = 1 << 24;
+
+/// A `LLMDROP_GEMM_KC` / `LLMDROP_GEMM_MC` value: a whole number from 1 to
+/// [`MAX_SETTING`].
+fn setting(s: &str) -> Option<usize> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|v| (1..=MAX_SETTING).contains(v))
 }
 
 /// This process's blocking, once chosen.

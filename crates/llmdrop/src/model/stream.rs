@@ -57,6 +57,8 @@ impl<'a> LayerStream<'a> {
         let cfg = src.config();
         let plan = plan.union(src.stored_plan());
         plan.validate(cfg.num_layers)?;
+        // before the first layer loads, which a streamed run's clock already counts
+        super::weights::choose_kernels(device);
         let mut layer_tensors = vec![Vec::new(); cfg.num_layers];
         for t in src.weights().tensors() {
             if let Some((i, _)) = split_layer_name(&t.name).filter(|(i, _)| *i < cfg.num_layers) {

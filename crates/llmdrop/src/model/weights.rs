@@ -34,6 +34,7 @@ impl<'a> Weights<'a> {
         precision: crate::quant::Precision,
         device: &'a Device,
     ) -> Self {
+        choose_kernels(device);
         Self {
             src,
             arch: cfg.arch,
@@ -41,6 +42,16 @@ impl<'a> Weights<'a> {
             device,
             quant: precision.quant(),
         }
+    }
+}
+
+/// Chooses the f32 products' call on `device` now (timed once a process, ~25 ms; see
+/// `llmdrop_kernels::gemm::tune`), as a model is opened: not inside the first pass a
+/// benchmark or a score times, nor on a pool thread beside others' work. Every model runs
+/// f32 products there (attention's at least, whatever the weights' dtype).
+pub(crate) fn choose_kernels(device: &Device) {
+    if device.is_cpu() && llmdrop_kernels::caps().avx512f() {
+        llmdrop_kernels::gemm::Blocking::get();
     }
 }
 
@@ -190,9 +201,6 @@ impl Weights<'_> {
         if t.dtype() != DType::F32 || !self.device.is_cpu() || !llmdrop_kernels::caps().avx512f() {
             return Ok(MatrixWeight::Dense(t));
         }
-        // the products' call is chosen (timed, once a process) here at load, not inside
-        // the first pass a benchmark times
-        llmdrop_kernels::gemm::Blocking::get();
         // packed straight from the loaded tensor's storage (no intermediate copy)
         let packed = {
             let (storage, layout) = t.storage_and_layout();

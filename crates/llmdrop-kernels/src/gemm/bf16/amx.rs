@@ -20,21 +20,25 @@ const TILE_ROWS: usize = 16;
 const TILE_COLS: usize = 16;
 /// Activation rows per call: two tiles.
 pub(crate) const ROWS: usize = 2 * TILE_ROWS;
-/// Lanes of one block of a row group in tile order: 16 rows of [`BLOCK`] lanes.
-pub(crate) const GROUP_LANES: usize = TILE_ROWS * BLOCK;
+/// Rows of a group in the tile order of `m` activation rows: a tile's 16, or all `m`
+/// when fewer (a decode step's one row is then stored as one row, not padded to 16).
+pub(crate) fn group_rows(m: usize) -> usize {
+    m.clamp(1, TILE_ROWS)
+}
 
 /// The rows of `x` (`cols` values each) rounded to bf16 and paired as
 /// [`arith::pairs_into`](super::arith::pairs_into) pairs them, `lanes` lanes a row (a
-/// multiple of [`BLOCK`]), in the order the tile loads read them: groups of 16 rows, each
-/// group's blocks in turn, a block's 16 runs of [`BLOCK`] lanes one after the other. Lanes
-/// past a row's values and rows a last group lacks are `+0`. Reading a tile's 16 rows from
-/// 16 places a row apart instead made each product copy them into this order first (or
-/// load a strided 1 KiB no prefetcher follows; with rows a multiple of 4 KiB long, all 16
-/// lines in one L1 set).
+/// multiple of [`BLOCK`]), in the order the tile loads read them: groups of
+/// [`group_rows`] rows, each group's blocks in turn, a block's rows' runs of [`BLOCK`] lanes
+/// one after the other (16 rows: 1 KiB in order). Lanes past a row's values and rows a
+/// last group lacks are `+0`. Reading a tile's 16 rows from 16 places a row apart instead
+/// made each product copy them into this order first (or load a strided 1 KiB no
+/// prefetcher follows; with rows a multiple of 4 KiB long, all 16 lines in one L1 set).
 pub(crate) fn tile_pairs(x: &[f32], cols: usize, lanes: usize, simd: bool) -> Vec<u32> {
     let m = x.len().checked_div(cols).unwrap_or(0);
-    let mut out = vec![0u32; m.div_ceil(TILE_ROWS) * lanes / BLOCK * GROUP_LANES];
-    let tile = (TILE_ROWS, BLOCK);
+    let g = group_rows(m);
+    let mut out = vec![0u32; m.div_ceil(g) * g * lanes];
+    let tile = (g, BLOCK);
     if simd {
         // SAFETY: `simd` only where `Caps::avx512_bf16` holds, which implies AVX-512 F
         // and BW
@@ -116,10 +120,9 @@ mod os {
 /// accumulators would wait on each other's latency) the call covers two whole panels,
 /// `stride` lanes apart, as outputs `0..2 * NR` (`cols` is then `2 * NR`).
 ///
-/// `A` is in tile order ([`tile_pairs`]): `a` points to the first block of rows 0-15, a
-/// block being their 16 runs of [`BLOCK`] lanes one after the other (one tile load reads 1
-/// KiB in order), the next block [`GROUP_LANES`] lanes on; rows 16-31 start `group` lanes
-/// after `a`.
+/// `A` is in tile order ([`tile_pairs`]): `a` points to the first block of the call's
+/// first row group, whose rows' runs of [`BLOCK`] lanes lie one after the other (64 bytes
+/// a row), the next block `block` lanes on; rows 16-31 start `group` lanes after `a`.
 ///
 /// Contract: `a` holds `blocks` blocks of each row group the call has (rows `0..16` and,
 /// for more than 16 rows, `16..rows`); `b` points to `blocks * BLOCK` steps of `NR` lanes
@@ -132,6 +135,7 @@ pub(crate) struct AmxTile {
     pub rows: usize,
     pub cols: usize,
     pub a: *const u32,
+    pub block: usize,
     pub group: usize,
     pub b: *const u32,
     pub blocks: usize,
@@ -317,7 +321,7 @@ unsafe fn body<const TR: bool, const TC: bool>(t: &AmxTile) {
             if TR && TC {
                 asm!("tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
             }
-            a0 = a0.add(GROUP_LANES);
+            a0 = a0.add(t.block);
             b0 = b0.add(BLOCK * NR);
         }
         asm!("tilestored [{0} + {1}], tmm0", in(reg) t.c, in(reg) sc, options(nostack));
@@ -377,7 +381,7 @@ unsafe fn two_panels(t: &AmxTile) {
             asm!("tdpbf16ps tmm2, tmm4, tmm7", options(nostack, nomem));
             asm!("tileloadd tmm5, [{0} + {1}]", in(reg) b1.add(TILE_COLS), in(reg) sb, options(nostack, readonly));
             asm!("tdpbf16ps tmm3, tmm4, tmm5", options(nostack, nomem));
-            a0 = a0.add(GROUP_LANES);
+            a0 = a0.add(t.block);
             b0 = b0.add(BLOCK * NR);
         }
         asm!("tilestored [{0} + {1}], tmm0", in(reg) c[0], in(reg) sc, options(nostack));

@@ -139,6 +139,7 @@ pub(crate) fn pairs_into(x: &[f32], cols: usize, out: &mut [u32]) {
 /// % rows * run..]`: groups of `rows` rows, each group's runs in turn, a run's `rows` rows
 /// one after the other. `out` holds whole groups of `lanes` lanes a row; runs and rows
 /// past the data are left as they are (`+0` in a zeroed `out`).
+#[cfg(any(target_arch = "x86_64", test))]
 #[inline(always)]
 pub(crate) fn tile_pairs_into(
     x: &[f32],
@@ -186,13 +187,14 @@ mod tests {
 
     #[test]
     fn tile_order_puts_each_run_of_a_row_where_its_group_and_block_say() {
-        // 19 rows of 70 values: 35 lanes a row, 48 with the padding (3 runs of 16), two
-        // groups of 16 rows, the second holding 3
-        let (m, cols, lanes, rows, run) = (19, 70, 48, 16, 16);
+        // 19 rows of 69 values: 35 lanes a row (the last half padding), 48 with the
+        // padding lanes (3 runs of 16, the last holding 3 lanes), two groups of 16 rows,
+        // the second holding 3
+        let (m, cols, lanes, rows, run) = (19, 69, 48, 16, 16);
         let x: Vec<f32> = (0..m * cols).map(|i| i as f32 * 0.37 - 100.0).collect();
         let mut plain = vec![0u32; m * lanes];
         for (row, dst) in x.chunks_exact(cols).zip(plain.chunks_exact_mut(lanes)) {
-            pairs_into(row, cols, &mut dst[..cols / 2]);
+            pairs_into(row, cols, &mut dst[..cols.div_ceil(2)]);
         }
         let mut tiled = vec![u32::MAX; 2 * 3 * rows * run];
         tile_pairs_into(&x, cols, lanes, (rows, run), &mut tiled);
@@ -200,7 +202,7 @@ mod tests {
             for lane in 0..lanes {
                 let (b, l) = (lane / run, lane % run);
                 let got = tiled[((r / rows) * 3 + b) * rows * run + (r % rows) * run + l];
-                if r < m && lane < cols / 2 {
+                if r < m && lane < cols.div_ceil(2) {
                     assert_eq!(got, plain[r * lanes + lane], "row {r} lane {lane}");
                 } else {
                     // padding lanes and missing rows are left as they were

@@ -70,13 +70,14 @@ pub fn matmul_in(w: &Bf16Matrix, x: &[f32], kernel: Kernel, order: Order) -> Res
     }
     #[cfg(target_arch = "x86_64")]
     let tiles = order == Order::Tiles && kernel.amx_bf16();
-    #[cfg(not(target_arch = "x86_64"))]
-    let tiles = false;
-    let xb = match tiles {
-        #[cfg(target_arch = "x86_64")]
-        true => amx::tile_pairs(x, k, w.block_steps(), kernel.avx512_bf16()),
-        _ => pairs(x, k, w.block_steps(), kernel.avx512_bf16()),
+    #[cfg(target_arch = "x86_64")]
+    let xb = if tiles {
+        amx::tile_pairs(x, k, w.block_steps(), kernel.avx512_bf16())
+    } else {
+        pairs(x, k, w.block_steps(), kernel.avx512_bf16())
     };
+    #[cfg(not(target_arch = "x86_64"))]
+    let xb = pairs(x, k, w.block_steps(), kernel.avx512_bf16());
     let mut y = Vec::new();
     let out = SharedOut::spare(&mut y, m * n);
     let parallel = m * n * k >= PARALLEL_MIN_MACS;
@@ -187,7 +188,8 @@ impl Product<'_> {
     /// and loaded again between chunks), rows in passes of [`MC`].
     #[cfg(target_arch = "x86_64")]
     fn on_tiles(&self, panels: Range<usize>) {
-        // row passes start on whole calls, so every call's rows start a 16-row group
+        // row passes start on whole calls, so every call's rows start a group (of 16
+        // rows, or of all m when fewer)
         const { assert!(MC.is_multiple_of(amx::ROWS)) };
         let (w, m) = (self.w, self.m);
         let n = w.rows();
@@ -207,13 +209,14 @@ impl Product<'_> {
                     for ir in (ic..m.min(ic + MC)).step_by(amx::ROWS) {
                         let rows = amx::ROWS.min(m - ir);
                         // rows ir.. in tile order: their group's blocks from pc on
-                        let group = steps / BLOCK * amx::GROUP_LANES;
-                        let first = ir / 16 * group + pc / BLOCK * amx::GROUP_LANES;
-                        let a = &self.xb[first..];
+                        let g = amx::group_rows(m);
+                        let (block, group) = (g * BLOCK, g * steps);
+                        let a = &self.xb[ir / g * group + pc / BLOCK * block..];
                         let t = amx::AmxTile {
                             rows,
                             cols,
                             a: a.as_ptr(),
+                            block,
                             group,
                             b: b.as_ptr(),
                             blocks: kc / BLOCK,
@@ -225,8 +228,9 @@ impl Product<'_> {
                             stride: steps * NR,
                         };
                         // SAFETY: only where `Kernel::amx_bf16` holds; `xb` is in tile
-                        // order (`amx::tile_pairs`), whole groups: from `a`, kc / BLOCK
-                        // blocks of rows ir.. and of the next group where rows > 16; b kc
+                        // order (`amx::tile_pairs`), whole groups of g rows: from `a`, kc /
+                        // BLOCK blocks of rows ir.. and of the next group where rows > 16
+                        // (then g = 16); b kc
                         // steps of panel j (and j + 1 for two:
                         // both whole, inside this task's range) (pc and kc whole blocks: KCP
                         // and steps are multiples of BLOCK); rows ir.. x the panels' cols
