@@ -144,14 +144,12 @@ impl Blocking {
     /// `LLMDROP_GEMM_KC` / `LLMDROP_GEMM_MC` where set (for measurements).
     pub fn chosen() -> (Self, TileChoice) {
         *CHOSEN.get_or_init(|| {
-            let var = |name: &str| setting(&std::env::var(name).ok()?);
+            // a setting that does not parse counts as unset here (see `env_error`)
+            let env = EnvSettings::read();
             let machine = Machine::detect();
             let l2 = machine.data_cache_bytes(2);
             let vendor = Shape::for_vendor(machine.vendor.as_deref());
-            let named = std::env::var("LLMDROP_GEMM_TILE")
-                .ok()
-                .and_then(|s| Shape::parse(&s));
-            let (shape, chosen_by, ratio) = match named {
+            let (shape, chosen_by, ratio) = match env.tile.ok().flatten() {
                 Some(s) => (s, ChosenBy::Env, None),
                 None if Kernel::Auto.avx512f() => {
                     let r = tune::measure(Kernel::Auto, l2);
@@ -161,8 +159,8 @@ impl Blocking {
             };
             let b = Self::for_l2(l2, shape);
             let b = Self {
-                kc: var("LLMDROP_GEMM_KC").unwrap_or(b.kc),
-                mc: var("LLMDROP_GEMM_MC").map_or(b.mc, |m| m.div_ceil(MR) * MR),
+                kc: env.kc.ok().flatten().unwrap_or(b.kc),
+                mc: env.mc.ok().flatten().map_or(b.mc, |m| m.div_ceil(MR) * MR),
                 shape,
             };
             let choice = TileChoice {
@@ -183,31 +181,8 @@ impl Blocking {
     /// CLI: a run meant to measure one setting must not quietly measure another) asks here
     /// first.
     pub fn env_error() -> Option<String> {
-        // an empty value counts as unset (`LLMDROP_GEMM_TILE= llmdrop …`)
-        let set = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(|v| (name.to_string(), v))
-        };
-        if let Some((name, v)) = set("LLMDROP_GEMM_TILE") {
-            if v.to_str().and_then(Shape::parse).is_none() {
-                return Some(format!(
-                    "{name}={}: no such call (the calls: 12x1, 6x2)",
-                    v.to_string_lossy()
-                ));
-            }
-        }
-        for name in ["LLMDROP_GEMM_KC", "LLMDROP_GEMM_MC"] {
-            if let Some((name, v)) = set(name) {
-                if v.to_str().and_then(setting).is_none() {
-                    return Some(format!(
-                        "{name}={}: not a whole number from 1 to {MAX_SETTING}",
-                        v.to_string_lossy()
-                    ));
-                }
-            }
-        }
-        None
+        let env = EnvSettings::read();
+        env.tile.err().or(env.kc.err()).or(env.mc.err())
     }
 
     /// How this process's call was chosen, if a product has chosen it yet (never starts
@@ -222,12 +197,48 @@ impl Blocking {
 /// tiles cannot overflow.
 pub const MAX_SETTING: usize = 1 << 24;
 
-/// A `LLMDROP_GEMM_KC` / `LLMDROP_GEMM_MC` value: a whole number from 1 to
-/// [`MAX_SETTING`].
-fn setting(s: &str) -> Option<usize> {
-    s.parse::<usize>()
-        .ok()
-        .filter(|v| (1..=MAX_SETTING).contains(v))
+/// The measurement settings in the environment, each unset (`Ok(None)`; an empty value
+/// counts as unset, as in `LLMDROP_GEMM_TILE= llmdrop …`), taken, or refused with a message.
+struct EnvSettings {
+    tile: Result<Option<Shape>, String>,
+    kc: Result<Option<usize>, String>,
+    mc: Result<Option<usize>, String>,
+}
+
+impl EnvSettings {
+    fn read() -> Self {
+        let size = |s: &str| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|v| (1..=MAX_SETTING).contains(v))
+        };
+        let sizes = format!("not a whole number from 1 to {MAX_SETTING}");
+        Self {
+            tile: env_setting(
+                "LLMDROP_GEMM_TILE",
+                Shape::parse,
+                "no such call (the calls: 12x1, 6x2)",
+            ),
+            kc: env_setting("LLMDROP_GEMM_KC", size, &sizes),
+            mc: env_setting("LLMDROP_GEMM_MC", size, &sizes),
+        }
+    }
+}
+
+/// The environment variable `name` read with `parse`: unset or empty is `Ok(None)`, a
+/// value `parse` refuses is `Err("NAME=value: {refused}")`.
+fn env_setting<T>(
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    refused: &str,
+) -> Result<Option<T>, String> {
+    let Some(v) = std::env::var_os(name).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .and_then(parse)
+        .map(Some)
+        .ok_or_else(|| format!("{name}={}: {refused}", v.to_string_lossy()))
 }
 
 /// This process's blocking, once chosen.

@@ -230,9 +230,8 @@ impl Product<'_> {
                         // SAFETY: only where `Kernel::amx_bf16` holds; `xb` is in tile
                         // order (`amx::tile_pairs`), whole groups of g rows: from `a`, kc /
                         // BLOCK blocks of rows ir.. and of the next group where rows > 16
-                        // (then g = 16); b kc
-                        // steps of panel j (and j + 1 for two:
-                        // both whole, inside this task's range) (pc and kc whole blocks: KCP
+                        // (then g = 16); b kc steps of panel j (and j + 1 for two: both
+                        // whole, inside this task's range) (pc and kc whole blocks: KCP
                         // and steps are multiples of BLOCK); rows ir.. x the panels' cols
                         // lie in y's reserved room, written by this task alone; two panels
                         // only for at most 16 rows
