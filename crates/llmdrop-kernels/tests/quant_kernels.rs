@@ -7,7 +7,7 @@ mod common;
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use llmdrop_kernels::quant::{matmul, QActs, QKind, QMatrix};
+use llmdrop_kernels::quant::{gated, matmul, matmul_shared, QActs, QKind, QMatrix};
 use llmdrop_kernels::Kernel;
 
 use common::random_activations as random;
@@ -206,4 +206,81 @@ fn non_finite_activations_propagate() {
     x[40] = f32::NAN;
     let y = matmul(&w, &x, Kernel::Auto);
     assert!(y.iter().all(|v| v.is_nan()), "{y:?}");
+}
+
+/// The same assertions on 1 and 2 threads: a product split across the pool writes the
+/// same values as one thread.
+fn on_one_and_two_threads(f: impl Fn(&str) + Sync) {
+    f("1 thread");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| f("2 threads"));
+}
+
+fn same_bits(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert_eq!(a.to_bits(), b.to_bits(), "{what} at {i}: {a} vs {b}");
+    }
+}
+
+#[test]
+fn products_sharing_an_input_are_each_matmul_bit_for_bit() {
+    let k = 576;
+    // a query, key and value projection's shapes (a partial group in the second), kinds
+    // mixed as GGUF files mix them
+    let ws = [
+        QMatrix::quantize(QKind::Q4, &random(64 * k, 11), 64, k).unwrap(),
+        QMatrix::quantize(QKind::Q8, &random(37 * k, 12), 37, k).unwrap(),
+        QMatrix::quantize(QKind::Q4, &random(192 * k, 13), 192, k).unwrap(),
+    ];
+    let refs: Vec<&QMatrix> = ws.iter().collect();
+    for m in [1, 3, 5, 9, 130] {
+        let x = random(m * k, 14 + m as u64);
+        for kernel in [Kernel::Auto, Kernel::Portable] {
+            // the reference: each product alone, on one thread
+            let want: Vec<Vec<f32>> = ws.iter().map(|w| matmul(w, &x, kernel)).collect();
+            on_one_and_two_threads(|threads| {
+                let got = matmul_shared(&refs, &x, kernel);
+                assert_eq!(got.len(), ws.len());
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    same_bits(g, w, &format!("{kernel:?} {threads} m {m} matrix {i}"));
+                }
+            });
+        }
+    }
+    assert!(matmul_shared(&refs, &[], Kernel::Auto)
+        .iter()
+        .all(Vec::is_empty));
+}
+
+#[test]
+fn gated_product_is_the_separate_route_bit_for_bit() {
+    use llmdrop_kernels::vexp::silu_mul_slices;
+    for (n, k) in [(37, 96), (1536, 576)] {
+        for (gk, uk) in [(QKind::Q4, QKind::Q4), (QKind::Q8, QKind::Q4)] {
+            let gate = QMatrix::quantize(gk, &random(n * k, 21 + n as u64), n, k).unwrap();
+            let up = QMatrix::quantize(uk, &random(n * k, 22 + k as u64), n, k).unwrap();
+            for m in [1, 2, 5, 9, 67] {
+                let x = random(m * k, 23 + m as u64);
+                for kernel in [Kernel::Auto, Kernel::Portable] {
+                    let mut want = vec![0f32; m * n];
+                    silu_mul_slices(
+                        &matmul(&gate, &x, kernel),
+                        &matmul(&up, &x, kernel),
+                        &mut want,
+                    );
+                    // SiLU does change the values: the test would notice a missing one
+                    assert_ne!(want, matmul(&up, &x, kernel));
+                    on_one_and_two_threads(|threads| {
+                        let got = gated(&gate, &up, &x, kernel);
+                        let what = format!("{gk:?}/{uk:?} {n}x{k} {kernel:?} {threads} m {m}");
+                        same_bits(&got, &want, &what);
+                    });
+                }
+            }
+        }
+    }
 }

@@ -8,11 +8,13 @@
 mod act;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod gated;
 mod kernel;
 mod matrix;
 mod pack;
 mod portable;
 
 pub use act::QActs;
-pub use kernel::matmul;
+pub use gated::gated;
+pub use kernel::{matmul, matmul_shared};
 pub use matrix::{QKind, QMatrix, BLOCK};

@@ -7,6 +7,7 @@ use llmdrop_kernels::Kernel;
 use super::cache::KvCache;
 use super::linear::Linear;
 use super::norm::RmsNorm;
+use super::product_op::quant_products;
 use super::rope::Rope;
 use super::weights::Weights;
 use crate::config::Config;
@@ -79,7 +80,7 @@ impl Attention {
         cache: Option<(&mut KvCache, usize)>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let (q, k, v) = self.qkv(x)?;
         let y = self.attend(q, k, v, (b, t), rope, offset, mask, cache)?;
         self.o.forward(&y)
     }
@@ -97,7 +98,7 @@ impl Attention {
         caches: &mut [&mut KvCache],
         layer: usize,
     ) -> Result<Tensor> {
-        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let (q, k, v) = self.qkv(x)?;
         let mut ys = Vec::with_capacity(caches.len());
         for (j, cache) in caches.iter_mut().enumerate() {
             let off = offsets[j];
@@ -123,6 +124,20 @@ impl Attention {
             ys.push(y);
         }
         self.o.forward(&Tensor::cat(&ys, 0)?)
+    }
+
+    /// The query, key and value projections of `x`. Quantized ones quantize `x` once and
+    /// run in one parallel section ([`quant_products`]), with the same values as apart.
+    fn qkv(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        use super::matrix::MatrixWeight::Quant;
+        if let (Quant(q), Quant(k), Quant(v)) = (&self.q.weight, &self.k.weight, &self.v.weight) {
+            if x.dtype() == DType::F32 && x.device().is_cpu() {
+                let mut ys = quant_products(&[q, k, v], x)?.into_iter();
+                let mut next = |l: &Linear| l.add_bias(ys.next().expect("one per matrix"));
+                return Ok((next(&self.q)?, next(&self.k)?, next(&self.v)?));
+            }
+        }
+        Ok((self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?))
     }
 
     /// Whether a projection is a dense candle tensor (whose products may round a row

@@ -74,13 +74,20 @@ impl Linear {
             }
             MatrixWeight::Quant(q) => product(q.as_ref(), &x)?,
         };
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
+        let y = self.add_bias(y)?;
         let mut out = dims.to_vec();
         *out.last_mut().expect("x has at least one dim") = self.weight.rows()?;
         Ok(y.reshape(out)?)
+    }
+}
+
+impl Linear {
+    /// `y` (`[..., rows]`, this layer's product) plus the bias, if there is one.
+    pub(crate) fn add_bias(&self, y: Tensor) -> Result<Tensor> {
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
     }
 }
 

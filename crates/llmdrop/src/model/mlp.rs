@@ -9,7 +9,7 @@ use llmdrop_kernels::vexp::silu_mul;
 
 use super::linear::Linear;
 use super::matrix::MatrixWeight;
-use super::product_op::product;
+use super::product_op::{product, QGated};
 use super::weights::Weights;
 use crate::arch::Activation;
 use crate::config::Config;
@@ -31,6 +31,8 @@ enum GateUp {
     },
     /// Both packed f32 without bias, SiLU: one product with SiLU applied in cache.
     Paired(Arc<GatedPair>),
+    /// Both quantized without bias, SiLU: the same, on the integer kernels.
+    QuantPaired(Arc<QGated>),
 }
 
 impl Mlp {
@@ -44,6 +46,14 @@ impl Mlp {
                 if cfg.act == Activation::Silu =>
             {
                 GateUp::Paired(Arc::new(GatedPair::new(g, u)))
+            }
+            (MatrixWeight::Quant(g), MatrixWeight::Quant(u), None, None)
+                if cfg.act == Activation::Silu && (g.rows(), g.cols()) == (u.rows(), u.cols()) =>
+            {
+                GateUp::QuantPaired(Arc::new(QGated {
+                    gate: g.clone(),
+                    up: u.clone(),
+                }))
             }
             _ => GateUp::Separate { gate, up },
         };
@@ -59,6 +69,7 @@ impl Mlp {
         let gate_up = match &self.gate_up {
             GateUp::Separate { gate, up } => gate.bytes() + up.bytes(),
             GateUp::Paired(p) => p.bytes(),
+            GateUp::QuantPaired(p) => p.gate.bytes() + p.up.bytes(),
         };
         gate_up + self.down.bytes()
     }
@@ -67,7 +78,7 @@ impl Mlp {
     pub(crate) fn has_dense(&self) -> bool {
         let gate_up = match &self.gate_up {
             GateUp::Separate { gate, up } => gate.is_dense() || up.is_dense(),
-            GateUp::Paired(_) => false,
+            GateUp::Paired(_) | GateUp::QuantPaired(_) => false,
         };
         gate_up || self.down.is_dense()
     }
@@ -75,6 +86,7 @@ impl Mlp {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = match &self.gate_up {
             GateUp::Paired(p) => product(p.as_ref(), x)?,
+            GateUp::QuantPaired(p) => product(p.as_ref(), x)?,
             GateUp::Separate { gate, up } => {
                 let (g, u) = (gate.forward(x)?, up.forward(x)?);
                 match self.act {

@@ -1,8 +1,10 @@
 //! llmdrop's own matrix products ([`PackedMatrix`], [`Bf16Matrix`], [`QMatrix`],
 //! [`GatedPair`]) as candle operations on f32 tensors, without copying the input.
 
+use std::sync::Arc;
+
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
 use llmdrop_kernels::gemm::bf16::{self, Bf16Matrix};
 use llmdrop_kernels::gemm::{self, GatedPair, PackedMatrix};
 use llmdrop_kernels::quant::{self, QMatrix};
@@ -58,6 +60,26 @@ impl Product for GatedPair {
     }
 }
 
+/// `silu(x Gᵀ) · (x Uᵀ)` on quantized gate and up matrices of one shape
+/// ([`quant::gated`]): `rows` are the intermediate outputs.
+#[derive(Debug)]
+pub struct QGated {
+    pub gate: Arc<QMatrix>,
+    pub up: Arc<QMatrix>,
+}
+
+impl Product for QGated {
+    fn rows(&self) -> usize {
+        self.gate.rows()
+    }
+    fn cols(&self) -> usize {
+        self.gate.cols()
+    }
+    fn product(&self, x: &[f32]) -> Vec<f32> {
+        quant::gated(&self.gate, &self.up, x, Kernel::Auto)
+    }
+}
+
 impl Product for QMatrix {
     fn rows(&self) -> usize {
         QMatrix::rows(self)
@@ -103,4 +125,43 @@ pub fn product<W: Product>(w: &W, x: &Tensor) -> Result<Tensor> {
         x.contiguous()?
     };
     Ok(x.apply_op1_no_bwd(&Op(w))?)
+}
+
+/// `x Wᵢᵀ` for quantized matrices of `x`'s width (a layer's query, key and value
+/// projections): `x` (f32 on the CPU, `[..., cols]`) is quantized once and the products
+/// share one parallel section ([`quant::matmul_shared`]); each output is what
+/// [`product`] gives for its matrix alone.
+pub fn quant_products(ws: &[&QMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
+    let x = if x.is_contiguous() {
+        x.clone()
+    } else {
+        x.contiguous()?
+    };
+    let ys = {
+        let (storage, layout) = x.storage_and_layout();
+        let (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        else {
+            return Err(crate::Error::unsupported(
+                "quantized products",
+                "the input must be f32 on the CPU",
+            ));
+        };
+        let k = x.dims().last().copied().unwrap_or(0);
+        if let Some(w) = ws.iter().find(|w| w.cols() != k) {
+            return Err(crate::Error::unsupported(
+                "quantized products",
+                format!("input width {k} != matrix columns {}", w.cols()),
+            ));
+        }
+        quant::matmul_shared(ws, &v[a..b], Kernel::Auto)
+    };
+    ys.into_iter()
+        .zip(ws)
+        .map(|(y, w)| {
+            let mut dims = x.dims().to_vec();
+            *dims.last_mut().expect("x has a width") = w.rows();
+            Ok(Tensor::from_vec(y, dims, x.device())?)
+        })
+        .collect()
 }
