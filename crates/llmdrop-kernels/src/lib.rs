@@ -56,6 +56,7 @@ pub mod written;
 
 mod elementwise;
 mod error;
+mod prefetch;
 mod shared_out;
 mod split;
 

@@ -8,6 +8,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::inputs::{row_at, Qkv};
+use crate::prefetch::prefetch;
 use crate::vexp::{exp_shifted, exp_shifted_portable};
 use crate::Kernel;
 
@@ -68,6 +69,9 @@ impl CustomOp3 for DecodeAttention {
     }
 }
 
+/// Value rows ahead of the one being added that a head asks the cache for.
+const VALUES_AHEAD: usize = 16;
+
 /// The inputs of one step, shared by the per-head tasks.
 struct Views<'a> {
     x: Qkv<'a>,
@@ -106,9 +110,18 @@ fn one_head<const BLOCKS: bool>(s: &Views, idx: usize, o: &mut [f32]) {
     } else {
         exp_shifted_portable(&mut scores)
     };
+    // the cached values are read once, from memory: each row asks for the row
+    // `VALUES_AHEAD` positions on (rows are contiguous, checked)
+    let ahead = VALUES_AHEAD * d * std::mem::size_of::<f32>();
     for (i, j) in (s.first..x.total).enumerate() {
         let at = row_at(x.lv, bi, kv, j);
-        axpy(scores[i], &x.v[at..at + d], o);
+        let row = &x.v[at..at + d];
+        if BLOCKS {
+            for line in (0..d).step_by(16) {
+                prefetch(row.as_ptr().wrapping_add(line), ahead);
+            }
+        }
+        axpy(scores[i], row, o);
     }
     let inv = 1.0 / sum;
     o.iter_mut().for_each(|x| *x *= inv);

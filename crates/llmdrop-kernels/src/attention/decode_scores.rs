@@ -8,6 +8,8 @@
 
 use std::arch::x86_64::*;
 
+use crate::prefetch::prefetch;
+
 /// Keys per block.
 pub(super) const BLOCK: usize = 16;
 
@@ -24,6 +26,9 @@ pub(super) unsafe fn block_scores(q: &[f32], keys: &[f32], scores: &mut [f32]) -
         return 0;
     }
     let blocks = (scores.len() / BLOCK).min(keys.len() / (d * BLOCK));
+    // a decode step reads each cached key once, from memory: each load asks for the same
+    // line of the next block (see `crate::prefetch`)
+    let ahead = BLOCK * d * std::mem::size_of::<f32>();
     for blk in 0..blocks {
         let rows = &keys[blk * BLOCK * d..][..BLOCK * d];
         let mut acc = [_mm512_setzero_ps(); BLOCK];
@@ -33,6 +38,8 @@ pub(super) unsafe fn block_scores(q: &[f32], keys: &[f32], scores: &mut [f32]) -
             for (j, a) in acc.iter_mut().enumerate() {
                 // SAFETY: j * d + c + 16 <= BLOCK * d = rows.len()
                 let kc = unsafe { _mm512_loadu_ps(rows.as_ptr().add(j * d + c)) };
+                // the same line of the next block's keys
+                prefetch(rows.as_ptr().wrapping_add(j * d + c), ahead);
                 // a product then a sum, each rounded, as the scalar `acc[i] += x[i] * y[i]`
                 *a = _mm512_add_ps(*a, _mm512_mul_ps(qc, kc));
             }

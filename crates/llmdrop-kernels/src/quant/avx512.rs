@@ -9,6 +9,7 @@ use std::arch::x86_64::*;
 
 use super::act::QActs;
 use super::matrix::{QKind, QMatrix, Scales, BLOCK, ROWS};
+use crate::prefetch::prefetch;
 #[cfg(doc)]
 use crate::Caps;
 
@@ -105,6 +106,10 @@ unsafe fn q8<const MT: usize>(
         let mut i0 = [_mm512_setzero_si512(); MT];
         let mut i1 = [_mm512_setzero_si512(); MT];
         for step in (0..BLOCK / 4).step_by(2) {
+            if MT == 1 {
+                prefetch(p.wrapping_add(step * 64), PREFETCH_AHEAD);
+                prefetch(p.wrapping_add(step * 64 + 64), PREFETCH_AHEAD);
+            }
             // SAFETY: bytes step * 64..(step + 2) * 64 <= gbb of the block
             let (w0, w1) = unsafe {
                 (
@@ -180,6 +185,9 @@ unsafe fn q4<const MT: usize>(
         let mut i0 = [_mm512_setzero_si512(); MT];
         let mut i1 = [_mm512_setzero_si512(); MT];
         for step in 0..BLOCK / 8 {
+            if MT == 1 {
+                prefetch(p.wrapping_add(step * 64), PREFETCH_AHEAD);
+            }
             // SAFETY: bytes step * 64..(step + 1) * 64 <= gbb of the block
             let v = unsafe { _mm512_loadu_si512(p.add(step * 64) as *const _) };
             let lo = _mm512_and_si512(v, nib);
@@ -210,3 +218,12 @@ unsafe fn q4<const MT: usize>(
         unsafe { _mm512_storeu_ps(out[j].as_mut_ptr(), acc[j]) };
     }
 }
+
+/// How far ahead of the quants it reads a one-row product (a decode step) asks for them
+/// to be brought into L1. Such a product reads every weight once, straight from memory, in
+/// the order the groups lie; the hardware prefetchers alone left one core at ~10 GB/s.
+/// Measured on an Intel Xeon (family 6 model 167; `bench --dtype native --context 1,512`,
+/// the default model, alternating): 4-12 KiB ahead took decode at depth 0 from ~120 to
+/// 200-230 tok/s on one thread and from 255-283 to 360-390 on two, depth 512 from ~83 to
+/// 102-120 and from 143-155 to 180-199; 2 KiB gained half as much, 16 KiB no more.
+const PREFETCH_AHEAD: usize = 8 << 10;
