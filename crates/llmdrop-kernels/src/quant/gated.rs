@@ -2,7 +2,7 @@
 //!
 //! The input is quantized once for both matrices; for each group of output rows the gate
 //! and the up group run side by side over every tile of activation rows, and SiLU is
-//! applied to the tile's outputs in registers' reach before the result is written. The
+//! applied to the tile's outputs while they are in L1, before the result is written. The
 //! separate route writes both products out, reads them back for SiLU and writes the
 //! result: three passes over `[tokens, intermediate]` through the outer caches. Each
 //! value is the same as the separate route's, bit for bit: the same tiles, and the same
