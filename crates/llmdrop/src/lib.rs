@@ -133,6 +133,7 @@ pub mod quant;
 pub mod report;
 pub mod score;
 pub mod strategy;
+mod tensor_values;
 
 pub use arch::{ArchSpec, SlidingWindow};
 pub use config::Config;

@@ -8,13 +8,14 @@
 //! in vocabulary order, twice (maxima, then sums), which gives the in-memory bits. A
 //! sliced head's products thus run twice; a head read whole runs them once.
 
-use candle_core::{CpuStorage, Storage, Tensor};
+use candle_core::Tensor;
 use rayon::prelude::*;
 
 use super::log_softmax::RowScore;
 use crate::error::Result;
 use crate::model::{HeadSlice, HeadSlices};
 use crate::progress::Progress;
+use crate::tensor_values::with_f32;
 
 /// Normed hidden states and the positions of them to score.
 pub(crate) struct Unit {
@@ -93,18 +94,4 @@ fn visit(s: &HeadSlice, units: &[Unit], scores: &mut [Vec<RowScore>], pass: Pass
         })?;
     }
     Ok(())
-}
-
-/// `f` of the values of an f32 tensor, read in place when it is a contiguous CPU tensor.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            return Ok(f(&v[a..b]));
-        }
-    }
-    let v = t.flatten_all()?.to_vec1::<f32>()?;
-    Ok(f(&v))
 }

@@ -79,9 +79,7 @@ impl Linear {
         *out.last_mut().expect("x has at least one dim") = self.weight.rows()?;
         Ok(y.reshape(out)?)
     }
-}
 
-impl Linear {
     /// `y` (`[..., rows]`, this layer's product) plus the bias, if there is one.
     pub(crate) fn add_bias(&self, y: Tensor) -> Result<Tensor> {
         Ok(match &self.bias {

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use llmdrop_kernels::gemm::bf16::{self, Bf16Matrix};
 use llmdrop_kernels::gemm::{self, GatedPair, PackedMatrix};
 use llmdrop_kernels::quant::{self, QMatrix};
 use llmdrop_kernels::Kernel;
 
 use crate::error::Result;
+use crate::tensor_values::with_f32;
 
 /// A `[rows, cols]` weight matrix that computes `x Wᵀ` for row-major f32 `x`.
 pub trait Product {
@@ -132,30 +133,14 @@ pub fn product<W: Product>(w: &W, x: &Tensor) -> Result<Tensor> {
 /// share one parallel section ([`quant::matmul_shared`]); each output is what
 /// [`product`] gives for its matrix alone.
 pub fn quant_products(ws: &[&QMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
-    let x = if x.is_contiguous() {
-        x.clone()
-    } else {
-        x.contiguous()?
-    };
-    let ys = {
-        let (storage, layout) = x.storage_and_layout();
-        let (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) =
-            (&*storage, layout.contiguous_offsets())
-        else {
-            return Err(crate::Error::unsupported(
-                "quantized products",
-                "the input must be f32 on the CPU",
-            ));
-        };
-        let k = x.dims().last().copied().unwrap_or(0);
-        if let Some(w) = ws.iter().find(|w| w.cols() != k) {
-            return Err(crate::Error::unsupported(
-                "quantized products",
-                format!("input width {k} != matrix columns {}", w.cols()),
-            ));
-        }
-        quant::matmul_shared(ws, &v[a..b], Kernel::Auto)
-    };
+    let k = x.dims().last().copied().unwrap_or(0);
+    if let Some(w) = ws.iter().find(|w| w.cols() != k) {
+        return Err(crate::Error::unsupported(
+            "quantized products",
+            format!("input width {k} != matrix columns {}", w.cols()),
+        ));
+    }
+    let ys = with_f32(x, |v| quant::matmul_shared(ws, v, Kernel::Auto))?;
     ys.into_iter()
         .zip(ws)
         .map(|(y, w)| {

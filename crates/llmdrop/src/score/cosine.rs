@@ -1,10 +1,11 @@
 //! Per-token cosine similarity in f32, and running sums in f64.
 
-use candle_core::{CpuStorage, DType, Device, Storage, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 use llmdrop_kernels::dot::dot;
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::tensor_values::with_f32;
 
 /// Rows per parallel task (each row's result is computed alone, so the split never
 /// changes a value).
@@ -23,19 +24,6 @@ pub struct Rows {
     pub inv_norm: Vec<f32>,
 }
 
-/// Runs `f` on the values of a contiguous f32 CPU tensor.
-fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) = (&*storage, layout.contiguous_offsets())
-    else {
-        return Err(Error::unsupported(
-            "cosine similarity",
-            "probe rows must be contiguous f32 on the CPU",
-        ));
-    };
-    Ok(f(&v[a..b]))
-}
-
 impl Rows {
     /// `[…, hidden]` in any float dtype, on any device.
     pub fn new(h: &Tensor) -> Result<Self> {
@@ -45,7 +33,7 @@ impl Rows {
             .to_device(&Device::Cpu)?
             .reshape(((), hidden))?
             .contiguous()?;
-        let inv_norm = with_values(&t, |data| {
+        let inv_norm = with_f32(&t, |data| {
             data.par_chunks_exact(hidden.max(1))
                 .with_min_len(ROWS_PER_TASK)
                 .map(|r| 1.0 / (dot(r, r).sqrt() as f64).max(EPS) as f32)
@@ -64,8 +52,8 @@ impl Rows {
 
     /// Per-row cosine similarity with `other`.
     pub fn cosines(&self, other: &Rows) -> Result<Vec<f32>> {
-        with_values(&self.t, |a| {
-            with_values(&other.t, |b| {
+        with_f32(&self.t, |a| {
+            with_f32(&other.t, |b| {
                 a.par_chunks_exact(self.hidden.max(1))
                     .zip(b.par_chunks_exact(other.hidden.max(1)))
                     .zip(self.inv_norm.par_iter().zip(&other.inv_norm))
@@ -78,7 +66,7 @@ impl Rows {
 
     /// Writes the rows scaled to unit length into `out` (`tokens * hidden` values).
     pub fn write_units(&self, out: &mut [f32]) -> Result<()> {
-        with_values(&self.t, |data| {
+        with_f32(&self.t, |data| {
             out.par_chunks_exact_mut(self.hidden.max(1))
                 .zip(data.par_chunks_exact(self.hidden.max(1)))
                 .zip(&self.inv_norm)
