@@ -1,12 +1,14 @@
-//! What this core gives the f32 kernel's instructions, beside the FMA limit: the 6x2
-//! call's exact mix per input step (4 weight loads from two panels, 6 broadcasts from six
-//! rows, 24 multiply-adds into 24 registers) looped on data in L1, then the product
-//! itself on a problem that fits L1 and on one whose weights stream from L2 (row tiles
-//! over a panel pair, as in a forward pass). The four alternate in one process over
-//! ROUNDS rounds on one core; medians: `cargo run --release -p llmdrop-kernels --example
-//! ceiling [ROUNDS]`. On hosts whose speed drifts, the loop's share of the limit says how much of
-//! a product's gap is the host's (the same instructions with nothing to wait for) and how
-//! much the kernel's.
+//! What this core gives the f32 kernel's instructions, beside the FMA limit. First a
+//! ladder of loops on data in L1, each with 24 accumulators: the multiply-adds alone, then
+//! with the 6x2 call's 6 broadcasts per input step, with its 4 weight loads, with both
+//! (the call's exact mix), and the mixes of the 12x1 call and of an 8-row x 48-output
+//! call for comparison. Then the product itself on a problem that fits L1 and on one whose
+//! weights stream from L2 (row tiles over a panel pair, as in a forward pass). All
+//! alternate in one process over ROUNDS rounds on one core; medians: `cargo run --release
+//! -p llmdrop-kernels --example ceiling [ROUNDS]`. The ladder says which part of an input
+//! step costs the FMA units what on this core, and so how much of a product's gap to the
+//! limit is the host's (the same instructions with nothing to wait for) and how much the
+//! kernel's.
 
 use std::time::Instant;
 
@@ -14,7 +16,7 @@ use llmdrop_kernels::gemm::{self, Blocking, PackedMatrix};
 use llmdrop_kernels::machine::Machine;
 use llmdrop_kernels::Kernel;
 
-/// Input steps per pass of the loop: two panels of 32 weights each, 32 KiB in all.
+/// Input steps per pass of a ladder loop: up to 4 weight vectors a step, 32 KiB in all.
 const STEPS: usize = 128;
 /// Row stride of the loop's activations (the default model's width).
 const LDA: usize = 576;
@@ -37,32 +39,46 @@ fn main() {
     pool.install(|| measure(rounds));
 }
 
+/// A loop of the ladder (see [`mix`]) and what it prints.
+type Loop = unsafe fn(&[f32], &[f32], usize) -> f64;
+
+/// From the multiply-adds alone to the 6x2 call's whole mix, then the other calls' mixes.
+const LADDER: [(&str, Loop); 6] = [
+    ("24 FMAs alone", mix::<6, 4, false, false>),
+    ("+ 6 broadcasts", mix::<6, 4, false, true>),
+    ("+ 4 weight loads", mix::<6, 4, true, false>),
+    ("6x2 call's mix (both)", mix::<6, 4, true, true>),
+    ("12x1 call's mix", mix::<12, 2, true, true>),
+    ("8 rows x 48 mix", mix::<8, 3, true, true>),
+];
+
 fn measure(rounds: usize) {
     let mut limit = Vec::new();
-    let mut cases: Vec<(&str, Vec<f64>)> = [
-        "6x2 mix, in L1 ",
-        "product in L1 ",
-        "product, weights in L2",
-    ]
-    .iter()
-    .map(|&n| (n, Vec::new()))
-    .collect();
-    let a = vec![0.5f32; LDA * 6];
-    let b = vec![1e-3f32; 2 * 32 * STEPS];
+    let mut cases: Vec<(&str, Vec<f64>)> = LADDER
+        .iter()
+        .map(|l| l.0)
+        .chain(["product in L1", "product, weights in L2"])
+        .map(|n| (n, Vec::new()))
+        .collect();
+    let a = vec![0.5f32; LDA * 12];
+    // STEPS steps of up to 4 weight vectors, from a cache line's start as packed panels
+    // are (a load split over two lines costs more)
+    let buf = vec![1e-3f32; 4 * 16 * STEPS + 16];
+    let b = &buf[buf.as_ptr().align_offset(64)..];
     let in_l1 = Product::new(24, 128, 64);
     let in_l2 = Product::new(1032, 576, 64);
     for _ in 0..rounds {
         limit.push(llmdrop_kernels::peak::fma_peak_gflops(2_000_000, 5));
-        let passes = 20_000;
-        let t = Instant::now();
-        // SAFETY: AVX-512 F checked above; `a` holds 6 rows of LDA values, `b` two panels
-        // of STEPS x 32
-        let s = unsafe { mix(&a, &b, passes) };
-        std::hint::black_box(s);
-        let flops = 2.0 * 6.0 * 64.0 * (STEPS * passes) as f64;
-        cases[0].1.push(flops / t.elapsed().as_secs_f64() / 1e9);
-        cases[1].1.push(in_l1.gflops(3e8));
-        cases[2].1.push(in_l2.gflops(1e9));
+        for ((_, run), (_, got)) in LADDER.iter().zip(&mut cases) {
+            let t = Instant::now();
+            // SAFETY: AVX-512 F checked by `main`; `a` holds 12 rows of LDA values and
+            // `b` STEPS steps of 4 vectors
+            let flops = unsafe { run(&a, b, 100_000) };
+            got.push(flops / t.elapsed().as_secs_f64() / 1e9);
+        }
+        let n = cases.len();
+        cases[n - 2].1.push(in_l1.gflops(3e8));
+        cases[n - 1].1.push(in_l2.gflops(1e9));
     }
     let lim = median(&mut limit);
     println!("f32 FMA limit {lim:.1} GFLOP/s per core (median of {rounds} rounds)");
@@ -75,36 +91,41 @@ fn measure(rounds: usize) {
     }
 }
 
-/// `passes` passes of STEPS input steps of the 6x2 call's mix; returns a sum of the
-/// results (so that nothing is optimised away).
+/// `passes` passes of STEPS input steps of `R` rows x `Z` vectors of 16 outputs, into
+/// `R * Z` registers; returns the FLOPs done. With `LOAD` each step loads its `Z` weight
+/// vectors (else they stay in registers), with `BCAST` it broadcasts each row's input
+/// (else the multiply-adds take two weight registers): the loads and broadcasts of a
+/// call's step, one at a time.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F; `a` must hold 6 rows of [`LDA`] values and `b` two
-/// panels of `STEPS * 32` values.
+/// The CPU must have AVX-512 F; `a` must hold `R` rows of [`LDA`] values and `b` `STEPS *
+/// Z * 16` values from a 64-byte boundary.
 #[target_feature(enable = "avx512f")]
-unsafe fn mix(a: &[f32], b: &[f32], passes: usize) -> f32 {
+unsafe fn mix<const R: usize, const Z: usize, const LOAD: bool, const BCAST: bool>(
+    a: &[f32],
+    b: &[f32],
+    passes: usize,
+) -> f64 {
     use std::arch::x86_64::*;
-    assert!(a.len() >= 5 * LDA + STEPS && b.len() >= 2 * STEPS * 32);
-    let stride = STEPS * 32;
+    assert!(a.len() >= (R - 1) * LDA + STEPS && b.len() >= STEPS * Z * 16);
     let mut total = _mm512_setzero_ps();
+    // SAFETY: the first Z vectors of `b` (asserted above)
+    let mut w: [__m512; Z] = std::array::from_fn(|z| unsafe { _mm512_loadu_ps(&b[z * 16]) });
     for _ in 0..passes {
-        let mut acc = [[_mm512_setzero_ps(); 4]; 6];
+        let mut acc = [[_mm512_setzero_ps(); Z]; R];
         for p in 0..STEPS {
-            // SAFETY: p < STEPS: weights p * 32.. of each panel, input p of each row lie
-            // in `b` and `a` (asserted above)
-            unsafe {
-                let (b0, b1) = (b.as_ptr().add(p * 32), b.as_ptr().add(stride + p * 32));
-                let w = [
-                    _mm512_loadu_ps(b0),
-                    _mm512_loadu_ps(b0.add(16)),
-                    _mm512_loadu_ps(b1),
-                    _mm512_loadu_ps(b1.add(16)),
-                ];
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let x = _mm512_set1_ps(*a.as_ptr().add(r * LDA + p));
-                    for (v, w) in row.iter_mut().zip(&w) {
-                        *v = _mm512_fmadd_ps(x, *w, *v);
-                    }
+            if LOAD {
+                for (z, w) in w.iter_mut().enumerate() {
+                    // SAFETY: vector z < Z of step p < STEPS lies in `b` (asserted above)
+                    *w = unsafe { _mm512_load_ps(b.as_ptr().add((p * Z + z) * 16)) };
+                }
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: input p < STEPS of row r < R lies in `a` (asserted above)
+                let x = BCAST.then(|| _mm512_set1_ps(unsafe { *a.as_ptr().add(r * LDA + p) }));
+                for (z, v) in row.iter_mut().enumerate() {
+                    let m = x.unwrap_or(w[(z + 1) % Z]);
+                    *v = _mm512_fmadd_ps(m, w[z], *v);
                 }
             }
         }
@@ -112,7 +133,8 @@ unsafe fn mix(a: &[f32], b: &[f32], passes: usize) -> f32 {
             total = _mm512_add_ps(total, *v);
         }
     }
-    _mm512_reduce_add_ps(total)
+    std::hint::black_box(_mm512_reduce_add_ps(total));
+    2.0 * 16.0 * (R * Z * STEPS * passes) as f64
 }
 
 /// A product of `m` rows, `k` inputs and `n` outputs, in the chosen blocking.
