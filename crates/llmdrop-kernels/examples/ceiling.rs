@@ -1,8 +1,9 @@
 //! What this core gives the f32 kernel's instructions, beside the FMA limit. First a
 //! ladder of loops on data in L1, each with 24 accumulators: the multiply-adds alone, then
 //! with the 6x2 call's 6 broadcasts per input step, with its 4 weight loads, with both
-//! (the call's exact mix), and the mixes of the 12x1 call and of an 8-row x 48-output
-//! call for comparison. Then the product itself on a problem that fits L1 and on one whose
+//! (the call's exact mix), the same mix over a whole input row of the default model's
+//! down projection (its two weight panels, 384 KiB, stream from L2), and the mixes of the
+//! 12x1 call and of an 8-row x 48-output call for comparison. Then the product itself on a problem that fits L1 and on one whose
 //! weights stream from L2 (row tiles over a panel pair, as in a forward pass). All
 //! alternate in one process over ROUNDS rounds on one core; medians: `cargo run --release
 //! -p llmdrop-kernels --example ceiling [ROUNDS]`. The ladder says which part of an input
@@ -16,10 +17,16 @@ use llmdrop_kernels::gemm::{self, Blocking, PackedMatrix};
 use llmdrop_kernels::machine::Machine;
 use llmdrop_kernels::Kernel;
 
-/// Input steps per pass of a ladder loop: up to 4 weight vectors a step, 32 KiB in all.
+/// Input steps per pass of a ladder loop on data in L1: up to 4 weight vectors a step,
+/// 32 KiB in all.
 const STEPS: usize = 128;
-/// Row stride of the loop's activations (the default model's width).
-const LDA: usize = 576;
+/// Input steps per pass of the loop whose weights stream from L2 (the default model's
+/// intermediate size: a down projection's whole input row).
+const LONG: usize = 1536;
+/// Row stride of the loops' activations.
+const LDA: usize = LONG;
+/// Input steps each ladder loop takes in a round (passes of its steps).
+const WORK: usize = 12_800_000;
 
 fn main() {
     let rounds: usize = std::env::args()
@@ -39,17 +46,19 @@ fn main() {
     pool.install(|| measure(rounds));
 }
 
-/// A loop of the ladder (see [`mix`]) and what it prints.
-type Loop = unsafe fn(&[f32], &[f32], usize) -> f64;
+/// A loop of the ladder (see [`mix`]).
+type Loop = unsafe fn(&[f32], &[f32], usize, usize) -> f64;
 
-/// From the multiply-adds alone to the 6x2 call's whole mix, then the other calls' mixes.
-const LADDER: [(&str, Loop); 6] = [
-    ("24 FMAs alone", mix::<6, 4, false, false>),
-    ("+ 6 broadcasts", mix::<6, 4, false, true>),
-    ("+ 4 weight loads", mix::<6, 4, true, false>),
-    ("6x2 call's mix (both)", mix::<6, 4, true, true>),
-    ("12x1 call's mix", mix::<12, 2, true, true>),
-    ("8 rows x 48 mix", mix::<8, 3, true, true>),
+/// From the multiply-adds alone to the 6x2 call's whole mix, then that mix with its
+/// weights from L2 and the other calls' mixes: what each prints, the loop, its steps.
+const LADDER: [(&str, Loop, usize); 7] = [
+    ("24 FMAs alone", mix::<6, 4, false, false>, STEPS),
+    ("+ 6 broadcasts", mix::<6, 4, false, true>, STEPS),
+    ("+ 4 weight loads", mix::<6, 4, true, false>, STEPS),
+    ("6x2 call's mix (both)", mix::<6, 4, true, true>, STEPS),
+    ("same, weights from L2", mix::<6, 4, true, true>, LONG),
+    ("12x1 call's mix", mix::<12, 2, true, true>, STEPS),
+    ("8 rows x 48 mix", mix::<8, 3, true, true>, STEPS),
 ];
 
 fn measure(rounds: usize) {
@@ -61,19 +70,19 @@ fn measure(rounds: usize) {
         .map(|n| (n, Vec::new()))
         .collect();
     let a = vec![0.5f32; LDA * 12];
-    // STEPS steps of up to 4 weight vectors, from a cache line's start as packed panels
+    // LONG steps of up to 4 weight vectors, from a cache line's start as packed panels
     // are (a load split over two lines costs more)
-    let buf = vec![1e-3f32; 4 * 16 * STEPS + 16];
+    let buf = vec![1e-3f32; 4 * 16 * LONG + 16];
     let b = &buf[buf.as_ptr().align_offset(64)..];
     let in_l1 = Product::new(24, 128, 64);
     let in_l2 = Product::new(1032, 576, 64);
     for _ in 0..rounds {
         limit.push(llmdrop_kernels::peak::fma_peak_gflops(2_000_000, 5));
-        for ((_, run), (_, got)) in LADDER.iter().zip(&mut cases) {
+        for ((_, run, steps), (_, got)) in LADDER.iter().zip(&mut cases) {
             let t = Instant::now();
             // SAFETY: AVX-512 F checked by `main`; `a` holds 12 rows of LDA values and
-            // `b` STEPS steps of 4 vectors
-            let flops = unsafe { run(&a, b, 100_000) };
+            // `b` LONG steps of 4 vectors (steps <= LONG)
+            let flops = unsafe { run(&a, b, *steps, WORK / steps) };
             got.push(flops / t.elapsed().as_secs_f64() / 1e9);
         }
         let n = cases.len();
@@ -91,37 +100,38 @@ fn measure(rounds: usize) {
     }
 }
 
-/// `passes` passes of STEPS input steps of `R` rows x `Z` vectors of 16 outputs, into
+/// `passes` passes of `steps` input steps of `R` rows x `Z` vectors of 16 outputs, into
 /// `R * Z` registers; returns the FLOPs done. With `LOAD` each step loads its `Z` weight
 /// vectors (else they stay in registers), with `BCAST` it broadcasts each row's input
 /// (else the multiply-adds take two weight registers): the loads and broadcasts of a
 /// call's step, one at a time.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F; `a` must hold `R` rows of [`LDA`] values and `b` `STEPS *
-/// Z * 16` values from a 64-byte boundary.
+/// The CPU must have AVX-512 F; `a` must hold `R` rows of [`LDA`] values and `b` `steps *
+/// Z * 16` values from a 64-byte boundary; `steps <= LDA`.
 #[target_feature(enable = "avx512f")]
 unsafe fn mix<const R: usize, const Z: usize, const LOAD: bool, const BCAST: bool>(
     a: &[f32],
     b: &[f32],
+    steps: usize,
     passes: usize,
 ) -> f64 {
     use std::arch::x86_64::*;
-    assert!(a.len() >= (R - 1) * LDA + STEPS && b.len() >= STEPS * Z * 16);
+    assert!(steps <= LDA && a.len() >= (R - 1) * LDA + steps && b.len() >= steps * Z * 16);
     let mut total = _mm512_setzero_ps();
     // SAFETY: the first Z vectors of `b` (asserted above)
     let mut w: [__m512; Z] = std::array::from_fn(|z| unsafe { _mm512_loadu_ps(&b[z * 16]) });
     for _ in 0..passes {
         let mut acc = [[_mm512_setzero_ps(); Z]; R];
-        for p in 0..STEPS {
+        for p in 0..steps {
             if LOAD {
                 for (z, w) in w.iter_mut().enumerate() {
-                    // SAFETY: vector z < Z of step p < STEPS lies in `b` (asserted above)
+                    // SAFETY: vector z < Z of step p < steps lies in `b` (asserted above)
                     *w = unsafe { _mm512_load_ps(b.as_ptr().add((p * Z + z) * 16)) };
                 }
             }
             for (r, row) in acc.iter_mut().enumerate() {
-                // SAFETY: input p < STEPS of row r < R lies in `a` (asserted above)
+                // SAFETY: input p < steps of row r < R lies in `a` (asserted above)
                 let x = BCAST.then(|| _mm512_set1_ps(unsafe { *a.as_ptr().add(r * LDA + p) }));
                 for (z, v) in row.iter_mut().enumerate() {
                     let m = x.unwrap_or(w[(z + 1) % Z]);
@@ -134,7 +144,7 @@ unsafe fn mix<const R: usize, const Z: usize, const LOAD: bool, const BCAST: boo
         }
     }
     std::hint::black_box(_mm512_reduce_add_ps(total));
-    2.0 * 16.0 * (R * Z * STEPS * passes) as f64
+    2.0 * 16.0 * (R * Z * steps * passes) as f64
 }
 
 /// A product of `m` rows, `k` inputs and `n` outputs, in the chosen blocking.
