@@ -1,15 +1,15 @@
 //! What this core gives the f32 kernel's instructions, beside the FMA limit. First a
-//! ladder of loops on data in L1, each with 24 accumulators: the multiply-adds alone, then
-//! with the 6x2 call's 6 broadcasts per input step, with its 4 weight loads, with both
-//! (the call's exact mix), the same mix over a whole input row of the default model's
-//! down projection (its two weight panels, 384 KiB, stream from L2), and the mixes of the
-//! 12x1 call and of an 8-row x 48-output call for comparison. Then the product itself on a problem that fits L1 and on one whose
-//! weights stream from L2 (row tiles over a panel pair, as in a forward pass). All
-//! alternate in one process over ROUNDS rounds on one core; medians: `cargo run --release
-//! -p llmdrop-kernels --example ceiling [ROUNDS]`. The ladder says which part of an input
-//! step costs the FMA units what on this core, and so how much of a product's gap to the
-//! limit is the host's (the same instructions with nothing to wait for) and how much the
-//! kernel's.
+//! ladder of loops, each with 24 accumulators: on data in L1, the multiply-adds alone,
+//! then with the 6x2 call's 6 broadcasts per input step, with its 4 weight loads, with
+//! both (the call's exact mix); that mix over a whole input row of the default model's
+//! down projection (its two weight panels, 384 KiB, stream from L2); and the mixes of the
+//! 12x1 call and of an 8-row x 48-output call for comparison. Then the product itself on
+//! a problem that fits L1 and on one whose weights stream from L2 (row tiles over a panel
+//! pair, as in a forward pass). All alternate in one process over ROUNDS rounds on one
+//! core; medians: `cargo run --release -p llmdrop-kernels --example ceiling [ROUNDS]`.
+//! The ladder says which part of an input step costs the FMA units what on this core,
+//! and so how much of a product's gap to the limit is the host's (the same instructions
+//! with nothing to wait for), how much the L2 stream's and how much the kernel's.
 
 use std::time::Instant;
 
